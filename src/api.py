@@ -1,0 +1,190 @@
+"""The library API: one place that wires the store (coord.events) to the projections.
+
+Each action is one write transaction: look up the request id, load the view, check the
+action against the state machine, append, fold (the projector), commit. The CLI is a thin
+layer over this module; benchmarks and tests call it directly.
+"""
+import os
+from pathlib import Path
+
+import msgspec
+
+from .events import envelope as _env
+from .events.envelope import Envelope
+from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYours, UnknownWorker, UsageError
+from .events.home import Home, find_home
+from .events.ids import check_worker_id
+from .events.store import Store
+from .projections import board
+from .projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
+
+_result_enc = msgspec.json.Encoder()
+
+
+class Result(msgspec.Struct):
+    worker: str
+    state: str
+    event: str | None       # id of the appended event; None when nothing was appended
+    type: str | None = None
+    repeat: bool = False    # an idempotent repeat or a reused --request-id
+    seq: int | None = None
+
+
+def check_payload(payload) -> dict:
+    if not isinstance(payload, dict):
+        raise BadPayload("payload must be a JSON object")
+    bad = [k for k in payload if isinstance(k, str) and k.startswith("$")]
+    if bad:
+        raise BadPayload(f"payload key {bad[0]!r} is reserved (keys starting with $)")
+    return payload
+
+
+class Coord:
+    """An open home. Use as a context manager, or call close()."""
+
+    def __init__(self, home: Home | str | Path | None = None, actor: str | None = None):
+        if not isinstance(home, Home):
+            home = find_home(str(home) if home is not None else None)
+        self.home = home
+        self.actor = actor
+        self.store = Store(home, projector=self._project, after_commit=self._after_commit).open()
+        self.conn = self.store.conn
+        self._clone = None
+        # Extra projectors and after-commit hooks registered by features (audit, search).
+        self.projectors = [board.project]
+        self.after_commit_hooks = []
+
+    def close(self):
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _project(self, tx, ev):
+        for p in self.projectors:
+            p(tx, ev)
+
+    def _after_commit(self, store, events):
+        for h in self.after_commit_hooks:
+            h(self, events)
+
+    @property
+    def clone_id(self) -> str:
+        if self._clone is None:
+            self._clone = self.store.clone_id()
+        return self._clone
+
+    # --- reading ---------------------------------------------------------------------
+    def resolve_worker(self, prefix: str) -> str:
+        return board.resolve(self.conn, prefix)
+
+    def worker(self, wid: str) -> Worker:
+        v = board.load(self.conn, wid)
+        if v is None:
+            raise UnknownWorker(f"unknown worker {wid!r}")
+        return v
+
+    # --- writing ---------------------------------------------------------------------
+    def _repeat_of_request(self, tx, actor, request_id):
+        if request_id is None:
+            return None
+        row = tx.conn.execute("SELECT result FROM request_ids WHERE actor = ? AND key = ?",
+                              (actor, request_id)).fetchone()
+        if row is None:
+            return None
+        r = msgspec.json.decode(row[0], type=Result)
+        r.repeat = True
+        return r
+
+    def _remember_request(self, tx, actor, request_id, result: Result):
+        if request_id is not None:
+            tx.conn.execute("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
+                            (actor, request_id, _result_enc.encode(result)))
+
+    def _transition(self, tx, action: str, wid: str, actor: str, payload: dict) -> Result:
+        etype = ACTIONS.get(action, action)
+        view = board.load(tx.conn, wid)
+        if view is None and etype != "worker.spawned":
+            raise UnknownWorker(f"unknown worker {wid!r}")
+        env = Envelope(tx.next_ts(), actor, wid, etype, payload)
+        if is_repeat(view, env):
+            return Result(wid, view.state, None, etype, repeat=True)
+        bad = check(view, env)
+        if bad is not None:
+            state = view.state if view else None
+            legal = legal_actions(state)
+            if bad[0] == "actor":
+                raise NotYours(f"cannot {action}: {bad[1]}")
+            raise IllegalTransition(
+                f"cannot {action}: {bad[1]}; legal from {state}: "
+                f"{', '.join(legal) if legal else 'nothing (terminal)'}",
+                state=state, legal=legal)
+        ev = tx.append(env)
+        new = board.load(tx.conn, wid)
+        return Result(wid, new.state, ev.id, etype, seq=ev.seq)
+
+    def act(self, action: str, wid: str, payload: dict | None = None, actor: str | None = None,
+            request_id: str | None = None) -> Result:
+        """Run one lifecycle action as one transaction."""
+        actor = actor or self.actor
+        if not actor:
+            raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
+        payload = check_payload(payload if payload is not None else {})
+        if action == "spawn":
+            check_worker_id(wid)
+        with self.store.write() as tx:
+            r = self._repeat_of_request(tx, actor, request_id)
+            if r is None:
+                if action == "start":
+                    payload = {**payload, "clone": self.clone_id}
+                r = self._transition(tx, action, wid, actor, payload)
+                self._remember_request(tx, actor, request_id, r)
+        return r
+
+    def start_next(self, actor: str | None = None, request_id: str | None = None,
+                   payload: dict | None = None) -> Result:
+        """Claim the oldest ASSIGNED worker this actor may take: one conditional write."""
+        actor = actor or self.actor
+        with self.store.write() as tx:
+            r = self._repeat_of_request(tx, actor, request_id)
+            if r is None:
+                row = tx.conn.execute(
+                    "SELECT worker FROM workers WHERE state = ? AND (assignee IS NULL OR assignee = ?) "
+                    "ORDER BY created, worker LIMIT 1", (ASSIGNED, actor)).fetchone()
+                if row is None:
+                    raise NothingToClaim(f"nothing to claim: no ASSIGNED worker {actor} may start")
+                r = self._transition(tx, "start", row[0], actor,
+                                     {**(payload or {}), "clone": self.clone_id})
+                self._remember_request(tx, actor, request_id, r)
+        return r
+
+    def append_raw(self, to: str, etype: str, payload: dict, actor: str | None = None,
+                   request_id: str | None = None) -> Result:
+        """Append a non-lifecycle event (messages)."""
+        actor = actor or self.actor
+        check_payload(payload)
+        with self.store.write() as tx:
+            r = self._repeat_of_request(tx, actor, request_id)
+            if r is None:
+                ev = tx.append(Envelope(tx.next_ts(), actor, to, etype, payload))
+                r = Result(to, "", ev.id, etype, seq=ev.seq)
+                self._remember_request(tx, actor, request_id, r)
+        return r
+
+    def rebuild(self, progress=None) -> int:
+        return board.rebuild(self.store, progress=progress)
+
+
+def init(path: str | Path | None = None) -> tuple[Home, bool]:
+    """Create a home (idempotent). Returns (home, created)."""
+    from .events.home import init_home_dirs
+    if path is None:
+        path = os.environ.get("COORD_HOME") or (Path.cwd() / ".coord")
+    p = Path(path).expanduser().absolute()
+    created = not (p / "coord.db").exists()
+    home = init_home_dirs(p)
+    Store(home).open().close()  # runs the migrations
+    return home, created

@@ -1,0 +1,72 @@
+"""Home administration: init, config, rebuild."""
+import click
+
+from ..events.errors import UsageError
+from ..events.home import SETTINGS, find_home, parse_setting
+from .common import echo, emit_json, global_options, state
+
+
+@click.command("init")
+@global_options
+def init_cmd():
+    """Create a home (.coord/) here, or at --home / COORD_HOME. Safe to repeat.
+
+    \b
+    Example:
+      cd my-repo && coord init
+    """
+    from ..api import init
+    st = state()
+    home, created = init(st.home)
+    if st.json:
+        emit_json({"home": str(home.path), "created": created})
+    else:
+        echo(f"{'created' if created else 'already a home:'} {home.path}")
+
+
+@click.command("config")
+@click.argument("key", required=False)
+@click.argument("value", required=False)
+@global_options
+def config_cmd(key, value):
+    """Show all settings, one setting, or set one (in .coord/config.toml).
+
+    \b
+    Example:
+      coord config
+      coord config heartbeat_interval 5
+    """
+    st = state()
+    home = find_home(st.home)
+    cfg = dict(home.config)
+    if key is not None and key not in SETTINGS:
+        raise UsageError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)})")
+    if value is not None:
+        cfg[key] = parse_setting(key, value)
+        home.set_umask()
+        home.write_config(cfg)
+    if st.json:
+        emit_json({key: cfg[key]} if key else cfg)
+    elif key:
+        echo(str(cfg[key]).lower() if isinstance(cfg[key], bool) else str(cfg[key]))
+    else:
+        for k, v in cfg.items():
+            echo(f"{k} = {str(v).lower() if isinstance(v, bool) else v}")
+
+
+@click.command("rebuild")
+@global_options
+def rebuild_cmd():
+    """Fold every event from zero into fresh views and swap them in.
+
+    \b
+    Example:
+      coord rebuild
+    """
+    st = state()
+    c = st.open()
+    n = c.rebuild()
+    if st.json:
+        emit_json({"events": n})
+    else:
+        echo(f"rebuilt views from {n} lifecycle events")

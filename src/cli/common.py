@@ -1,0 +1,164 @@
+"""Shared options (--json, --as, --home) defined once, error printing, and output helpers."""
+import os
+import re
+import sys
+
+import click
+
+from ..events.errors import CoordError, UsageError
+
+
+class State:
+    """Per-invocation settings gathered from global options, wherever they were given."""
+
+    def __init__(self):
+        self.json = False
+        self.actor = None
+        self.home = None
+        self.coord = None
+
+    def identity(self, explicit_required: bool = False) -> str:
+        actor = self.actor or os.environ.get("COORD_AGENT") or None
+        if actor is None:
+            if explicit_required:
+                raise UsageError("this command needs an explicit identity: --as NAME or COORD_AGENT")
+            actor = "human:" + (os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown")
+        if not actor.strip() or any(ord(ch) < 32 for ch in actor) or len(actor) > 128:
+            raise UsageError(f"bad actor name {actor!r}")
+        return actor
+
+    def open(self):
+        """The command's store, opened once and closed when the command ends."""
+        if self.coord is None:
+            from ..api import Coord
+            self.coord = Coord(self.home, actor=None)
+            ctx = click.get_current_context()
+            ctx.call_on_close(self.coord.close)
+        return self.coord
+
+
+def state() -> State:
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if "coord_state" not in root.meta:
+        root.meta["coord_state"] = State()
+    return root.meta["coord_state"]
+
+
+def _set(attr):
+    def cb(ctx, param, value):
+        if value is not None and value is not False:
+            st = ctx.find_root().meta.setdefault("coord_state", State())
+            setattr(st, attr, value)
+        return value
+    return cb
+
+
+def global_options(f):
+    """--json, --as, --home: accepted before or after the subcommand name."""
+    f = click.option("--home", metavar="PATH", expose_value=False, callback=_set("home"),
+                     help="The home (.coord directory) to use; default: COORD_HOME or walk up.")(f)
+    f = click.option("--as", "actor", metavar="NAME", expose_value=False, callback=_set("actor"),
+                     help="Act as NAME (default: COORD_AGENT, else human:$USER).")(f)
+    f = click.option("--json", "json_", is_flag=True, default=None, expose_value=False,
+                     callback=_set("json"), help="Print JSON (JSON lines for streams).")(f)
+    return f
+
+
+def request_id_option(f):
+    return click.option("--request-id", metavar="KEY",
+                        help="Idempotency key: a repeat with a key already used returns the first result and appends nothing.")(f)
+
+
+# --- output --------------------------------------------------------------------------
+_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean(text) -> str:
+    """Text agents wrote, made safe for a terminal: control characters escaped."""
+    if text is None:
+        return ""
+    s = str(text)
+    return _CTRL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), s)
+
+
+def one_line(text, width: int) -> str:
+    s = clean(text).replace("\n", "\\n").replace("\t", " ")
+    return s if len(s) <= width else s[: max(0, width - 1)] + "…"
+
+
+def emit_json(obj) -> None:
+    import msgspec
+    sys.stdout.buffer.write(msgspec.json.encode(obj) + b"\n")
+
+
+def emit_raw_json(data: bytes) -> None:
+    sys.stdout.buffer.write(data + b"\n")
+
+
+def echo(text: str = "") -> None:
+    click.echo(text)
+
+
+def warn(text: str) -> None:
+    click.echo(f"warning: {text}", err=True)
+
+
+def fmt_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+# --- running -------------------------------------------------------------------------
+def _json_wanted(argv) -> bool:
+    return "--json" in argv
+
+
+def report_error(code: str, message: str, exit_code: int, as_json: bool) -> int:
+    message = " ".join(str(message).split()) or code
+    if as_json:
+        import msgspec
+        sys.stderr.buffer.write(msgspec.json.encode(
+            {"error": {"code": code, "message": message, "exit": exit_code}}) + b"\n")
+    else:
+        click.echo(f"Error: {message}", err=True)
+    return exit_code
+
+
+def run_main(cli, argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = _json_wanted(argv)
+    try:
+        rv = cli.main(args=argv, prog_name="coord", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except CoordError as e:
+        return report_error(e.code, e.message, e.exit_code, as_json)
+    except click.exceptions.NoSuchOption as e:
+        return report_error("usage", e.format_message(), 2, as_json)
+    except click.UsageError as e:
+        where = f" (see 'coord {e.ctx.info_name} --help')" if e.ctx and e.ctx.parent else ""
+        return report_error("usage", e.format_message() + where, 2, as_json)
+    except click.exceptions.Abort:
+        return report_error("interrupted", "interrupted", 130, as_json)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = None
+        except Exception:
+            pass
+        return 0
+    except Exception as e:  # a bug or an I/O error: one line, no traceback
+        if os.environ.get("COORD_DEBUG"):
+            raise
+        return report_error("unexpected", f"unexpected {type(e).__name__}: {e}", 1, as_json)

@@ -1,0 +1,234 @@
+"""Lifecycle commands: spawn, start, heartbeat, done, approve, request-changes, merge,
+release, cancel, fail, retry. Each is one transaction in coord.api."""
+import os
+from pathlib import Path
+
+import click
+
+from ..events.errors import UsageError
+from .common import echo, emit_json, global_options, request_id_option, state
+
+
+def infer_worker(c, wid: str | None) -> str:
+    """An explicit id (or unique prefix); else COORD_WORKER; else the worker whose worktree
+    holds the current directory."""
+    if wid:
+        return c.resolve_worker(wid)
+    env = os.environ.get("COORD_WORKER")
+    if env:
+        return c.resolve_worker(env)
+    cwd = Path.cwd().resolve()
+    for w, view in c.conn.execute("SELECT worker, view FROM workers WHERE state NOT IN ('COMPLETED','CANCELED')"):
+        from ..projections.board import decode_view
+        wt = decode_view(view).worktree
+        if wt and (cwd == Path(wt).resolve() or Path(wt).resolve() in cwd.parents):
+            return w
+    raise UsageError("no worker given: pass ID, set COORD_WORKER, or run inside its worktree")
+
+
+def report(r, verb: str) -> None:
+    st = state()
+    if st.json:
+        emit_json(r)
+    elif r.repeat:
+        echo(f"{r.worker}: already {r.state} (nothing appended)")
+    else:
+        echo(f"{r.worker}: {verb} → {r.state}  {r.event[:15]}")
+
+
+def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
+    st = state()
+    actor = st.identity(explicit_required=explicit_identity)
+    c = st.open()
+    if action != "spawn":
+        wid = infer_worker(c, wid)
+    r = c.act(action, wid, payload, actor=actor, request_id=request_id)
+    report(r, verb or action)
+    return r
+
+
+def _drop_none(**kw):
+    return {k: v for k, v in kw.items() if v not in (None, False)}
+
+
+@click.command()
+@click.argument("worker_id", metavar="ID")
+@click.option("--task", default="", help="What the worker is to do.")
+@click.option("--assignee", metavar="AGENT", help="Only this agent may start it.")
+@request_id_option
+@global_options
+def spawn(worker_id, task, assignee, request_id):
+    """Create worker ID in state ASSIGNED.
+
+    \b
+    Example:
+      coord spawn w-1 --task "add retries to the fetcher" --assignee agent-2
+    """
+    _act("spawn", worker_id, _drop_none(task=task or None, assignee=assignee), request_id, verb="spawned")
+
+
+@click.command()
+@click.argument("worker_id", metavar="[ID]", required=False)
+@click.option("--next", "next_", is_flag=True, help="Claim the oldest ASSIGNED worker you may take.")
+@request_id_option
+@global_options
+def start(worker_id, next_, request_id):
+    """Claim a worker: ASSIGNED → WORKING. Needs an explicit identity (--as or COORD_AGENT).
+
+    \b
+    Example:
+      COORD_AGENT=agent-2 coord start w-1
+      coord --as agent-3 start --next
+    """
+    st = state()
+    if next_:
+        if worker_id:
+            raise UsageError("give an ID or --next, not both")
+        actor = st.identity(explicit_required=True)
+        r = st.open().start_next(actor=actor, request_id=request_id)
+        report(r, "started")
+    else:
+        r = _act("start", worker_id, {}, request_id, explicit_identity=True, verb="started")
+    if not st.json and not r.repeat:
+        v = st.open().worker(r.worker)
+        if v.worktree:
+            echo(f"worktree: {v.worktree}")
+
+
+@click.command()
+@click.argument("worker_id", metavar="[ID]", required=False)
+@click.option("--note", help="What the agent is doing now.")
+@click.option("--interval", type=float, help="Declare this worker's heartbeat interval (seconds).")
+@click.option("--force", is_flag=True, help="Beat for a worker you do not hold (recorded).")
+@request_id_option
+@global_options
+def heartbeat(worker_id, note, interval, force, request_id):
+    """Record that the holder is alive (WORKING or CONFLICTED; no state change).
+
+    \b
+    Example:
+      coord heartbeat w-1 --note "running tests"
+    """
+    if interval is not None and interval <= 0:
+        raise UsageError("--interval must be positive")
+    _act("heartbeat", worker_id, _drop_none(note=note, interval=interval, force=force), request_id, verb="beat")
+
+
+@click.command()
+@click.argument("worker_id", metavar="[ID]", required=False)
+@click.option("--summary", help="What was done.")
+@click.option("--force", is_flag=True, help="Act for a worker you do not hold (recorded).")
+@request_id_option
+@global_options
+def done(worker_id, summary, force, request_id):
+    """Hand the work in for review: WORKING or CONFLICTED → IN_REVIEW.
+
+    \b
+    Example:
+      coord done w-1 --summary "retries with backoff, tests added"
+    """
+    _act("done", worker_id, _drop_none(summary=summary, force=force), request_id)
+
+
+@click.command()
+@click.argument("worker_id", metavar="ID")
+@click.option("--note", help="A note for the record.")
+@request_id_option
+@global_options
+def approve(worker_id, note, request_id):
+    """Approve reviewed work: IN_REVIEW → APPROVED. Not by the holder.
+
+    \b
+    Example:
+      coord --as reviewer approve w-1 --note "looks good"
+    """
+    _act("approve", worker_id, _drop_none(note=note), request_id, verb="approved")
+
+
+@click.command("request-changes")
+@click.argument("worker_id", metavar="ID")
+@click.option("--reason", required=True, help="What must change.")
+@request_id_option
+@global_options
+def request_changes(worker_id, reason, request_id):
+    """Send work back: IN_REVIEW → WORKING. Not by the holder.
+
+    \b
+    Example:
+      coord --as reviewer request-changes w-1 --reason "missing tests"
+    """
+    _act("request-changes", worker_id, {"reason": reason}, request_id, verb="changes requested")
+
+
+@click.command()
+@click.argument("worker_id", metavar="ID")
+@request_id_option
+@global_options
+def merge(worker_id, request_id):
+    """Record the merge: APPROVED → COMPLETED.
+
+    \b
+    Example:
+      coord merge w-1
+    """
+    _act("merge", worker_id, {}, request_id, verb="merged")
+
+
+@click.command()
+@click.argument("worker_id", metavar="[ID]", required=False)
+@click.option("--force", is_flag=True, help="Release a worker you do not hold (recorded).")
+@request_id_option
+@global_options
+def release(worker_id, force, request_id):
+    """Give a worker back: WORKING or CONFLICTED → ASSIGNED.
+
+    \b
+    Example:
+      coord release w-1
+    """
+    _act("release", worker_id, _drop_none(force=force), request_id, verb="released")
+
+
+@click.command()
+@click.argument("worker_id", metavar="ID")
+@click.option("--reason", help="Why.")
+@request_id_option
+@global_options
+def cancel(worker_id, reason, request_id):
+    """Cancel a worker (any non-terminal state → CANCELED, terminal).
+
+    \b
+    Example:
+      coord cancel w-1 --reason "superseded by w-2"
+    """
+    _act("cancel", worker_id, _drop_none(reason=reason), request_id, verb="canceled")
+
+
+@click.command()
+@click.argument("worker_id", metavar="[ID]", required=False)
+@click.option("--reason", help="Why it failed.")
+@click.option("--force", is_flag=True, help="Fail a worker you do not hold (recorded).")
+@request_id_option
+@global_options
+def fail(worker_id, reason, force, request_id):
+    """Mark a worker FAILED (any non-terminal state). `retry` brings it back.
+
+    \b
+    Example:
+      coord fail w-1 --reason "cannot reproduce the bug"
+    """
+    _act("fail", worker_id, _drop_none(reason=reason, force=force), request_id, verb="failed")
+
+
+@click.command()
+@click.argument("worker_id", metavar="ID")
+@request_id_option
+@global_options
+def retry(worker_id, request_id):
+    """Give a failed worker another go: FAILED → ASSIGNED.
+
+    \b
+    Example:
+      coord retry w-1
+    """
+    _act("retry", worker_id, {}, request_id, verb="retried")

@@ -1,0 +1,263 @@
+"""Read commands: status (the board), show (a worker or an event), log."""
+import fnmatch
+
+import click
+
+from ..events.envelope import now_us, parse_time, ts_to_us
+from ..events.errors import Ambiguous, UnknownEvent, UnknownWorker, UsageError
+from ..events.ids import normalize_event_prefix
+from ..projections import board, liveness
+from ..projections.workers import STATES, legal_actions
+from .common import clean, echo, emit_json, emit_raw_json, fmt_age, global_options, one_line, state
+
+
+def worker_dict(c, v, now=None) -> dict:
+    now = now if now is not None else now_us()
+    interval = c.home.config["heartbeat_interval"]
+    lv = liveness.level(v, now, interval, c.clone_id)
+    return {
+        "worker": v.worker, "state": v.state, "holder": v.holder, "assignee": v.assignee,
+        "task": v.task, "branch": v.branch, "base": v.base, "worktree": v.worktree,
+        "created": v.created, "updated": v.updated, "state_since": v.state_since,
+        "last_heartbeat": v.last_heartbeat, "liveness": lv,
+        "heartbeat": {"interval": liveness.interval_of(v, interval), "note": v.hb_note,
+                      "idle_s": v.idle_s, "count": v.heartbeats},
+        "summary": v.summary, "reason": v.reason, "info": v.info,
+        "conflicts": v.conflicts, "last_event": v.last_event,
+        "legal": legal_actions(v.state),
+    }
+
+
+def event_json_bytes(seq: int, eid: str, body: bytes) -> bytes:
+    """The reading form of an event: seq and id, then the stored envelope's members."""
+    return b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:]
+
+
+STATUS_COLS = "{:<16} {:<10} {:<14} {:>6} {:>6} {:<8} {}"
+
+
+@click.command()
+@click.argument("worker_id", metavar="[ID]", required=False)
+@click.option("--state", "states", multiple=True, metavar="S",
+              help="Only workers in state S (repeatable; case-insensitive).")
+@click.option("--stale", is_flag=True, help="Only active workers whose liveness is WARN or worse.")
+@click.option("--all", "all_", is_flag=True, help="Include COMPLETED and CANCELED workers.")
+@global_options
+def status(worker_id, states, stale, all_):
+    """The board: every worker with its state, holder, age and liveness.
+
+    Terminal workers (COMPLETED, CANCELED) are hidden unless --all or --state asks.
+
+    \b
+    Example:
+      coord status
+      coord status --state working --json
+      coord status --stale
+    """
+    st = state()
+    c = st.open()
+    want = set()
+    for s in states:
+        s2 = s.upper().replace("-", "_")
+        if s2 not in STATES:
+            raise UsageError(f"unknown state {s!r} (one of {', '.join(STATES)})")
+        want.add(s2)
+    now = now_us()
+    with c.store.read() as conn:
+        if worker_id:
+            rows = [board.load(conn, board.resolve(conn, worker_id))]
+        else:
+            q, args = "SELECT view FROM workers", []
+            if want:
+                q += f" WHERE state IN ({','.join('?' * len(want))})"
+                args = sorted(want)
+            elif stale:
+                q += " WHERE state IN ('WORKING','CONFLICTED')"
+            elif not all_:
+                q += " WHERE state NOT IN ('COMPLETED','CANCELED')"
+            q += " ORDER BY created, worker"
+            rows = [board.decode_view(r[0]) for r in conn.execute(q, args)]
+    items = [worker_dict(c, v, now) for v in rows]
+    if stale:
+        items = [d for d in items if liveness.ORDER.get(d["liveness"], -1) >= 1]
+    if st.json:
+        emit_json(items)
+        return
+    if not items:
+        echo("no workers" + (" match" if (want or stale or worker_id) else " (coord spawn ID to add one)"))
+        return
+    echo(STATUS_COLS.format("WORKER", "STATE", "HOLDER", "AGE", "BEAT", "LIVE", "TASK / NOTE"))
+    for d in items:
+        age = (now - ts_to_us(d["state_since"])) / 1e6
+        hb = (now - ts_to_us(d["last_heartbeat"])) / 1e6 if d["last_heartbeat"] else None
+        note = d["task"]
+        if d["heartbeat"]["idle_s"] is not None and d["state"] in ("WORKING", "CONFLICTED"):
+            note = f"idle {fmt_age(d['heartbeat']['idle_s'])}  " + (d["heartbeat"]["note"] or note)
+        elif d["state"] in ("FAILED", "CANCELED") and d["reason"]:
+            note = d["reason"]
+        elif d["state"] == "IN_REVIEW" and d["summary"]:
+            note = d["summary"]
+        if d["conflicts"]:
+            note = f"!{len(d['conflicts'])} conflict(s)  " + (note or "")
+        echo(STATUS_COLS.format(one_line(d["worker"], 16), d["state"], one_line(d["holder"] or "-", 14),
+                                fmt_age(age), fmt_age(hb), d["liveness"] or "-", one_line(note, 40)))
+
+
+def _history(conn, wid, limit=50):
+    rows = conn.execute(
+        "SELECT seq, id, ts, \"from\", type, body FROM events WHERE worker = ? AND type != 'worker.heartbeat' "
+        "ORDER BY ts DESC, id DESC LIMIT ?", (wid, limit)).fetchall()
+    return rows[::-1]
+
+
+def resolve_event(conn, text: str):
+    """A full event id or a unique prefix -> (seq, id, body, origin)."""
+    p = normalize_event_prefix(text)
+    rows = conn.execute("SELECT seq, id, body, origin FROM events WHERE id >= ? AND id < ? ORDER BY id LIMIT 11",
+                        (p, p + "g")).fetchall()
+    if len(rows) == 1:
+        return rows[0]
+    if not rows:
+        raise UnknownEvent(f"unknown event {text!r}")
+    raise Ambiguous(f"event prefix {text!r} is ambiguous: " + ", ".join(r[1][:15] for r in rows[:10]))
+
+
+@click.command()
+@click.argument("ident", metavar="ID|EVENT")
+@global_options
+def show(ident):
+    """One worker with its history, or one event.
+
+    \b
+    Example:
+      coord show w-1
+      coord show b3:4f2a
+    """
+    import msgspec
+    st = state()
+    c = st.open()
+    with c.store.read() as conn:
+        try:
+            wid = board.resolve(conn, ident)
+        except UnknownWorker:
+            wid = None
+        if wid is None:
+            try:
+                seq, eid, body, origin = resolve_event(conn, ident)
+            except (UsageError, UnknownEvent):
+                raise UnknownWorker(f"no worker or event matches {ident!r}") from None
+            if st.json:
+                emit_raw_json(event_json_bytes(seq, eid, body))
+            else:
+                d = msgspec.json.decode(body)
+                echo(f"event  {eid}\nseq    {seq}\nts     {d['ts']}\nfrom   {clean(d['from'])}\n"
+                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}")
+                echo("payload " + clean(msgspec.json.format(msgspec.json.encode(d["payload"]), indent=2).decode()))
+            return
+        v = board.load(conn, wid)
+        hist = _history(conn, wid)
+    d = worker_dict(c, v)
+    if st.json:
+        d["history"] = [msgspec.json.decode(event_json_bytes(s, i, b)) for s, i, _, _, _, b in hist]
+        emit_json(d)
+        return
+    now = now_us()
+    echo(f"worker    {clean(v.worker)}\nstate     {v.state} for {fmt_age((now - ts_to_us(v.state_since)) / 1e6)}"
+         + (f"  (liveness {d['liveness']})" if d["liveness"] else ""))
+    echo(f"task      {clean(v.task) or '-'}")
+    echo(f"holder    {clean(v.holder) or '-'}" + (f"   assignee {clean(v.assignee)}" if v.assignee else ""))
+    if v.branch:
+        echo(f"branch    {clean(v.branch)}" + (f" (from {clean(v.base)})" if v.base else ""))
+    if v.worktree:
+        echo(f"worktree  {clean(v.worktree)}")
+    if v.last_heartbeat:
+        echo(f"heartbeat {fmt_age((now - ts_to_us(v.last_heartbeat)) / 1e6)} ago ({v.heartbeats} beats)"
+             + (f", note: {one_line(v.hb_note, 60)}" if v.hb_note else ""))
+    if v.summary:
+        echo(f"summary   {one_line(v.summary, 70)}")
+    if v.reason:
+        echo(f"reason    {one_line(v.reason, 70)}")
+    for cf in v.conflicts:
+        echo(f"CONFLICT  {cf['event'][:15]} {cf['type']} by {clean(cf['from'])}: {clean(cf['reason'])}")
+    echo(f"next      {', '.join(d['legal']) or 'nothing (terminal)'}")
+    echo("history")
+    for seq, eid, ts, frm, typ, body in hist:
+        echo(f"  {ts}  {typ:<26} {one_line(frm, 16):<16} {eid[:11]}")
+
+
+def _since_clause(conn, text):
+    """--since: a time/age, or an event id (events after it)."""
+    t = text.strip()
+    if t.lower().startswith("b3:"):
+        seq, eid, body, _ = resolve_event(conn, t)
+        ts = conn.execute("SELECT ts FROM events WHERE seq = ?", (seq,)).fetchone()[0]
+        return "(ts, id) > (?, ?)", [ts, eid]
+    from ..events.envelope import us_to_ts
+    return "ts >= ?", [us_to_ts(parse_time(t))]
+
+
+def build_log_query(conn, worker=None, types=(), from_=None, since=None):
+    where, args = [], []
+    if worker:
+        where.append("worker = ?")
+        args.append(board.resolve(conn, worker))
+    if from_:
+        where.append('"from" = ?')
+        args.append(from_)
+    if types:
+        ors = []
+        for t in types:
+            if any(ch in t for ch in "*?["):
+                ors.append("type GLOB ?")
+            else:
+                ors.append("type = ?")
+            args.append(t)
+        where.append("(" + " OR ".join(ors) + ")")
+    if since:
+        clause, a = _since_clause(conn, since)
+        where.append(clause)
+        args += a
+    return (" WHERE " + " AND ".join(where)) if where else "", args
+
+
+def format_event_line(seq, eid, body) -> str:
+    import msgspec
+    d = msgspec.json.decode(body)
+    p = d["payload"]
+    ptxt = "" if not p else " " + msgspec.json.encode(p).decode()
+    return f"{seq:>6} {d['ts']} {one_line(d['from'], 16):<16} {d['type']:<24} → {one_line(d['to'], 16)}{one_line(ptxt, 60)}"
+
+
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they commit.")
+@click.option("--worker", metavar="W", help="Only events of worker W.")
+@click.option("--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable).")
+@click.option("--from", "from_", metavar="A", help="Only events from actor A.")
+@click.option("--since", metavar="T", help="Only events at or after T (RFC 3339, an age like 10m, or an event id).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the last N matching events.")
+@global_options
+def log(follow, worker, types, from_, since, limit):
+    """The events, oldest first (JSON lines with --json).
+
+    \b
+    Example:
+      coord log --worker w-1
+      coord log --type 'msg.*' --since 1h --json
+    """
+    st = state()
+    c = st.open()
+    with c.store.read() as conn:
+        where, args = build_log_query(conn, worker, types, from_, since)
+        if limit:
+            rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts DESC, id DESC LIMIT ?",
+                                args + [limit]).fetchall()[::-1]
+        else:
+            rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts, id", args).fetchall()
+    for seq, eid, body in rows:
+        if st.json:
+            emit_raw_json(event_json_bytes(seq, eid, body))
+        else:
+            echo(format_event_line(seq, eid, body))
+    if follow:
+        from .follow import follow_log
+        follow_log(c, worker, types, from_, rows[-1][0] if rows else None)

@@ -1,0 +1,92 @@
+"""The event envelope, its canonical bytes and its content-hash id.
+
+The canonical bytes are the compact JSON object of ts, from, to, type, payload, in that
+order (payload keys sorted). They are hashed once, stored, and never re-encoded.
+"""
+import re
+import time
+
+import blake3
+import msgspec
+
+from .errors import BadPayload, IntegrityError
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    # Field order is the canonical order of the contract; do not reorder.
+    ts: str
+    from_: str = msgspec.field(name="from")
+    to: str
+    type: str
+    payload: dict
+
+
+_encoder = msgspec.json.Encoder(order="deterministic")
+_decoder = msgspec.json.Decoder(Envelope)
+encode_json = _encoder.encode
+
+TS_RE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+ID_RE = re.compile(r"^b3:[0-9a-f]{64}$")
+
+
+def canonical(env: Envelope) -> bytes:
+    return _encoder.encode(env)
+
+
+def decode(body: bytes) -> Envelope:
+    try:
+        env = _decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise IntegrityError(f"not an event envelope: {e}") from None
+    if not TS_RE.match(env.ts.encode()):
+        raise IntegrityError(f"bad ts {env.ts!r}")
+    if not TYPE_RE.match(env.type):
+        raise IntegrityError(f"bad type {env.type!r}")
+    return env
+
+
+def event_id(body: bytes) -> str:
+    return "b3:" + blake3.blake3(body).hexdigest()
+
+
+# --- time ------------------------------------------------------------------------------
+
+_DAYS_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def us_to_ts(us: int) -> str:
+    secs, frac = divmod(us, 1_000_000)
+    t = time.gmtime(secs)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+        t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, frac)
+
+
+def ts_to_us(ts: str) -> int:
+    import calendar
+    y, mo, d = int(ts[0:4]), int(ts[5:7]), int(ts[8:10])
+    h, mi, s, frac = int(ts[11:13]), int(ts[14:16]), int(ts[17:19]), int(ts[20:26])
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) * 1_000_000 + frac
+
+
+def parse_time(text: str, now: int | None = None) -> int:
+    """A user-given time: RFC 3339 (any precision, Z or offset), a date, or an age like
+    '10m', '2h', '3d' meaning that long ago. Returns microseconds since the epoch."""
+    from datetime import datetime, timezone
+    t = text.strip()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", t)
+    if m:
+        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return (now if now is not None else now_us()) - int(float(m.group(1)) * mult * 1_000_000)
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadPayload(f"not a time: {text!r} (use RFC 3339, a date, or an age like 10m)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds

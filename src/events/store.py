@@ -1,0 +1,240 @@
+"""The store: one SQLite database per home, and the single write path.
+
+Every write is `BEGIN IMMEDIATE` (optionally behind an exclusive flock, which makes
+waiting writers queue fairly), assigns `seq` and `ts` inside the transaction, appends the
+canonical bytes, and runs the projector on each appended event before COMMIT, so readers
+only ever see an event together with the views folded from it.
+"""
+import errno
+import fcntl
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+
+import msgspec
+
+from .envelope import Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
+from .errors import Busy, CoordError, IntegrityError, UsageError
+from .failpoints import failpoint
+from .home import Home
+
+# Must equal the number of migrations in schema.py (a test checks it). Kept here so the
+# per-action path can tell "current" without importing sqlite_utils.
+SCHEMA_VERSION = 1
+
+
+class StoredEvent(msgspec.Struct):
+    seq: int
+    id: str
+    body: bytes
+    env: Envelope
+    origin: str = "local"
+
+
+def worker_of(env: Envelope) -> str | None:
+    return env.to if env.type.startswith("worker.") else None
+
+
+def _is_locked(e: sqlite3.OperationalError) -> bool:
+    msg = str(e)
+    return "locked" in msg or "busy" in msg
+
+
+class Tx:
+    """An open write transaction."""
+
+    def __init__(self, store: "Store"):
+        self.store = store
+        self.conn = store.conn
+        self._seq = None
+        self._last_us = None
+        self.appended: list[StoredEvent] = []
+
+    def next_ts(self) -> str:
+        """max(now, greatest ts in the store + 1 µs), imported events included."""
+        if self._last_us is None:
+            row = self.conn.execute("SELECT ts FROM events ORDER BY ts DESC LIMIT 1").fetchone()
+            self._last_us = ts_to_us(row[0]) if row else 0
+        us = max(now_us(), self._last_us + 1)
+        self._last_us = us
+        return us_to_ts(us)
+
+    def _next_seq(self) -> int:
+        if self._seq is None:
+            self._seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        self._seq += 1
+        return self._seq
+
+    def append(self, env: Envelope | None = None, body: bytes | None = None,
+               origin: str = "local") -> StoredEvent | None:
+        """The one way an event enters the store. Given bytes (an import), they are kept
+        as they are; given an envelope, it is encoded once. Returns None when the id is
+        already stored (set union)."""
+        if body is None:
+            body = canonical(env)
+        elif env is None:
+            env = decode(body)
+        eid = event_id(body)
+        if origin != "local" and self.conn.execute(
+                "SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone():
+            return None
+        if origin != "local" and self._last_us is not None:
+            self._last_us = max(self._last_us, ts_to_us(env.ts))
+        seq = self._next_seq()
+        self.conn.execute(
+            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin) '
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin))
+        ev = StoredEvent(seq, eid, body, env, origin)
+        self.appended.append(ev)
+        if self.store.projector is not None:
+            self.store.projector(self, ev)
+        return ev
+
+
+class Store:
+    def __init__(self, home: Home, projector=None, after_commit=None):
+        self.home = home
+        self.projector = projector        # (tx, StoredEvent) -> None, inside the transaction
+        self.after_commit = after_commit  # (store, [StoredEvent]) -> None, after COMMIT
+        self.conn = None
+        self._lock_fd = None
+
+    # --- connection ------------------------------------------------------------------
+    def open(self) -> "Store":
+        cfg = self.home.config
+        self.home.set_umask()
+        try:
+            conn = sqlite3.connect(str(self.home.db_path), isolation_level=None,
+                                   timeout=cfg["busy_timeout"], check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(cfg['busy_timeout'] * 1000)}")
+            conn.execute(f"PRAGMA synchronous = {cfg['synchronous']}")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise _translate(e, self.home) from None
+        self.conn = conn
+        if version < SCHEMA_VERSION:
+            self._migrate()
+        elif version > SCHEMA_VERSION:
+            raise UsageError(f"{self.home.db_path} has schema {version}, newer than this coord "
+                             f"({SCHEMA_VERSION}); upgrade coord")
+        return self
+
+    def _migrate(self):
+        from . import schema
+        with self._flock():
+            try:
+                if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                schema.migrate(self.conn)
+            except sqlite3.DatabaseError as e:
+                raise _translate(e, self.home) from None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self.open() if self.conn is None else self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def clone_id(self) -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'clone_id'").fetchone()
+        return row[0] if row else ""
+
+    # --- locking ---------------------------------------------------------------------
+    @contextmanager
+    def _flock(self):
+        if not self.home.config["write_lock"]:
+            yield
+            return
+        if self._lock_fd is None:
+            try:
+                self._lock_fd = os.open(str(self.home.path / "write.lock"), os.O_RDWR | os.O_CREAT, 0o660)
+            except OSError as e:
+                raise _translate(e, self.home) from None
+        fd = self._lock_fd
+        deadline = time.monotonic() + self.home.config["busy_timeout"]
+        delay = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy("the store stayed locked past the busy timeout; safe to retry") from None
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.005)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    # --- transactions ----------------------------------------------------------------
+    @contextmanager
+    def write(self):
+        """BEGIN IMMEDIATE … COMMIT. Validation, append and projection happen inside; the
+        after-commit hook (the audit file) runs after COMMIT, never before."""
+        tx = None
+        with self._flock():
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise _translate(e, self.home) from None
+            try:
+                tx = Tx(self)
+                yield tx
+                failpoint("before-commit")
+                self.conn.execute("COMMIT")
+            except BaseException as e:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.DatabaseError):
+                    raise _translate(e, self.home) from None
+                raise
+        failpoint("after-commit")
+        if tx.appended and self.after_commit is not None:
+            self.after_commit(self, tx.appended)
+
+    @contextmanager
+    def read(self):
+        """A short consistent snapshot for a reader."""
+        try:
+            self.conn.execute("BEGIN")
+            yield self.conn
+        except sqlite3.DatabaseError as e:
+            raise _translate(e, self.home) from None
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+
+    # --- reading events --------------------------------------------------------------
+    def max_seq(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+
+def row_to_event(row) -> StoredEvent:
+    """(seq, id, body, origin) -> StoredEvent"""
+    return StoredEvent(row[0], row[1], row[2], decode(row[2]), row[3])
+
+
+def _translate(e: Exception, home: Home) -> CoordError:
+    if isinstance(e, sqlite3.OperationalError) and _is_locked(e):
+        return Busy("the store stayed locked past the busy timeout; safe to retry")
+    if isinstance(e, (PermissionError,)) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
+        return CoordError(f"cannot write to {home.path}: {e.strerror}")
+    msg = str(e)
+    if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+        return CoordError(f"cannot write to {home.db_path}: {msg}")
+    if "malformed" in msg or "not a database" in msg:
+        return IntegrityError(f"{home.db_path} is damaged ({msg}); restore a backup or rebuild from events.jsonl")
+    if isinstance(e, OSError):
+        return CoordError(f"{home.path}: {e}")
+    return CoordError(f"database error: {msg}")

@@ -1,0 +1,128 @@
+"""Storage of the worker views: load, save, the projector run inside each append
+transaction, re-folding workers, and rebuild from zero."""
+import msgspec
+
+from ..events.envelope import decode
+from ..events.errors import Ambiguous, UnknownWorker
+from .workers import Worker, fold, fold_all
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder(Worker)
+PROJECTION = "workers"
+
+
+def load(conn, worker: str) -> Worker | None:
+    row = conn.execute("SELECT view FROM workers WHERE worker = ?", (worker,)).fetchone()
+    return _dec.decode(row[0]) if row else None
+
+
+def decode_view(blob: bytes) -> Worker:
+    return _dec.decode(blob)
+
+
+def save(conn, v: Worker, table: str = "workers") -> None:
+    conn.execute(
+        f"INSERT OR REPLACE INTO {table}(worker, state, holder, assignee, created, updated, view) "
+        "VALUES (?,?,?,?,?,?,?)",
+        (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v)))
+
+
+def project(tx, ev) -> None:
+    """The projector: runs inside the append transaction for every appended event."""
+    env = ev.env
+    if env.type.startswith("worker."):
+        conn = tx.conn
+        view = load(conn, env.to)
+        if view is not None and (env.ts, ev.id) < (view.pos_ts, view.pos_id):
+            refold(conn, [env.to])  # an imported event that falls earlier
+        else:
+            new = fold(view, env, ev.id)
+            if new is not None:
+                save(conn, new)
+    tx.conn.execute("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
+                    (PROJECTION, ev.seq))
+
+
+def worker_events(conn, worker: str):
+    for eid, body in conn.execute(
+            "SELECT id, body FROM events WHERE worker = ? ORDER BY ts, id", (worker,)):
+        yield decode(body), eid
+
+
+def refold(conn, workers) -> None:
+    """Fold the given workers again from all their events, in (ts, id) order."""
+    for w in workers:
+        views = fold_all(worker_events(conn, w))
+        if w in views:
+            save(conn, views[w])
+        else:
+            conn.execute("DELETE FROM workers WHERE worker = ?", (w,))
+
+
+def resolve(conn, prefix: str) -> str:
+    """A worker id or a unique prefix of one."""
+    if conn.execute("SELECT 1 FROM workers WHERE worker = ?", (prefix,)).fetchone():
+        return prefix
+    rows = [r[0] for r in conn.execute(
+        "SELECT worker FROM workers WHERE worker >= ? AND worker < ? ORDER BY worker LIMIT 11",
+        (prefix, prefix + "\U0010ffff"))]
+    if len(rows) == 1:
+        return rows[0]
+    if not rows:
+        raise UnknownWorker(f"unknown worker {prefix!r}")
+    more = ", …" if len(rows) > 10 else ""
+    raise Ambiguous(f"worker prefix {prefix!r} is ambiguous: {', '.join(rows[:10])}{more}")
+
+
+def rebuild(store, batch: int = 20000, progress=None) -> int:
+    """Fold every event from zero into a fresh table and swap it in. The long read runs
+    outside any write lock; the final write transaction only re-folds workers touched
+    since the read began, then swaps tables. Returns the number of events folded."""
+    conn = store.conn
+    views: dict[str, Worker] = {}
+    upto = store.max_seq()
+    total = 0
+    last = ("", "")
+    while True:  # (ts, id) keyset pagination in short read transactions
+        with store.read() as c:
+            rows = c.execute(
+                "SELECT ts, id, body FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
+                "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?", (upto, *last, batch)).fetchall()
+        if not rows:
+            break
+        for ts, eid, body in rows:
+            env = decode(body)
+            v = fold(views.get(env.to), env, eid)
+            if v is not None:
+                views[env.to] = v
+        total += len(rows)
+        last = (rows[-1][0], rows[-1][1])
+        if progress:
+            progress(total)
+    with store.write() as tx:  # the swap: readers see the old views or the new, never a mix
+        c = tx.conn
+        c.execute("DELETE FROM workers")
+        c.executemany(
+            "INSERT INTO workers(worker, state, holder, assignee, created, updated, view) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v))
+             for v in views.values()])
+        late = [r[0] for r in c.execute(
+            "SELECT DISTINCT worker FROM events WHERE seq > ? AND worker IS NOT NULL", (upto,))]
+        refold(c, late)
+        c.execute("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
+                  (PROJECTION, store.max_seq()))
+    return total
+
+
+def fresh_fold(conn) -> dict[str, Worker]:
+    """All views folded from zero (for verify and tests)."""
+    def events():
+        for eid, body in conn.execute(
+                "SELECT id, body FROM events WHERE worker IS NOT NULL ORDER BY ts, id"):
+            yield decode(body), eid
+    return fold_all(events())
+
+
+def stored_views(conn) -> dict[str, Worker]:
+    return {w: _dec.decode(b) for w, b in conn.execute("SELECT worker, view FROM workers")}

@@ -1,0 +1,186 @@
+"""The worker state machine as a pure fold: (view, event) -> view. No I/O.
+
+`check` says whether an event is legal at its place; `fold` applies a legal event or, for
+an illegal one (only possible for events imported from a clone that was apart), keeps the
+view and records a conflict. Commands call `check` before appending, so the same rules
+decide both what a command may do and what a fold applies.
+"""
+import msgspec
+
+from ..events.envelope import Envelope, encode_json
+
+ASSIGNED, WORKING, IN_REVIEW, CONFLICTED = "ASSIGNED", "WORKING", "IN_REVIEW", "CONFLICTED"
+APPROVED, COMPLETED, FAILED, CANCELED = "APPROVED", "COMPLETED", "FAILED", "CANCELED"
+STATES = (ASSIGNED, WORKING, IN_REVIEW, CONFLICTED, APPROVED, COMPLETED, FAILED, CANCELED)
+TERMINAL = frozenset({COMPLETED, CANCELED})
+NON_TERMINAL = frozenset(STATES) - TERMINAL
+ACTIVE = frozenset({WORKING, CONFLICTED})  # states with liveness
+
+# event type -> (states it may happen in, state it leads to; None = no change)
+TRANSITIONS = {
+    "worker.spawned": (frozenset({None}), ASSIGNED),
+    "worker.started": (frozenset({ASSIGNED}), WORKING),
+    "worker.heartbeat": (ACTIVE, None),
+    "worker.done": (ACTIVE, IN_REVIEW),
+    "worker.conflicted": (frozenset({WORKING, CONFLICTED, APPROVED}), CONFLICTED),
+    "worker.approved": (frozenset({IN_REVIEW}), APPROVED),
+    "worker.changes_requested": (frozenset({IN_REVIEW}), WORKING),
+    "worker.merged": (frozenset({APPROVED}), COMPLETED),
+    "worker.released": (ACTIVE, ASSIGNED),
+    "worker.canceled": (NON_TERMINAL, CANCELED),
+    "worker.failed": (NON_TERMINAL - {FAILED}, FAILED),
+    "worker.retried": (frozenset({FAILED}), ASSIGNED),
+}
+
+# command name -> event type it appends
+ACTIONS = {
+    "spawn": "worker.spawned", "start": "worker.started", "heartbeat": "worker.heartbeat",
+    "done": "worker.done", "approve": "worker.approved",
+    "request-changes": "worker.changes_requested", "merge": "worker.merged",
+    "release": "worker.released", "cancel": "worker.canceled", "fail": "worker.failed",
+    "retry": "worker.retried",
+}
+HOLDER_ONLY = frozenset({"worker.heartbeat", "worker.done", "worker.released", "worker.failed"})
+NOT_HOLDER = frozenset({"worker.approved", "worker.changes_requested"})
+
+
+class Worker(msgspec.Struct):
+    worker: str
+    state: str
+    created: str
+    updated: str          # ts of the last transition (heartbeats do not count)
+    state_since: str      # ts of the transition into the current state
+    task: str = ""
+    holder: str | None = None
+    holder_clone: str | None = None
+    assignee: str | None = None
+    branch: str | None = None
+    base: str | None = None
+    worktree: str | None = None
+    summary: str | None = None
+    reason: str | None = None
+    last_event: str = ""
+    last_type: str = ""
+    last_from: str = ""
+    last_args: str = "{}"  # canonical payload of the last transition (idempotent repeats)
+    transitions: int = 0
+    starts: int = 0
+    conflicts: list = []
+    info: dict = {}        # type-specific details (conflict files, merge commit, …)
+    # Local, heartbeat-derived: heartbeats may stay out of the audit file, so these can
+    # differ between clones.
+    last_heartbeat: str | None = None
+    hb_interval: float | None = None
+    hb_note: str | None = None
+    idle_s: float | None = None
+    heartbeats: int = 0
+    # Position of the last folded event in (ts, id) order.
+    pos_ts: str = ""
+    pos_id: str = ""
+
+
+def legal_actions(state: str | None) -> list[str]:
+    return [a for a, t in ACTIONS.items() if state in TRANSITIONS[t][0]]
+
+
+def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
+    """None when legal; else (kind, reason) with kind 'state' or 'actor'."""
+    rule = TRANSITIONS.get(env.type)
+    if rule is None:
+        return ("state", f"unknown lifecycle event {env.type}")
+    state = view.state if view is not None else None
+    if state not in rule[0]:
+        if view is None:
+            return ("state", f"worker {env.to} does not exist")
+        if env.type == "worker.spawned":
+            return ("state", f"worker {env.to} already exists ({state})")
+        return ("state", f"{env.to} is {state}")
+    p = env.payload
+    forced = p.get("force") or p.get("reap")
+    if env.type == "worker.started" and view.assignee and env.from_ != view.assignee:
+        return ("actor", f"{env.to} is assigned to {view.assignee}, not {env.from_}")
+    if env.type in HOLDER_ONLY and view.holder and env.from_ != view.holder and not forced:
+        return ("actor", f"{env.to} is held by {view.holder}, not {env.from_} (use --force)")
+    if env.type in NOT_HOLDER and env.from_ == view.holder:
+        return ("actor", f"{env.from_} holds {env.to} and cannot review its own work")
+    return None
+
+
+def args_of(payload: dict) -> str:
+    return encode_json(payload).decode()
+
+
+def is_repeat(view: Worker | None, env: Envelope) -> bool:
+    """The worker is already where this action leads, and the last transition into it was
+    the same action by the same actor with the same arguments."""
+    if view is None or env.type == "worker.heartbeat":
+        return False
+    target = TRANSITIONS.get(env.type, (None, None))[1]
+    return (view.state == target and view.last_type == env.type
+            and view.last_from == env.from_ and view.last_args == args_of(env.payload))
+
+
+def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
+    """Apply one event. Illegal events are kept as conflicts, never applied."""
+    if env.type not in TRANSITIONS:
+        return view
+    bad = check(view, env)
+    if bad is not None:
+        if view is None:
+            return None  # nothing to hang the conflict on; `verify` reports orphans
+        c = {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": bad[1]}
+        return msgspec.structs.replace(view, conflicts=[*view.conflicts, c],
+                                       pos_ts=env.ts, pos_id=eid)
+    p = env.payload
+    if env.type == "worker.heartbeat":
+        return msgspec.structs.replace(
+            view, last_heartbeat=env.ts, heartbeats=view.heartbeats + 1,
+            hb_interval=p.get("interval", view.hb_interval), hb_note=p.get("note", view.hb_note),
+            idle_s=p.get("idle_s"), pos_ts=env.ts, pos_id=eid)
+    new_state = TRANSITIONS[env.type][1]
+    common = dict(state=new_state, updated=env.ts, state_since=env.ts, last_event=eid,
+                  last_type=env.type, last_from=env.from_, last_args=args_of(p),
+                  pos_ts=env.ts, pos_id=eid)
+    if view is None:
+        return Worker(worker=env.to, created=env.ts, task=p.get("task", ""),
+                      assignee=p.get("assignee"), branch=p.get("branch"), base=p.get("base"),
+                      worktree=p.get("worktree"), transitions=1, **common)
+    v = msgspec.structs.replace(view, transitions=view.transitions + 1, **common)
+    t = env.type
+    if t == "worker.started":
+        v.holder, v.holder_clone, v.starts = env.from_, p.get("clone"), view.starts + 1
+        v.summary = v.reason = None
+        v.hb_interval = v.hb_note = v.idle_s = None
+        if p.get("worktree"):
+            v.worktree = p["worktree"]
+    elif t == "worker.done":
+        v.summary = p.get("summary")
+        v.info = {k: p[k] for k in ("head", "rebased") if k in p}
+    elif t == "worker.conflicted":
+        v.info = {k: p[k] for k in ("files", "stage", "onto") if k in p}
+    elif t == "worker.changes_requested":
+        v.reason = p.get("reason")
+    elif t == "worker.approved":
+        v.reason = p.get("note")
+    elif t == "worker.merged":
+        v.info = {k: p[k] for k in ("commit", "into") if k in p}
+        v.worktree = None if p.get("worktree_removed") else v.worktree
+    elif t in ("worker.released", "worker.retried"):
+        v.holder = v.holder_clone = None
+        v.reason = p.get("reason")
+    elif t in ("worker.failed", "worker.canceled"):
+        v.reason = p.get("reason")
+        if t == "worker.canceled" and p.get("worktree_removed"):
+            v.worktree = None
+    return v
+
+
+def fold_all(events) -> dict[str, Worker]:
+    """Fold (env, id) pairs, already in (ts, id) order, from nothing."""
+    views: dict[str, Worker] = {}
+    for env, eid in events:
+        if env.type.startswith("worker."):
+            v = fold(views.get(env.to), env, eid)
+            if v is not None:
+                views[env.to] = v
+    return views
