@@ -174,6 +174,11 @@ class Coord:
                 self._remember_request(tx, actor, request_id, r)
         return r
 
+    def reap(self, actor: str | None = None, requeue: bool = False, dry_run: bool = False) -> list[dict]:
+        """Fail (or, with requeue, release) every DEAD worker, in one transaction."""
+        from .reaper import reap
+        return reap(self, actor or self.actor, requeue=requeue, dry_run=dry_run)
+
     def rebuild(self, progress=None) -> int:
         return board.rebuild(self.store, progress=progress)
 

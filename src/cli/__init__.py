@@ -25,6 +25,8 @@ COMMANDS = {
     "status": "views:status",
     "show": "views:show",
     "log": "views:log",
+    "run": "run:run_cmd",
+    "reap": "run:reap_cmd",
 }
 
 

@@ -21,7 +21,7 @@ from .home import Home
 
 # Must equal the number of migrations in schema.py (a test checks it). Kept here so the
 # per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoredEvent(msgspec.Struct):

@@ -1,0 +1,139 @@
+"""Liveness you can act on: `coord run` (supervise an agent's process, beat for it, record
+its outcome) and `coord reap` (fail or requeue DEAD workers)."""
+import re
+import sys
+
+import click
+
+from ..events.errors import UsageError
+from .common import clean, echo, emit_json, global_options, state
+
+
+class Duration(click.ParamType):
+    """Seconds: '30', '2.5', '30s', '5m', '1h'."""
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*", str(value))
+        if not m:
+            self.fail(f"{value!r} is not a duration (e.g. 30, 2.5s, 5m, 1h)", param, ctx)
+        secs = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+        return secs
+
+
+DURATION = Duration()
+
+
+class CommandAfterDashes(click.Command):
+    """Everything after the first `--` is the child's command line, untouched by click."""
+
+    def parse_args(self, ctx, args):
+        if "--" in args:
+            i = args.index("--")
+            ctx.meta["child_argv"] = args[i + 1:]
+            args = args[:i]
+        else:
+            ctx.meta["child_argv"] = None
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx):
+        return ["[OPTIONS] [ID] -- CMD [ARGS]..."]
+
+
+@click.command("run", cls=CommandAfterDashes)
+@click.argument("worker_id", metavar="[ID]", required=False)
+@click.option("--interval", type=DURATION, metavar="SECS",
+              help="Seconds between heartbeats (default: the heartbeat_interval setting). "
+                   "Recorded in each beat, so liveness uses it.")
+@click.option("--idle-timeout", type=DURATION, metavar="SECS",
+              help="End the child when it has printed nothing for this long.")
+@click.option("--timeout", type=DURATION, metavar="SECS", help="End the child when it has run this long.")
+@click.option("--grace", type=DURATION, default=5.0, show_default=True, metavar="SECS",
+              help="After SIGTERM (a timeout, or SIGTERM/SIGHUP sent to coord run), wait this long, then SIGKILL.")
+@click.option("--summary", help="Summary for `done` when the child exits 0 (default: its last line of output).")
+@global_options
+def run_cmd(worker_id, interval, idle_timeout, timeout, grace, summary):
+    """Claim a worker, run CMD as its agent, beat while it lives, record the outcome.
+
+    Starts ID (ASSIGNED → WORKING; needs --as or COORD_AGENT), runs CMD with COORD_HOME,
+    COORD_AGENT and COORD_WORKER set, and appends a heartbeat every interval from a
+    dedicated thread, recording how long the child has been silent (`status` shows
+    `idle 4m`). Exit 0 → `done` (IN_REVIEW); anything else → `fail` with the exit code or
+    signal and the last lines of output. SIGINT, SIGTERM and SIGHUP are forwarded to the
+    child. Exits with the child's status (128+N when killed by signal N); errors before
+    the child starts use coord's exit codes.
+
+    \b
+    Example:
+      COORD_AGENT=agent-1 coord run w-1 --idle-timeout 10m -- claude -p "fix the parser"
+      coord --as agent-2 run w-2 --interval 5 --timeout 2h -- ./agent.sh
+    """
+    from ..runner import run_worker
+    from .lifecycle import infer_worker
+    st = state()
+    ctx = click.get_current_context()
+    argv = ctx.meta.get("child_argv")
+    if argv is None:
+        raise UsageError("put the command after --: coord run [ID] -- CMD [ARGS…]")
+    if not argv:
+        raise UsageError("no command after --")
+    for name, v in (("--interval", interval), ("--idle-timeout", idle_timeout), ("--timeout", timeout)):
+        if v is not None and v <= 0:
+            raise UsageError(f"{name} must be positive")
+    if grace < 0:
+        raise UsageError("--grace must not be negative")
+    actor = st.identity(explicit_required=True)
+    c = st.open()
+    wid = infer_worker(c, worker_id)
+    interval = interval or c.home.config["heartbeat_interval"]
+
+    def say(text):
+        if not st.json:
+            click.echo(f"coord run: {clean(text)}", err=True)
+
+    say(f"{wid}: started as {actor}; heartbeat every {interval:g}s")
+    res = run_worker(c, wid, list(argv), actor, interval, idle_timeout, timeout, grace, summary,
+                     out=sys.stdout.buffer, err=sys.stderr.buffer, say=say)
+    if res.lost_claim:
+        say(f"{wid}: outcome not recorded, the claim was lost ({res.lost_claim})")
+    elif res.record_error:
+        say(f"{wid}: outcome not recorded: {res.record_error}")
+    else:
+        how = f"killed by {res.signal}" if res.signal else f"exit {res.returncode}"
+        say(f"{wid}: child {how} after {res.duration_s:g}s → {res.state}")
+    if st.json:
+        emit_json(res)
+    return res.exit
+
+
+@click.command("reap")
+@click.option("--requeue", is_flag=True, help="Send DEAD workers back to ASSIGNED (release) instead of failing them.")
+@click.option("--dry-run", is_flag=True, help="List what would be reaped; append nothing.")
+@global_options
+def reap_cmd(requeue, dry_run):
+    """Fail every DEAD worker (reason: heartbeat timeout), or requeue it with --requeue.
+
+    DEAD means no heartbeat for 30 intervals. REMOTE workers (held on another clone) are
+    left alone. Safe to run from several places at once: one reap event per dead worker.
+
+    \b
+    Example:
+      coord reap
+      coord reap --requeue --json
+    """
+    st = state()
+    actor = st.identity()
+    c = st.open()
+    items = c.reap(actor=actor, requeue=requeue, dry_run=dry_run)
+    if st.json:
+        emit_json(items)
+        return
+    if not items:
+        echo("nothing to reap")
+        return
+    verb = "would reap" if dry_run else "reaped"
+    for d in items:
+        echo(f"{clean(d['worker'])}: {verb} ({d['from_state']}, held by {clean(d['holder']) or '-'}, "
+             f"silent {d['silent_s']:g}s) → {d['state']}")

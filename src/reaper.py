@@ -1,0 +1,39 @@
+"""Reaping: fail (or requeue) every active worker whose liveness is DEAD.
+
+All in one write transaction: the liveness of each worker is judged inside BEGIN
+IMMEDIATE, so a second reaper running at the same time sees the first one's events and
+finds nothing left to reap (one reap event per dead worker)."""
+from .events.envelope import now_us
+from .projections import board, liveness
+from .projections.workers import ACTIVE
+
+REAP_REASON = "heartbeat timeout"
+
+
+def reap(coord, actor: str, requeue: bool = False, dry_run: bool = False) -> list[dict]:
+    """Returns one dict per reaped (or, with dry_run, reapable) worker."""
+    action = "release" if requeue else "fail"
+    default_interval = coord.home.config["heartbeat_interval"]
+    clone = coord.clone_id
+    done = []
+    with coord.store.write() as tx:
+        now = now_us()  # judged under the write lock, not before it
+        rows = tx.conn.execute(
+            f"SELECT view FROM workers WHERE state IN ({','.join('?' * len(ACTIVE))}) "
+            "ORDER BY created, worker", sorted(ACTIVE)).fetchall()
+        for (blob,) in rows:
+            v = board.decode_view(blob)
+            if liveness.level(v, now, default_interval, clone) != liveness.DEAD:
+                continue
+            silent = round((now - liveness.since_us(v)) / 1e6, 1)
+            item = {"worker": v.worker, "from_state": v.state, "holder": v.holder,
+                    "silent_s": silent, "interval": liveness.interval_of(v, default_interval)}
+            if not dry_run:
+                payload = {"reason": REAP_REASON, "reap": True, "holder": v.holder,
+                           "silent_s": silent}
+                r = coord._transition(tx, action, v.worker, actor, payload)
+                item.update(state=r.state, event=r.event)
+            else:
+                item.update(state=v.state, event=None)
+            done.append(item)
+    return done

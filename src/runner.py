@@ -1,0 +1,387 @@
+"""`coord run`: supervise an agent's process and keep its worker's liveness real.
+
+Three parties, no shared mutable state between threads:
+- the main thread runs the child, pumps its stdout/stderr to ours as they arrive (so it
+  knows when the child went silent), enforces --idle-timeout/--timeout, forwards signals;
+- a heartbeat thread owns its own Coord (SQLite connections are per thread) and appends
+  `worker.heartbeat` every interval, so a store held locked never stalls the output pump;
+- they talk through two queues: main → beat ("output", t) / ("note", text) / ("stop", None),
+  beat → main ("refused", message) / ("error", message).
+The outcome (done or fail) is appended by the main thread after the beat thread stopped.
+"""
+import os
+import queue
+import selectors
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import msgspec
+
+from .events.errors import CoordError, Refused, UsageError
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# A forwarded SIGTERM/SIGHUP means "stop": after the grace period the child is SIGKILLed.
+# A forwarded SIGINT only interrupts (agents use it to cancel one step), so it never escalates.
+ESCALATE = (signal.SIGTERM, signal.SIGHUP)
+TAIL_KEEP = 64 * 1024       # bytes of recent output held in memory for the fail reason
+TAIL_LINES = 20             # lines of output recorded in a fail event
+TAIL_MAX_BYTES = 2048       # and at most this many bytes of them (until blobs exist)
+DRAIN_AFTER_EXIT = 0.5      # s to keep reading pipes that grandchildren hold open
+DEFAULT_GRACE = 5.0
+
+
+def signal_name(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"
+
+
+def exit_status(returncode: int) -> int:
+    """A child's status as a shell reports it: 128+N for a child killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def output_tail_payload(tail: bytes) -> dict:
+    """The last lines of the child's output as payload fields for the fail event.
+
+    Truncated to TAIL_MAX_BYTES so the payload stays under the blob threshold. This is the
+    one place to change when blobs exist: store the whole tail as a blob instead."""
+    lines = tail.decode("utf-8", "replace").splitlines()[-TAIL_LINES:]
+    text = "\n".join(lines)
+    out = {"tail": text}
+    raw = text.encode()
+    if len(raw) > TAIL_MAX_BYTES:
+        out["tail"] = raw[-TAIL_MAX_BYTES:].decode("utf-8", "ignore")
+        out["tail_truncated"] = len(raw) - TAIL_MAX_BYTES
+    return out
+
+
+def last_line(tail: bytes, width: int = 200) -> str:
+    for line in reversed(tail.decode("utf-8", "replace").splitlines()):
+        if line.strip():
+            s = line.strip()
+            return s if len(s) <= width else s[: width - 1] + "…"
+    return ""
+
+
+def check_command(cmd: list[str], env: dict) -> str:
+    """Fail before claiming when CMD cannot be run (exit 2, nothing appended)."""
+    if not cmd:
+        raise UsageError("no command: coord run [ID] -- CMD [ARGS…]")
+    path = shutil.which(cmd[0], path=env.get("PATH"))
+    if path is None:
+        raise UsageError(f"command not found or not executable: {cmd[0]!r}")
+    return path
+
+
+def _die_with_parent():  # runs in the child between fork and exec
+    """Linux: the child gets SIGTERM if `coord run` dies (e.g. SIGKILLed), so no orphan
+    keeps working on a worker that is about to be reaped."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class HeartbeatThread(threading.Thread):
+    """Beats every `interval` seconds from its own store connection until told to stop."""
+
+    def __init__(self, home, actor: str, wid: str, interval: float, started: float,
+                 inbox: queue.Queue, outbox: queue.Queue):
+        super().__init__(name="coord-heartbeat", daemon=True)
+        self.home, self.actor, self.wid, self.interval = home, actor, wid, interval
+        self.started, self.inbox, self.outbox = started, inbox, outbox
+        self.beats = 0
+
+    def run(self):
+        from .api import Coord
+        try:
+            c = Coord(self.home, actor=self.actor)
+        except CoordError as e:
+            self.outbox.put(("error", e.message))
+            return
+        with c:
+            last_output = self.started
+            next_beat = time.monotonic()  # beat at once: it declares the interval
+            while True:
+                try:
+                    kind, value = self.inbox.get(timeout=max(0.0, next_beat - time.monotonic()))
+                except queue.Empty:
+                    kind, value = "beat", None
+                if kind == "stop":
+                    return
+                if kind == "output":
+                    last_output = max(last_output, value)
+                    continue
+                now = time.monotonic()
+                payload = {"interval": self.interval, "idle_s": round(now - last_output, 1)}
+                if kind == "note":
+                    payload["note"] = value
+                try:
+                    c.act("heartbeat", self.wid, payload)
+                    self.beats += 1
+                except Refused as e:  # the worker was taken away (reaped, canceled, forced)
+                    self.outbox.put(("refused", e.message))
+                    return
+                except CoordError as e:  # busy: try again at the next beat
+                    self.outbox.put(("error", e.message))
+                next_beat = now + self.interval
+
+
+class RunResult(msgspec.Struct):
+    worker: str
+    exit: int                       # what `coord run` exits with
+    returncode: int | None = None   # the child's, as subprocess reports it (-N: signal N)
+    signal: str | None = None       # the signal that ended the child
+    ended_by: str | None = None     # idle-timeout, timeout, lost-claim
+    signals: list = []              # signals coord run received and forwarded
+    duration_s: float = 0.0
+    beats: int = 0
+    state: str | None = None        # the worker's state after the outcome was recorded
+    event: str | None = None        # the outcome event
+    lost_claim: str | None = None
+    record_error: str | None = None  # the outcome could not be recorded (why)
+
+
+class Supervisor:
+    """Runs one child to its end. Output goes to `out`/`err` (binary files) as it comes."""
+
+    def __init__(self, cmd, env, interval, idle_timeout=None, timeout=None, grace=DEFAULT_GRACE,
+                 out=None, err=None, say=None):
+        self.cmd, self.env, self.interval = cmd, env, interval
+        self.idle_timeout, self.timeout, self.grace = idle_timeout, timeout, grace
+        self.sinks = {"out": out, "err": err}
+        self.say = say or (lambda text: None)
+        self.tail = bytearray()
+        self.received: list[int] = []
+        self.ended_by = None
+        self.lost_claim = None
+        self.kill_at = None
+        self.proc = None
+
+    # --- the child's process group -------------------------------------------------
+    def _signal_group(self, sig):
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _on_signal(self, signum, frame):
+        # Only async-signal-safe work here: forward, and remember for the main loop.
+        self.received.append(signum)
+        if self.proc is not None:
+            self._signal_group(signum)
+
+    def _write(self, key, data):
+        sink = self.sinks.get(key)
+        if sink is None:
+            return
+        try:
+            sink.write(data)
+            sink.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            self.sinks[key] = None  # our reader went away: keep draining the child anyway
+
+    def run(self, start_beats) -> tuple[int, float]:
+        """Start the child, then `start_beats(started)` -> (inbox, outbox); returns
+        (returncode, duration)."""
+        sel = selectors.DefaultSelector()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        in_main = threading.current_thread() is threading.main_thread()
+        old = {}
+        old_wakeup = None
+        if in_main:
+            old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+            for s in FORWARDED:
+                old[s] = signal.signal(s, self._on_signal)
+        try:
+            self.proc = subprocess.Popen(
+                self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+                start_new_session=True, preexec_fn=_die_with_parent)
+            for s in list(self.received):  # arrived before the child existed
+                self._signal_group(s)
+            return self._pump(sel, wake_r, start_beats)
+        finally:
+            if in_main:
+                for s, h in old.items():
+                    signal.signal(s, h)
+                signal.set_wakeup_fd(old_wakeup if old_wakeup is not None else -1)
+            sel.close()
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _end(self, why, now):
+        if self.ended_by is None:
+            self.ended_by = why
+            self.say(f"ending the child: {why}; SIGTERM, SIGKILL in {self.grace:g}s")
+            self._signal_group(signal.SIGTERM)
+            self.kill_at = now + self.grace
+
+    def _pump(self, sel, wake_r, start_beats):
+        p = self.proc
+        sel.register(p.stdout, selectors.EVENT_READ, "out")
+        sel.register(p.stderr, selectors.EVENT_READ, "err")
+        sel.register(wake_r, selectors.EVENT_READ, "wake")
+        started = time.monotonic()
+        inbox, outbox = start_beats(started)
+        flush_every = min(1.0, self.interval / 4)
+        last_out = last_sent = started
+        unsent = False
+        handled = 0
+        exited_at = None
+        open_pipes = 2
+        while True:
+            now = time.monotonic()
+            if self.ended_by is None and exited_at is None:
+                if self.timeout is not None and now - started >= self.timeout:
+                    self._end("timeout", now)
+                elif self.idle_timeout is not None and now - last_out >= self.idle_timeout:
+                    self._end("idle-timeout", now)
+            if self.kill_at is not None and now >= self.kill_at:
+                self.say(f"still running after {self.grace:g}s grace: SIGKILL")
+                self._signal_group(signal.SIGKILL)
+                self.kill_at = None
+            while handled < len(self.received):
+                s = self.received[handled]
+                handled += 1
+                inbox.put(("note", f"coord run got {signal_name(s)}; forwarded to the child"))
+                if s in ESCALATE and self.kill_at is None and exited_at is None:
+                    self.kill_at = now + self.grace
+            try:
+                kind, msg = outbox.get_nowait()
+                if kind == "refused":
+                    self.lost_claim = msg
+                    self.say(f"heartbeat refused ({msg}); the claim is lost")
+                    self._end("lost-claim", now)
+                else:
+                    self.say(f"heartbeat not recorded: {msg}")
+            except queue.Empty:
+                pass
+            if unsent and now - last_sent >= flush_every:
+                inbox.put(("output", last_out))
+                unsent, last_sent = False, now
+            if exited_at is None and p.poll() is not None:
+                exited_at = now
+            if exited_at is not None and (open_pipes == 0 or now - exited_at >= DRAIN_AFTER_EXIT):
+                break
+            wait = [0.5, flush_every if unsent else 0.5]
+            if self.ended_by is None:
+                if self.timeout is not None:
+                    wait.append(started + self.timeout - now)
+                if self.idle_timeout is not None:
+                    wait.append(last_out + self.idle_timeout - now)
+            if self.kill_at is not None:
+                wait.append(self.kill_at - now)
+            if exited_at is not None:
+                wait.append(exited_at + DRAIN_AFTER_EXIT - now)
+            elif open_pipes == 0:
+                wait.append(0.02)  # pipes closed, child not yet reaped: poll soon
+            for key, _ in sel.select(max(0.0, min(wait))):
+                if key.data == "wake":
+                    try:
+                        os.read(wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                    continue
+                try:
+                    data = os.read(key.fileobj.fileno(), 65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()
+                    open_pipes -= 1
+                    continue
+                self._write(key.data, data)
+                self.tail += data
+                if len(self.tail) > TAIL_KEEP:
+                    del self.tail[: len(self.tail) - TAIL_KEEP]
+                last_out = time.monotonic()
+                unsent = True
+        for f in (p.stdout, p.stderr):
+            if not f.closed:
+                f.close()
+        return p.wait(), time.monotonic() - started
+
+
+def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
+               idle_timeout: float | None = None, timeout: float | None = None,
+               grace: float = DEFAULT_GRACE, summary: str | None = None,
+               out=None, err=None, say=None, env: dict | None = None) -> RunResult:
+    """Claim `wid` (start), run CMD under supervision, record the outcome (done/fail)."""
+    env = dict(os.environ if env is None else env)
+    env.update(COORD_HOME=str(coord.home.path), COORD_AGENT=actor, COORD_WORKER=wid)
+    check_command(cmd, env)
+    coord.act("start", wid, {}, actor=actor)
+
+    beat = None
+
+    def start_beats(started):
+        nonlocal beat
+        inbox, outbox = queue.Queue(), queue.Queue()
+        beat = HeartbeatThread(coord.home, actor, wid, interval, started, inbox, outbox)
+        beat.start()
+        return inbox, outbox
+
+    sup = Supervisor(cmd, env, interval, idle_timeout, timeout, grace, out, err, say)
+    try:
+        returncode, duration = sup.run(start_beats)
+    except OSError as e:  # the command vanished between the check and exec
+        if beat is not None:
+            beat.inbox.put(("stop", None))
+        r = coord.act("fail", wid, {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": 127}, actor=actor)
+        return RunResult(wid, 127, state=r.state, event=r.event)
+    finally:
+        if beat is not None:
+            beat.inbox.put(("stop", None))
+            beat.join(coord.home.config["busy_timeout"] + 1)
+
+    res = RunResult(wid, exit_status(returncode), returncode=returncode,
+                    signal=signal_name(-returncode) if returncode < 0 else None,
+                    ended_by=sup.ended_by, signals=[signal_name(s) for s in sup.received],
+                    duration_s=round(duration, 3), beats=beat.beats if beat else 0,
+                    lost_claim=sup.lost_claim)
+    if sup.lost_claim:
+        return res  # not ours any more: the new state says what happened
+    tail = bytes(sup.tail)
+    facts = {"exit": returncode if returncode >= 0 else None, "duration_s": res.duration_s}
+    if res.signal:
+        facts["signal"] = res.signal
+    if res.ended_by:
+        facts["ended_by"] = res.ended_by
+    if res.signals:
+        facts["signals"] = res.signals
+    facts = {k: v for k, v in facts.items() if v is not None}
+    try:
+        if returncode == 0:
+            text = summary or last_line(tail) or f"{os.path.basename(cmd[0])} exited 0"
+            r = coord.act("done", wid, {"summary": text, **facts}, actor=actor)
+        else:
+            r = coord.act("fail", wid, {"reason": fail_reason(res, idle_timeout, timeout, tail),
+                                        **facts, **output_tail_payload(tail)}, actor=actor)
+        res.state, res.event = r.state, r.event
+    except CoordError as e:
+        res.record_error = e.message
+    return res
+
+
+def fail_reason(res: RunResult, idle_timeout, timeout, tail: bytes) -> str:
+    if res.ended_by == "idle-timeout":
+        why = f"no output for {idle_timeout:g}s (--idle-timeout); "
+    elif res.ended_by == "timeout":
+        why = f"ran longer than {timeout:g}s (--timeout); "
+    elif res.signals:
+        why = f"coord run got {', '.join(res.signals)}; "
+    else:
+        why = ""
+    how = f"killed by {res.signal}" if res.signal else f"exit {res.returncode}"
+    line = last_line(tail)
+    return why + how + (f": {line}" if line else "")
