@@ -45,15 +45,16 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def output_tail_payload(tail: bytes) -> dict:
-    """The last lines of the child's output as payload fields for the fail event.
+def output_tail_payload(tail: bytes, total: int) -> dict:
+    """The last lines of the child's output as payload fields for the fail event:
+    `tail` (at most TAIL_LINES lines and TAIL_MAX_BYTES bytes), `output_bytes` (all the
+    child printed) and `tail_truncated` (bytes of those last lines cut off).
 
-    Truncated to TAIL_MAX_BYTES so the payload stays under the blob threshold. This is the
-    one place to change when blobs exist: store the whole tail as a blob instead."""
+    Truncated so the payload stays under the blob threshold. This is the one place to
+    change when blobs exist: store the whole tail as a blob instead."""
     lines = tail.decode("utf-8", "replace").splitlines()[-TAIL_LINES:]
-    text = "\n".join(lines)
-    out = {"tail": text}
-    raw = text.encode()
+    raw = "\n".join(lines).encode()
+    out = {"tail": raw.decode(), "output_bytes": total}
     if len(raw) > TAIL_MAX_BYTES:
         out["tail"] = raw[-TAIL_MAX_BYTES:].decode("utf-8", "ignore")
         out["tail_truncated"] = len(raw) - TAIL_MAX_BYTES
@@ -159,6 +160,8 @@ class Supervisor:
         self.sinks = {"out": out, "err": err}
         self.say = say or (lambda text: None)
         self.tail = bytearray()
+        self.output_bytes = 0
+        self.stdout_tail = bytearray()  # the summary comes from stdout's last line
         self.received: list[int] = []
         self.ended_by = None
         self.lost_claim = None
@@ -302,6 +305,11 @@ class Supervisor:
                     continue
                 self._write(key.data, data)
                 self.tail += data
+                self.output_bytes += len(data)
+                if key.data == "out":
+                    self.stdout_tail += data
+                    if len(self.stdout_tail) > 4096:
+                        del self.stdout_tail[: len(self.stdout_tail) - 4096]
                 if len(self.tail) > TAIL_KEEP:
                     del self.tail[: len(self.tail) - TAIL_KEEP]
                 last_out = time.monotonic()
@@ -362,11 +370,11 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     facts = {k: v for k, v in facts.items() if v is not None}
     try:
         if returncode == 0:
-            text = summary or last_line(tail) or f"{os.path.basename(cmd[0])} exited 0"
+            text = summary or last_line(bytes(sup.stdout_tail)) or last_line(tail) or f"{os.path.basename(cmd[0])} exited 0"
             r = coord.act("done", wid, {"summary": text, **facts}, actor=actor)
         else:
             r = coord.act("fail", wid, {"reason": fail_reason(res, idle_timeout, timeout, tail),
-                                        **facts, **output_tail_payload(tail)}, actor=actor)
+                                        **facts, **output_tail_payload(tail, sup.output_bytes)}, actor=actor)
         res.state, res.event = r.state, r.event
     except CoordError as e:
         res.record_error = e.message

@@ -34,8 +34,8 @@ class CommandAfterDashes(click.Command):
             i = args.index("--")
             ctx.meta["child_argv"] = args[i + 1:]
             args = args[:i]
-        else:
-            ctx.meta["child_argv"] = None
+        elif not ({"--help", "-h"} & set(args)):
+            raise UsageError("put the command after --: coord run [ID] -- CMD [ARGS…]")
         return super().parse_args(ctx, args)
 
     def collect_usage_pieces(self, ctx):
@@ -52,7 +52,7 @@ class CommandAfterDashes(click.Command):
 @click.option("--timeout", type=DURATION, metavar="SECS", help="End the child when it has run this long.")
 @click.option("--grace", type=DURATION, default=5.0, show_default=True, metavar="SECS",
               help="After SIGTERM (a timeout, or SIGTERM/SIGHUP sent to coord run), wait this long, then SIGKILL.")
-@click.option("--summary", help="Summary for `done` when the child exits 0 (default: its last line of output).")
+@click.option("--summary", help="Summary for `done` when the child exits 0 (default: its last line on stdout).")
 @global_options
 def run_cmd(worker_id, interval, idle_timeout, timeout, grace, summary):
     """Claim a worker, run CMD as its agent, beat while it lives, record the outcome.
@@ -75,8 +75,6 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, summary):
     st = state()
     ctx = click.get_current_context()
     argv = ctx.meta.get("child_argv")
-    if argv is None:
-        raise UsageError("put the command after --: coord run [ID] -- CMD [ARGS…]")
     if not argv:
         raise UsageError("no command after --")
     for name, v in (("--interval", interval), ("--idle-timeout", idle_timeout), ("--timeout", timeout)):
