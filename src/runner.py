@@ -21,6 +21,7 @@ import time
 import msgspec
 
 from .events.errors import CoordError, Refused, UsageError
+from .projections.workers import ACTIVE
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # A forwarded SIGTERM/SIGHUP means "stop": after the grace period the child is SIGKILLed.
@@ -148,17 +149,21 @@ class RunResult(msgspec.Struct):
     event: str | None = None        # the outcome event
     lost_claim: str | None = None
     record_error: str | None = None  # the outcome could not be recorded (why)
+    recorded_by_child: bool = False  # the child ran `coord done`/`fail`/`release` itself
 
 
 class Supervisor:
     """Runs one child to its end. Output goes to `out`/`err` (binary files) as it comes."""
 
     def __init__(self, cmd, env, interval, idle_timeout=None, timeout=None, grace=DEFAULT_GRACE,
-                 out=None, err=None, say=None):
+                 out=None, err=None, say=None, claim_lost=None):
         self.cmd, self.env, self.interval = cmd, env, interval
         self.idle_timeout, self.timeout, self.grace = idle_timeout, timeout, grace
         self.sinks = {"out": out, "err": err}
         self.say = say or (lambda text: None)
+        # called when a heartbeat is refused: returns why the claim is lost, or None when
+        # the child itself moved the worker on (e.g. ran `coord done`)
+        self.claim_lost = claim_lost or (lambda msg: msg)
         self.tail = bytearray()
         self.output_bytes = 0
         self.stdout_tail = bytearray()  # the summary comes from stdout's last line
@@ -261,9 +266,11 @@ class Supervisor:
             try:
                 kind, msg = outbox.get_nowait()
                 if kind == "refused":
-                    self.lost_claim = msg
-                    self.say(f"heartbeat refused ({msg}); the claim is lost")
-                    self._end("lost-claim", now)
+                    lost = self.claim_lost(msg)
+                    if lost:
+                        self.lost_claim = lost
+                        self.say(f"heartbeat refused ({lost}); the claim is lost")
+                        self._end("lost-claim", now)
                 else:
                     self.say(f"heartbeat not recorded: {msg}")
             except queue.Empty:
@@ -286,7 +293,7 @@ class Supervisor:
             if exited_at is not None:
                 wait.append(exited_at + DRAIN_AFTER_EXIT - now)
             elif open_pipes == 0:
-                wait.append(0.02)  # pipes closed, child not yet reaped: poll soon
+                wait.append(0.1)  # pipes closed, child not yet reaped: poll soon
             for key, _ in sel.select(max(0.0, min(wait))):
                 if key.data == "wake":
                     try:
@@ -339,7 +346,19 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
         beat.start()
         return inbox, outbox
 
-    sup = Supervisor(cmd, env, interval, idle_timeout, timeout, grace, out, err, say)
+    def moved_on_by_child():
+        """The worker left WORKING/CONFLICTED by this actor's own action (the child ran
+        `coord done`, `fail` or `release` itself): its outcome stands, nothing is lost."""
+        v = coord.worker(wid)
+        return v if v.state not in ACTIVE and v.last_from == actor else None
+
+    def claim_lost(msg):
+        if moved_on_by_child() is not None:
+            return None
+        v = coord.worker(wid)
+        return f"{wid} is {v.state}, last by {v.last_from}" if v.state not in ACTIVE else msg
+
+    sup = Supervisor(cmd, env, interval, idle_timeout, timeout, grace, out, err, say, claim_lost)
     try:
         returncode, duration = sup.run(start_beats)
     except OSError as e:  # the command vanished between the check and exec
@@ -359,6 +378,10 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
                     lost_claim=sup.lost_claim)
     if sup.lost_claim:
         return res  # not ours any more: the new state says what happened
+    own = moved_on_by_child()
+    if own is not None:
+        res.state, res.event, res.recorded_by_child = own.state, own.last_event, True
+        return res
     tail = bytes(sup.tail)
     facts = {"exit": returncode if returncode >= 0 else None, "duration_s": res.duration_s}
     if res.signal:

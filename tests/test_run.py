@@ -233,3 +233,15 @@ def test_status_shows_idle_from_the_beats(home, cli, spawned):
         c.act("heartbeat", "w-1", {"interval": 10.0, "idle_s": 245.0})
     r = cli("status")
     assert "idle 4m" in r.stdout
+
+
+def test_child_that_runs_coord_done_itself_keeps_its_outcome(home, cli, proc, spawned):
+    # The agent hands in its own work, then lingers while heartbeats are refused.
+    child = ("import subprocess, sys, time; subprocess.run([sys.executable, '-m', 'coord', 'done', "
+             "'--summary', 'did it myself'], check=True); time.sleep(0.5); print('bye')")
+    r = proc("--as", "a1", "run", "w-1", "--interval", "0.1", "--", PY, "-c", child)
+    assert r.returncode == 0, r.stderr
+    assert "bye" in r.stdout  # not killed as a lost claim
+    v = status_of(cli, "w-1")
+    assert v["state"] == "IN_REVIEW" and v["summary"] == "did it myself"
+    assert len(events(home, "w-1", "worker.done")) == 1

@@ -96,6 +96,8 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, summary):
                      out=sys.stdout.buffer, err=sys.stderr.buffer, say=say)
     if res.lost_claim:
         say(f"{wid}: outcome not recorded, the claim was lost ({res.lost_claim})")
+    elif res.recorded_by_child:
+        say(f"{wid}: child exit {res.exit} after {res.duration_s:g}s; it had already moved the worker to {res.state}")
     elif res.record_error:
         say(f"{wid}: outcome not recorded: {res.record_error}")
     else:
