@@ -217,6 +217,11 @@ class Supervisor:
             for s in list(self.received):  # arrived before the child existed
                 self._signal_group(s)
             return self._pump(sel, wake_r, start_beats)
+        except BaseException:
+            if self.proc is not None and self.proc.poll() is None:  # never leave it unsupervised
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait()
+            raise
         finally:
             if in_main:
                 for s, h in old.items():
