@@ -103,7 +103,7 @@ def thread_rate(home: Path, seconds: float) -> float:
         c.act("spawn", "hb", {})
         c.act("start", "hb", {})
         inbox, outbox = queue.Queue(), queue.Queue()
-        t = HeartbeatThread(c.home, "hb", "hb", 1e-9, time.monotonic(), inbox, outbox)
+        t = HeartbeatThread(lambda: c.twin("hb"), "hb", 1e-9, time.monotonic(), inbox, outbox)
         t0 = time.perf_counter()
         t.start()
         time.sleep(seconds)

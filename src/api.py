@@ -57,6 +57,15 @@ class Coord:
     def close(self):
         self.store.close()
 
+    def twin(self, actor: str | None = None) -> "Coord":
+        """Another Coord on the same home, with its own connection but the same registered
+        projectors and after-commit hooks. Open it in the thread that will use it (coord
+        run's heartbeat thread does)."""
+        c = Coord(self.home, actor=actor or self.actor)
+        c.projectors = list(self.projectors)
+        c.after_commit_hooks = list(self.after_commit_hooks)
+        return c
+
     def __enter__(self):
         return self
 

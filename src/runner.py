@@ -94,17 +94,17 @@ def _die_with_parent():  # runs in the child between fork and exec
 class HeartbeatThread(threading.Thread):
     """Beats every `interval` seconds from its own store connection until told to stop."""
 
-    def __init__(self, home, actor: str, wid: str, interval: float, started: float,
+    def __init__(self, open_coord, wid: str, interval: float, started: float,
                  inbox: queue.Queue, outbox: queue.Queue):
+        """open_coord() -> Coord is called in this thread (its own SQLite connection)."""
         super().__init__(name="coord-heartbeat", daemon=True)
-        self.home, self.actor, self.wid, self.interval = home, actor, wid, interval
+        self.open_coord, self.wid, self.interval = open_coord, wid, interval
         self.started, self.inbox, self.outbox = started, inbox, outbox
         self.beats = 0
 
     def run(self):
-        from .api import Coord
         try:
-            c = Coord(self.home, actor=self.actor)
+            c = self.open_coord()
         except CoordError as e:
             self.outbox.put(("error", e.message))
             return
@@ -347,7 +347,7 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     def start_beats(started):
         nonlocal beat
         inbox, outbox = queue.Queue(), queue.Queue()
-        beat = HeartbeatThread(coord.home, actor, wid, interval, started, inbox, outbox)
+        beat = HeartbeatThread(lambda: coord.twin(actor), wid, interval, started, inbox, outbox)
         beat.start()
         return inbox, outbox
 
