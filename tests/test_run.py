@@ -245,3 +245,35 @@ def test_child_that_runs_coord_done_itself_keeps_its_outcome(home, cli, proc, sp
     v = status_of(cli, "w-1")
     assert v["state"] == "IN_REVIEW" and v["summary"] == "did it myself"
     assert len(events(home, "w-1", "worker.done")) == 1
+
+
+def test_timeout_ends_the_whole_process_tree(home, cli, proc, spawned):
+    # a shell whose grandchild would otherwise hold the output pipe open for 30 s
+    t0 = time.monotonic()
+    r = proc("--as", "a1", "run", "w-1", "--idle-timeout", "0.5", "--grace", "0.5", "--",
+             "sh", "-c", "sleep 30 & echo $!; wait")
+    assert time.monotonic() - t0 < 10
+    assert r.returncode == 128 + signal.SIGTERM
+    grandchild = int(r.stdout.split()[0])
+    for _ in range(50):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(grandchild, signal.SIGKILL)
+        pytest.fail("grandchild survived the timeout")
+
+
+def test_sigint_is_forwarded_without_escalation(home, cli, spawned):
+    child = ("import time\ntry:\n    print('ready', flush=True); time.sleep(30)\n"
+             "except KeyboardInterrupt:\n    time.sleep(0.6); print('cancelled cleanly')\n")
+    p = _popen_run(home, "w-1", "--interval", "0.2", "--grace", "0.2", "--", PY, "-c", child)
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err            # lived past the grace period: no SIGKILL
+    assert "cancelled cleanly" in out
+    d = events(home, "w-1", "worker.done")[-1]["payload"]
+    assert d["signals"] == ["SIGINT"] and d["summary"] == "cancelled cleanly"
