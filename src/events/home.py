@@ -122,6 +122,14 @@ def _git_common_home(start: Path) -> Path | None:
 
 
 def find_home(explicit: str | None = None, cwd: Path | None = None) -> Home:
+    try:
+        return _find_home(explicit, cwd)
+    except PermissionError as e:
+        from .errors import CoordError
+        raise CoordError(f"cannot access {e.filename}: permission denied") from None
+
+
+def _find_home(explicit: str | None, cwd: Path | None) -> Home:
     """--home / COORD_HOME, else walk up from cwd like git. A .coord/ without coord.db is not
     a home; inside a git worktree, the home is the one beside the common git directory."""
     if explicit is None:
