@@ -106,7 +106,7 @@ class Coord:
 
     def _transition(self, tx, action: str, wid: str, actor: str, payload: dict) -> Result:
         etype = ACTIONS.get(action, action)
-        view = board.load(tx.conn, wid)
+        view = board.load_tx(tx, wid)
         if view is None and etype != "worker.spawned":
             raise UnknownWorker(f"unknown worker {wid!r}")
         env = Envelope(tx.next_ts(), actor, wid, etype, payload)
@@ -123,7 +123,7 @@ class Coord:
                 f"{', '.join(legal) if legal else 'nothing (terminal)'}",
                 state=state, legal=legal)
         ev = tx.append(env)
-        new = board.load(tx.conn, wid)
+        new = board.load_tx(tx, wid)
         return Result(wid, new.state, ev.id, etype, seq=ev.seq)
 
     def act(self, action: str, wid: str, payload: dict | None = None, actor: str | None = None,

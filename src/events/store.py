@@ -50,19 +50,25 @@ class Tx:
         self._seq = None
         self._last_us = None
         self.appended: list[StoredEvent] = []
+        self.cache: dict = {}  # projections may keep views here for the transaction's length
+
+    def _load_heads(self):
+        seq, ts = self.conn.execute(
+            "SELECT (SELECT max(seq) FROM events), (SELECT ts FROM events ORDER BY ts DESC LIMIT 1)").fetchone()
+        self._seq = seq or 0
+        self._last_us = ts_to_us(ts) if ts else 0
 
     def next_ts(self) -> str:
         """max(now, greatest ts in the store + 1 µs), imported events included."""
         if self._last_us is None:
-            row = self.conn.execute("SELECT ts FROM events ORDER BY ts DESC LIMIT 1").fetchone()
-            self._last_us = ts_to_us(row[0]) if row else 0
+            self._load_heads()
         us = max(now_us(), self._last_us + 1)
         self._last_us = us
         return us_to_ts(us)
 
     def _next_seq(self) -> int:
         if self._seq is None:
-            self._seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            self._load_heads()
         self._seq += 1
         return self._seq
 

@@ -16,6 +16,23 @@ def load(conn, worker: str) -> Worker | None:
     return _dec.decode(row[0]) if row else None
 
 
+def load_tx(tx, worker: str) -> Worker | None:
+    """load() through the transaction's cache: one read per worker per transaction."""
+    key = ("worker", worker)
+    if key not in tx.cache:
+        tx.cache[key] = load(tx.conn, worker)
+    return tx.cache[key]
+
+
+def save_tx(tx, v: Worker, old: Worker | None = None) -> None:
+    if old is not None and (old.state, old.holder, old.assignee, old.updated) == (v.state, v.holder, v.assignee, v.updated):
+        # A heartbeat: only the view blob changes, so skip the index maintenance of a REPLACE.
+        tx.conn.execute("UPDATE workers SET view = ? WHERE worker = ?", (_enc.encode(v), v.worker))
+    else:
+        save(tx.conn, v)
+    tx.cache[("worker", v.worker)] = v
+
+
 def decode_view(blob: bytes) -> Worker:
     return _dec.decode(blob)
 
@@ -31,14 +48,14 @@ def project(tx, ev) -> None:
     """The projector: runs inside the append transaction for every appended event."""
     env = ev.env
     if env.type.startswith("worker."):
-        conn = tx.conn
-        view = load(conn, env.to)
+        view = load_tx(tx, env.to)
         if view is not None and (env.ts, ev.id) < (view.pos_ts, view.pos_id):
-            refold(conn, [env.to])  # an imported event that falls earlier
+            refold(tx.conn, [env.to])  # an imported event that falls earlier
+            tx.cache.pop(("worker", env.to), None)
         else:
             new = fold(view, env, ev.id)
             if new is not None:
-                save(conn, new)
+                save_tx(tx, new, view)
     tx.conn.execute("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
                     (PROJECTION, ev.seq))
 
