@@ -174,6 +174,28 @@ class Coord:
                 self._remember_request(tx, actor, request_id, r)
         return r
 
+    def backup(self, dest: Path, force: bool = False) -> int:
+        """VACUUM INTO dest: a consistent snapshot even while others write."""
+        import sqlite3
+        from .events.errors import CoordError
+        dest = Path(dest).absolute()
+        if dest.exists():
+            if not force:
+                raise UsageError(f"{dest} exists (use --force to overwrite)")
+            dest.unlink()
+        if not dest.parent.is_dir():
+            raise UsageError(f"no such directory: {dest.parent}")
+        tmp = dest.with_name(dest.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            self.conn.execute("VACUUM INTO ?", (str(tmp),))
+        except sqlite3.DatabaseError as e:
+            tmp.unlink(missing_ok=True)
+            raise CoordError(f"backup to {dest} failed: {e}") from None
+        n = sqlite3.connect(str(tmp)).execute("SELECT count(*) FROM events").fetchone()[0]
+        os.replace(tmp, dest)
+        return n
+
     def rebuild(self, progress=None) -> int:
         return board.rebuild(self.store, progress=progress)
 

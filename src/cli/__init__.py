@@ -11,6 +11,7 @@ COMMANDS = {
     "init": "admin:init_cmd",
     "config": "admin:config_cmd",
     "rebuild": "admin:rebuild_cmd",
+    "backup": "admin:backup_cmd",
     "spawn": "lifecycle:spawn",
     "start": "lifecycle:start",
     "heartbeat": "lifecycle:heartbeat",

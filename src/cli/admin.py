@@ -70,3 +70,28 @@ def rebuild_cmd():
         emit_json({"events": n})
     else:
         echo(f"rebuilt views from {n} lifecycle events")
+
+
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@global_options
+def backup_cmd(file, force):
+    """Write a consistent copy of the database to FILE (SQLite `VACUUM INTO`).
+
+    Safe while agents keep writing: the copy is one read snapshot. Never copy coord.db
+    with cp, which can catch it mid-write. To restore, stop writers and put the file at
+    .coord/coord.db (events appended after the backup are in events.jsonl: `coord import`).
+
+    \b
+    Example:
+      coord backup /backups/coord-$(date +%F).db
+    """
+    from pathlib import Path
+    st = state()
+    c = st.open()
+    n = c.backup(Path(file), force=force)
+    if st.json:
+        emit_json({"file": str(Path(file).absolute()), "events": n})
+    else:
+        echo(f"backed up {n} events to {file}")

@@ -200,8 +200,7 @@ class Store:
                 failpoint("before-commit")
                 self.conn.execute("COMMIT")
             except BaseException as e:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                self._rollback_quietly()
                 if isinstance(e, sqlite3.DatabaseError):
                     raise _translate(e, self.home) from None
                 raise
@@ -215,11 +214,20 @@ class Store:
         try:
             self.conn.execute("BEGIN")
             yield self.conn
+            self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
+            self._rollback_quietly()
             raise _translate(e, self.home) from None
-        finally:
+        except BaseException:
+            self._rollback_quietly()
+            raise
+
+    def _rollback_quietly(self):
+        try:
             if self.conn.in_transaction:
-                self.conn.execute("COMMIT")
+                self.conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass
 
     # --- reading events --------------------------------------------------------------
     def max_seq(self) -> int:
@@ -237,6 +245,11 @@ def _translate(e: Exception, home: Home) -> CoordError:
     if isinstance(e, (PermissionError,)) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
         return CoordError(f"cannot write to {home.path}: {e.strerror}")
     msg = str(e)
+    if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):
+        return CoordError(f"no space left for {home.path} (disk full or file size limit); nothing was recorded")
+    if "disk I/O error" in msg:
+        return CoordError(f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
+                          "failing disk); nothing was recorded")
     if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
         return CoordError(f"cannot write to {home.db_path}: {msg}")
     if "malformed" in msg or "not a database" in msg:
