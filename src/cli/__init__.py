@@ -25,6 +25,9 @@ COMMANDS = {
     "status": "views:status",
     "show": "views:show",
     "log": "views:log",
+    "replay": "replay:replay",
+    "stats": "stats:stats",
+    "timeline": "timeline:timeline",
 }
 
 

@@ -60,7 +60,7 @@ def render_board(items, now: int, width: int = 80) -> list[str]:
     """The board as lines no wider than `width` (at least 80): AGE is time in the state,
     HEARTBEAT the time since the last beat; agent text is escaped and cut to fit."""
     width = max(80, width)
-    ww, hw = 14, 12
+    ww, hw = 12, 10
     fixed = ww + 1 + 10 + 1 + hw + 1 + 6 + 1 + 9 + 1 + 8 + 1
     sw = width - fixed
     fmt = "{:<%d} {:<10} {:<%d} {:>6} {:>9} {:<8} {}" % (ww, hw)
