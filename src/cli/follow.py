@@ -1,7 +1,7 @@
 """`coord log -f`: print events as they commit, with log's filters, until interrupted."""
 from ..events.follow import follow
 from .common import state
-from .live import until_interrupted, write
+from .live import reader_gone, until_interrupted, write
 
 
 def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
@@ -14,7 +14,7 @@ def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
             last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     where = where.replace(" WHERE ", "", 1)
     with until_interrupted():
-        for seq, eid, body in follow(c.store, last_seq, where, args, poll=poll):
+        for seq, eid, body in follow(c.store, last_seq, where, args, poll=poll, stop=reader_gone):
             if st.json:
                 write(event_json_bytes(seq, eid, body) + b"\n")
             else:

@@ -1,6 +1,7 @@
 """Shared plumbing for commands that run until interrupted (log -f, status --watch):
 SIGTERM ends them like Ctrl-C, and a closed pipe (`| head`) ends them quietly."""
 import os
+import select
 import signal
 import sys
 from contextlib import contextmanager
@@ -48,3 +49,14 @@ def write(data: bytes) -> None:
     out = sys.stdout.buffer
     out.write(data)
     out.flush()
+
+
+def reader_gone() -> bool:
+    """True once the reading end of a stdout pipe has closed (`log -f | head`): a quiet
+    follower would otherwise only notice at its next write."""
+    try:
+        p = select.poll()
+        p.register(sys.stdout.fileno(), 0)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False

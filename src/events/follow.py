@@ -10,15 +10,16 @@ import time
 
 
 def follow(store, after_seq: int, where: str = "", args=(), poll: float = 0.05, batch: int = 1000,
-           recheck: float = 1.0):
+           recheck: float = 1.0, stop=None):
     """Yield (seq, id, body) for events with seq > after_seq that match the SQL condition
-    `where` (over the events table, with `args`), in seq order, until the caller stops."""
+    `where` (over the events table, with `args`), in seq order, until the caller stops or
+    `stop()` (checked once per poll) returns true."""
     cond = f" AND ({where})" if where else ""
     last = after_seq
     seen_version = None
     checked = 0.0
     conn = store.conn
-    while True:
+    while stop is None or not stop():
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         clock = time.monotonic()
         if version != seen_version or clock - checked >= recheck:
