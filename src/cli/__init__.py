@@ -26,6 +26,9 @@ COMMANDS = {
     "status": "views:status",
     "show": "views:show",
     "log": "views:log",
+    "replay": "replay:replay",
+    "stats": "stats:stats",
+    "timeline": "timeline:timeline",
 }
 
 

@@ -63,9 +63,20 @@ def rebuild_cmd():
     Example:
       coord rebuild
     """
+    from .progress import bar
     st = state()
     c = st.open()
-    n = c.rebuild()
+    b = bar("rebuild")
+    cb = None
+    if b is not None:  # the total costs one count, so only when a bar is drawn
+        with c.store.read() as conn:
+            total = conn.execute("SELECT count(*) FROM events WHERE worker IS NOT NULL").fetchone()[0]
+        cb = lambda done: b(done, total)  # noqa: E731
+    try:
+        n = c.rebuild(progress=cb)
+    finally:
+        if b is not None:
+            b.close()
     if st.json:
         emit_json({"events": n})
     else:
