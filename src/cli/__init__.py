@@ -25,6 +25,9 @@ COMMANDS = {
     "status": "views:status",
     "show": "views:show",
     "log": "views:log",
+    "export": "audit:export_cmd",
+    "import": "audit:import_cmd",
+    "verify": "audit:verify_cmd",
 }
 
 
