@@ -248,3 +248,31 @@ def test_export_check_changes_nothing(home, cli):
     assert r.exit_code == 5 and "missing:" in r.stdout
     assert stored(home) == before
     assert len(lines_of(home)) == 1
+
+
+def test_migrating_an_old_database_exports_its_events(home, cli):
+    """A store from before the audit column (schema 1, whose file stayed empty): after
+    the migration its events are dirty and the next export writes them, once."""
+    lifecycle(cli, 2)
+    con = sqlite3.connect(str(home / "coord.db"))
+    con.execute("DROP INDEX events_dirty")
+    con.execute("ALTER TABLE events DROP COLUMN audit")
+    con.execute("DELETE FROM _sqlite_migrations WHERE name = '0301_audit_dirty'")
+    con.execute("DELETE FROM meta WHERE key LIKE 'audit%'")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    (home / "events.jsonl").write_bytes(b"")
+    r = cli("export", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert r.json()["written"] == 4  # spawns and starts; heartbeats stay out
+    assert cli("verify").exit_code == 0
+
+
+def test_import_from_stdin(home, cli, tmp_path):
+    other = tmp_path / "o" / ".coord"
+    assert cli("--home", str(other), "init").exit_code == 0
+    assert cli("--home", str(other), "spawn", "o-1").exit_code == 0
+    r = cli("import", "-", "--json", input=(other / "events.jsonl").read_bytes())
+    assert r.exit_code == 0 and r.json()["imported"] == 1
+    assert cli("show", "o-1").exit_code == 0

@@ -114,7 +114,7 @@ def import_cmd(file):
     res = c.audit.export()  # the file becomes the union, and any older dirty events go out
     if res.refused:
         pass  # already warned; the import itself succeeded
-    out = {"file": file, "lines": len(pairs), "imported": added, "known": len(pairs) - added}
+    out = {"file": file, "events": len(pairs), "imported": added, "known": len(pairs) - added}
     if st.json:
         emit_json(out)
     else:
