@@ -42,7 +42,8 @@ def check_payload(payload) -> dict:
 class Coord:
     """An open home. Use as a context manager, or call close()."""
 
-    def __init__(self, home: Home | str | Path | None = None, actor: str | None = None):
+    def __init__(self, home: Home | str | Path | None = None, actor: str | None = None,
+                 on_warning=None):
         if not isinstance(home, Home):
             home = find_home(str(home) if home is not None else None)
         self.home = home
@@ -52,9 +53,22 @@ class Coord:
         self._clone = None
         # Extra projectors and after-commit hooks registered by features (audit, search).
         self.projectors = [board.project]
-        self.after_commit_hooks = []
+        self.after_commit_hooks = [export_audit]
+        # Warnings that must not fail the action (the audit file refused, lines restored).
+        self.on_warning = on_warning or _stderr_warning
+        self._audit = None
+
+    @property
+    def audit(self):
+        """The home's audit file (coord.events.audit.AuditTrail), opened on first use."""
+        if self._audit is None:
+            from .events.audit import AuditTrail
+            self._audit = AuditTrail(self.store, warn=lambda m: self.on_warning(m))
+        return self._audit
 
     def close(self):
+        if self._audit is not None:
+            self._audit.close()
         self.store.close()
 
     def __enter__(self):
@@ -200,13 +214,47 @@ class Coord:
         return board.rebuild(self.store, progress=progress)
 
 
+def _stderr_warning(msg: str) -> None:
+    import sys
+    sys.stderr.write(f"warning: {msg}\n")
+
+
+def export_audit(coord: Coord, events) -> None:
+    """After-commit hook: write the dirty events to the audit file. The action has
+    committed, so a problem here never fails it: it is a warning, and the events stay
+    dirty for the next command (or `coord export`) to write."""
+    from .events.errors import CoordError
+    try:
+        coord.audit.export()
+    except CoordError as e:
+        coord.on_warning(f"audit file not updated: {e.message}")
+    except OSError as e:
+        coord.on_warning(f"audit file not updated: {e}")
+
+
 def init(path: str | Path | None = None) -> tuple[Home, bool]:
-    """Create a home (idempotent). Returns (home, created)."""
-    from .events.home import init_home_dirs
+    """Create a home (idempotent). Returns (home, created). In a fresh clone whose
+    events.jsonl exists without a database, the store is built from that file (every
+    line checked first: a bad file is refused with exit 5 and no database is created);
+    the file itself is never truncated."""
+    from .events.home import Home as _Home, init_home_dirs
     if path is None:
         path = os.environ.get("COORD_HOME") or (Path.cwd() / ".coord")
     p = Path(path).expanduser().absolute()
     created = not (p / "coord.db").exists()
+    pairs = []
+    if created:
+        audit_path = _Home(p).audit_path
+        if audit_path.exists() and audit_path.stat().st_size:
+            from .events.audit import read_checked
+            pairs = read_checked(audit_path)
     home = init_home_dirs(p)
-    Store(home).open().close()  # runs the migrations
+    if not created:
+        Store(home).open().close()  # runs pending migrations
+        return home, created
+    with Coord(home) as c:
+        if pairs:
+            from .events.audit import AUDIT_WRITTEN, import_bodies
+            import_bodies(c.store, pairs, AUDIT_WRITTEN)
+            c.audit.adopt()
     return home, created

@@ -29,6 +29,9 @@ COMMANDS = {
     "replay": "replay:replay",
     "stats": "stats:stats",
     "timeline": "timeline:timeline",
+    "export": "audit:export_cmd",
+    "import": "audit:import_cmd",
+    "verify": "audit:verify_cmd",
 }
 
 

@@ -39,6 +39,18 @@ def m0001(db: sqlite_utils.Database):
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
+@migrations(name="0301_audit_dirty")
+def m0301(db: sqlite_utils.Database):
+    # Issue 3, the audit file. events.audit: 0 = not for the file (a heartbeat with
+    # audit_heartbeats off), 1 = dirty (committed, not yet in the file), 2 = written.
+    # Decided when an event is appended. Events stored before this migration were never
+    # exported: they start dirty (the first export's file scan marks those already there).
+    db.execute("ALTER TABLE events ADD COLUMN audit INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE events SET audit = 1 WHERE type != 'worker.heartbeat'")
+    # The exporter's only per-action query: dirty events in seq order.
+    db.execute("CREATE INDEX events_dirty ON events(seq) WHERE audit = 1")
+
+
 MIGRATIONS = migrations
 SCHEMA_VERSION = len(migrations._migrations)
 

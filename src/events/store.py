@@ -21,7 +21,10 @@ from .home import Home
 
 # Must equal the number of migrations in schema.py (a test checks it). Kept here so the
 # per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# events.audit values (see schema 0301): not for the file, dirty, written.
+AUDIT_NONE, AUDIT_DIRTY, AUDIT_WRITTEN = 0, 1, 2
 
 
 class StoredEvent(msgspec.Struct):
@@ -51,6 +54,9 @@ class Tx:
         self._last_us = None
         self.appended: list[StoredEvent] = []
         self.cache: dict = {}  # projections may keep views here for the transaction's length
+        # Callbacks run once each just before COMMIT (e.g. the projector re-folding the
+        # workers a batch of imported events touched), keyed so each runs once.
+        self.before_commit: dict = {}
 
     def _load_heads(self):
         seq, ts = self.conn.execute(
@@ -73,10 +79,16 @@ class Tx:
         return self._seq
 
     def append(self, env: Envelope | None = None, body: bytes | None = None,
-               origin: str = "local") -> StoredEvent | None:
+               origin: str = "local", audit: int | None = None) -> StoredEvent | None:
         """The one way an event enters the store. Given bytes (an import), they are kept
         as they are; given an envelope, it is encoded once. Returns None when the id is
-        already stored (set union)."""
+        already stored (set union).
+
+        `audit` says whether the event belongs in the audit file, decided now and never
+        again: by default a local event is dirty (to be written) unless it is a heartbeat
+        and the audit_heartbeats setting is off; an imported event came from some audit
+        file, so it is dirty too (our file becomes the union). An import from our own
+        audit file passes AUDIT_WRITTEN (it is already there)."""
         if body is None:
             body = canonical(env)
         elif env is None:
@@ -87,11 +99,16 @@ class Tx:
             return None
         if origin != "local" and self._last_us is not None:
             self._last_us = max(self._last_us, ts_to_us(env.ts))
+        if audit is None:
+            audit = AUDIT_DIRTY
+            if (origin == "local" and env.type == "worker.heartbeat"
+                    and not self.store.home.config["audit_heartbeats"]):
+                audit = AUDIT_NONE
         seq = self._next_seq()
         self.conn.execute(
-            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin) '
-            "VALUES (?,?,?,?,?,?,?,?,?)",
-            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin))
+            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit) '
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit))
         ev = StoredEvent(seq, eid, body, env, origin)
         self.appended.append(ev)
         if self.store.projector is not None:
@@ -185,9 +202,11 @@ class Store:
 
     # --- transactions ----------------------------------------------------------------
     @contextmanager
-    def write(self):
+    def write(self, hooks: bool = True):
         """BEGIN IMMEDIATE … COMMIT. Validation, append and projection happen inside; the
-        after-commit hook (the audit file) runs after COMMIT, never before."""
+        after-commit hook (the audit file) runs after COMMIT, never before. hooks=False is
+        for the audit trail's own bookkeeping and batched imports, which export once at
+        the end instead of after every batch."""
         tx = None
         with self._flock():
             try:
@@ -197,6 +216,8 @@ class Store:
             try:
                 tx = Tx(self)
                 yield tx
+                for fn in list(tx.before_commit.values()):
+                    fn(tx)
                 failpoint("before-commit")
                 self.conn.execute("COMMIT")
             except BaseException as e:
@@ -205,7 +226,7 @@ class Store:
                     raise _translate(e, self.home) from None
                 raise
         failpoint("after-commit")
-        if tx.appended and self.after_commit is not None:
+        if hooks and tx.appended and self.after_commit is not None:
             self.after_commit(self, tx.appended)
 
     @contextmanager

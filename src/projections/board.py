@@ -45,19 +45,52 @@ def save(conn, v: Worker, table: str = "workers") -> None:
 
 
 def project(tx, ev) -> None:
-    """The projector: runs inside the append transaction for every appended event."""
+    """The projector: runs inside the append transaction for every appended event.
+
+    Local events always come last in (ts, id) order and fold incrementally. An imported
+    event may fall earlier than what a worker's view has folded (or be a spawn arriving
+    after later events of its worker); that worker is then re-folded from all its events,
+    once, just before the transaction commits (so a batch of imports re-folds each
+    touched worker once, not once per event)."""
     env = ev.env
     if env.type.startswith("worker."):
-        view = load_tx(tx, env.to)
-        if view is not None and (env.ts, ev.id) < (view.pos_ts, view.pos_id):
-            refold(tx.conn, [env.to])  # an imported event that falls earlier
-            tx.cache.pop(("worker", env.to), None)
+        pending = tx.before_commit.get(PROJECTION)
+        if pending is not None and env.to in pending.workers:
+            pass  # re-folded before commit
         else:
-            new = fold(view, env, ev.id)
-            if new is not None:
-                save_tx(tx, new, view)
+            view = load_tx(tx, env.to)
+            if ev.origin != "local" and _falls_earlier(tx.conn, view, env, ev.id):
+                if pending is None:
+                    pending = tx.before_commit[PROJECTION] = _Refold()
+                pending.workers.add(env.to)
+                tx.cache.pop(("worker", env.to), None)
+            else:
+                new = fold(view, env, ev.id)
+                if new is not None:
+                    save_tx(tx, new, view)
     tx.conn.execute("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
                     (PROJECTION, ev.seq))
+
+
+def _falls_earlier(conn, view, env, eid) -> bool:
+    if view is not None:
+        return (env.ts, eid) < (view.pos_ts, view.pos_id)
+    # No view yet: events of this worker already stored (an orphan started/canceled that
+    # arrived before its spawn) must be folded after this one.
+    return conn.execute("SELECT 1 FROM events WHERE worker = ? AND id != ? LIMIT 1",
+                        (env.to, eid)).fetchone() is not None
+
+
+class _Refold:
+    """Workers to re-fold before commit (a before_commit callback of the transaction)."""
+
+    def __init__(self):
+        self.workers: set[str] = set()
+
+    def __call__(self, tx):
+        refold(tx.conn, sorted(self.workers))
+        for w in self.workers:
+            tx.cache.pop(("worker", w), None)
 
 
 def worker_events(conn, worker: str):
