@@ -42,8 +42,9 @@ STATUS_COLS = "{:<16} {:<10} {:<14} {:>6} {:>6} {:<8} {}"
               help="Only workers in state S (repeatable; case-insensitive).")
 @click.option("--stale", is_flag=True, help="Only active workers whose liveness is WARN or worse.")
 @click.option("--all", "all_", is_flag=True, help="Include COMPLETED and CANCELED workers.")
+@click.option("--branches", is_flag=True, help="Show each worker's branch and how far it is ahead of/behind its base (asks git).")
 @global_options
-def status(worker_id, states, stale, all_):
+def status(worker_id, states, stale, all_, branches):
     """The board: every worker with its state, holder, age and liveness.
 
     Terminal workers (COMPLETED, CANCELED) are hidden unless --all or --state asks.
@@ -53,6 +54,7 @@ def status(worker_id, states, stale, all_):
       coord status
       coord status --state working --json
       coord status --stale
+      coord status --branches
     """
     st = state()
     c = st.open()
@@ -80,11 +82,21 @@ def status(worker_id, states, stale, all_):
     items = [worker_dict(c, v, now) for v in rows]
     if stale:
         items = [d for d in items if liveness.ORDER.get(d["liveness"], -1) >= 1]
+    if branches:
+        add_branch_counts(c, items)
     if st.json:
         emit_json(items)
         return
     if not items:
         echo("no workers" + (" match" if (want or stale or worker_id) else " (coord spawn ID to add one)"))
+        return
+    if branches:
+        echo(BRANCH_COLS.format("WORKER", "STATE", "BRANCH", "BASE", "AHEAD", "BEHIND"))
+        for d in items:
+            a, b = d.get("ahead"), d.get("behind")
+            echo(BRANCH_COLS.format(one_line(d["worker"], 16), d["state"], one_line(d["branch"] or "-", 28),
+                                    one_line(d["base"] or "-", 16), "-" if a is None else a,
+                                    "-" if b is None else b))
         return
     echo(STATUS_COLS.format("WORKER", "STATE", "HOLDER", "AGE", "BEAT", "LIVE", "TASK / NOTE"))
     for d in items:
@@ -101,6 +113,20 @@ def status(worker_id, states, stale, all_):
             note = f"!{len(d['conflicts'])} conflict(s)  " + (note or "")
         echo(STATUS_COLS.format(one_line(d["worker"], 16), d["state"], one_line(d["holder"] or "-", 14),
                                 fmt_age(age), fmt_age(hb), d["liveness"] or "-", one_line(note, 40)))
+
+
+BRANCH_COLS = "{:<16} {:<10} {:<28} {:<16} {:>5} {:>6}"
+
+
+def add_branch_counts(c, items) -> None:
+    """ahead/behind of each worker's branch against its base: one git call per worker,
+    only when asked, so a plain `status` never runs git. None where git cannot tell
+    (no branch, a branch or base deleted, no repository)."""
+    from ..gitops import repo_of
+    repo = repo_of(c.home.project_dir) if any(d["branch"] for d in items) else None
+    for d in items:
+        counts = repo.ahead_behind(d["branch"], d["base"]) if repo and d["branch"] and d["base"] else None
+        d["ahead"], d["behind"] = counts if counts else (None, None)
 
 
 def _history(conn, wid, limit=50):
