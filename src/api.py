@@ -11,7 +11,7 @@ import msgspec
 
 from .events import envelope as _env
 from .events.envelope import Envelope
-from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYours, UnknownWorker, UsageError
+from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYours, Refused, UnknownWorker, UsageError
 from .events.home import Home, find_home
 from .events.ids import check_worker_id
 from .events.store import Store
@@ -126,23 +126,40 @@ class Coord:
         env = Envelope(tx.next_ts(), actor, wid, etype, payload)
         if is_repeat(view, env):
             return Result(wid, view.state, None, etype, repeat=True)
-        bad = check(view, env)
-        if bad is not None:
-            state = view.state if view else None
-            legal = legal_actions(state)
-            if bad[0] == "actor":
-                raise NotYours(f"cannot {action}: {bad[1]}")
-            raise IllegalTransition(
-                f"cannot {action}: {bad[1]}; legal from {state}: "
-                f"{', '.join(legal) if legal else 'nothing (terminal)'}",
-                state=state, legal=legal)
+        _refuse_if_illegal(action, view, env)
         ev = tx.append(env)
         new = board.load_tx(tx, wid)
         return Result(wid, new.state, ev.id, etype, seq=ev.seq)
 
+    def precheck(self, action: str, wid: str, payload: dict, actor: str,
+                 request_id: str | None = None) -> tuple[bool, Worker | None]:
+        """Would `act` append? Read-only, for actions with work to do outside the write
+        transaction (git). Returns (repeat, view): repeat is True when `act` would append
+        nothing (a used request id, or an idempotent repeat); otherwise the action is legal
+        now and view is the worker (None before a spawn). Raises what `act` would raise.
+        `act` checks again inside its transaction."""
+        actor = actor or self.actor
+        if not actor:
+            raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
+        with self.store.read() as conn:
+            if request_id is not None and conn.execute(
+                    "SELECT 1 FROM request_ids WHERE actor = ? AND key = ?", (actor, request_id)).fetchone():
+                return True, None
+            view = board.load(conn, wid)
+        etype = ACTIONS.get(action, action)
+        if view is None and etype != "worker.spawned":
+            raise UnknownWorker(f"unknown worker {wid!r}")
+        env = Envelope("", actor, wid, etype, payload)
+        if is_repeat(view, env):
+            return True, view
+        _refuse_if_illegal(action, view, env)
+        return False, view
+
     def act(self, action: str, wid: str, payload: dict | None = None, actor: str | None = None,
-            request_id: str | None = None) -> Result:
-        """Run one lifecycle action as one transaction."""
+            request_id: str | None = None, expect_repeat: bool = False) -> Result:
+        """Run one lifecycle action as one transaction. expect_repeat: the caller skipped
+        work outside the transaction because `precheck` saw a repeat; refuse rather than
+        append if the worker moved meanwhile."""
         actor = actor or self.actor
         if not actor:
             raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
@@ -155,6 +172,8 @@ class Coord:
                 if action == "start":
                     payload = {**payload, "clone": self.clone_id}
                 r = self._transition(tx, action, wid, actor, payload)
+                if expect_repeat and not r.repeat:
+                    raise Refused(f"{wid} changed while {action} ran; run it again")
                 self._remember_request(tx, actor, request_id, r)
         return r
 
@@ -230,6 +249,19 @@ def export_audit(coord: Coord, events) -> None:
         coord.on_warning(f"audit file not updated: {e.message}")
     except OSError as e:
         coord.on_warning(f"audit file not updated: {e}")
+
+
+def _refuse_if_illegal(action: str, view: Worker | None, env: Envelope) -> None:
+    bad = check(view, env)
+    if bad is not None:
+        state = view.state if view else None
+        legal = legal_actions(state)
+        if bad[0] == "actor":
+            raise NotYours(f"cannot {action}: {bad[1]}")
+        raise IllegalTransition(
+            f"cannot {action}: {bad[1]}; legal from {state}: "
+            f"{', '.join(legal) if legal else 'nothing (terminal)'}",
+            state=state, legal=legal)
 
 
 def init(path: str | Path | None = None) -> tuple[Home, bool]:

@@ -94,7 +94,7 @@ def test_two_git_clones_append_concurrently_merge_and_converge(tmp_path, cli):
     git(ca, "init", "-q")
     assert cli("--home", str(ca / ".coord"), "init").exit_code == 0
     assert "merge=union" in (ca / ".coord" / ".gitattributes").read_text()
-    assert cli("--home", str(ca / ".coord"), "spawn", "shared", "--task", "both touch it").exit_code == 0
+    assert cli("--home", str(ca / ".coord"), "spawn", "shared", "--task", "both touch it", "--no-git").exit_code == 0
     git(ca, "add", "-A")
     git(ca, "commit", "-qm", "coord init")
     git(tmp_path, "clone", "-q", "--bare", str(ca), str(origin))

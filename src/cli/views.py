@@ -107,8 +107,9 @@ def _board_items(c, worker_id, want, stale, all_, now):
               metavar="SECONDS", help="With --watch: seconds between refreshes.")
 @click.option("--count", type=click.IntRange(min=1), metavar="N",
               help="With --watch: stop after N refreshes (implies --watch).")
+@click.option("--branches", is_flag=True, help="Show each worker's branch and how far it is ahead of/behind its base (asks git).")
 @global_options
-def status(worker_id, states, stale, all_, watch, interval, count):
+def status(worker_id, states, stale, all_, watch, interval, count, branches):
     """The board: every worker with its state, holder, age and liveness.
 
     Terminal workers (COMPLETED, CANCELED) are hidden unless --all or --state asks.
@@ -119,6 +120,7 @@ def status(worker_id, states, stale, all_, watch, interval, count):
       coord status --state working --json
       coord status --stale
       coord status --watch --interval 1
+      coord status --branches
     """
     st = state()
     c = st.open()
@@ -135,11 +137,21 @@ def status(worker_id, states, stale, all_, watch, interval, count):
         return
     now = now_us()
     items = _board_items(c, worker_id, want, stale, all_, now)
+    if branches:
+        add_branch_counts(c, items)
     if st.json:
         emit_json(items)
         return
     if not items:
         echo(empty_board_text(bool(want or stale or worker_id)))
+        return
+    if branches:
+        echo(BRANCH_COLS.format("WORKER", "STATE", "BRANCH", "BASE", "AHEAD", "BEHIND"))
+        for d in items:
+            a, b = d.get("ahead"), d.get("behind")
+            echo(BRANCH_COLS.format(one_line(d["worker"], 16), d["state"], one_line(d["branch"] or "-", 28),
+                                    one_line(d["base"] or "-", 16), "-" if a is None else a,
+                                    "-" if b is None else b))
         return
     for line in render_board(items, now):
         echo(line)
@@ -147,6 +159,20 @@ def status(worker_id, states, stale, all_, watch, interval, count):
 
 def empty_board_text(filtered: bool) -> str:
     return "no workers" + (" match" if filtered else " (coord spawn ID to add one)")
+
+
+BRANCH_COLS = "{:<16} {:<10} {:<28} {:<16} {:>5} {:>6}"
+
+
+def add_branch_counts(c, items) -> None:
+    """ahead/behind of each worker's branch against its base: one git call per worker,
+    only when asked, so a plain `status` never runs git. None where git cannot tell
+    (no branch, a branch or base deleted, no repository)."""
+    from ..gitops import repo_of
+    repo = repo_of(c.home.project_dir) if any(d["branch"] for d in items) else None
+    for d in items:
+        counts = repo.ahead_behind(d["branch"], d["base"]) if repo and d["branch"] and d["base"] else None
+        d["ahead"], d["behind"] = counts if counts else (None, None)
 
 
 def _history(conn, wid, limit=50):
