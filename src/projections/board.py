@@ -44,9 +44,26 @@ def save(conn, v: Worker, table: str = "workers") -> None:
         (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v)))
 
 
+def readable(env, blobs=None, conn=None):
+    """The envelope a fold sees: a claim-checked payload replaced by the payload it stands
+    for. Lenient: a missing or corrupt blob leaves the reference (verify reports it), so
+    one bad blob never blocks an append or a rebuild."""
+    if "$blob" not in env.payload:
+        return env
+    from ..events.blobs import store_for_conn
+    from ..events.errors import CoordError
+    try:
+        blobs = blobs if blobs is not None else store_for_conn(conn)
+        return msgspec.structs.replace(env, payload=blobs.payload_of(env.payload))
+    except CoordError:
+        return env
+
+
 def project(tx, ev) -> None:
     """The projector: runs inside the append transaction for every appended event."""
     env = ev.env
+    if env.type.startswith("worker."):
+        env = readable(env, tx.store.blobs)
     if env.type.startswith("worker."):
         view = load_tx(tx, env.to)
         if view is not None and (env.ts, ev.id) < (view.pos_ts, view.pos_id):
@@ -63,7 +80,7 @@ def project(tx, ev) -> None:
 def worker_events(conn, worker: str):
     for eid, body in conn.execute(
             "SELECT id, body FROM events WHERE worker = ? ORDER BY ts, id", (worker,)):
-        yield decode(body), eid
+        yield readable(decode(body), conn=conn), eid
 
 
 def refold(conn, workers) -> None:
@@ -108,7 +125,7 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
         if not rows:
             break
         for ts, eid, body in rows:
-            env = decode(body)
+            env = readable(decode(body), store.blobs)
             v = fold(views.get(env.to), env, eid)
             if v is not None:
                 views[env.to] = v
@@ -137,7 +154,7 @@ def fresh_fold(conn) -> dict[str, Worker]:
     def events():
         for eid, body in conn.execute(
                 "SELECT id, body FROM events WHERE worker IS NOT NULL ORDER BY ts, id"):
-            yield decode(body), eid
+            yield readable(decode(body), conn=conn), eid
     return fold_all(events())
 
 
