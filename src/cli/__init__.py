@@ -26,6 +26,11 @@ COMMANDS = {
     "status": "views:status",
     "show": "views:show",
     "log": "views:log",
+    "send": "messages:send",
+    "poll": "messages:poll",
+    "ack": "messages:ack",
+    "search": "messages:search",
+    "blob": "blobs:blob",
 }
 
 

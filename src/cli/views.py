@@ -33,6 +33,24 @@ def event_json_bytes(seq: int, eid: str, body: bytes) -> bytes:
     return b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:]
 
 
+def event_json_resolved(blobs, seq: int, eid: str, body: bytes) -> bytes:
+    """The reading form with a claim-checked payload resolved: the blob's bytes (checked
+    against their hash) stand in for the reference, and a `blob` member names it. The
+    stored bytes and the audit file keep the reference. Attachments (`send --file`) stay
+    references: `coord blob cat` fetches them."""
+    if b'"$blob"' not in body:
+        return event_json_bytes(seq, eid, body)
+    import msgspec
+    from ..events.blobs import is_ref
+    payload = msgspec.json.decode(body)["payload"]
+    if not is_ref(payload):
+        return event_json_bytes(seq, eid, body)
+    data = blobs.read(payload["$blob"])
+    at = body.rfind(b',"payload":')  # the last member; a reference holds no such text
+    return (b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:at] + b',"payload":' + data
+            + b',"blob":"' + payload["$blob"].encode() + b'"}')
+
+
 STATUS_COLS = "{:<16} {:<10} {:<14} {:>6} {:>6} {:<8} {}"
 
 
@@ -147,18 +165,19 @@ def show(ident):
             except (UsageError, UnknownEvent):
                 raise UnknownWorker(f"no worker or event matches {ident!r}") from None
             if st.json:
-                emit_raw_json(event_json_bytes(seq, eid, body))
+                emit_raw_json(event_json_resolved(c.blobs, seq, eid, body))
             else:
-                d = msgspec.json.decode(body)
+                d = msgspec.json.decode(event_json_resolved(c.blobs, seq, eid, body))
                 echo(f"event  {eid}\nseq    {seq}\nts     {d['ts']}\nfrom   {clean(d['from'])}\n"
-                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}")
+                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}"
+                     + (f"\nblob   {d['blob']}" if "blob" in d else ""))
                 echo("payload " + clean(msgspec.json.format(msgspec.json.encode(d["payload"]), indent=2).decode()))
             return
         v = board.load(conn, wid)
         hist = _history(conn, wid)
     d = worker_dict(c, v)
     if st.json:
-        d["history"] = [msgspec.json.decode(event_json_bytes(s, i, b)) for s, i, _, _, _, b in hist]
+        d["history"] = [msgspec.json.decode(event_json_resolved(c.blobs, s, i, b)) for s, i, _, _, _, b in hist]
         emit_json(d)
         return
     now = now_us()
@@ -220,9 +239,9 @@ def build_log_query(conn, worker=None, types=(), from_=None, since=None):
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 
-def format_event_line(seq, eid, body) -> str:
+def format_event_line(seq, eid, body, blobs=None) -> str:
     import msgspec
-    d = msgspec.json.decode(body)
+    d = msgspec.json.decode(body if blobs is None else event_json_resolved(blobs, seq, eid, body))
     p = d["payload"]
     ptxt = "" if not p else " " + msgspec.json.encode(p).decode()
     return f"{seq:>6} {d['ts']} {one_line(d['from'], 16):<16} {d['type']:<24} → {one_line(d['to'], 16)}{one_line(ptxt, 60)}"
@@ -255,9 +274,9 @@ def log(follow, worker, types, from_, since, limit):
             rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts, id", args).fetchall()
     for seq, eid, body in rows:
         if st.json:
-            emit_raw_json(event_json_bytes(seq, eid, body))
+            emit_raw_json(event_json_resolved(c.blobs, seq, eid, body))
         else:
-            echo(format_event_line(seq, eid, body))
+            echo(format_event_line(seq, eid, body, c.blobs))
     if follow:
         from .follow import follow_log
         follow_log(c, worker, types, from_, rows[-1][0] if rows else None)
