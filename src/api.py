@@ -15,7 +15,7 @@ from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYou
 from .events.home import Home, find_home
 from .events.ids import check_worker_id
 from .events.store import Store
-from .projections import board
+from .projections import board, search
 from .projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
 
 _result_enc = msgspec.json.Encoder()
@@ -52,7 +52,7 @@ class Coord:
         self.conn = self.store.conn
         self._clone = None
         # Extra projectors and after-commit hooks registered by features (audit, search).
-        self.projectors = [board.project]
+        self.projectors = [board.project, search.project]
         self.after_commit_hooks = [export_audit]
         # Warnings that must not fail the action (the audit file refused, lines restored).
         self.on_warning = on_warning or _stderr_warning
@@ -118,7 +118,10 @@ class Coord:
             tx.conn.execute("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
                             (actor, request_id, _result_enc.encode(result)))
 
-    def _transition(self, tx, action: str, wid: str, actor: str, payload: dict) -> Result:
+    def _transition(self, tx, action: str, wid: str, actor: str, payload: dict,
+                    stored: dict | None = None) -> Result:
+        """`payload` is what the rules see; `stored` what the event carries (the payload
+        itself, or its claim-check reference when it was too big)."""
         etype = ACTIONS.get(action, action)
         view = board.load_tx(tx, wid)
         if view is None and etype != "worker.spawned":
@@ -127,6 +130,8 @@ class Coord:
         if is_repeat(view, env):
             return Result(wid, view.state, None, etype, repeat=True)
         _refuse_if_illegal(action, view, env)
+        if stored is not None and stored is not payload:
+            env = msgspec.structs.replace(env, payload=stored)
         ev = tx.append(env)
         new = board.load_tx(tx, wid)
         return Result(wid, new.state, ev.id, etype, seq=ev.seq)
@@ -166,12 +171,13 @@ class Coord:
         payload = check_payload(payload if payload is not None else {})
         if action == "spawn":
             check_worker_id(wid)
+        if action == "start":
+            payload = {**payload, "clone": self.clone_id}
+        stored = self.claim_check(payload)  # a big payload's blob is written before the lock
         with self.store.write() as tx:
             r = self._repeat_of_request(tx, actor, request_id)
             if r is None:
-                if action == "start":
-                    payload = {**payload, "clone": self.clone_id}
-                r = self._transition(tx, action, wid, actor, payload)
+                r = self._transition(tx, action, wid, actor, payload, stored)
                 if expect_repeat and not r.repeat:
                     raise Refused(f"{wid} changed while {action} ran; run it again")
                 self._remember_request(tx, actor, request_id, r)
@@ -181,6 +187,8 @@ class Coord:
                    payload: dict | None = None) -> Result:
         """Claim the oldest ASSIGNED worker this actor may take: one conditional write."""
         actor = actor or self.actor
+        payload = {**check_payload(payload or {}), "clone": self.clone_id}
+        stored = self.claim_check(payload)
         with self.store.write() as tx:
             r = self._repeat_of_request(tx, actor, request_id)
             if r is None:
@@ -189,8 +197,7 @@ class Coord:
                     "ORDER BY created, worker LIMIT 1", (ASSIGNED, actor)).fetchone()
                 if row is None:
                     raise NothingToClaim(f"nothing to claim: no ASSIGNED worker {actor} may start")
-                r = self._transition(tx, "start", row[0], actor,
-                                     {**(payload or {}), "clone": self.clone_id})
+                r = self._transition(tx, "start", row[0], actor, payload, stored)
                 self._remember_request(tx, actor, request_id, r)
         return r
 
@@ -198,11 +205,11 @@ class Coord:
                    request_id: str | None = None) -> Result:
         """Append a non-lifecycle event (messages)."""
         actor = actor or self.actor
-        check_payload(payload)
+        stored = self.claim_check(check_payload(payload))
         with self.store.write() as tx:
             r = self._repeat_of_request(tx, actor, request_id)
             if r is None:
-                ev = tx.append(Envelope(tx.next_ts(), actor, to, etype, payload))
+                ev = tx.append(Envelope(tx.next_ts(), actor, to, etype, stored))
                 r = Result(to, "", ev.id, etype, seq=ev.seq)
                 self._remember_request(tx, actor, request_id, r)
         return r
@@ -230,7 +237,82 @@ class Coord:
         return n
 
     def rebuild(self, progress=None) -> int:
-        return board.rebuild(self.store, progress=progress)
+        """Rebuild every projection from the events: the worker views and the search index.
+        Returns the number of lifecycle events folded."""
+        n = board.rebuild(self.store, progress=progress)
+        search.rebuild(self.store)
+        return n
+
+    # --- blobs (claim-check) ---------------------------------------------------------
+    @property
+    def blobs(self):
+        return self.store.blobs
+
+    def claim_check(self, payload: dict) -> dict:
+        """The payload an event should carry: itself, or, when its canonical encoding
+        exceeds blob_threshold, a reference to a blob holding it (written and fsynced
+        now, before any transaction: an orphan blob is harmless, a dangling reference
+        is not)."""
+        return self.store.blobs.claim_check(payload, self.home.config["blob_threshold"])
+
+    def payload_of(self, payload: dict) -> dict:
+        """The payload a stored payload stands for (resolves a claim-check reference)."""
+        return self.store.blobs.payload_of(payload)
+
+    def verify_blobs(self) -> list[str]:
+        """Problems with blobs: corrupt files and references to missing ones."""
+        with self.store.read() as conn:
+            return self.store.blobs.verify(conn)
+
+    # --- messages --------------------------------------------------------------------
+    def send(self, to: str, name: str, payload: dict, actor: str | None = None,
+             request_id: str | None = None, reply_to: str | None = None) -> Result:
+        """Append a msg.<name> event to an agent, a worker or '*'."""
+        from .projections.inbox import check_recipient, message_type
+        check_recipient(to)
+        etype = message_type(name)
+        payload = check_payload(payload)
+        if reply_to is not None:
+            if "reply_to" in payload:
+                raise BadPayload("give the reply's target once: --reply-to or a reply_to key")
+            payload = {**payload, "reply_to": reply_to}
+        return self.append_raw(to, etype, payload, actor=actor, request_id=request_id)
+
+    def pending(self, actor: str, types=(), limit: int | None = None) -> list[tuple]:
+        """Unacknowledged messages for actor, oldest first: (seq, id, body, to) rows."""
+        from .projections import inbox
+        with self.store.read() as conn:
+            return inbox.pending(conn, actor, types, limit)
+
+    def wait_pending(self, actor: str, types=(), limit: int | None = None,
+                     timeout: float = 0.0, interval: float = 0.01) -> list[tuple]:
+        """pending(), blocking up to timeout seconds for a first message. Between looks it
+        sleeps and checks PRAGMA data_version (which changes when another connection
+        commits), so waiting costs no transaction and next to no CPU."""
+        import time
+        deadline = time.monotonic() + timeout
+        version = None
+        while True:
+            v = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            if v != version:
+                version = v
+                rows = self.pending(actor, types, limit)
+                if rows or time.monotonic() >= deadline:
+                    return rows
+            elif time.monotonic() >= deadline:
+                return []
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    def acknowledge(self, actor: str, rows) -> None:
+        """Move actor's cursors past delivered (seq, …, to) rows."""
+        from .projections import inbox
+        with self.store.write() as tx:
+            inbox.acknowledge(tx.conn, actor, [(r[0], r[3]) for r in rows])
+
+    def ack_upto(self, actor: str, seq: int) -> None:
+        from .projections import inbox
+        with self.store.write() as tx:
+            inbox.acknowledge_upto(tx.conn, actor, seq)
 
 
 def _stderr_warning(msg: str) -> None:

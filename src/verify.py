@@ -69,7 +69,23 @@ def check_projections(c, report: Report) -> None:
                                    "orphan_events": orphans}
 
 
-CHECKS = [check_event_hashes, check_audit_file, check_projections]
+def check_blobs(c, report: Report) -> None:
+    """Every blob's bytes hash to its name; every reference names a blob that exists."""
+    problems = c.verify_blobs()
+    report.problems.extend(problems)
+    report.facts["blobs"] = {"problems": len(problems)}
+
+
+def check_database(c, report: Report) -> None:
+    """SQLite's own check of every page and index."""
+    with c.store.read() as conn:
+        rows = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
+    if rows != ["ok"]:
+        report.problems.extend(f"database: {r}" for r in rows)
+    report.facts["database"] = {"integrity_check": rows[:20]}
+
+
+CHECKS = [check_database, check_event_hashes, check_audit_file, check_projections, check_blobs]
 
 
 def verify(c, checks=None) -> Report:

@@ -99,3 +99,22 @@ def test_corrupted_database_page_is_an_integrity_error(home, proc):
             assert "damaged" in r.stderr and len(r.stderr.strip().splitlines()) == 1
         n_ok += r.returncode == 0
     assert n_ok < 4
+
+
+def test_verify_finds_a_corrupted_and_a_missing_blob(home, cli):
+    big = '{"text": "%s"}' % ("lorem ipsum " * 1000)
+    assert cli("--as", "a", "send", "note", big, "--to", "b").exit_code == 0
+    assert cli("--as", "a", "send", "note2", big.replace("lorem", "dolor"), "--to", "b").exit_code == 0
+    assert cli("verify").exit_code == 0
+    blobs = sorted((home / "blobs").iterdir())
+    assert len(blobs) == 2
+    data = bytearray(blobs[0].read_bytes())
+    data[10] ^= 1
+    blobs[0].write_bytes(bytes(data))
+    blobs[1].unlink()
+    r = cli("verify")
+    assert r.exit_code == 5
+    assert blobs[0].name[:12] in r.stdout + r.stderr
+    assert "missing blob" in r.stdout + r.stderr
+    r = cli("--as", "b", "poll")  # reading the corrupted one is an integrity error too
+    assert r.exit_code in (3, 5) and len(r.stderr.strip().splitlines()) == 1

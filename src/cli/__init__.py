@@ -32,6 +32,11 @@ COMMANDS = {
     "export": "audit:export_cmd",
     "import": "audit:import_cmd",
     "verify": "audit:verify_cmd",
+    "send": "messages:send",
+    "poll": "messages:poll",
+    "ack": "messages:ack",
+    "search": "messages:search",
+    "blob": "blobs:blob",
 }
 
 

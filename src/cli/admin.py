@@ -57,7 +57,7 @@ def config_cmd(key, value):
 @click.command("rebuild")
 @global_options
 def rebuild_cmd():
-    """Fold every event from zero into fresh views and swap them in.
+    """Fold every event from zero into fresh views and swap them in; rebuild the search index.
 
     \b
     Example:
@@ -77,10 +77,13 @@ def rebuild_cmd():
     finally:
         if b is not None:
             b.close()
+    from ..projections import search
+    with c.store.read() as conn:
+        indexed = search.count(conn)
     if st.json:
-        emit_json({"events": n})
+        emit_json({"events": n, "indexed": indexed})
     else:
-        echo(f"rebuilt views from {n} lifecycle events")
+        echo(f"rebuilt views from {n} lifecycle events; search index holds {indexed} events")
 
 
 @click.command("backup")

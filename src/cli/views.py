@@ -38,6 +38,25 @@ def event_json_bytes(seq: int, eid: str, body: bytes) -> bytes:
     return b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:]
 
 
+def event_json_resolved(blobs, seq: int, eid: str, body: bytes) -> bytes:
+    """The reading form with a claim-checked payload resolved: the blob's bytes (checked
+    against their hash) stand in for the reference, and a `blob` member names it. The
+    stored bytes and the audit file keep the reference. Attachments (`send --file`) stay
+    references: `coord blob cat` fetches them."""
+    if b'"$blob"' not in body:
+        return event_json_bytes(seq, eid, body)
+    import msgspec
+    from ..events.blobs import is_ref
+    payload = msgspec.json.decode(body)["payload"]
+    if not is_ref(payload):
+        return event_json_bytes(seq, eid, body)
+    data = blobs.read(payload["$blob"])
+    at = body.rfind(b',"payload":')  # the last member; a reference holds no such text
+    return (b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:at] + b',"payload":' + data
+            + b',"blob":"' + payload["$blob"].encode() + b'"}')
+
+
+
 BOARD_HEADERS = ("WORKER", "STATE", "HOLDER", "AGE", "HEARTBEAT", "LIVENESS", "SUMMARY")
 
 
@@ -222,11 +241,12 @@ def show(ident):
             except (UsageError, UnknownEvent):
                 raise UnknownWorker(f"no worker or event matches {ident!r}") from None
             if st.json:
-                emit_raw_json(event_json_bytes(seq, eid, body))
+                emit_raw_json(event_json_resolved(c.blobs, seq, eid, body))
             else:
-                d = msgspec.json.decode(body)
+                d = msgspec.json.decode(event_json_resolved(c.blobs, seq, eid, body))
                 echo(f"event  {eid}\nseq    {seq}\nts     {d['ts']}\nfrom   {clean(d['from'])}\n"
-                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}")
+                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}"
+                     + (f"\nblob   {d['blob']}" if "blob" in d else ""))
                 echo("payload " + clean(msgspec.json.format(msgspec.json.encode(d["payload"]), indent=2).decode()))
             return
         v = board.load(conn, wid)
@@ -238,7 +258,7 @@ def show(ident):
     last = hist[-1] if hist else None
     d["last"] = ({"event": last[1], "type": last[4], "from": last[3], "ts": last[2]} if last else None)
     if st.json:
-        d["history"] = [msgspec.json.decode(event_json_bytes(s, i, b)) for s, i, _, _, _, b in hist]
+        d["history"] = [msgspec.json.decode(event_json_resolved(c.blobs, s, i, b)) for s, i, _, _, _, b in hist]
         emit_json(d)
         return
     echo(f"worker    {clean(v.worker)}\nstate     {v.state} for {fmt_age((now - ts_to_us(v.state_since)) / 1e6)}"
@@ -309,9 +329,9 @@ def build_log_query(conn, worker=None, types=(), from_=None, since=None):
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 
-def format_event_line(seq, eid, body) -> str:
+def format_event_line(seq, eid, body, blobs=None) -> str:
     import msgspec
-    d = msgspec.json.decode(body)
+    d = msgspec.json.decode(body if blobs is None else event_json_resolved(blobs, seq, eid, body))
     p = d["payload"]
     ptxt = "" if not p else " " + msgspec.json.encode(p).decode()
     return f"{seq:>6} {d['ts']} {one_line(d['from'], 16):<16} {d['type']:<24} → {one_line(d['to'], 16)}{one_line(ptxt, 60)}"
@@ -349,9 +369,9 @@ def log(follow, worker, types, from_, since, limit):
     with until_interrupted():
         for seq, eid, body in rows:
             if st.json:
-                write(event_json_bytes(seq, eid, body) + b"\n")
+                write(event_json_resolved(c.blobs, seq, eid, body) + b"\n")
             else:
-                write((format_event_line(seq, eid, body) + "\n").encode())
+                write((format_event_line(seq, eid, body, c.blobs) + "\n").encode())
         if follow:  # inside: a reader gone during the listing ends the command here
             from .follow import follow_log
             follow_log(c, worker, types, from_, top)

@@ -21,7 +21,7 @@ from .home import Home
 
 # Must equal the number of migrations in schema.py (a test checks it). Kept here so the
 # per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # events.audit values (see schema 0301): not for the file, dirty, written.
 AUDIT_NONE, AUDIT_DIRTY, AUDIT_WRITTEN = 0, 1, 2
@@ -91,6 +91,13 @@ class Tx:
         audit file passes AUDIT_WRITTEN (it is already there)."""
         if body is None:
             body = canonical(env)
+            if origin == "local" and len(body) > self.store.home.config["blob_threshold"]:
+                # The claim-check for any local event whose caller did not apply it before
+                # the transaction (Coord.act and append_raw do, to keep this one short).
+                stored = self.store.blobs.claim_check(env.payload, self.store.home.config["blob_threshold"])
+                if stored is not env.payload:
+                    env = msgspec.structs.replace(env, payload=stored)
+                    body = canonical(env)
         elif env is None:
             env = decode(body)
         eid = event_id(body)
@@ -123,6 +130,11 @@ class Store:
         self.after_commit = after_commit  # (store, [StoredEvent]) -> None, after COMMIT
         self.conn = None
         self._lock_fd = None
+
+    @property
+    def blobs(self):
+        from .blobs import BlobStore
+        return BlobStore(self.home.blobs_path)
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> "Store":

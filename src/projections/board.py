@@ -44,6 +44,21 @@ def save(conn, v: Worker, table: str = "workers") -> None:
         (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v)))
 
 
+def readable(env, blobs=None, conn=None):
+    """The envelope a fold sees: a claim-checked payload replaced by the payload it stands
+    for. Lenient: a missing or corrupt blob leaves the reference (verify reports it), so
+    one bad blob never blocks an append or a rebuild."""
+    if "$blob" not in env.payload:
+        return env
+    from ..events.blobs import store_for_conn
+    from ..events.errors import CoordError
+    try:
+        blobs = blobs if blobs is not None else store_for_conn(conn)
+        return msgspec.structs.replace(env, payload=blobs.payload_of(env.payload))
+    except CoordError:
+        return env
+
+
 def project(tx, ev) -> None:
     """The projector: runs inside the append transaction for every appended event.
 
@@ -54,6 +69,7 @@ def project(tx, ev) -> None:
     touched worker once, not once per event)."""
     env = ev.env
     if env.type.startswith("worker."):
+        env = readable(env, tx.store.blobs)
         pending = tx.before_commit.get(PROJECTION)
         if pending is not None and env.to in pending.workers:
             pass  # re-folded before commit
@@ -96,7 +112,7 @@ class _Refold:
 def worker_events(conn, worker: str):
     for eid, body in conn.execute(
             "SELECT id, body FROM events WHERE worker = ? ORDER BY ts, id", (worker,)):
-        yield decode(body), eid
+        yield readable(decode(body), conn=conn), eid
 
 
 def refold(conn, workers) -> None:
@@ -141,7 +157,7 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
         if not rows:
             break
         for ts, eid, body in rows:
-            env = decode(body)
+            env = readable(decode(body), store.blobs)
             v = fold(views.get(env.to), env, eid)
             if v is not None:
                 views[env.to] = v
@@ -170,7 +186,7 @@ def fresh_fold(conn) -> dict[str, Worker]:
     def events():
         for eid, body in conn.execute(
                 "SELECT id, body FROM events WHERE worker IS NOT NULL ORDER BY ts, id"):
-            yield decode(body), eid
+            yield readable(decode(body), conn=conn), eid
     return fold_all(events())
 
 
