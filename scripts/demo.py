@@ -1,6 +1,7 @@
-"""The demo: four simulated agents and a reviewer take workers through the whole
-lifecycle with real `coord` processes, one failure and one retry included; then the
-board is printed. Runs in a fresh home (./demo-home) each time."""
+"""The demo: simulated agents take workers through the whole lifecycle with real `coord`
+processes in a scratch git repository (./demo-home, made afresh each run): each worker
+gets its own branch and worktree, agents commit real changes, `done` rebases, `merge`
+merges. One review asks for changes, one worker fails and is retried. Then the board."""
 import os
 import shutil
 import subprocess
@@ -9,19 +10,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / "demo-home"
+TTY = sys.stdout.isatty()
+GIT_ENV = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
+           "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@example.invalid"}
 
 
-def coord(*args, agent=None, check=True):
-    env = dict(os.environ, COORD_HOME=str(HOME / ".coord"))
-    env.pop("COORD_WORKER", None)
+def say(text):
+    print(f"\n\033[1m# {text}\033[0m" if TTY else f"\n# {text}")
+
+
+def coord(*args, agent=None, check=True, cwd=HOME):
+    env = dict(os.environ, **GIT_ENV)
+    for k in ("COORD_WORKER", "COORD_HOME", "COORD_AGENT"):
+        env.pop(k, None)
     if agent:
         env["COORD_AGENT"] = agent
-    else:
-        env.pop("COORD_AGENT", None)
-    cmd = [sys.executable, "-m", "coord", *args]
     who = agent or "human"
-    print(f"\033[2m[{who}]\033[0m coord {' '.join(args)}" if sys.stdout.isatty() else f"[{who}] coord {' '.join(args)}")
-    r = subprocess.run(cmd, env=env, text=True, capture_output=True)
+    print(f"[{who}] coord {' '.join(args)}")
+    r = subprocess.run([sys.executable, "-m", "coord", *args], env=env, cwd=cwd, text=True,
+                       capture_output=True)
     out = (r.stdout + r.stderr).rstrip()
     if out:
         print("    " + out.replace("\n", "\n    "))
@@ -30,45 +37,75 @@ def coord(*args, agent=None, check=True):
     return r
 
 
+def git(*args, cwd=HOME):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=dict(os.environ, **GIT_ENV))
+
+
+def work(worker, filename, text, message):
+    """An agent's real work: edit a file in its worktree and commit it."""
+    wt = HOME / ".coord" / "worktrees" / worker
+    (wt / filename).write_text(text)
+    git("add", filename, cwd=wt)
+    git("commit", "-qm", message, cwd=wt)
+
+
 def main():
     if HOME.exists():
         shutil.rmtree(HOME)
     HOME.mkdir()
+    git("init", "-q", "-b", "main")
+    (HOME / "README").write_text("a tiny project\n")
+    git("add", "README")
+    git("commit", "-qm", "initial commit")
+    say("a home in a git repository; the lead spawns four workers (one branch and worktree each)")
     coord("init")
     coord("spawn", "parser-fix", "--task", "fix the tokenizer's off-by-one")
     coord("spawn", "retries", "--task", "add retries with backoff to the fetcher")
     coord("spawn", "docs", "--task", "document the config file", "--assignee", "agent-3")
     coord("spawn", "flaky-test", "--task", "stabilise test_network")
-    # Agents claim work: exactly one wins each worker.
+
+    say("agents claim work: exactly one wins each worker")
     coord("start", "--next", agent="agent-1")
     coord("start", "--next", agent="agent-2")
     coord("start", "docs", agent="agent-3")
     coord("start", "--next", agent="agent-4")
     for a, w in (("agent-1", "parser-fix"), ("agent-2", "retries"), ("agent-3", "docs"), ("agent-4", "flaky-test")):
-        coord("heartbeat", w, "--note", "working", agent=a)
-    # A refused action: nobody reviews their own work (exit 4, nothing appended).
+        coord("heartbeat", w, "--note", "reading the code", agent=a)
+
+    say("agent-1 commits a fix and hands it in; nobody approves their own work")
+    work("parser-fix", "tokenizer.py", "def tokens(s):\n    return s.split()\n", "fix off-by-one")
     coord("done", "parser-fix", "--summary", "fixed, with a regression test", agent="agent-1")
     r = coord("approve", "parser-fix", agent="agent-1", check=False)
-    print(f"    (exit {r.returncode}: refused as expected)")
+    print(f"    (exit {r.returncode}: refused, and nothing was appended)")
     coord("approve", "parser-fix", "--note", "clean", agent="reviewer")
     coord("merge", "parser-fix", agent="reviewer")
-    # Review asks for changes, the agent fixes and resubmits.
+
+    say("a review asks for changes; the agent fixes and resubmits")
+    work("retries", "fetch.py", "RETRIES = 3\n", "retries")
     coord("done", "retries", "--summary", "retries added", agent="agent-2")
     coord("request-changes", "retries", "--reason", "needs jitter", agent="reviewer")
     coord("heartbeat", "retries", "--note", "adding jitter", agent="agent-2")
+    work("retries", "fetch.py", "RETRIES = 3\nJITTER = 0.1\n", "jitter")
     coord("done", "retries", "--summary", "retries with jittered backoff", agent="agent-2")
     coord("approve", "retries", agent="reviewer")
     coord("merge", "retries", agent="reviewer")
-    # One failure and one retry, picked up by another agent.
+
+    say("one failure and one retry, picked up by another agent")
     coord("fail", "flaky-test", "--reason", "cannot reproduce locally", agent="agent-4")
     coord("retry", "flaky-test", agent="reviewer")
     coord("start", "flaky-test", agent="agent-1")
     coord("heartbeat", "flaky-test", "--note", "bisecting", agent="agent-1")
+    work("docs", "CONFIG.md", "# Configuration\n", "document config")
     coord("done", "docs", "--summary", "config documented", agent="agent-3")
-    print()
-    coord("log", "--limit", "8")
+
+    say("history: the last events, the integration branch, and the board")
+    coord("log", "--limit", "6")
+    print(subprocess.run(["git", "log", "--oneline", "--graph", "main"], cwd=HOME, text=True,
+                         capture_output=True).stdout.rstrip())
+    coord("verify")
     print()
     coord("status", "--all")
+    print(f"\n(the demo's home is {HOME}; try: cd demo-home && ../.venv/bin/coord show flaky-test)")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ import msgspec
 
 from .events import envelope as _env
 from .events.envelope import Envelope
-from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYours, UnknownWorker, UsageError
+from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYours, Refused, UnknownWorker, UsageError
 from .events.home import Home, find_home
 from .events.ids import check_worker_id
 from .events.store import Store
-from .projections import board
+from .projections import board, search
 from .projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
 
 _result_enc = msgspec.json.Encoder()
@@ -42,7 +42,8 @@ def check_payload(payload) -> dict:
 class Coord:
     """An open home. Use as a context manager, or call close()."""
 
-    def __init__(self, home: Home | str | Path | None = None, actor: str | None = None):
+    def __init__(self, home: Home | str | Path | None = None, actor: str | None = None,
+                 on_warning=None):
         if not isinstance(home, Home):
             home = find_home(str(home) if home is not None else None)
         self.home = home
@@ -51,17 +52,30 @@ class Coord:
         self.conn = self.store.conn
         self._clone = None
         # Extra projectors and after-commit hooks registered by features (audit, search).
-        self.projectors = [board.project]
-        self.after_commit_hooks = []
+        self.projectors = [board.project, search.project]
+        self.after_commit_hooks = [export_audit]
+        # Warnings that must not fail the action (the audit file refused, lines restored).
+        self.on_warning = on_warning or _stderr_warning
+        self._audit = None
+
+    @property
+    def audit(self):
+        """The home's audit file (coord.events.audit.AuditTrail), opened on first use."""
+        if self._audit is None:
+            from .events.audit import AuditTrail
+            self._audit = AuditTrail(self.store, warn=lambda m: self.on_warning(m))
+        return self._audit
 
     def close(self):
+        if self._audit is not None:
+            self._audit.close()
         self.store.close()
 
     def twin(self, actor: str | None = None) -> "Coord":
         """Another Coord on the same home, with its own connection but the same registered
         projectors and after-commit hooks. Open it in the thread that will use it (coord
         run's heartbeat thread does)."""
-        c = Coord(self.home, actor=actor or self.actor)
+        c = Coord(self.home, actor=actor or self.actor, on_warning=self.on_warning)
         c.projectors = list(self.projectors)
         c.after_commit_hooks = list(self.after_commit_hooks)
         return c
@@ -113,43 +127,68 @@ class Coord:
             tx.conn.execute("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
                             (actor, request_id, _result_enc.encode(result)))
 
-    def _transition(self, tx, action: str, wid: str, actor: str, payload: dict) -> Result:
+    def _transition(self, tx, action: str, wid: str, actor: str, payload: dict,
+                    stored: dict | None = None) -> Result:
+        """`payload` is what the rules see; `stored` what the event carries (the payload
+        itself, or its claim-check reference when it was too big)."""
         etype = ACTIONS.get(action, action)
-        view = board.load(tx.conn, wid)
+        view = board.load_tx(tx, wid)
         if view is None and etype != "worker.spawned":
             raise UnknownWorker(f"unknown worker {wid!r}")
         env = Envelope(tx.next_ts(), actor, wid, etype, payload)
         if is_repeat(view, env):
             return Result(wid, view.state, None, etype, repeat=True)
-        bad = check(view, env)
-        if bad is not None:
-            state = view.state if view else None
-            legal = legal_actions(state)
-            if bad[0] == "actor":
-                raise NotYours(f"cannot {action}: {bad[1]}")
-            raise IllegalTransition(
-                f"cannot {action}: {bad[1]}; legal from {state}: "
-                f"{', '.join(legal) if legal else 'nothing (terminal)'}",
-                state=state, legal=legal)
+        _refuse_if_illegal(action, view, env)
+        if stored is not None and stored is not payload:
+            env = msgspec.structs.replace(env, payload=stored)
         ev = tx.append(env)
-        new = board.load(tx.conn, wid)
+        new = board.load_tx(tx, wid)
         return Result(wid, new.state, ev.id, etype, seq=ev.seq)
 
+    def precheck(self, action: str, wid: str, payload: dict, actor: str,
+                 request_id: str | None = None) -> tuple[bool, Worker | None]:
+        """Would `act` append? Read-only, for actions with work to do outside the write
+        transaction (git). Returns (repeat, view): repeat is True when `act` would append
+        nothing (a used request id, or an idempotent repeat); otherwise the action is legal
+        now and view is the worker (None before a spawn). Raises what `act` would raise.
+        `act` checks again inside its transaction."""
+        actor = actor or self.actor
+        if not actor:
+            raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
+        with self.store.read() as conn:
+            if request_id is not None and conn.execute(
+                    "SELECT 1 FROM request_ids WHERE actor = ? AND key = ?", (actor, request_id)).fetchone():
+                return True, None
+            view = board.load(conn, wid)
+        etype = ACTIONS.get(action, action)
+        if view is None and etype != "worker.spawned":
+            raise UnknownWorker(f"unknown worker {wid!r}")
+        env = Envelope("", actor, wid, etype, payload)
+        if is_repeat(view, env):
+            return True, view
+        _refuse_if_illegal(action, view, env)
+        return False, view
+
     def act(self, action: str, wid: str, payload: dict | None = None, actor: str | None = None,
-            request_id: str | None = None) -> Result:
-        """Run one lifecycle action as one transaction."""
+            request_id: str | None = None, expect_repeat: bool = False) -> Result:
+        """Run one lifecycle action as one transaction. expect_repeat: the caller skipped
+        work outside the transaction because `precheck` saw a repeat; refuse rather than
+        append if the worker moved meanwhile."""
         actor = actor or self.actor
         if not actor:
             raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
         payload = check_payload(payload if payload is not None else {})
         if action == "spawn":
             check_worker_id(wid)
+        if action == "start":
+            payload = {**payload, "clone": self.clone_id}
+        stored = self.claim_check(payload)  # a big payload's blob is written before the lock
         with self.store.write() as tx:
             r = self._repeat_of_request(tx, actor, request_id)
             if r is None:
-                if action == "start":
-                    payload = {**payload, "clone": self.clone_id}
-                r = self._transition(tx, action, wid, actor, payload)
+                r = self._transition(tx, action, wid, actor, payload, stored)
+                if expect_repeat and not r.repeat:
+                    raise Refused(f"{wid} changed while {action} ran; run it again")
                 self._remember_request(tx, actor, request_id, r)
         return r
 
@@ -157,6 +196,8 @@ class Coord:
                    payload: dict | None = None) -> Result:
         """Claim the oldest ASSIGNED worker this actor may take: one conditional write."""
         actor = actor or self.actor
+        payload = {**check_payload(payload or {}), "clone": self.clone_id}
+        stored = self.claim_check(payload)
         with self.store.write() as tx:
             r = self._repeat_of_request(tx, actor, request_id)
             if r is None:
@@ -165,8 +206,7 @@ class Coord:
                     "ORDER BY created, worker LIMIT 1", (ASSIGNED, actor)).fetchone()
                 if row is None:
                     raise NothingToClaim(f"nothing to claim: no ASSIGNED worker {actor} may start")
-                r = self._transition(tx, "start", row[0], actor,
-                                     {**(payload or {}), "clone": self.clone_id})
+                r = self._transition(tx, "start", row[0], actor, payload, stored)
                 self._remember_request(tx, actor, request_id, r)
         return r
 
@@ -174,11 +214,11 @@ class Coord:
                    request_id: str | None = None) -> Result:
         """Append a non-lifecycle event (messages)."""
         actor = actor or self.actor
-        check_payload(payload)
+        stored = self.claim_check(check_payload(payload))
         with self.store.write() as tx:
             r = self._repeat_of_request(tx, actor, request_id)
             if r is None:
-                ev = tx.append(Envelope(tx.next_ts(), actor, to, etype, payload))
+                ev = tx.append(Envelope(tx.next_ts(), actor, to, etype, stored))
                 r = Result(to, "", ev.id, etype, seq=ev.seq)
                 self._remember_request(tx, actor, request_id, r)
         return r
@@ -188,17 +228,161 @@ class Coord:
         from .reaper import reap
         return reap(self, actor or self.actor, requeue=requeue, dry_run=dry_run)
 
+    def backup(self, dest: Path, force: bool = False) -> int:
+        """VACUUM INTO dest: a consistent snapshot even while others write."""
+        import sqlite3
+        from .events.errors import CoordError
+        dest = Path(dest).absolute()
+        if dest.exists():
+            if not force:
+                raise UsageError(f"{dest} exists (use --force to overwrite)")
+            dest.unlink()
+        if not dest.parent.is_dir():
+            raise UsageError(f"no such directory: {dest.parent}")
+        tmp = dest.with_name(dest.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            self.conn.execute("VACUUM INTO ?", (str(tmp),))
+        except sqlite3.DatabaseError as e:
+            tmp.unlink(missing_ok=True)
+            raise CoordError(f"backup to {dest} failed: {e}") from None
+        n = sqlite3.connect(str(tmp)).execute("SELECT count(*) FROM events").fetchone()[0]
+        os.replace(tmp, dest)
+        return n
+
     def rebuild(self, progress=None) -> int:
-        return board.rebuild(self.store, progress=progress)
+        """Rebuild every projection from the events: the worker views and the search index.
+        Returns the number of lifecycle events folded."""
+        n = board.rebuild(self.store, progress=progress)
+        search.rebuild(self.store)
+        return n
+
+    # --- blobs (claim-check) ---------------------------------------------------------
+    @property
+    def blobs(self):
+        return self.store.blobs
+
+    def claim_check(self, payload: dict) -> dict:
+        """The payload an event should carry: itself, or, when its canonical encoding
+        exceeds blob_threshold, a reference to a blob holding it (written and fsynced
+        now, before any transaction: an orphan blob is harmless, a dangling reference
+        is not)."""
+        return self.store.blobs.claim_check(payload, self.home.config["blob_threshold"])
+
+    def payload_of(self, payload: dict) -> dict:
+        """The payload a stored payload stands for (resolves a claim-check reference)."""
+        return self.store.blobs.payload_of(payload)
+
+    def verify_blobs(self) -> list[str]:
+        """Problems with blobs: corrupt files and references to missing ones."""
+        with self.store.read() as conn:
+            return self.store.blobs.verify(conn)
+
+    # --- messages --------------------------------------------------------------------
+    def send(self, to: str, name: str, payload: dict, actor: str | None = None,
+             request_id: str | None = None, reply_to: str | None = None) -> Result:
+        """Append a msg.<name> event to an agent, a worker or '*'."""
+        from .projections.inbox import check_recipient, message_type
+        check_recipient(to)
+        etype = message_type(name)
+        payload = check_payload(payload)
+        if reply_to is not None:
+            if "reply_to" in payload:
+                raise BadPayload("give the reply's target once: --reply-to or a reply_to key")
+            payload = {**payload, "reply_to": reply_to}
+        return self.append_raw(to, etype, payload, actor=actor, request_id=request_id)
+
+    def pending(self, actor: str, types=(), limit: int | None = None) -> list[tuple]:
+        """Unacknowledged messages for actor, oldest first: (seq, id, body, to) rows."""
+        from .projections import inbox
+        with self.store.read() as conn:
+            return inbox.pending(conn, actor, types, limit)
+
+    def wait_pending(self, actor: str, types=(), limit: int | None = None,
+                     timeout: float = 0.0, interval: float = 0.01) -> list[tuple]:
+        """pending(), blocking up to timeout seconds for a first message. Between looks it
+        sleeps and checks PRAGMA data_version (which changes when another connection
+        commits), so waiting costs no transaction and next to no CPU."""
+        import time
+        deadline = time.monotonic() + timeout
+        version = None
+        while True:
+            v = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            if v != version:
+                version = v
+                rows = self.pending(actor, types, limit)
+                if rows or time.monotonic() >= deadline:
+                    return rows
+            elif time.monotonic() >= deadline:
+                return []
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    def acknowledge(self, actor: str, rows) -> None:
+        """Move actor's cursors past delivered (seq, …, to) rows."""
+        from .projections import inbox
+        with self.store.write() as tx:
+            inbox.acknowledge(tx.conn, actor, [(r[0], r[3]) for r in rows])
+
+    def ack_upto(self, actor: str, seq: int) -> None:
+        from .projections import inbox
+        with self.store.write() as tx:
+            inbox.acknowledge_upto(tx.conn, actor, seq)
+
+
+def _stderr_warning(msg: str) -> None:
+    import sys
+    sys.stderr.write(f"warning: {msg}\n")
+
+
+def export_audit(coord: Coord, events) -> None:
+    """After-commit hook: write the dirty events to the audit file. The action has
+    committed, so a problem here never fails it: it is a warning, and the events stay
+    dirty for the next command (or `coord export`) to write."""
+    from .events.errors import CoordError
+    try:
+        coord.audit.export()
+    except CoordError as e:
+        coord.on_warning(f"audit file not updated: {e.message}")
+    except OSError as e:
+        coord.on_warning(f"audit file not updated: {e}")
+
+
+def _refuse_if_illegal(action: str, view: Worker | None, env: Envelope) -> None:
+    bad = check(view, env)
+    if bad is not None:
+        state = view.state if view else None
+        legal = legal_actions(state)
+        if bad[0] == "actor":
+            raise NotYours(f"cannot {action}: {bad[1]}")
+        raise IllegalTransition(
+            f"cannot {action}: {bad[1]}; legal from {state}: "
+            f"{', '.join(legal) if legal else 'nothing (terminal)'}",
+            state=state, legal=legal)
 
 
 def init(path: str | Path | None = None) -> tuple[Home, bool]:
-    """Create a home (idempotent). Returns (home, created)."""
-    from .events.home import init_home_dirs
+    """Create a home (idempotent). Returns (home, created). In a fresh clone whose
+    events.jsonl exists without a database, the store is built from that file (every
+    line checked first: a bad file is refused with exit 5 and no database is created);
+    the file itself is never truncated."""
+    from .events.home import Home as _Home, init_home_dirs
     if path is None:
         path = os.environ.get("COORD_HOME") or (Path.cwd() / ".coord")
     p = Path(path).expanduser().absolute()
     created = not (p / "coord.db").exists()
+    pairs = []
+    if created:
+        audit_path = _Home(p).audit_path
+        if audit_path.exists() and audit_path.stat().st_size:
+            from .events.audit import read_checked
+            pairs = read_checked(audit_path)
     home = init_home_dirs(p)
-    Store(home).open().close()  # runs the migrations
+    if not created:
+        Store(home).open().close()  # runs pending migrations
+        return home, created
+    with Coord(home) as c:
+        if pairs:
+            from .events.audit import AUDIT_WRITTEN, import_bodies
+            import_bodies(c.store, pairs, AUDIT_WRITTEN)
+            c.audit.adopt()
     return home, created

@@ -70,13 +70,21 @@ def last_line(tail: bytes, width: int = 200) -> str:
     return ""
 
 
-def check_command(cmd: list[str], env: dict) -> str:
-    """Fail before claiming when CMD cannot be run (exit 2, nothing appended)."""
+def check_command(cmd: list[str], env: dict, cwd: str | None = None) -> str:
+    """Fail before claiming when CMD cannot be run (exit 2, nothing appended). A relative
+    path with a slash is looked up from the directory the child will run in."""
     if not cmd:
         raise UsageError("no command: coord run [ID] -- CMD [ARGS…]")
-    path = shutil.which(cmd[0], path=env.get("PATH"))
-    if path is None:
-        raise UsageError(f"command not found or not executable: {cmd[0]!r}")
+    name = cmd[0]
+    if "/" in name:
+        path = os.path.join(cwd or os.getcwd(), name)
+        ok = os.path.isfile(path) and os.access(path, os.X_OK)
+    else:
+        path = shutil.which(name, path=env.get("PATH"))
+        ok = path is not None
+    if not ok:
+        raise UsageError(f"command not found or not executable: {name!r}"
+                         + (f" (from {cwd})" if cwd and "/" in name else ""))
     return path
 
 
@@ -150,14 +158,15 @@ class RunResult(msgspec.Struct):
     lost_claim: str | None = None
     record_error: str | None = None  # the outcome could not be recorded (why)
     recorded_by_child: bool = False  # the child ran `coord done`/`fail`/`release` itself
+    conflict: str | None = None     # done's rebase conflicted: the worker is CONFLICTED
 
 
 class Supervisor:
     """Runs one child to its end. Output goes to `out`/`err` (binary files) as it comes."""
 
     def __init__(self, cmd, env, interval, idle_timeout=None, timeout=None, grace=DEFAULT_GRACE,
-                 out=None, err=None, say=None, claim_lost=None):
-        self.cmd, self.env, self.interval = cmd, env, interval
+                 out=None, err=None, say=None, claim_lost=None, cwd=None):
+        self.cmd, self.env, self.interval, self.cwd = cmd, env, interval, cwd
         self.idle_timeout, self.timeout, self.grace = idle_timeout, timeout, grace
         self.sinks = {"out": out, "err": err}
         self.say = say or (lambda text: None)
@@ -212,7 +221,7 @@ class Supervisor:
                 old[s] = signal.signal(s, self._on_signal)
         try:
             self.proc = subprocess.Popen(
-                self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+                self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, cwd=self.cwd,
                 start_new_session=True, preexec_fn=_die_with_parent)
             for s in list(self.received):  # arrived before the child existed
                 self._signal_group(s)
@@ -335,11 +344,16 @@ class Supervisor:
 def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
                idle_timeout: float | None = None, timeout: float | None = None,
                grace: float = DEFAULT_GRACE, summary: str | None = None,
-               out=None, err=None, say=None, env: dict | None = None) -> RunResult:
-    """Claim `wid` (start), run CMD under supervision, record the outcome (done/fail)."""
+               out=None, err=None, say=None, env: dict | None = None, here: bool = False) -> RunResult:
+    """Claim `wid` (start), run CMD under supervision, record the outcome (done/fail).
+
+    The child runs in the worker's worktree when it has one (unless `here`), else in the
+    current directory."""
     env = dict(os.environ if env is None else env)
     env.update(COORD_HOME=str(coord.home.path), COORD_AGENT=actor, COORD_WORKER=wid)
-    check_command(cmd, env)
+    view = coord.worker(wid)
+    cwd = view.worktree if (view.worktree and not here and os.path.isdir(view.worktree)) else None
+    check_command(cmd, env, cwd)
     coord.act("start", wid, {}, actor=actor)
 
     beat = None
@@ -363,7 +377,7 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
         v = coord.worker(wid)
         return f"{wid} is {v.state}, last by {v.last_from}" if v.state not in ACTIVE else msg
 
-    sup = Supervisor(cmd, env, interval, idle_timeout, timeout, grace, out, err, say, claim_lost)
+    sup = Supervisor(cmd, env, interval, idle_timeout, timeout, grace, out, err, say, claim_lost, cwd)
     try:
         returncode, duration = sup.run(start_beats)
     except OSError as e:  # the command vanished between the check and exec
@@ -399,7 +413,7 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     try:
         if returncode == 0:
             text = summary or last_line(bytes(sup.stdout_tail)) or last_line(tail) or f"{os.path.basename(cmd[0])} exited 0"
-            r = coord.act("done", wid, {"summary": text, **facts}, actor=actor)
+            r = _record_done(coord, wid, {"summary": text, **facts}, actor, res)
         else:
             r = coord.act("fail", wid, {"reason": fail_reason(res, idle_timeout, timeout, tail),
                                         **facts, **output_tail_payload(tail, sup.output_bytes)}, actor=actor)
@@ -407,6 +421,32 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     except CoordError as e:
         res.record_error = e.message
     return res
+
+
+def _record_done(coord, wid, payload, actor, res: RunResult):
+    """`done` as `coord done` does it: with a branch, rebase onto its base first
+    (coord.branches). A rebase conflict is recorded there (CONFLICTED: the agent resolves,
+    then runs `coord done`). When done is refused otherwise (uncommitted changes, say), the
+    worker is failed with the reason, so it does not sit WORKING without a heartbeat."""
+    if not coord.worker(wid).branch:
+        return coord.act("done", wid, payload, actor=actor)
+    from .branches import done as git_done
+    from .gitops import Conflict
+    try:
+        return git_done(coord, wid, payload, actor)
+    except Conflict as e:
+        res.conflict = e.message
+        return _Recorded(coord.worker(wid))
+    except Refused as e:
+        return coord.act("fail", wid, {"reason": f"exit 0, but done was refused: {e.message}",
+                                       **{k: v for k, v in payload.items() if k != "summary"}}, actor=actor)
+
+
+class _Recorded:
+    """The state a git step already recorded (a conflict), shaped like a Result."""
+
+    def __init__(self, view):
+        self.state, self.event = view.state, view.last_event
 
 
 def fail_reason(res: RunResult, idle_timeout, timeout, tail: bytes) -> str:

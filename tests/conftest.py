@@ -37,7 +37,8 @@ class Ran:
         return json.loads(self.stdout)
 
     def jsonl(self):
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        # Split on \n only: JSON strings may hold U+2028 etc., which splitlines() breaks on.
+        return [json.loads(line) for line in self.stdout.split("\n") if line.strip()]
 
 
 @pytest.fixture(autouse=True)

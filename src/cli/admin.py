@@ -57,16 +57,55 @@ def config_cmd(key, value):
 @click.command("rebuild")
 @global_options
 def rebuild_cmd():
-    """Fold every event from zero into fresh views and swap them in.
+    """Fold every event from zero into fresh views and swap them in; rebuild the search index.
 
     \b
     Example:
       coord rebuild
     """
+    from .progress import bar
     st = state()
     c = st.open()
-    n = c.rebuild()
+    b = bar("rebuild")
+    cb = None
+    if b is not None:  # the total costs one count, so only when a bar is drawn
+        with c.store.read() as conn:
+            total = conn.execute("SELECT count(*) FROM events WHERE worker IS NOT NULL").fetchone()[0]
+        cb = lambda done: b(done, total)  # noqa: E731
+    try:
+        n = c.rebuild(progress=cb)
+    finally:
+        if b is not None:
+            b.close()
+    from ..projections import search
+    with c.store.read() as conn:
+        indexed = search.count(conn)
     if st.json:
-        emit_json({"events": n})
+        emit_json({"events": n, "indexed": indexed})
     else:
-        echo(f"rebuilt views from {n} lifecycle events")
+        echo(f"rebuilt views from {n} lifecycle events; search index holds {indexed} events")
+
+
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@global_options
+def backup_cmd(file, force):
+    """Write a consistent copy of the database to FILE (SQLite `VACUUM INTO`).
+
+    Safe while agents keep writing: the copy is one read snapshot. Never copy coord.db
+    with cp, which can catch it mid-write. To restore, stop writers and put the file at
+    .coord/coord.db (events appended after the backup are in events.jsonl: `coord import`).
+
+    \b
+    Example:
+      coord backup /backups/coord-$(date +%F).db
+    """
+    from pathlib import Path
+    st = state()
+    c = st.open()
+    n = c.backup(Path(file), force=force)
+    if st.json:
+        emit_json({"file": str(Path(file).absolute()), "events": n})
+    else:
+        echo(f"backed up {n} events to {file}")

@@ -31,7 +31,7 @@ class State:
         """The command's store, opened once and closed when the command ends."""
         if self.coord is None:
             from ..api import Coord
-            self.coord = Coord(self.home, actor=None)
+            self.coord = Coord(self.home, actor=None, on_warning=warn)
             ctx = click.get_current_context()
             ctx.call_on_close(self.coord.close)
         return self.coord

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..events.errors import UsageError
-from .common import echo, emit_json, global_options, request_id_option, state
+from .common import echo, emit_json, global_options, request_id_option, state, warn
 
 
 def infer_worker(c, wid: str | None) -> str:
@@ -47,6 +47,19 @@ def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
     return r
 
 
+def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
+    """An action that may touch git (coord.branches): the git step, then the record."""
+    from .. import branches
+    st = state()
+    actor = st.identity()
+    c = st.open()
+    if infer:
+        wid = infer_worker(c, wid)
+    r = getattr(branches, fn_name)(c, wid, payload, actor, request_id=request_id, **kw)
+    report(r, verb)
+    return r
+
+
 def _drop_none(**kw):
     return {k: v for k, v in kw.items() if v not in (None, False)}
 
@@ -55,16 +68,30 @@ def _drop_none(**kw):
 @click.argument("worker_id", metavar="ID")
 @click.option("--task", default="", help="What the worker is to do.")
 @click.option("--assignee", metavar="AGENT", help="Only this agent may start it.")
+@click.option("--base", metavar="BRANCH", help="Branch to start from and merge into (default: the current branch).")
+@click.option("--worktree", "worktree", metavar="PATH", help="Where to check the branch out (default: .coord/worktrees/ID).")
+@click.option("--no-worktree", is_flag=True, help="Create the branch only, no worktree.")
+@click.option("--no-git", is_flag=True, help="No branch or worktree, even inside a git repository.")
 @request_id_option
 @global_options
-def spawn(worker_id, task, assignee, request_id):
+def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, request_id):
     """Create worker ID in state ASSIGNED.
+
+    Inside a git repository it also creates branch coord/ID from --base and a worktree at
+    .coord/worktrees/ID (see docs/git.md).
 
     \b
     Example:
       coord spawn w-1 --task "add retries to the fetcher" --assignee agent-2
+      coord spawn w-2 --base develop --no-worktree
     """
-    _act("spawn", worker_id, _drop_none(task=task or None, assignee=assignee), request_id, verb="spawned")
+    r = _git_act("spawn", worker_id, _drop_none(task=task or None, assignee=assignee), request_id,
+                 "spawned", infer=False, base=base, worktree=worktree, no_worktree=no_worktree,
+                 no_git=no_git)
+    if not state().json and not r.repeat:
+        v = state().open().worker(r.worker)
+        if v.branch:
+            echo(f"branch: {v.branch} (from {v.base})" + (f"\nworktree: {v.worktree}" if v.worktree else ""))
 
 
 @click.command()
@@ -118,16 +145,23 @@ def heartbeat(worker_id, note, interval, force, request_id):
 @click.argument("worker_id", metavar="[ID]", required=False)
 @click.option("--summary", help="What was done.")
 @click.option("--force", is_flag=True, help="Act for a worker you do not hold (recorded).")
+@click.option("--no-rebase", is_flag=True, help="Do not rebase the branch onto its base first.")
+@click.option("--no-git", is_flag=True, help="Skip all git steps (no rebase, no checks).")
 @request_id_option
 @global_options
-def done(worker_id, summary, force, request_id):
+def done(worker_id, summary, force, no_rebase, no_git, request_id):
     """Hand the work in for review: WORKING or CONFLICTED → IN_REVIEW.
+
+    With a branch, first rebases it onto its base; a conflict aborts the rebase, moves the
+    worker to CONFLICTED (exit 4) and lists the files: resolve, then run done again.
 
     \b
     Example:
       coord done w-1 --summary "retries with backoff, tests added"
+      cd .coord/worktrees/w-1 && coord done
     """
-    _act("done", worker_id, _drop_none(summary=summary, force=force), request_id)
+    _git_act("done", worker_id, _drop_none(summary=summary, force=force), request_id, "done",
+             rebase=not no_rebase, no_git=no_git)
 
 
 @click.command()
@@ -162,16 +196,31 @@ def request_changes(worker_id, reason, request_id):
 
 @click.command()
 @click.argument("worker_id", metavar="ID")
+@click.option("--into", metavar="BRANCH", help="Integration branch to merge into (default: the worker's base).")
+@click.option("--no-git", is_flag=True, help="Only record the merge (you merged by hand).")
 @request_id_option
 @global_options
-def merge(worker_id, request_id):
-    """Record the merge: APPROVED → COMPLETED.
+def merge(worker_id, into, no_git, request_id):
+    """Merge the worker's branch and record it: APPROVED → COMPLETED.
+
+    A merge commit naming the worker goes onto the integration branch; a conflict leaves
+    that branch as it was, moves the worker to CONFLICTED and exits 4. A completed merge
+    removes the worker's worktree (the branch stays).
 
     \b
     Example:
       coord merge w-1
+      coord merge w-1 --into release-2
     """
-    _act("merge", worker_id, {}, request_id, verb="merged")
+    had = None
+    if not no_git:
+        c = state().open()
+        had = c.worker(c.resolve_worker(worker_id)).worktree
+    r = _git_act("merge", worker_id, {}, request_id, "merged", into=into, no_git=no_git)
+    if had and not r.repeat:
+        v = state().open().worker(r.worker)
+        if v.worktree:
+            warn(f"kept worktree {v.worktree}: it has uncommitted changes (remove it with `git worktree remove`)")
 
 
 @click.command()
@@ -192,16 +241,22 @@ def release(worker_id, force, request_id):
 @click.command()
 @click.argument("worker_id", metavar="ID")
 @click.option("--reason", help="Why.")
+@click.option("--delete-branch", is_flag=True, help="Also delete the worker's branch (its commits go too).")
+@click.option("--no-git", is_flag=True, help="Leave the worktree and branch alone.")
 @request_id_option
 @global_options
-def cancel(worker_id, reason, request_id):
+def cancel(worker_id, reason, delete_branch, no_git, request_id):
     """Cancel a worker (any non-terminal state → CANCELED, terminal).
+
+    Removes the worker's worktree, uncommitted changes included; the branch stays unless
+    --delete-branch.
 
     \b
     Example:
       coord cancel w-1 --reason "superseded by w-2"
     """
-    _act("cancel", worker_id, _drop_none(reason=reason), request_id, verb="canceled")
+    _git_act("cancel", worker_id, _drop_none(reason=reason), request_id, "canceled",
+             delete_branch=delete_branch, no_git=no_git)
 
 
 @click.command()

@@ -52,18 +52,20 @@ class CommandAfterDashes(click.Command):
 @click.option("--timeout", type=DURATION, metavar="SECS", help="End the child when it has run this long.")
 @click.option("--grace", type=DURATION, default=5.0, show_default=True, metavar="SECS",
               help="After SIGTERM (a timeout, or SIGTERM/SIGHUP sent to coord run), wait this long, then SIGKILL.")
+@click.option("--here", is_flag=True, help="Run CMD in the current directory, not in the worker's worktree.")
 @click.option("--summary", help="Summary for `done` when the child exits 0 (default: its last line on stdout).")
 @global_options
-def run_cmd(worker_id, interval, idle_timeout, timeout, grace, summary):
+def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary):
     """Claim a worker, run CMD as its agent, beat while it lives, record the outcome.
 
-    Starts ID (ASSIGNED → WORKING; needs --as or COORD_AGENT), runs CMD with COORD_HOME,
-    COORD_AGENT and COORD_WORKER set, and appends a heartbeat every interval from a
-    dedicated thread, recording how long the child has been silent (`status` shows
-    `idle 4m`). Exit 0 → `done` (IN_REVIEW); anything else → `fail` with the exit code or
-    signal and the last lines of output. SIGINT, SIGTERM and SIGHUP are forwarded to the
-    child. Exits with the child's status (128+N when killed by signal N); errors before
-    the child starts use coord's exit codes.
+    Starts ID (ASSIGNED → WORKING; needs --as or COORD_AGENT) and runs CMD, in the
+    worker's worktree if it has one, with COORD_HOME, COORD_AGENT and COORD_WORKER set.
+    A dedicated thread appends a heartbeat every interval, recording how long the child
+    has been silent (`status` shows `idle 4m`). Exit 0 → `done` (with a branch: rebased,
+    as `coord done` does); anything else → `fail` with the exit code or signal and the
+    last lines of output. SIGINT, SIGTERM and SIGHUP are forwarded to the child. Exits
+    with the child's status (128+N when killed by signal N); errors before the child
+    starts use coord's exit codes.
 
     \b
     Example:
@@ -93,11 +95,13 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, summary):
 
     say(f"{wid}: started as {actor}; heartbeat every {interval:g}s")
     res = run_worker(c, wid, list(argv), actor, interval, idle_timeout, timeout, grace, summary,
-                     out=sys.stdout.buffer, err=sys.stderr.buffer, say=say)
+                     out=sys.stdout.buffer, err=sys.stderr.buffer, say=say, here=here)
     if res.lost_claim:
         say(f"{wid}: outcome not recorded, the claim was lost ({res.lost_claim})")
     elif res.recorded_by_child:
         say(f"{wid}: child exit {res.exit} after {res.duration_s:g}s; it had already moved the worker to {res.state}")
+    elif res.conflict:
+        say(f"{wid}: child exit 0, but {res.conflict} → {res.state}")
     elif res.record_error:
         say(f"{wid}: outcome not recorded: {res.record_error}")
     else:

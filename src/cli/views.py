@@ -7,14 +7,19 @@ from ..events.envelope import now_us, parse_time, ts_to_us
 from ..events.errors import Ambiguous, UnknownEvent, UnknownWorker, UsageError
 from ..events.ids import normalize_event_prefix
 from ..projections import board, liveness
+from ..projections.explain import expected_next
 from ..projections.workers import STATES, legal_actions
 from .common import clean, echo, emit_json, emit_raw_json, fmt_age, global_options, one_line, state
 
 
 def worker_dict(c, v, now=None) -> dict:
     now = now if now is not None else now_us()
-    interval = c.home.config["heartbeat_interval"]
-    lv = liveness.level(v, now, interval, c.clone_id)
+    return view_dict(v, now, c.home.config["heartbeat_interval"], c.clone_id)
+
+
+def view_dict(v, now: int, interval: float, clone: str | None) -> dict:
+    """A view in its reading form, liveness computed at `now` (replay passes a past now)."""
+    lv = liveness.level(v, now, interval, clone)
     return {
         "worker": v.worker, "state": v.state, "holder": v.holder, "assignee": v.assignee,
         "task": v.task, "branch": v.branch, "base": v.base, "worktree": v.worktree,
@@ -33,36 +38,63 @@ def event_json_bytes(seq: int, eid: str, body: bytes) -> bytes:
     return b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:]
 
 
-STATUS_COLS = "{:<16} {:<10} {:<14} {:>6} {:>6} {:<8} {}"
+def event_json_resolved(blobs, seq: int, eid: str, body: bytes) -> bytes:
+    """The reading form with a claim-checked payload resolved: the blob's bytes (checked
+    against their hash) stand in for the reference, and a `blob` member names it. The
+    stored bytes and the audit file keep the reference. Attachments (`send --file`) stay
+    references: `coord blob cat` fetches them."""
+    if b'"$blob"' not in body:
+        return event_json_bytes(seq, eid, body)
+    import msgspec
+    from ..events.blobs import is_ref
+    payload = msgspec.json.decode(body)["payload"]
+    if not is_ref(payload):
+        return event_json_bytes(seq, eid, body)
+    data = blobs.read(payload["$blob"])
+    at = body.rfind(b',"payload":')  # the last member; a reference holds no such text
+    return (b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:at] + b',"payload":' + data
+            + b',"blob":"' + payload["$blob"].encode() + b'"}')
 
 
-@click.command()
-@click.argument("worker_id", metavar="[ID]", required=False)
-@click.option("--state", "states", multiple=True, metavar="S",
-              help="Only workers in state S (repeatable; case-insensitive).")
-@click.option("--stale", is_flag=True, help="Only active workers whose liveness is WARN or worse.")
-@click.option("--all", "all_", is_flag=True, help="Include COMPLETED and CANCELED workers.")
-@global_options
-def status(worker_id, states, stale, all_):
-    """The board: every worker with its state, holder, age and liveness.
 
-    Terminal workers (COMPLETED, CANCELED) are hidden unless --all or --state asks.
+BOARD_HEADERS = ("WORKER", "STATE", "HOLDER", "AGE", "HEARTBEAT", "LIVENESS", "SUMMARY")
 
-    \b
-    Example:
-      coord status
-      coord status --state working --json
-      coord status --stale
-    """
-    st = state()
-    c = st.open()
-    want = set()
-    for s in states:
-        s2 = s.upper().replace("-", "_")
-        if s2 not in STATES:
-            raise UsageError(f"unknown state {s!r} (one of {', '.join(STATES)})")
-        want.add(s2)
-    now = now_us()
+
+def _summary_of(d) -> str:
+    note = d["task"]
+    if d["heartbeat"]["idle_s"] is not None and d["state"] in ("WORKING", "CONFLICTED"):
+        note = f"idle {fmt_age(d['heartbeat']['idle_s'])}  " + (d["heartbeat"]["note"] or note)
+    elif d["state"] in ("WORKING", "CONFLICTED") and d["heartbeat"]["note"]:
+        note = d["heartbeat"]["note"]
+    elif d["state"] in ("FAILED", "CANCELED", "ASSIGNED") and d["reason"]:
+        note = d["reason"]
+    elif d["state"] in ("IN_REVIEW", "APPROVED", "COMPLETED") and d["summary"]:
+        note = d["summary"]
+    if d["conflicts"]:
+        note = f"!{len(d['conflicts'])} conflict(s)  " + (note or "")
+    return note or ""
+
+
+def render_board(items, now: int, width: int = 80) -> list[str]:
+    """The board as lines no wider than `width` (at least 80): AGE is time in the state,
+    HEARTBEAT the time since the last beat; agent text is escaped and cut to fit."""
+    width = max(80, width)
+    ww, hw = 12, 10
+    fixed = ww + 1 + 10 + 1 + hw + 1 + 6 + 1 + 9 + 1 + 8 + 1
+    sw = width - fixed
+    fmt = "{:<%d} {:<10} {:<%d} {:>6} {:>9} {:<8} {}" % (ww, hw)
+    out = [fmt.format(*BOARD_HEADERS)]
+    for d in items:
+        age = (now - ts_to_us(d["state_since"])) / 1e6
+        active = d["state"] in ("WORKING", "CONFLICTED")
+        hb = (now - ts_to_us(d["last_heartbeat"])) / 1e6 if d["last_heartbeat"] and active else None
+        out.append(fmt.format(one_line(d["worker"], ww), d["state"], one_line(d["holder"] or "-", hw),
+                              fmt_age(age), fmt_age(hb), d["liveness"] or "-",
+                              one_line(_summary_of(d), sw)).rstrip())
+    return out
+
+
+def _board_items(c, worker_id, want, stale, all_, now):
     with c.store.read() as conn:
         if worker_id:
             rows = [board.load(conn, board.resolve(conn, worker_id))]
@@ -80,27 +112,86 @@ def status(worker_id, states, stale, all_):
     items = [worker_dict(c, v, now) for v in rows]
     if stale:
         items = [d for d in items if liveness.ORDER.get(d["liveness"], -1) >= 1]
+    return items
+
+
+@click.command()
+@click.argument("worker_id", metavar="[ID]", required=False)
+@click.option("--state", "states", multiple=True, metavar="S",
+              help="Only workers in state S (repeatable; case-insensitive).")
+@click.option("--stale", is_flag=True, help="Only active workers whose liveness is WARN or worse.")
+@click.option("--all", "all_", is_flag=True, help="Include COMPLETED and CANCELED workers.")
+@click.option("-w", "--watch", is_flag=True, help="Refresh the board in place until interrupted.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              metavar="SECONDS", help="With --watch: seconds between refreshes.")
+@click.option("--count", type=click.IntRange(min=1), metavar="N",
+              help="With --watch: stop after N refreshes (implies --watch).")
+@click.option("--branches", is_flag=True, help="Show each worker's branch and how far it is ahead of/behind its base (asks git).")
+@global_options
+def status(worker_id, states, stale, all_, watch, interval, count, branches):
+    """The board: every worker with its state, holder, age and liveness.
+
+    Terminal workers (COMPLETED, CANCELED) are hidden unless --all or --state asks.
+
+    \b
+    Example:
+      coord status
+      coord status --state working --json
+      coord status --stale
+      coord status --watch --interval 1
+      coord status --branches
+    """
+    st = state()
+    c = st.open()
+    want = set()
+    for s in states:
+        s2 = s.upper().replace("-", "_")
+        if s2 not in STATES:
+            raise UsageError(f"unknown state {s!r} (one of {', '.join(STATES)})")
+        want.add(s2)
+    if watch or count is not None:
+        from .watch import watch_board
+        watch_board(lambda now: _board_items(c, worker_id, want, stale, all_, now),
+                    interval, count, st.json, describe_filter=bool(want or stale or worker_id))
+        return
+    now = now_us()
+    items = _board_items(c, worker_id, want, stale, all_, now)
+    if branches:
+        add_branch_counts(c, items)
     if st.json:
         emit_json(items)
         return
     if not items:
-        echo("no workers" + (" match" if (want or stale or worker_id) else " (coord spawn ID to add one)"))
+        echo(empty_board_text(bool(want or stale or worker_id)))
         return
-    echo(STATUS_COLS.format("WORKER", "STATE", "HOLDER", "AGE", "BEAT", "LIVE", "TASK / NOTE"))
+    if branches:
+        echo(BRANCH_COLS.format("WORKER", "STATE", "BRANCH", "BASE", "AHEAD", "BEHIND"))
+        for d in items:
+            a, b = d.get("ahead"), d.get("behind")
+            echo(BRANCH_COLS.format(one_line(d["worker"], 16), d["state"], one_line(d["branch"] or "-", 28),
+                                    one_line(d["base"] or "-", 16), "-" if a is None else a,
+                                    "-" if b is None else b))
+        return
+    for line in render_board(items, now):
+        echo(line)
+
+
+def empty_board_text(filtered: bool) -> str:
+    return "no workers" + (" match" if filtered else " (coord spawn ID to add one)")
+
+
+BRANCH_COLS = "{:<16} {:<10} {:<28} {:<16} {:>5} {:>6}"
+
+
+def add_branch_counts(c, items) -> None:
+    """ahead/behind of each worker's branch against its base: one git call per worker,
+    only when asked, so a plain `status` never runs git. None where git cannot tell
+    (no branch, a branch or base deleted, no repository)."""
+    from ..gitops import repo_of
+    repo = repo_of(c.home.project_dir) if any(d["branch"] for d in items) else None
     for d in items:
-        age = (now - ts_to_us(d["state_since"])) / 1e6
-        hb = (now - ts_to_us(d["last_heartbeat"])) / 1e6 if d["last_heartbeat"] else None
-        note = d["task"]
-        if d["heartbeat"]["idle_s"] is not None and d["state"] in ("WORKING", "CONFLICTED"):
-            note = f"idle {fmt_age(d['heartbeat']['idle_s'])}  " + (d["heartbeat"]["note"] or note)
-        elif d["state"] in ("FAILED", "CANCELED") and d["reason"]:
-            note = d["reason"]
-        elif d["state"] == "IN_REVIEW" and d["summary"]:
-            note = d["summary"]
-        if d["conflicts"]:
-            note = f"!{len(d['conflicts'])} conflict(s)  " + (note or "")
-        echo(STATUS_COLS.format(one_line(d["worker"], 16), d["state"], one_line(d["holder"] or "-", 14),
-                                fmt_age(age), fmt_age(hb), d["liveness"] or "-", one_line(note, 40)))
+        counts = repo.ahead_behind(d["branch"], d["base"]) if repo and d["branch"] and d["base"] else None
+        d["ahead"], d["behind"] = counts if counts else (None, None)
 
 
 def _history(conn, wid, limit=50):
@@ -126,7 +217,10 @@ def resolve_event(conn, text: str):
 @click.argument("ident", metavar="ID|EVENT")
 @global_options
 def show(ident):
-    """One worker with its history, or one event.
+    """One worker with its history and why it is where it is, or one event.
+
+    For a worker: who holds it, its last event and heartbeat, how long it has been in its
+    state, and the next action expected, by whom (`expected` in --json).
 
     \b
     Example:
@@ -147,21 +241,26 @@ def show(ident):
             except (UsageError, UnknownEvent):
                 raise UnknownWorker(f"no worker or event matches {ident!r}") from None
             if st.json:
-                emit_raw_json(event_json_bytes(seq, eid, body))
+                emit_raw_json(event_json_resolved(c.blobs, seq, eid, body))
             else:
-                d = msgspec.json.decode(body)
+                d = msgspec.json.decode(event_json_resolved(c.blobs, seq, eid, body))
                 echo(f"event  {eid}\nseq    {seq}\nts     {d['ts']}\nfrom   {clean(d['from'])}\n"
-                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}")
+                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}"
+                     + (f"\nblob   {d['blob']}" if "blob" in d else ""))
                 echo("payload " + clean(msgspec.json.format(msgspec.json.encode(d["payload"]), indent=2).decode()))
             return
         v = board.load(conn, wid)
         hist = _history(conn, wid)
-    d = worker_dict(c, v)
+    now = now_us()
+    d = worker_dict(c, v, now)
+    d["expected"] = expected_next(v, d["liveness"], now)
+    d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
+    last = hist[-1] if hist else None
+    d["last"] = ({"event": last[1], "type": last[4], "from": last[3], "ts": last[2]} if last else None)
     if st.json:
-        d["history"] = [msgspec.json.decode(event_json_bytes(s, i, b)) for s, i, _, _, _, b in hist]
+        d["history"] = [msgspec.json.decode(event_json_resolved(c.blobs, s, i, b)) for s, i, _, _, _, b in hist]
         emit_json(d)
         return
-    now = now_us()
     echo(f"worker    {clean(v.worker)}\nstate     {v.state} for {fmt_age((now - ts_to_us(v.state_since)) / 1e6)}"
          + (f"  (liveness {d['liveness']})" if d["liveness"] else ""))
     echo(f"task      {clean(v.task) or '-'}")
@@ -179,7 +278,17 @@ def show(ident):
         echo(f"reason    {one_line(v.reason, 70)}")
     for cf in v.conflicts:
         echo(f"CONFLICT  {cf['event'][:15]} {cf['type']} by {clean(cf['from'])}: {clean(cf['reason'])}")
-    echo(f"next      {', '.join(d['legal']) or 'nothing (terminal)'}")
+    if last:
+        echo(f"last      {last[4]} by {clean(last[3])}, {fmt_age((now - ts_to_us(last[2])) / 1e6)} ago  {last[1][:15]}")
+    if v.state in ("WORKING", "CONFLICTED"):
+        beat = (f"{fmt_age((now - ts_to_us(v.last_heartbeat)) / 1e6)} ago" if v.last_heartbeat
+                else "never since it was started")
+        echo(f"silence   last heartbeat {beat}; liveness {d['liveness']}")
+    ex = d["expected"]
+    if ex["actions"]:
+        echo(f"expected  {' or '.join(ex['actions'])}, by {clean(ex['by'])}")
+    echo(f"why       {clean(ex['why'])}")
+    echo(f"legal     {', '.join(d['legal']) or 'nothing (terminal)'}")
     echo("history")
     for seq, eid, ts, frm, typ, body in hist:
         echo(f"  {ts}  {typ:<26} {one_line(frm, 16):<16} {eid[:11]}")
@@ -220,9 +329,9 @@ def build_log_query(conn, worker=None, types=(), from_=None, since=None):
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 
-def format_event_line(seq, eid, body) -> str:
+def format_event_line(seq, eid, body, blobs=None) -> str:
     import msgspec
-    d = msgspec.json.decode(body)
+    d = msgspec.json.decode(body if blobs is None else event_json_resolved(blobs, seq, eid, body))
     p = d["payload"]
     ptxt = "" if not p else " " + msgspec.json.encode(p).decode()
     return f"{seq:>6} {d['ts']} {one_line(d['from'], 16):<16} {d['type']:<24} → {one_line(d['to'], 16)}{one_line(ptxt, 60)}"
@@ -243,21 +352,26 @@ def log(follow, worker, types, from_, since, limit):
     Example:
       coord log --worker w-1
       coord log --type 'msg.*' --since 1h --json
+      coord log -f --worker w-1
     """
     st = state()
     c = st.open()
     with c.store.read() as conn:
+        # The snapshot's top seq: -f continues exactly after it (nothing missed or repeated).
+        top = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         where, args = build_log_query(conn, worker, types, from_, since)
         if limit:
             rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts DESC, id DESC LIMIT ?",
                                 args + [limit]).fetchall()[::-1]
         else:
             rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts, id", args).fetchall()
-    for seq, eid, body in rows:
-        if st.json:
-            emit_raw_json(event_json_bytes(seq, eid, body))
-        else:
-            echo(format_event_line(seq, eid, body))
-    if follow:
-        from .follow import follow_log
-        follow_log(c, worker, types, from_, rows[-1][0] if rows else None)
+    from .live import until_interrupted, write
+    with until_interrupted():
+        for seq, eid, body in rows:
+            if st.json:
+                write(event_json_resolved(c.blobs, seq, eid, body) + b"\n")
+            else:
+                write((format_event_line(seq, eid, body, c.blobs) + "\n").encode())
+        if follow:  # inside: a reader gone during the listing ends the command here
+            from .follow import follow_log
+            follow_log(c, worker, types, from_, top)

@@ -52,9 +52,6 @@ def event_id(body: bytes) -> str:
 
 # --- time ------------------------------------------------------------------------------
 
-_DAYS_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-
-
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -66,11 +63,20 @@ def us_to_ts(us: int) -> str:
         t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, frac)
 
 
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    # Howard Hinnant's algorithm; avoids importing calendar on the per-action path.
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
 def ts_to_us(ts: str) -> int:
-    import calendar
-    y, mo, d = int(ts[0:4]), int(ts[5:7]), int(ts[8:10])
-    h, mi, s, frac = int(ts[11:13]), int(ts[14:16]), int(ts[17:19]), int(ts[20:26])
-    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) * 1_000_000 + frac
+    days = _days_from_civil(int(ts[0:4]), int(ts[5:7]), int(ts[8:10]))
+    secs = days * 86400 + int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + int(ts[17:19])
+    return secs * 1_000_000 + int(ts[20:26])
 
 
 def parse_time(text: str, now: int | None = None) -> int:

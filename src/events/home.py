@@ -1,7 +1,6 @@
 """Finding and creating a home (.coord/), and its settings (config.toml)."""
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 from .errors import NoHome, UsageError
@@ -52,6 +51,38 @@ def _toml_value(v) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_SIMPLE_LINE = None
+
+
+def _parse_simple_toml(data: bytes) -> dict | None:
+    """The flat `key = value` form that coord writes, parsed without importing tomllib
+    (start-up matters on the per-action path). None when the text is anything else."""
+    global _SIMPLE_LINE
+    if _SIMPLE_LINE is None:
+        import re
+        _SIMPLE_LINE = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(true|false|-?\d+(?:\.\d+)?|"[^"\\]*")\s*$')
+    out = {}
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _SIMPLE_LINE.match(line)
+        if m is None:
+            return None
+        k, v = m.groups()
+        if v in ("true", "false"):
+            out[k] = v == "true"
+        elif v.startswith('"'):
+            out[k] = v[1:-1]
+        else:
+            out[k] = float(v) if "." in v else int(v)
+    return out
+
+
 class Home:
     """A .coord/ directory with its database."""
 
@@ -79,11 +110,13 @@ class Home:
             except FileNotFoundError:
                 data = b""
             if data.strip():
-                import tomllib
-                try:
-                    loaded = tomllib.loads(data.decode())
-                except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-                    raise UsageError(f"{self.config_path}: not valid TOML: {e}") from None
+                loaded = _parse_simple_toml(data)
+                if loaded is None:  # not the flat form coord writes: the real parser decides
+                    import tomllib
+                    try:
+                        loaded = tomllib.loads(data.decode())
+                    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                        raise UsageError(f"{self.config_path}: not valid TOML: {e}") from None
                 for k, v in loaded.items():
                     if k in SETTINGS:
                         cfg[k] = parse_setting(k, str(v).lower() if isinstance(v, bool) else str(v))
@@ -110,6 +143,7 @@ class Home:
 
 
 def _git_common_home(start: Path) -> Path | None:
+    import subprocess
     try:
         out = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
                              cwd=start, capture_output=True, text=True, timeout=10)
@@ -122,6 +156,14 @@ def _git_common_home(start: Path) -> Path | None:
 
 
 def find_home(explicit: str | None = None, cwd: Path | None = None) -> Home:
+    try:
+        return _find_home(explicit, cwd)
+    except PermissionError as e:
+        from .errors import CoordError
+        raise CoordError(f"cannot access {e.filename}: permission denied") from None
+
+
+def _find_home(explicit: str | None, cwd: Path | None) -> Home:
     """--home / COORD_HOME, else walk up from cwd like git. A .coord/ without coord.db is not
     a home; inside a git worktree, the home is the one beside the common git directory."""
     if explicit is None:

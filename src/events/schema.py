@@ -39,6 +39,38 @@ def m0001(db: sqlite_utils.Database):
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
+@migrations(name="0301_audit_dirty")
+def m0301(db: sqlite_utils.Database):
+    # Issue 3, the audit file. events.audit: 0 = not for the file (a heartbeat with
+    # audit_heartbeats off), 1 = dirty (committed, not yet in the file), 2 = written.
+    # Decided when an event is appended. Events stored before this migration were never
+    # exported: they start dirty (the first export's file scan marks those already there).
+    db.execute("ALTER TABLE events ADD COLUMN audit INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE events SET audit = 1 WHERE type != 'worker.heartbeat'")
+    # The exporter's only per-action query: dirty events in seq order.
+    db.execute("CREATE INDEX events_dirty ON events(seq) WHERE audit = 1")
+
+
+@migrations(name="0501_messages_blobs_search")
+def m0501(db: sqlite_utils.Database):
+    # Message cursors (issue 5): per reader and per address (the reader's name, '*', or a
+    # worker it holds), the seq up to which everything is acknowledged; msg_acks holds
+    # messages acknowledged above that watermark (poll --type delivers out of order).
+    db["cursors"].create({"agent": str, "address": str, "seq": int},
+                         pk=("agent", "address"), not_null={"seq"})
+    db["msg_acks"].create({"agent": str, "address": str, "seq": int},
+                          pk=("agent", "address", "seq"))
+    # poll looks up the workers an agent holds.
+    db["workers"].create_index(["holder"], index_name="workers_holder")
+    # Full-text search over event types and payload text; rowid = events.seq. Kept current
+    # by the projector in coord.projections.search; an existing store is indexed the first
+    # time it is searched or rebuilt (the flag below), not inside this migration.
+    db.execute("CREATE VIRTUAL TABLE search USING fts5(type, text, "
+               "tokenize = 'unicode61 remove_diacritics 2')")
+    if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('search_rebuild', '1')")
+
+
 @migrations(name="0401_events_worker_transitions")
 def m0401(db: sqlite_utils.Database):
     # A worker's history without its heartbeats (`show`): a partial index, so a worker that

@@ -21,7 +21,10 @@ from .home import Home
 
 # Must equal the number of migrations in schema.py (a test checks it). Kept here so the
 # per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
+
+# events.audit values (see schema 0301): not for the file, dirty, written.
+AUDIT_NONE, AUDIT_DIRTY, AUDIT_WRITTEN = 0, 1, 2
 
 
 class StoredEvent(msgspec.Struct):
@@ -50,29 +53,51 @@ class Tx:
         self._seq = None
         self._last_us = None
         self.appended: list[StoredEvent] = []
+        self.cache: dict = {}  # projections may keep views here for the transaction's length
+        # Callbacks run once each just before COMMIT (e.g. the projector re-folding the
+        # workers a batch of imported events touched), keyed so each runs once.
+        self.before_commit: dict = {}
+
+    def _load_heads(self):
+        seq, ts = self.conn.execute(
+            "SELECT (SELECT max(seq) FROM events), (SELECT ts FROM events ORDER BY ts DESC LIMIT 1)").fetchone()
+        self._seq = seq or 0
+        self._last_us = ts_to_us(ts) if ts else 0
 
     def next_ts(self) -> str:
         """max(now, greatest ts in the store + 1 µs), imported events included."""
         if self._last_us is None:
-            row = self.conn.execute("SELECT ts FROM events ORDER BY ts DESC LIMIT 1").fetchone()
-            self._last_us = ts_to_us(row[0]) if row else 0
+            self._load_heads()
         us = max(now_us(), self._last_us + 1)
         self._last_us = us
         return us_to_ts(us)
 
     def _next_seq(self) -> int:
         if self._seq is None:
-            self._seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            self._load_heads()
         self._seq += 1
         return self._seq
 
     def append(self, env: Envelope | None = None, body: bytes | None = None,
-               origin: str = "local") -> StoredEvent | None:
+               origin: str = "local", audit: int | None = None) -> StoredEvent | None:
         """The one way an event enters the store. Given bytes (an import), they are kept
         as they are; given an envelope, it is encoded once. Returns None when the id is
-        already stored (set union)."""
+        already stored (set union).
+
+        `audit` says whether the event belongs in the audit file, decided now and never
+        again: by default a local event is dirty (to be written) unless it is a heartbeat
+        and the audit_heartbeats setting is off; an imported event came from some audit
+        file, so it is dirty too (our file becomes the union). An import from our own
+        audit file passes AUDIT_WRITTEN (it is already there)."""
         if body is None:
             body = canonical(env)
+            if origin == "local" and len(body) > self.store.home.config["blob_threshold"]:
+                # The claim-check for any local event whose caller did not apply it before
+                # the transaction (Coord.act and append_raw do, to keep this one short).
+                stored = self.store.blobs.claim_check(env.payload, self.store.home.config["blob_threshold"])
+                if stored is not env.payload:
+                    env = msgspec.structs.replace(env, payload=stored)
+                    body = canonical(env)
         elif env is None:
             env = decode(body)
         eid = event_id(body)
@@ -81,11 +106,16 @@ class Tx:
             return None
         if origin != "local" and self._last_us is not None:
             self._last_us = max(self._last_us, ts_to_us(env.ts))
+        if audit is None:
+            audit = AUDIT_DIRTY
+            if (origin == "local" and env.type == "worker.heartbeat"
+                    and not self.store.home.config["audit_heartbeats"]):
+                audit = AUDIT_NONE
         seq = self._next_seq()
         self.conn.execute(
-            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin) '
-            "VALUES (?,?,?,?,?,?,?,?,?)",
-            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin))
+            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit) '
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit))
         ev = StoredEvent(seq, eid, body, env, origin)
         self.appended.append(ev)
         if self.store.projector is not None:
@@ -100,6 +130,11 @@ class Store:
         self.after_commit = after_commit  # (store, [StoredEvent]) -> None, after COMMIT
         self.conn = None
         self._lock_fd = None
+
+    @property
+    def blobs(self):
+        from .blobs import BlobStore
+        return BlobStore(self.home.blobs_path)
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> "Store":
@@ -179,9 +214,11 @@ class Store:
 
     # --- transactions ----------------------------------------------------------------
     @contextmanager
-    def write(self):
+    def write(self, hooks: bool = True):
         """BEGIN IMMEDIATE … COMMIT. Validation, append and projection happen inside; the
-        after-commit hook (the audit file) runs after COMMIT, never before."""
+        after-commit hook (the audit file) runs after COMMIT, never before. hooks=False is
+        for the audit trail's own bookkeeping and batched imports, which export once at
+        the end instead of after every batch."""
         tx = None
         with self._flock():
             try:
@@ -191,16 +228,17 @@ class Store:
             try:
                 tx = Tx(self)
                 yield tx
+                for fn in list(tx.before_commit.values()):
+                    fn(tx)
                 failpoint("before-commit")
                 self.conn.execute("COMMIT")
             except BaseException as e:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                self._rollback_quietly()
                 if isinstance(e, sqlite3.DatabaseError):
                     raise _translate(e, self.home) from None
                 raise
         failpoint("after-commit")
-        if tx.appended and self.after_commit is not None:
+        if hooks and tx.appended and self.after_commit is not None:
             self.after_commit(self, tx.appended)
 
     @contextmanager
@@ -209,11 +247,20 @@ class Store:
         try:
             self.conn.execute("BEGIN")
             yield self.conn
+            self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
+            self._rollback_quietly()
             raise _translate(e, self.home) from None
-        finally:
+        except BaseException:
+            self._rollback_quietly()
+            raise
+
+    def _rollback_quietly(self):
+        try:
             if self.conn.in_transaction:
-                self.conn.execute("COMMIT")
+                self.conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass
 
     # --- reading events --------------------------------------------------------------
     def max_seq(self) -> int:
@@ -231,6 +278,11 @@ def _translate(e: Exception, home: Home) -> CoordError:
     if isinstance(e, (PermissionError,)) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
         return CoordError(f"cannot write to {home.path}: {e.strerror}")
     msg = str(e)
+    if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):
+        return CoordError(f"no space left for {home.path} (disk full or file size limit); nothing was recorded")
+    if "disk I/O error" in msg:
+        return CoordError(f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
+                          "failing disk); nothing was recorded")
     if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
         return CoordError(f"cannot write to {home.db_path}: {msg}")
     if "malformed" in msg or "not a database" in msg:

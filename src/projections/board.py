@@ -16,6 +16,23 @@ def load(conn, worker: str) -> Worker | None:
     return _dec.decode(row[0]) if row else None
 
 
+def load_tx(tx, worker: str) -> Worker | None:
+    """load() through the transaction's cache: one read per worker per transaction."""
+    key = ("worker", worker)
+    if key not in tx.cache:
+        tx.cache[key] = load(tx.conn, worker)
+    return tx.cache[key]
+
+
+def save_tx(tx, v: Worker, old: Worker | None = None) -> None:
+    if old is not None and (old.state, old.holder, old.assignee, old.updated) == (v.state, v.holder, v.assignee, v.updated):
+        # A heartbeat: only the view blob changes, so skip the index maintenance of a REPLACE.
+        tx.conn.execute("UPDATE workers SET view = ? WHERE worker = ?", (_enc.encode(v), v.worker))
+    else:
+        save(tx.conn, v)
+    tx.cache[("worker", v.worker)] = v
+
+
 def decode_view(blob: bytes) -> Worker:
     return _dec.decode(blob)
 
@@ -27,26 +44,75 @@ def save(conn, v: Worker, table: str = "workers") -> None:
         (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v)))
 
 
+def readable(env, blobs=None, conn=None):
+    """The envelope a fold sees: a claim-checked payload replaced by the payload it stands
+    for. Lenient: a missing or corrupt blob leaves the reference (verify reports it), so
+    one bad blob never blocks an append or a rebuild."""
+    if "$blob" not in env.payload:
+        return env
+    from ..events.blobs import store_for_conn
+    from ..events.errors import CoordError
+    try:
+        blobs = blobs if blobs is not None else store_for_conn(conn)
+        return msgspec.structs.replace(env, payload=blobs.payload_of(env.payload))
+    except CoordError:
+        return env
+
+
 def project(tx, ev) -> None:
-    """The projector: runs inside the append transaction for every appended event."""
+    """The projector: runs inside the append transaction for every appended event.
+
+    Local events always come last in (ts, id) order and fold incrementally. An imported
+    event may fall earlier than what a worker's view has folded (or be a spawn arriving
+    after later events of its worker); that worker is then re-folded from all its events,
+    once, just before the transaction commits (so a batch of imports re-folds each
+    touched worker once, not once per event)."""
     env = ev.env
     if env.type.startswith("worker."):
-        conn = tx.conn
-        view = load(conn, env.to)
-        if view is not None and (env.ts, ev.id) < (view.pos_ts, view.pos_id):
-            refold(conn, [env.to])  # an imported event that falls earlier
+        env = readable(env, tx.store.blobs)
+        pending = tx.before_commit.get(PROJECTION)
+        if pending is not None and env.to in pending.workers:
+            pass  # re-folded before commit
         else:
-            new = fold(view, env, ev.id)
-            if new is not None:
-                save(conn, new)
+            view = load_tx(tx, env.to)
+            if ev.origin != "local" and _falls_earlier(tx.conn, view, env, ev.id):
+                if pending is None:
+                    pending = tx.before_commit[PROJECTION] = _Refold()
+                pending.workers.add(env.to)
+                tx.cache.pop(("worker", env.to), None)
+            else:
+                new = fold(view, env, ev.id)
+                if new is not None:
+                    save_tx(tx, new, view)
     tx.conn.execute("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
                     (PROJECTION, ev.seq))
+
+
+def _falls_earlier(conn, view, env, eid) -> bool:
+    if view is not None:
+        return (env.ts, eid) < (view.pos_ts, view.pos_id)
+    # No view yet: events of this worker already stored (an orphan started/canceled that
+    # arrived before its spawn) must be folded after this one.
+    return conn.execute("SELECT 1 FROM events WHERE worker = ? AND id != ? LIMIT 1",
+                        (env.to, eid)).fetchone() is not None
+
+
+class _Refold:
+    """Workers to re-fold before commit (a before_commit callback of the transaction)."""
+
+    def __init__(self):
+        self.workers: set[str] = set()
+
+    def __call__(self, tx):
+        refold(tx.conn, sorted(self.workers))
+        for w in self.workers:
+            tx.cache.pop(("worker", w), None)
 
 
 def worker_events(conn, worker: str):
     for eid, body in conn.execute(
             "SELECT id, body FROM events WHERE worker = ? ORDER BY ts, id", (worker,)):
-        yield decode(body), eid
+        yield readable(decode(body), conn=conn), eid
 
 
 def refold(conn, workers) -> None:
@@ -91,7 +157,7 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
         if not rows:
             break
         for ts, eid, body in rows:
-            env = decode(body)
+            env = readable(decode(body), store.blobs)
             v = fold(views.get(env.to), env, eid)
             if v is not None:
                 views[env.to] = v
@@ -120,7 +186,7 @@ def fresh_fold(conn) -> dict[str, Worker]:
     def events():
         for eid, body in conn.execute(
                 "SELECT id, body FROM events WHERE worker IS NOT NULL ORDER BY ts, id"):
-            yield decode(body), eid
+            yield readable(decode(body), conn=conn), eid
     return fold_all(events())
 
 

@@ -128,6 +128,12 @@ def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
     if bad is not None:
         if view is None:
             return None  # nothing to hang the conflict on; `verify` reports orphans
+        if env.type == "worker.heartbeat":
+            # Heartbeats change no state and may stay out of the audit file, so a clone
+            # may never see them: a misplaced one is skipped, not listed as a conflict
+            # (conflicts must be the same on every clone). Its position still counts, so
+            # an earlier import re-folds it into place.
+            return msgspec.structs.replace(view, pos_ts=env.ts, pos_id=eid)
         c = {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": bad[1]}
         return msgspec.structs.replace(view, conflicts=[*view.conflicts, c],
                                        pos_ts=env.ts, pos_id=eid)

@@ -1,0 +1,156 @@
+"""The audit trail commands: export (and --check, --rewrite), import FILE, verify."""
+from pathlib import Path
+
+import click
+
+from ..events.errors import IntegrityError, UsageError
+from .common import clean, echo, emit_json, global_options, state, warn
+
+
+def _file_summary(r: dict) -> str:
+    same = {True: ", unchanged since the last clean check", False: ", changed since the last clean check",
+            None: ""}[r["unchanged"]]
+    return f"{r['path']}: {r['lines']} lines, {r['bytes']} bytes, {r['b3']}{same}"
+
+
+@click.command("export")
+@click.option("--check", "check_", is_flag=True,
+              help="Read the whole file and compare it with the store; change nothing; exit 5 on any problem.")
+@click.option("--rewrite", is_flag=True,
+              help="Regenerate the file from the store atomically (temporary file, fsync, rename).")
+@global_options
+def export_cmd(check_, rewrite):
+    """Write events not yet in .coord/events.jsonl (every appending command already does).
+
+    When the file is not what coord last wrote, it is scanned: unknown valid lines are
+    imported, missing events appended again, and a bad line makes export refuse (exit 5).
+
+    \b
+    Example:
+      coord export
+      coord export --check
+      coord export --rewrite
+    """
+    if check_ and rewrite:
+        raise UsageError("--check and --rewrite cannot be combined")
+    st = state()
+    c = st.open()
+    if check_:
+        r = c.audit.check()
+        if r["ok"]:
+            c.audit.record_checked(r["b3"], r["bytes"])
+        if st.json:
+            emit_json(r)
+        else:
+            for b in r["bad"]:
+                echo(f"line {b['line']}: {b['reason']}")
+            for eid in r["missing"]:
+                echo(f"missing: {eid}")
+            for eid in r["dirty"]:
+                echo(f"not yet written: {eid}")
+            if r["unknown"]:
+                echo(f"{r['unknown']} valid line(s) not in the store yet (the next export imports them)")
+            echo(_file_summary(r))
+        if not r["ok"]:
+            raise IntegrityError(f"audit file does not check out: {len(r['bad'])} bad line(s), "
+                                 f"{len(r['missing'])} missing, {len(r['dirty'])} not yet written")
+        return
+    if rewrite:
+        res, dropped = c.audit.rewrite()
+        for b in dropped[:20]:
+            warn(f"dropped bad line {b.lineno}: {b.reason}")
+        out = {"written": res.written, "imported": res.imported, "dropped": len(dropped)}
+        if st.json:
+            emit_json(out)
+        else:
+            echo(f"rewrote {c.home.audit_path}: {res.written} lines"
+                 + (f", {res.imported} imported first" if res.imported else "")
+                 + (f", {len(dropped)} bad line(s) dropped" if dropped else ""))
+        return
+    res = c.audit.export()
+    if res.refused:
+        raise IntegrityError(res.refused)
+    out = {"written": res.written, "imported": res.imported, "restored": res.restored,
+           "scanned": res.scanned}
+    if st.json:
+        emit_json(out)
+    else:
+        echo(f"{res.written} line(s) written" + (f", {res.imported} imported from the file" if res.imported else "")
+             + (f", {res.restored} restored" if res.restored else ""))
+
+
+@click.command("import")
+@click.argument("file", metavar="FILE")
+@global_options
+def import_cmd(file):
+    """Add the events of FILE (an events.jsonl, e.g. another clone's) that this store lacks.
+
+    Every line is checked first by re-hashing its bytes; one bad line and nothing is
+    imported (exit 5, naming each bad line). Repeating an import adds nothing.
+
+    \b
+    Example:
+      coord import ../other-clone/.coord/events.jsonl
+      git show origin/main:.coord/events.jsonl > /tmp/theirs.jsonl && coord import /tmp/theirs.jsonl
+    """
+    from ..events.audit import AUDIT_DIRTY, AUDIT_WRITTEN, import_bodies, read_checked
+    st = state()
+    c = st.open()
+    path = Path(file)
+    if file == "-":
+        import sys
+        import tempfile
+        with tempfile.NamedTemporaryFile(prefix="coord-import-", suffix=".jsonl") as tmp:
+            tmp.write(sys.stdin.buffer.read())
+            tmp.flush()
+            pairs = read_checked(tmp.name)
+    else:
+        if not path.exists():
+            from ..events.errors import NotFound
+            raise NotFound(f"no such file: {file}")
+        pairs = read_checked(path)
+    own = file != "-" and path.resolve() == c.home.audit_path.resolve()
+    added = import_bodies(c.store, pairs, AUDIT_WRITTEN if own else AUDIT_DIRTY)
+    res = c.audit.export()  # the file becomes the union, and any older dirty events go out
+    if res.refused:
+        pass  # already warned; the import itself succeeded
+    out = {"file": file, "events": len(pairs), "imported": added, "known": len(pairs) - added}
+    if st.json:
+        emit_json(out)
+    else:
+        echo(f"imported {added} new event(s) of {len(pairs)} from {clean(file)}")
+
+
+@click.command("verify")
+@global_options
+def verify_cmd():
+    """Check everything: event hashes, the audit file, the views against a fresh fold.
+
+    Reads, changes nothing (except remembering the file's BLAKE3 when all is well);
+    exit 0 only when every check passes, else 5 with one line per problem.
+
+    \b
+    Example:
+      coord verify
+      coord verify --json | jq .problems
+    """
+    from ..verify import verify
+    st = state()
+    c = st.open()
+    rep = verify(c)
+    af = rep.facts.get("audit_file")
+    if rep.ok and af:
+        c.audit.record_checked(af["b3"], af["bytes"])
+    if st.json:
+        emit_json({"ok": rep.ok, "problems": rep.problems, "checks": rep.facts})
+    else:
+        for p in rep.problems:
+            echo(clean(p))
+        ev = rep.facts.get("events", {})
+        pj = rep.facts.get("projections", {})
+        echo(f"events: {ev.get('checked', 0)} re-hashed; workers: {pj.get('workers', 0)} folded")
+        if af:
+            echo(_file_summary(af))
+        echo("ok" if rep.ok else f"{len(rep.problems)} problem(s)")
+    if not rep.ok:
+        raise IntegrityError(f"verify found {len(rep.problems)} problem(s): {rep.problems[0]}")

@@ -1,0 +1,21 @@
+"""`coord log -f`: print events as they commit, with log's filters, until interrupted."""
+from ..events.follow import follow
+from .common import state
+from .live import reader_gone, until_interrupted, write
+
+
+def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
+    """Continue after `last_seq`, the top seq of the snapshot the initial listing read."""
+    from .views import build_log_query, event_json_bytes, format_event_line
+    st = state()
+    with c.store.read() as conn:
+        where, args = build_log_query(conn, worker, types, from_, None)
+        if last_seq is None:
+            last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    where = where.replace(" WHERE ", "", 1)
+    with until_interrupted():
+        for seq, eid, body in follow(c.store, last_seq, where, args, poll=poll, stop=reader_gone):
+            if st.json:
+                write(event_json_bytes(seq, eid, body) + b"\n")
+            else:
+                write((format_event_line(seq, eid, body) + "\n").encode())

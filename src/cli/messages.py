@@ -1,0 +1,224 @@
+"""Messages between agents: send, poll (durable cursors, at least once), ack, search."""
+import os
+import re
+import sys
+
+import click
+
+from ..events.errors import BadPayload, TimedOut, UsageError
+from ..events.failpoints import failpoint
+from .common import clean, echo, emit_json, global_options, one_line, request_id_option, state
+
+_TYPE_PATTERN = re.compile(r"^[a-z0-9_.*?\[\]-]+$")
+
+
+def _parse_payload(text: str | None) -> dict | None:
+    """PAYLOAD as given: a JSON object, '-' for stdin, or nothing."""
+    if text is None:
+        return None
+    if text == "-":
+        data = sys.stdin.buffer.read()
+        if not data.strip():
+            raise UsageError("empty stdin: pipe a JSON object, or give PAYLOAD / --text")
+        where = "stdin"
+    else:
+        data = text.encode()
+        where = "PAYLOAD"
+    import msgspec
+    try:
+        obj = msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        raise BadPayload(f"{where} is not valid JSON ({e}); a payload is a JSON object, "
+                         "or use --text for plain text") from None
+    if not isinstance(obj, dict):
+        raise BadPayload(f"{where} must be a JSON object, not {type(obj).__name__}")
+    return obj
+
+
+def _check_types(types):
+    for t in types:
+        if not _TYPE_PATTERN.match(t):
+            raise UsageError(f"bad --type {t!r}: a message type name or glob such as 'review' or 'build.*'")
+
+
+@click.command()
+@click.argument("type_", metavar="TYPE")
+@click.argument("payload", metavar="[PAYLOAD|-]", required=False)
+@click.option("--to", "to", metavar="AGENT|WORKER|'*'",
+              help="Recipient: an agent, a worker (reaches its holder), or '*' for everyone.")
+@click.option("--text", metavar="TEXT", help='Plain text: the payload is {"text": TEXT}.')
+@click.option("--file", "file_", metavar="PATH", type=click.Path(dir_okay=False, exists=True),
+              help='Attach a file, streamed into a blob: payload gets {"file": {"$blob": …, "size": N, "name": …}}.')
+@click.option("--reply-to", metavar="EVENT", help="Thread a reply to EVENT (payload gets reply_to; --to defaults to its sender).")
+@request_id_option
+@global_options
+def send(type_, payload, to, text, file_, reply_to, request_id):
+    """Send a msg.TYPE event to an agent, a worker or everyone ('*').
+
+    PAYLOAD is a JSON object, or '-' to read one from stdin. A payload bigger than
+    blob_threshold is stored as a blob (claim-check); readers see it resolved.
+
+    \b
+    Example:
+      coord --as lead send review_request '{"worker": "w-1"}' --to reviewer
+      coord --as lead send note --text "rebase on main first" --to w-1
+      jq -n '{files: ["a.py"]}' | coord --as lead send plan - --to '*'
+      coord --as ci send build.log --file build.log --to lead
+      coord --as reviewer send answer --text "LGTM" --reply-to b3:4f2a
+    """
+    from ..projections.inbox import check_recipient, message_type
+    st = state()
+    actor = st.identity()
+    etype = message_type(type_)
+    obj = _parse_payload(payload)
+    if text is not None:
+        if obj is not None:
+            raise UsageError("give PAYLOAD or --text, not both")
+        obj = {"text": text}
+    obj = obj if obj is not None else {}
+    c = st.open()
+    reply_id = None
+    if reply_to is not None:
+        from .views import resolve_event
+        import msgspec
+        with c.store.read() as conn:
+            _, reply_id, body, _ = resolve_event(conn, reply_to)
+        if to is None:
+            to = msgspec.json.decode(body)["from"]
+    if to is None:
+        raise UsageError("missing --to AGENT|WORKER|'*' (or --reply-to EVENT to answer its sender)")
+    check_recipient(to)
+    from ..api import check_payload
+    check_payload(obj)
+    if file_ is not None:
+        if "file" in obj:
+            raise BadPayload("the payload has a 'file' key already; --file would replace it")
+        with open(file_, "rb") as f:
+            ref, size = c.blobs.put_stream(f)
+        obj = {**obj, "file": {"$blob": ref, "size": size, "name": os.path.basename(file_)}}
+    r = c.send(to, etype, obj, actor=actor, request_id=request_id, reply_to=reply_id)
+    if st.json:
+        emit_json({"event": r.event, "seq": r.seq, "type": r.type, "to": to, "repeat": r.repeat})
+    elif r.repeat:
+        echo(f"already sent with this request id: {r.event} (nothing appended)")
+    else:
+        echo(f"sent {etype} → {clean(to)}  {r.event[:15]}")
+
+
+def _message_line(d: dict) -> str:
+    import msgspec
+    payload = msgspec.json.encode(d["payload"]).decode()
+    return (f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 24)} → {one_line(d['to'], 24)} "
+            f"{d['type']} {clean(payload)}")
+
+
+@click.command()
+@click.option("--peek", is_flag=True, help="Show the messages but do not move the cursor.")
+@click.option("--wait", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Block up to SECONDS for a message (exit 6 if none comes).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N messages (the oldest).")
+@click.option("--type", "types", multiple=True, metavar="T",
+              help="Only messages of type T (name or glob, with or without 'msg.'; repeatable).")
+@global_options
+def poll(peek, wait, limit, types):
+    """Your new messages (to you, to a worker you hold, or to '*'), oldest first; then
+    acknowledge them. Delivery is at least once: the cursor moves only after the
+    messages are written out, so a crash in between delivers them again.
+
+    \b
+    Example:
+      coord --as reviewer poll
+      coord --as agent-2 poll --wait 30 --json
+      coord --as agent-2 poll --peek --type review_request
+    """
+    from .views import event_json_resolved
+    st = state()
+    actor = st.identity()
+    _check_types(types)
+    c = st.open()
+    if wait is not None:
+        rows = c.wait_pending(actor, types, limit, timeout=wait)
+        if not rows:
+            raise TimedOut(f"no message for {actor} within {wait:g}s")
+    else:
+        rows = c.pending(actor, types, limit)
+    # Resolve every blob first: a missing or corrupt one fails the poll before any output.
+    forms = [event_json_resolved(c.blobs, seq, eid, body) for seq, eid, body, _ in rows]
+    out = sys.stdout.buffer
+    if st.json:
+        for f in forms:
+            out.write(f + b"\n")
+    else:
+        import msgspec
+        for f in forms:
+            out.write(_message_line(msgspec.json.decode(f)).encode() + b"\n")
+    out.flush()
+    sys.stdout.flush()
+    failpoint("poll-after-output")
+    if rows and not peek:
+        c.acknowledge(actor, rows)
+
+
+@click.command()
+@click.argument("event", metavar="EVENT")
+@global_options
+def ack(event):
+    """Acknowledge your messages up to and including EVENT (moves your cursors there).
+
+    Use it after `poll --peek`: whatever was shown up to EVENT is not delivered again.
+
+    \b
+    Example:
+      coord --as agent-2 poll --peek
+      coord --as agent-2 ack b3:4f2a
+    """
+    from .views import resolve_event
+    st = state()
+    actor = st.identity()
+    c = st.open()
+    with c.store.read() as conn:
+        seq, eid, _, _ = resolve_event(conn, event)
+    c.ack_upto(actor, seq)
+    if st.json:
+        emit_json({"agent": actor, "acked_through": eid, "seq": seq})
+    else:
+        echo(f"{clean(actor)}: acknowledged through {eid[:15]} (seq {seq})")
+
+
+@click.command()
+@click.argument("query", metavar="QUERY")
+@click.option("--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable).")
+@click.option("--from", "from_", metavar="A", help="Only events from actor A.")
+@click.option("--to", "to", metavar="X", help="Only events to X (an agent, a worker, '*').")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N")
+@global_options
+def search(query, types, from_, to, limit):
+    """Full-text search over event types and payload text (blobs' text included), best
+    matches first, with a snippet and the event id. QUERY is SQLite FTS5 syntax: words,
+    "a phrase", prefix*, AND / OR / NOT. Heartbeats are not indexed.
+
+    \b
+    Example:
+      coord search flaky
+      coord search '"rate limit" OR throttl*' --type 'msg.*' --limit 5
+      coord search parser --from agent-2 --json
+    """
+    from ..projections import search as fts
+    if not query.strip():
+        raise UsageError("empty search query")
+    st = state()
+    c = st.open()
+    fts.ensure_current(c.store)
+    with c.store.read() as conn:
+        rows = fts.query(conn, query, types, from_, to, limit)
+    items = [{"id": eid, "seq": seq, "ts": ts, "from": frm, "to": dst, "type": typ,
+              "snippet": snip, "rank": rank} for seq, eid, ts, frm, dst, typ, snip, rank in rows]
+    if st.json:
+        emit_json(items)
+        return
+    if not items:
+        echo("no matches")
+        return
+    for d in items:
+        echo(f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 16)} → {one_line(d['to'], 16)} "
+             f"{d['type']}  {one_line(d['snippet'], 100)}")

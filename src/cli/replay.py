@@ -1,0 +1,191 @@
+"""`coord replay`: walk history event by event, saying what each changed; `--at` shows the
+whole board as it was at a moment. Reads the store, or an audit file with no database."""
+import fnmatch
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..events.errors import UnknownWorker, UsageError
+from .common import global_options, one_line, state
+
+
+def open_history(from_file):
+    """(history, heartbeat interval, local clone id). From a file: no home is needed; a
+    config.toml beside the file (a committed .coord/) supplies the interval if present."""
+    from ..events.history import FileHistory, StoreHistory
+    from ..events.home import SETTINGS, Home
+    if from_file:
+        h = FileHistory(from_file)
+        interval = SETTINGS["heartbeat_interval"][1]
+        beside = Path(from_file).absolute().parent
+        if (beside / "config.toml").exists():
+            interval = Home(beside).config["heartbeat_interval"]
+        return h, interval, None
+    c = state().open()
+    return StoreHistory(c.store), c.home.config["heartbeat_interval"], c.clone_id
+
+
+def resolve_worker_in(history, text):
+    """An exact worker id or a unique prefix among the workers the history spawned."""
+    from ..events.history import StoreHistory
+    if isinstance(history, StoreHistory):
+        from ..projections import board
+        with history.store.read() as conn:
+            return board.resolve(conn, text)
+    ids = sorted({env.to for _, _, env in history.items if env.type == "worker.spawned"})
+    if text in ids:
+        return text
+    hits = [w for w in ids if w.startswith(text)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise UnknownWorker(f"unknown worker {text!r}")
+    from ..events.errors import Ambiguous
+    raise Ambiguous(f"worker prefix {text!r} is ambiguous: {', '.join(hits[:10])}")
+
+
+def board_at_items(views, now, interval, worker=None):
+    from .views import view_dict
+    vs = sorted(views.values(), key=lambda v: (v.created, v.worker))
+    if worker:
+        vs = [v for v in vs if v.worker == worker]
+    # Liveness as the holder's side saw it: a replay has no "local clone" (clone=None).
+    return [view_dict(v, now, interval, None) for v in vs]
+
+
+def step_json(s) -> dict:
+    import msgspec
+    from ..projections.replay import describe
+    env = s.env
+    return {
+        "n": s.n, "id": s.id, "ts": env.ts, "from": env.from_, "to": env.to, "type": env.type,
+        "payload": env.payload, "worker": s.worker,
+        "before": s.before.state if (s.before is not None and s.worker) else None,
+        "after": s.after.state if s.after is not None else None,
+        "conflict": s.conflict, "change": describe(s),
+        "view": msgspec.to_builtins(s.after) if s.after is not None else None,
+    }
+
+
+def step_line(s) -> str:
+    from ..projections.replay import describe
+    env = s.env
+    return (f"{s.n:>6} {env.ts[:10]} {env.ts[11:19]}  {one_line(env.from_, 14):<14} "
+            f"{env.type:<24} {one_line(describe(s), 200)}")
+
+
+class Pacer:
+    """--step (wait for a key) and --speed N (real time ×N, long gaps cut to --max-gap)."""
+
+    def __init__(self, step, speed, max_gap):
+        self.step, self.speed, self.max_gap = step, speed, max_gap
+        self.prev_us = None
+        self.tty = sys.stdin.isatty()
+
+    def before(self, ts_us) -> None:
+        if self.speed and self.prev_us is not None:
+            time.sleep(min(max(0, ts_us - self.prev_us) / 1e6 / self.speed, self.max_gap))
+        self.prev_us = ts_us
+
+    def after(self) -> bool:
+        """False when the user asked to stop (q, or end of input)."""
+        if not self.step:
+            return True
+        if self.tty:
+            click.echo("-- Enter/space: next, q: quit --", err=True, nl=False)
+            ch = click.getchar()
+            click.echo("\r\x1b[K", err=True, nl=False)
+            return ch not in ("q", "Q", "\x03", "\x04")
+        line = sys.stdin.readline()
+        return bool(line) and line.strip().lower() != "q"
+
+
+@click.command()
+@click.option("--worker", metavar="W", help="Only events of worker W (its lifecycle and messages to it).")
+@click.option("--from", "from_", metavar="A", help="Only events from actor A.")
+@click.option("--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable).")
+@click.option("--since", metavar="POINT", help="Start printing at POINT: a time, an age (10m), an event id or N.")
+@click.option("--until", metavar="POINT", help="Stop after POINT (same forms as --since).")
+@click.option("--at", "at", metavar="POINT", help="Print the whole board as it was at POINT instead of the events.")
+@click.option("--step", is_flag=True, help="Wait for a key (Enter) between events; q quits.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), metavar="N",
+              help="Play back in real time ×N.")
+@click.option("--max-gap", type=click.FloatRange(min=0), default=5.0, show_default=True, metavar="S",
+              help="With --speed: never wait more than S seconds between two events.")
+@click.option("--from-file", "from_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Replay an audit file (events.jsonl); no database or home needed.")
+@global_options
+def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_file):
+    """Walk history event by event: time, actor, event, and what it changed.
+
+    Events are folded in (ts, id) order with the board's own fold. A POINT is a time
+    (RFC 3339 or a date), an age like 10m, an event id (b3:…, a prefix will do) or a
+    number N (the Nth event). --json prints one JSON line per event with the worker's
+    state and view after it; with --at, one document with the board.
+
+    \b
+    Example:
+      coord replay --worker w-7
+      coord replay --at 2025-01-06T12:00:00Z
+      coord replay --type 'msg.*' --since 1h --speed 60
+      coord replay --from-file .coord/events.jsonl --at 40
+    """
+    from ..events.envelope import ts_to_us
+    from ..projections.replay import fold_upto, steps
+    st = state()
+    if at is not None and (step or speed or since or until or types or from_):
+        raise UsageError("--at prints a board: it takes only --worker and --from-file")
+    if step and speed:
+        raise UsageError("give --step or --speed, not both")
+    history, interval, _clone = open_history(from_file)
+    wid = resolve_worker_in(history, worker) if worker else None
+    from .live import until_interrupted, write
+
+    if at is not None:
+        key = history.point(at, end=True)
+        views = fold_upto(history.events(until=key, lifecycle_only=True))
+        at_ts = key[0] if key[0] else None
+        now = ts_to_us(at_ts) if at_ts else 0
+        items = board_at_items(views, now, interval, wid)
+        if st.json:
+            from .common import emit_json
+            emit_json({"at": at_ts, "event": key[1] if key[1].startswith("b3:") else None, "workers": items})
+            return
+        from .views import render_board
+        point = f" (event {key[1][:15]})" if key[1].startswith("b3:") else ""
+        lines = [f"board at {at_ts or 'the beginning'}{point}"]
+        lines += render_board(items, now) if items else ["no workers yet"]
+        with until_interrupted():
+            write(("\n".join(lines) + "\n").encode())
+        return
+
+    lo = history.point(since, end=False) if since else None
+    hi = history.point(until, end=True) if until else None
+    pacer = Pacer(step, speed, max_gap)
+
+    def wanted(s) -> bool:
+        env = s.env
+        if lo is not None and (env.ts, s.id) < lo:
+            return False
+        if wid and env.to != wid:
+            return False
+        if from_ and env.from_ != from_:
+            return False
+        if types and not any(fnmatch.fnmatchcase(env.type, t) for t in types):
+            return False
+        return True
+
+    with until_interrupted():
+        for s in steps(history.events(until=hi)):
+            if not wanted(s):
+                continue
+            pacer.before(ts_to_us(s.env.ts))
+            if st.json:
+                import msgspec
+                write(msgspec.json.encode(step_json(s)) + b"\n")
+            else:
+                write((step_line(s) + "\n").encode())
+            if not pacer.after():
+                break

@@ -1,0 +1,130 @@
+"""`coord timeline`: each worker's states over time, as text for the terminal or as one
+self-contained HTML page (--html FILE)."""
+import os
+import shutil
+import sys
+
+import click
+
+from ..events.envelope import ts_to_us, us_to_ts
+from .common import echo, emit_json, global_options, one_line, state
+
+# One character per state in the text timeline; a terminal state shows once, then blank.
+GLYPH = {"ASSIGNED": ".", "WORKING": "W", "CONFLICTED": "C", "IN_REVIEW": "R", "APPROVED": "A",
+         "COMPLETED": "M", "FAILED": "F", "CANCELED": "x"}
+
+
+def text_lines(data: dict, width: int) -> list[str]:
+    if not data["lanes"]:
+        return ["no workers"]
+    t0, t1 = ts_to_us(data["start"]), ts_to_us(data["end"])
+    t1 = max(t1, t0 + 1)
+    name_w = 12
+    cells = max(10, width - name_w - 2)
+    step = (t1 - t0) / cells
+    out = [f"{'':<{name_w}}  {data['start'][:16]}Z" + f"{data['end'][:16]}Z".rjust(cells - 17)]
+    for lane in data["lanes"]:
+        segs = [(ts_to_us(s["start"]), ts_to_us(s["end"]) if s["end"] else t1 + 1, s["state"])
+                for s in lane["segments"]]
+        row = []
+        for i in range(cells):
+            a, b = t0 + i * step, t0 + (i + 1) * step
+            ch = " "
+            for s0, s1, st in segs:  # the state that starts latest within or before the cell wins
+                if s0 < b and s1 > a:
+                    ch = GLYPH.get(st, "?")
+                    if st in ("COMPLETED", "CANCELED") and s0 < a:
+                        ch = " "
+            row.append(ch)
+        out.append(f"{one_line(lane['worker'], name_w):<{name_w}}  {''.join(row)}")
+    out.append("")
+    legend, line = [], ""
+    for s, g in GLYPH.items():  # the legend, wrapped to the width
+        item = f"{g}={s}"
+        if line and len(line) + 2 + len(item) > width:
+            legend.append(line)
+            line = ""
+        line = f"{line}  {item}" if line else item
+    return out + legend + [line]
+
+
+@click.command()
+@click.option("--html", "html", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write one self-contained HTML page (swimlanes, hover details) to FILE.")
+@click.option("--worker", "workers", multiple=True, metavar="W", help="Only worker W (repeatable).")
+@click.option("--since", metavar="POINT", help="Start at POINT (a time, an age, an event id or N).")
+@click.option("--until", metavar="POINT", help="End at POINT (same forms).")
+@click.option("--from-file", "from_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Read an audit file instead of the store.")
+@click.option("--width", type=click.IntRange(min=40), metavar="COLS",
+              help="Text width (default: the terminal's, else 80).")
+@global_options
+def timeline(html, workers, since, until, from_file, width):
+    """Each worker's states over time: text here, or an HTML page with --html.
+
+    The page draws one lane per worker (state segments, heartbeats as circles, messages as
+    diamonds, conflicts as crosses) with details on hover; it needs no network.
+
+    \b
+    Example:
+      coord timeline
+      coord timeline --html timeline.html --since 1d
+    """
+    from ..projections import timeline as tl
+    from ..projections.replay import steps
+    from .replay import open_history, resolve_worker_in
+    st = state()
+    history, _, _ = open_history(from_file)
+    wanted = {resolve_worker_in(history, w) for w in workers}
+    hi = history.point(until, end=True) if until else None
+    lo = history.point(since, end=False) if since else None
+    count = [0]
+
+    def walk():
+        for s in steps(history.events(until=hi)):
+            count[0] += 1
+            yield s
+    data = tl.compute(walk())
+    if hi is not None and hi[0]:
+        data["end"] = hi[0]
+    if lo is not None and lo[0] and data["start"] and lo[0] > data["start"]:
+        data["start"] = lo[0]
+        data["lanes"] = [clip(lane, lo[0]) for lane in data["lanes"]]
+        data["lanes"] = [lane for lane in data["lanes"] if lane["segments"]]
+        data["messages"] = [m for m in data["messages"] if m["ts"] >= lo[0]]
+    if wanted:
+        data["lanes"] = [lane for lane in data["lanes"] if lane["worker"] in wanted]
+    if html:
+        from .timeline_page import render
+        page = render(data, count[0])
+        tmp = f"{html}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, html)
+        if st.json:
+            emit_json({"file": os.path.abspath(html), "workers": len(data["lanes"]), "events": count[0]})
+        else:
+            echo(f"wrote {html}: {len(data['lanes'])} workers, {count[0]} events")
+        return
+    if st.json:
+        emit_json(data)
+        return
+    if width is None:
+        width = shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
+    for line in text_lines(data, width):
+        echo(line)
+
+
+def clip(lane: dict, start: str) -> dict:
+    """A lane cut to begin at `start`: segments ending before it dropped, one spanning it
+    trimmed; marks before it dropped."""
+    segs = []
+    for s in lane["segments"]:
+        if s["end"] is not None and s["end"] <= start:
+            continue
+        if s["start"] < start:
+            s = dict(s, start=start)
+        segs.append(s)
+    return dict(lane, segments=segs, beats=[b for b in lane["beats"] if b["ts"] >= start],
+                msgs=[m for m in lane["msgs"] if m["ts"] >= start],
+                conflicts=[c for c in lane["conflicts"] if c["ts"] >= start])

@@ -1,0 +1,246 @@
+"""Claim-check blobs: content-addressed files under .coord/blobs/, named by their BLAKE3.
+
+A blob is written to a temporary file in the same directory, fsynced, then renamed, so no
+reader ever sees half a blob; identical content is stored once. Every read re-hashes:
+bytes that no longer match their name are an IntegrityError (exit 5), a missing blob is
+NotFound (exit 3). Files are copied in chunks, so a blob of hundreds of megabytes is never
+held in memory whole.
+
+A payload whose canonical encoding exceeds the `blob_threshold` setting is stored as a
+blob of that encoding, and the event carries `{"$blob": "b3:<hex>", "size": N}` instead.
+"""
+import os
+import re
+import secrets
+
+import blake3
+import msgspec
+
+from .errors import Ambiguous, IntegrityError, NotFound, UsageError
+
+CHUNK = 1 << 20
+REF_KEY = "$blob"
+HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+_enc = msgspec.json.Encoder(order="deterministic")
+
+
+class UnknownBlob(NotFound):
+    code = "unknown_blob"
+
+
+class BlobStore:
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def file_of(self, ref: str) -> str:
+        return os.path.join(self.path, hex_of(ref))
+
+    # --- writing ---------------------------------------------------------------------
+    def _tmp(self):
+        os.makedirs(self.path, exist_ok=True)
+        name = os.path.join(self.path, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
+        return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+
+    def _commit(self, tmp: str, fd: int, hexd: str) -> None:
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        final = os.path.join(self.path, hexd)
+        if os.path.exists(final):
+            os.unlink(tmp)  # identical content is stored once
+            return
+        os.replace(tmp, final)
+        dfd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(dfd)  # the rename itself survives a crash
+        finally:
+            os.close(dfd)
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        hexd = blake3.blake3(data).hexdigest()
+        if os.path.exists(os.path.join(self.path, hexd)):
+            return "b3:" + hexd, len(data)
+        tmp, fd = self._tmp()
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view[:CHUNK])
+                view = view[n:]
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        self._commit(tmp, fd, hexd)
+        return "b3:" + hexd, len(data)
+
+    def put_stream(self, f, on_chunk=None) -> tuple[str, int]:
+        """Copy a binary file object in chunks, hashing as it goes."""
+        h = blake3.blake3()
+        size = 0
+        tmp, fd = self._tmp()
+        try:
+            while True:
+                chunk = f.read(CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                size += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(chunk)
+                view = memoryview(chunk)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        self._commit(tmp, fd, h.hexdigest())
+        return "b3:" + h.hexdigest(), size
+
+    # --- reading ---------------------------------------------------------------------
+    def _open(self, ref: str):
+        try:
+            return open(self.file_of(ref), "rb")
+        except FileNotFoundError:
+            raise UnknownBlob(f"missing blob {ref} (not in {self.path})") from None
+
+    def read(self, ref: str) -> bytes:
+        """The whole blob, checked against its name."""
+        with self._open(ref) as f:
+            data = f.read()
+        if blake3.blake3(data).hexdigest() != hex_of(ref):
+            raise IntegrityError(f"blob {ref} is corrupt: its bytes no longer match its hash")
+        return data
+
+    def check(self, ref: str) -> int:
+        """Re-hash a blob in chunks; returns its size."""
+        h = blake3.blake3()
+        size = 0
+        with self._open(ref) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+        if h.hexdigest() != hex_of(ref):
+            raise IntegrityError(f"blob {ref} is corrupt: its bytes no longer match its hash")
+        return size
+
+    def copy_to(self, ref: str, out) -> int:
+        """Stream a blob to a binary file object. It is checked whole first, so corrupt
+        bytes are never written out; a change between the two passes is caught too."""
+        self.check(ref)
+        h = blake3.blake3()
+        size = 0
+        with self._open(ref) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        out.flush()
+        if h.hexdigest() != hex_of(ref):
+            raise IntegrityError(f"blob {ref} changed while it was read")
+        return size
+
+    def head(self, ref: str, limit: int) -> bytes | None:
+        """Up to `limit` bytes of a blob, unchecked (for indexing); None when missing."""
+        try:
+            with open(self.file_of(ref), "rb") as f:
+                return f.read(limit)
+        except FileNotFoundError:
+            return None
+
+    def names(self):
+        try:
+            return sorted(n for n in os.listdir(self.path) if HEX_RE.match(n))
+        except FileNotFoundError:
+            return []
+
+    def resolve(self, prefix: str) -> str:
+        """A full blob reference or a unique prefix ('b3:ab12', 'ab12') -> 'b3:<hex>'."""
+        p = prefix.strip().lower()
+        p = p[3:] if p.startswith("b3:") else p
+        if not re.fullmatch(r"[0-9a-f]{1,64}", p):
+            raise UsageError(f"not a blob hash or prefix: {prefix!r}")
+        if len(p) == 64:
+            return "b3:" + p
+        hits = [n for n in self.names() if n.startswith(p)]
+        if len(hits) == 1:
+            return "b3:" + hits[0]
+        if not hits:
+            raise UnknownBlob(f"unknown blob {prefix!r}")
+        raise Ambiguous(f"blob prefix {prefix!r} is ambiguous: " + ", ".join(h[:12] for h in hits[:10]))
+
+    # --- the claim-check ---------------------------------------------------------------
+    def claim_check(self, payload: dict, threshold: int) -> dict:
+        """The payload to store: itself, or a reference to a blob of its encoding."""
+        if is_ref(payload):
+            return payload
+        data = _enc.encode(payload)
+        if len(data) <= threshold:
+            return payload
+        ref, size = self.put_bytes(data)
+        return {REF_KEY: ref, "size": size}
+
+    def payload_of(self, payload: dict) -> dict:
+        """The payload a reference stands for (strict: missing/corrupt blobs raise)."""
+        if not is_ref(payload):
+            return payload
+        data = self.read(payload[REF_KEY])
+        try:
+            out = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            raise IntegrityError(f"blob {payload[REF_KEY]} does not hold a JSON payload") from None
+        if not isinstance(out, dict):
+            raise IntegrityError(f"blob {payload[REF_KEY]} does not hold a JSON object")
+        return out
+
+    def verify(self, conn=None) -> list[str]:
+        """Every problem with the blobs: files whose bytes do not match their name, and
+        (given a connection) references in events to blobs that are missing."""
+        problems = []
+        for name in self.names():
+            try:
+                self.check("b3:" + name)
+            except IntegrityError as e:
+                problems.append(e.message)
+        if conn is not None:
+            have = set(self.names())
+            for seq, eid, body in conn.execute(
+                    "SELECT seq, id, body FROM events WHERE instr(body, ?) > 0", (b'"$blob"',)):
+                for ref in refs_in(msgspec.json.decode(body).get("payload")):
+                    if hex_of(ref) not in have:
+                        problems.append(f"event {eid[:15]} (seq {seq}) refers to missing blob {ref}")
+        return problems
+
+
+def is_ref(payload) -> bool:
+    return (isinstance(payload, dict) and isinstance(payload.get(REF_KEY), str)
+            and payload[REF_KEY].startswith("b3:"))
+
+
+def refs_in(obj):
+    """Every blob reference anywhere in a JSON value (the payload's, and attachments)."""
+    if isinstance(obj, dict):
+        if is_ref(obj) and HEX_RE.match(obj[REF_KEY][3:]):
+            yield obj[REF_KEY]
+        for v in obj.values():
+            yield from refs_in(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from refs_in(v)
+
+
+def hex_of(ref: str) -> str:
+    h = ref[3:] if ref.startswith("b3:") else ref
+    if not HEX_RE.match(h):
+        raise UsageError(f"not a blob reference: {ref!r}")
+    return h
+
+
+def store_for_conn(conn) -> BlobStore:
+    """The blob store beside a connection's database file (for code that has only conn)."""
+    for _, name, path in conn.execute("PRAGMA database_list"):
+        if name == "main" and path:
+            return BlobStore(os.path.join(os.path.dirname(path), "blobs"))
+    raise NotFound("this database has no home directory, so no blobs")

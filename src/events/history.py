@@ -1,0 +1,155 @@
+"""History in (ts, id) order, from either source replay can use: the store (read in short
+keyset-paginated transactions, bounded by the seq seen at the start) or an audit file
+(checked line by line, no database at all). Points in history (--at/--since/--until) are
+keys (ts, id): an event includes itself; a time T covers every event stamped up to T.
+"""
+import re
+
+from .envelope import decode, parse_time, us_to_ts
+from .errors import Ambiguous, IntegrityError, NotFound, UnknownEvent, UsageError
+from .ids import check_line, normalize_event_prefix
+
+# An id sorts below "~", so (T, "~") is "after every event stamped T".
+AFTER_ALL = "~"
+
+
+class History:
+    """The interface both sources share. `events()` yields (id, Envelope)."""
+
+    def events(self, since=None, until=None, lifecycle_only=False):
+        raise NotImplementedError
+
+    def key_of_event(self, prefix: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def key_of_position(self, n: int) -> tuple[str, str] | None:
+        raise NotImplementedError
+
+    def point(self, text: str, end: bool) -> tuple[str, str]:
+        """A user-given point: N (the Nth event, 1-based), an event id (b3:…, prefixes
+        allowed), or a time (RFC 3339, a date, an age like 10m). `end` says whether a time
+        means "after every event at T" (--at/--until) or "before them" (--since)."""
+        t = text.strip()
+        if re.fullmatch(r"\d+", t):
+            n = int(t)
+            if n == 0:
+                return ("", "")  # before the first event
+            k = self.key_of_position(n)
+            if k is None:
+                raise NotFound(f"there is no event number {n} (history is shorter)")
+            return k
+        if t.lower().startswith("b3:"):
+            return self.key_of_event(t)
+        ts = us_to_ts(parse_time(t))
+        return (ts, AFTER_ALL) if end else (ts, "")
+
+
+class StoreHistory(History):
+    def __init__(self, store, batch: int = 20000):
+        self.store = store
+        self.batch = batch
+        with store.read() as c:
+            self.upto = c.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+    def events(self, since=None, until=None, lifecycle_only=False):
+        where = "seq <= ? AND (ts, id) > (?, ?)"
+        extra = []
+        if until is not None:
+            where += " AND (ts, id) <= (?, ?)"
+            extra = list(until)
+        if lifecycle_only:
+            where += " AND worker IS NOT NULL"
+        last = since_exclusive(since)
+        while True:  # keyset pagination: each page is its own short read transaction
+            with self.store.read() as c:
+                rows = c.execute(f"SELECT ts, id, body FROM events WHERE {where} ORDER BY ts, id LIMIT ?",
+                                 (self.upto, *last, *extra, self.batch)).fetchall()
+            for _, eid, body in rows:
+                yield eid, decode(body)
+            if len(rows) < self.batch:
+                return
+            last = (rows[-1][0], rows[-1][1])
+
+    def key_of_event(self, prefix):
+        p = normalize_event_prefix(prefix)
+        with self.store.read() as c:
+            rows = c.execute("SELECT ts, id FROM events WHERE id >= ? AND id < ? AND seq <= ? ORDER BY id LIMIT 11",
+                             (p, p + "g", self.upto)).fetchall()
+        return _one(rows, prefix)
+
+    def key_of_position(self, n):
+        with self.store.read() as c:
+            row = c.execute("SELECT ts, id FROM events WHERE seq <= ? ORDER BY ts, id LIMIT 1 OFFSET ?",
+                            (self.upto, n - 1)).fetchone()
+        return tuple(row) if row else None
+
+
+class FileHistory(History):
+    """An audit file: every line hash-checked, duplicates (a set after git merges) dropped,
+    sorted into (ts, id) order. Lines split on the byte \\n only."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise NotFound(f"no such file: {path}") from None
+        except IsADirectoryError:
+            raise UsageError(f"{path} is a directory, not an audit file") from None
+        seen = {}
+        for no, line in enumerate(data.split(b"\n"), 1):
+            if not line:
+                continue
+            try:
+                eid, body = check_line(line)
+                env = decode(body)
+            except IntegrityError as e:
+                raise IntegrityError(f"{path}:{no}: {e.message}") from None
+            seen[eid] = env
+        self.items = sorted(((env.ts, eid, env) for eid, env in seen.items()), key=lambda t: (t[0], t[1]))
+
+    def events(self, since=None, until=None, lifecycle_only=False):
+        lo = since_exclusive(since)
+        for ts, eid, env in self.items:
+            if (ts, eid) <= lo:
+                continue
+            if until is not None and (ts, eid) > until:
+                return
+            if lifecycle_only and not env.type.startswith("worker."):
+                continue
+            yield eid, env
+
+    def key_of_event(self, prefix):
+        p = normalize_event_prefix(prefix)
+        return _one([(ts, eid) for ts, eid, _ in self.items if eid.startswith(p)][:11], prefix)
+
+    def key_of_position(self, n):
+        if 1 <= n <= len(self.items):
+            ts, eid, _ = self.items[n - 1]
+            return (ts, eid)
+        return None
+
+
+def since_exclusive(since):
+    """--since K keeps events with key >= K; pagination wants the last key to skip."""
+    if since is None or since == ("", ""):
+        return ("", "")
+    ts, eid = since
+    # The greatest key below (ts, eid): drop one step in the id's last character.
+    if eid in ("", AFTER_ALL):
+        return (ts, eid) if eid == AFTER_ALL else (_prev_ts(ts), AFTER_ALL)
+    return (ts, eid[:-1] + chr(ord(eid[-1]) - 1) + AFTER_ALL)
+
+
+def _prev_ts(ts: str) -> str:
+    from .envelope import ts_to_us
+    return us_to_ts(ts_to_us(ts) - 1)
+
+
+def _one(rows, text):
+    if len(rows) == 1:
+        return (rows[0][0], rows[0][1])
+    if not rows:
+        raise UnknownEvent(f"unknown event {text!r}")
+    raise Ambiguous(f"event prefix {text!r} is ambiguous: " + ", ".join(r[1][:15] for r in rows[:10]))

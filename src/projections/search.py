@@ -1,0 +1,154 @@
+"""Full-text search: an FTS5 index (table `search`, rowid = events.seq) over each event's
+type and the text of its payload, including the text of its blobs.
+
+The projector runs inside every append transaction, so the index is as current as the
+log. Heartbeats are not indexed: they are the most frequent event and must stay cheap.
+Of a blob, at most INDEX_LIMIT bytes are indexed; binary attachments (a NUL byte in that
+head) are not. `rebuild` builds a fresh index beside the live one in short transactions
+and swaps it in.
+"""
+import sqlite3
+
+import msgspec
+
+from ..events.blobs import BlobStore, is_ref
+from ..events.errors import UsageError
+
+SKIP_TYPES = frozenset({"worker.heartbeat"})
+INDEX_LIMIT = 2 << 20
+
+
+def _walk(obj, out, blobs, top=False):
+    if isinstance(obj, str):
+        out.append(obj)
+    elif isinstance(obj, bool) or obj is None:
+        return
+    elif isinstance(obj, (int, float)):
+        out.append(str(obj))
+    elif isinstance(obj, list):
+        for v in obj:
+            _walk(v, out, blobs)
+    elif isinstance(obj, dict):
+        if is_ref(obj):
+            _blob_text(obj, out, blobs, as_payload=top)
+            for k, v in obj.items():  # an attachment's name and other members
+                if k not in ("$blob", "size"):
+                    _walk(v, out, blobs)
+            return
+        for v in obj.values():
+            _walk(v, out, blobs)
+
+
+def _blob_text(ref: dict, out, blobs: BlobStore, as_payload: bool):
+    head = blobs.head(ref["$blob"], INDEX_LIMIT)
+    if not head or b"\0" in head:
+        return  # missing (verify reports it) or binary
+    if as_payload and len(head) < INDEX_LIMIT:
+        try:
+            _walk(msgspec.json.decode(head), out, blobs)
+            return
+        except msgspec.DecodeError:
+            pass
+    out.append(head.decode("utf-8", errors="ignore"))
+
+
+def text_of(payload: dict, blobs: BlobStore) -> str:
+    out: list[str] = []
+    _walk(payload, out, blobs, top=True)
+    return "\n".join(out)
+
+
+def row_for(seq: int, etype: str, payload: dict, blobs: BlobStore):
+    return (seq, etype, text_of(payload, blobs))
+
+
+def project(tx, ev) -> None:
+    """The projector: index one appended event inside its transaction."""
+    if ev.env.type in SKIP_TYPES:
+        return
+    tx.conn.execute("INSERT INTO search(rowid, type, text) VALUES (?,?,?)",
+                    row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs))
+
+
+def _rows(conn, after: int, upto: int | None, limit: int, blobs: BlobStore):
+    q = "SELECT seq, type, body FROM events WHERE seq > ? AND type != 'worker.heartbeat'"
+    args = [after]
+    if upto is not None:
+        q += " AND seq <= ?"
+        args.append(upto)
+    rows = conn.execute(q + " ORDER BY seq LIMIT ?", args + [limit]).fetchall()
+    return [row_for(seq, typ, msgspec.json.decode(body)["payload"], blobs) for seq, typ, body in rows]
+
+
+def rebuild(store, batch: int = 5000, progress=None) -> int:
+    """Index every event into a fresh table, then swap it in. Each batch is read in a
+    short read transaction and written in a short write transaction, so agents keep
+    appending meanwhile; the swap catches up with what they appended."""
+    blobs = store.blobs
+    with store.write() as tx:
+        tx.conn.execute("DROP TABLE IF EXISTS search_new")
+        tx.conn.execute("CREATE VIRTUAL TABLE search_new USING fts5(type, text, "
+                        "tokenize = 'unicode61 remove_diacritics 2')")
+    upto = store.max_seq()
+    last, total = 0, 0
+    while True:
+        with store.read() as c:
+            rows = _rows(c, last, upto, batch, blobs)
+        if not rows:
+            break
+        with store.write() as tx:
+            tx.conn.executemany("INSERT INTO search_new(rowid, type, text) VALUES (?,?,?)", rows)
+        last = rows[-1][0]
+        total += len(rows)
+        if progress:
+            progress(total)
+    with store.write() as tx:
+        c = tx.conn
+        while rows := _rows(c, last, None, batch, blobs):
+            c.executemany("INSERT INTO search_new(rowid, type, text) VALUES (?,?,?)", rows)
+            last = rows[-1][0]
+            total += len(rows)
+        c.execute("DROP TABLE search")
+        c.execute("ALTER TABLE search_new RENAME TO search")
+        c.execute("DELETE FROM meta WHERE key = 'search_rebuild'")
+    return total
+
+
+def ensure_current(store) -> None:
+    """A store migrated with events already in it is indexed on first use."""
+    if store.conn.execute("SELECT 1 FROM meta WHERE key = 'search_rebuild'").fetchone():
+        rebuild(store)
+
+
+def query(conn, text: str, types=(), from_=None, to=None, limit=20):
+    """Best matches first: (seq, id, ts, from, to, type, snippet, rank) rows."""
+    where, args = ["search MATCH ?"], [text]
+    if types:
+        ors = []
+        for t in types:
+            ors.append("e.type GLOB ?" if any(ch in t for ch in "*?[") else "e.type = ?")
+            args.append(t)
+        where.append("(" + " OR ".join(ors) + ")")
+    if from_:
+        where.append('e."from" = ?')
+        args.append(from_)
+    if to:
+        where.append('e."to" = ?')
+        args.append(to)
+    sql = ("SELECT e.seq, e.id, e.ts, e.\"from\", e.\"to\", e.type, "
+           "snippet(search, -1, '[', ']', '…', 12), rank "
+           "FROM search JOIN events e ON e.seq = search.rowid WHERE " + " AND ".join(where)
+           + " ORDER BY rank LIMIT ?")
+    try:
+        return conn.execute(sql, args + [limit]).fetchall()
+    except sqlite3.OperationalError as e:
+        msg = str(e)
+        if "fts5" in msg or "no such column" in msg or "syntax error" in msg or "unterminated" in msg:
+            raise UsageError(f"bad search query {text!r}: {msg} (quote words with punctuation: "
+                             "'\"foo-bar\"'; operators: AND OR NOT, prefix*)") from None
+        raise
+
+
+def count(conn) -> int:
+    return conn.execute("SELECT count(*) FROM search").fetchone()[0]
+

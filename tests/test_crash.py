@@ -1,0 +1,31 @@
+"""Crash loops: writers SIGKILLed at random moments, round after round. Nothing a caller
+was told succeeded is ever lost; the store stays consistent. `--runslow` runs many more
+rounds (docs/reliability.md records how many ran)."""
+import random
+
+import pytest
+
+from crashkit import check_store, run_round
+
+
+@pytest.mark.parametrize("kind,rounds", [("lib", 4), ("cli", 2)])
+def test_random_sigkill_rounds(home, tmp_path, kind, rounds):
+    rnd = random.Random(f"{kind}-{rounds}")
+    all_acks = []
+    for _ in range(rounds):
+        acks, errs = run_round(home, tmp_path, rnd, writers=3, kind=kind)
+        assert not [e for e in errs if not e.startswith(("ERR 4", "ERR 3"))], errs[:3]
+        all_acks += acks
+        check_store(home, all_acks)
+    assert all_acks, "no writer got anything done before being killed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["lib", "cli"])
+def test_many_sigkill_rounds(home, tmp_path, kind):
+    rnd = random.Random(kind)
+    all_acks = []
+    for _ in range(40):
+        acks, errs = run_round(home, tmp_path, rnd, writers=4, kind=kind, min_s=0.05, max_s=2.0)
+        all_acks += acks
+        check_store(home, all_acks)

@@ -1,0 +1,120 @@
+"""Faults: backup under load, a full disk, a corrupted database page."""
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+from conftest import coord_cmd, count_events
+
+from coord.events.envelope import event_id
+
+
+def test_backup_while_agents_write_is_consistent(home, proc, tmp_path):
+    writer = textwrap.dedent(f"""
+        from coord.api import Coord
+        with Coord({str(home)!r}, actor="w") as c:
+            c.act("spawn", "w-1"); c.act("start", "w-1")
+            for i in range(400):
+                c.act("heartbeat", "w-1")
+    """)
+    p = subprocess.Popen([sys.executable, "-c", writer])
+    backups = []
+    try:
+        for i in range(5):
+            dest = tmp_path / f"b{i}.db"
+            r = proc("backup", dest, env={"COORD_HOME": str(home)})
+            assert r.returncode == 0, r.stderr
+            backups.append(dest)
+    finally:
+        assert p.wait(timeout=120) == 0
+    for b in backups:
+        con = sqlite3.connect(b)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        seqs = [r[0] for r in con.execute("SELECT seq FROM events ORDER BY seq")]
+        assert seqs == list(range(1, len(seqs) + 1))
+        for eid, body in con.execute("SELECT id, body FROM events"):
+            assert event_id(body) == eid
+        # The views in the snapshot belong to the same moment as its events.
+        hb = con.execute("SELECT count(*) FROM events WHERE type='worker.heartbeat'").fetchone()[0]
+        if seqs:
+            view_hb = con.execute("SELECT json_extract(view, '$.heartbeats') FROM workers").fetchone()
+            assert view_hb is None or view_hb[0] == hb
+    r = proc("backup", backups[0], env={"COORD_HOME": str(home)})
+    assert r.returncode == 2 and "exists" in r.stderr
+
+
+def test_full_disk_gives_a_clear_error_and_loses_nothing_acknowledged(home, proc):
+    env = {"COORD_HOME": str(home), "COORD_AGENT": "a"}
+    assert proc("spawn", "w-1", env=env).returncode == 0
+    assert proc("start", "w-1", env=env).returncode == 0
+    before = count_events(home)
+    size = (home / "coord.db").stat().st_size
+
+    def limit():  # a file-size limit just above what is there: the next growth fails
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 1024, size + 1024))
+
+    big = "x" * 3000
+    codes = []
+    for i in range(40):
+        r = subprocess.run([*coord_cmd(), "heartbeat", "w-1", "--note", big], env={**os.environ, **env},
+                           capture_output=True, text=True, preexec_fn=limit)
+        codes.append(r.returncode)
+        if r.returncode != 0:
+            assert r.returncode == 1 and "Traceback" not in r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1
+            assert "space" in r.stderr or "full" in r.stderr, r.stderr
+            break
+    assert 1 in codes, "the file-size limit never bit"
+    acked = codes.count(0)
+    assert count_events(home) == before + acked
+    r = proc("heartbeat", "w-1", env=env)  # without the limit, work goes on
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(home / "coord.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_corrupted_database_page_is_an_integrity_error(home, proc):
+    env = {"COORD_HOME": str(home), "COORD_AGENT": "a"}
+    for i in range(30):
+        assert proc("spawn", f"w-{i}", "--task", "t" * 200, env=env).returncode == 0
+    db = home / "coord.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for off in range(page * 2, min(len(data), page * 6)):  # scribble over b-tree pages
+        data[off] = 0xA5
+    db.write_bytes(bytes(data))
+    n_ok = 0
+    for cmd in (("log",), ("spawn", "x-1"), ("show", "w-3"), ("status",)):
+        r = proc(*cmd, env=env)
+        # A command that reads a damaged page says so (exit 5); one that never touches
+        # it may still succeed. Never a traceback, never exit 1.
+        assert r.returncode in (0, 5), (cmd, r.stderr)
+        assert "Traceback" not in r.stderr
+        if r.returncode == 5:
+            assert "damaged" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        n_ok += r.returncode == 0
+    assert n_ok < 4
+
+
+def test_verify_finds_a_corrupted_and_a_missing_blob(home, cli):
+    big = '{"text": "%s"}' % ("lorem ipsum " * 1000)
+    assert cli("--as", "a", "send", "note", big, "--to", "b").exit_code == 0
+    assert cli("--as", "a", "send", "note2", big.replace("lorem", "dolor"), "--to", "b").exit_code == 0
+    assert cli("verify").exit_code == 0
+    blobs = sorted((home / "blobs").iterdir())
+    assert len(blobs) == 2
+    data = bytearray(blobs[0].read_bytes())
+    data[10] ^= 1
+    blobs[0].write_bytes(bytes(data))
+    blobs[1].unlink()
+    r = cli("verify")
+    assert r.exit_code == 5
+    assert blobs[0].name[:12] in r.stdout + r.stderr
+    assert "missing blob" in r.stdout + r.stderr
+    r = cli("--as", "b", "poll")  # reading the corrupted one is an integrity error too
+    assert r.exit_code in (3, 5) and len(r.stderr.strip().splitlines()) == 1

@@ -1,0 +1,55 @@
+"""Fuzzing the command line: random command sequences, arguments and payloads (unicode,
+huge, empty, control characters) never produce a traceback or an undocumented exit code,
+and the store always checks out afterwards."""
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from coord.api import Coord
+from coord.events.envelope import event_id
+from coord.projections import board
+
+COMMANDS = ["spawn", "start", "heartbeat", "done", "approve", "request-changes", "merge",
+            "release", "cancel", "fail", "retry", "status", "show", "log"]
+FLAGS = {
+    "spawn": ["--task", "--assignee"], "heartbeat": ["--note", "--interval", "--force"],
+    "done": ["--summary", "--force"], "approve": ["--note"], "request-changes": ["--reason"],
+    "cancel": ["--reason"], "fail": ["--reason", "--force"], "status": ["--state", "--stale", "--all"],
+    "log": ["--worker", "--type", "--from", "--since", "--limit"], "start": ["--next"],
+}
+text = st.one_of(
+    st.sampled_from(["w-1", "w-2", "w", "", "b3:", "-", "--", "a1"]),
+    st.text(min_size=0, max_size=40),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x1F), max_size=5),
+    st.just("x" * 5000),
+)
+flag_values = st.one_of(text, st.just("1"), st.just("-3"), st.just("10m"))
+
+
+@st.composite
+def command(draw):
+    cmd = draw(st.sampled_from(COMMANDS))
+    args = [cmd]
+    if draw(st.booleans()):
+        args.append(draw(text))
+    for f in draw(st.lists(st.sampled_from(FLAGS.get(cmd, ["--bogus"])), max_size=2)):
+        args.append(f)
+        if f not in ("--force", "--stale", "--all", "--next"):
+            args.append(draw(flag_values))
+    prefix = ["--as", draw(st.sampled_from(["a1", "a2", "rev"]))] if draw(st.booleans()) else []
+    if draw(st.booleans()):
+        prefix.insert(0, "--json")
+    return prefix + args
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(command(), min_size=1, max_size=25))
+def test_random_commands_only_documented_outcomes(home, cli, cmds):
+    for args in cmds:
+        r = cli(*args)
+        assert r.exit_code in (0, 2, 3, 4), (args, r.exit_code, r.stderr)
+        assert "Traceback" not in r.stderr and "Error: unexpected" not in r.stderr, (args, r.stderr)
+        if r.exit_code:
+            assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    with Coord(home) as c:
+        for eid, body in c.conn.execute("SELECT id, body FROM events"):
+            assert event_id(body) == eid
+        assert board.stored_views(c.conn) == board.fresh_fold(c.conn)
