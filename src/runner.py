@@ -27,7 +27,7 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # A forwarded SIGTERM/SIGHUP means "stop": after the grace period the child is SIGKILLed.
 # A forwarded SIGINT only interrupts (agents use it to cancel one step), so it never escalates.
 ESCALATE = (signal.SIGTERM, signal.SIGHUP)
-TAIL_KEEP = 64 * 1024       # bytes of recent output held in memory for the fail reason
+TAIL_KEEP = 256 * 1024      # bytes of recent output kept for the fail event (a blob)
 TAIL_LINES = 20             # lines of output recorded in a fail event
 TAIL_MAX_BYTES = 2048       # and at most this many bytes of them (until blobs exist)
 DRAIN_AFTER_EXIT = 0.5      # s to keep reading pipes that grandchildren hold open
@@ -46,19 +46,25 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def output_tail_payload(tail: bytes, total: int) -> dict:
-    """The last lines of the child's output as payload fields for the fail event:
-    `tail` (at most TAIL_LINES lines and TAIL_MAX_BYTES bytes), `output_bytes` (all the
-    child printed) and `tail_truncated` (bytes of those last lines cut off).
+def output_tail_payload(tail: bytes, total: int, blobs=None) -> dict:
+    """The child's output as payload fields for the fail event.
 
-    Truncated so the payload stays under the blob threshold. This is the one place to
-    change when blobs exist: store the whole tail as a blob instead."""
+    Inline, so `show` and `log` need nothing else: `tail` (the last TAIL_LINES lines, at
+    most TAIL_MAX_BYTES bytes, keeping the event under the blob threshold), `output_bytes`
+    (all the child printed) and, when the lines were cut, `tail_truncated` (bytes cut).
+    When more output was kept than fits inline and a blob store is given, `output` refers
+    to a blob of the last TAIL_KEEP bytes (`coord blob cat REF`), written now, before the
+    write transaction (an orphan blob is harmless)."""
     lines = tail.decode("utf-8", "replace").splitlines()[-TAIL_LINES:]
     raw = "\n".join(lines).encode()
     out = {"tail": raw.decode(), "output_bytes": total}
     if len(raw) > TAIL_MAX_BYTES:
         out["tail"] = raw[-TAIL_MAX_BYTES:].decode("utf-8", "ignore")
         out["tail_truncated"] = len(raw) - TAIL_MAX_BYTES
+    if blobs is not None and len(tail) > len(out["tail"].encode()) + 1:
+        ref, size = blobs.put_bytes(bytes(tail))
+        out["output"] = {"$blob": ref, "size": size, "name": "output-tail.txt",
+                         "first_byte": total - size}
     return out
 
 
@@ -416,7 +422,7 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
             r = _record_done(coord, wid, {"summary": text, **facts}, actor, res)
         else:
             r = coord.act("fail", wid, {"reason": fail_reason(res, idle_timeout, timeout, tail),
-                                        **facts, **output_tail_payload(tail, sup.output_bytes)}, actor=actor)
+                                        **facts, **output_tail_payload(tail, sup.output_bytes, coord.blobs)}, actor=actor)
         res.state, res.event = r.state, r.event
     except CoordError as e:
         res.record_error = e.message

@@ -65,13 +65,20 @@ def test_exit_3_is_fail_with_code_and_tail(home, cli, proc, spawned):
     assert len(lines) == 20 and lines[-1] == "boom: disk full" and lines[0] == "line 11"
 
 
-def test_long_output_tail_is_truncated_under_the_blob_threshold(home, cli, proc, spawned):
-    child = "import sys\nprint('x' * 100000)\nsys.exit(1)"
+def test_long_output_goes_to_a_blob_and_the_event_stays_small(home, cli, proc, spawned):
+    child = "import sys\nfor i in range(40000): print('line', i)\nprint('x' * 5000)\nsys.exit(1)"
     r = proc("--as", "a1", "run", "w-1", "--", PY, "-c", child)
-    assert r.returncode == 1 and len(r.stdout) > 100000
+    assert r.returncode == 1 and len(r.stdout) > 400000
     p = events(home, "w-1", "worker.failed")[-1]["payload"]
+    assert "$blob" not in p  # the event itself stayed inline
     assert len(p["tail"].encode()) == 2048 and p["tail_truncated"] > 0
-    assert p["output_bytes"] == 100001
+    assert p["output_bytes"] == len(r.stdout.encode())
+    ref = p["output"]["$blob"]
+    got = proc("blob", "cat", ref)
+    assert got.returncode == 0
+    assert got.stdout.endswith("line 39999\n" + "x" * 5000 + "\n")
+    assert len(got.stdout) == p["output"]["size"] == 256 * 1024
+    assert p["output"]["first_byte"] + p["output"]["size"] == p["output_bytes"]
     assert len(json.dumps(p)) < 4096
 
 
