@@ -154,6 +154,7 @@ def import_bodies(store, pairs, audit: int, progress=None) -> int:
                     break
             else:
                 done = True
+        failpoint("import-between-batches")
         if progress:
             progress(added)
     return added
@@ -266,12 +267,54 @@ class AuditTrail:
         `refused` and leaves the events dirty."""
         res = ExportResult()
         with self.lock():
+            self._repair_torn_tail()
             if not self.is_as_written():
                 res.scanned = True
                 if not self._reconcile(res):
                     return res
             self._write_dirty(res)
         return res
+
+    TORN_TAIL_MAX = 64 << 20
+
+    def _repair_torn_tail(self) -> bool:
+        """A writer killed in the middle of its write() leaves a torn last line. Such a
+        tail is recognisable: the bytes past the length we recorded do not end in a
+        newline and are a prefix of exactly what we were writing (the dirty events'
+        lines, in seq order). Cut it back to the recorded length; the export that follows
+        writes those lines whole. Anything else is left to the full scan."""
+        length, _ = self.recorded()
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return False
+        extra = size - length
+        if extra <= 0 or extra > self.TORN_TAIL_MAX:
+            return False
+        with open(self.path, "rb") as f:
+            f.seek(length)
+            tail = f.read(extra)
+            if length and _byte_before(f, length) != b"\n":
+                return False
+        if tail.endswith(b"\n"):
+            return False
+        expected = bytearray()
+        for eid, body in self.store.conn.execute(
+                "SELECT id, body FROM events WHERE audit = 1 ORDER BY seq"):
+            expected += audit_line(eid, body)
+            if len(expected) >= extra:
+                break
+        if not expected.startswith(tail):
+            return False
+        fd = os.open(str(self.path), os.O_WRONLY)
+        try:
+            os.ftruncate(fd, length)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.warn(f"{self.path}: removed a torn line left by an interrupted write ({extra} bytes); "
+                  "its events are written again whole")
+        return True
 
     def _write_dirty(self, res: ExportResult):
         conn = self.store.conn

@@ -16,6 +16,7 @@ import secrets
 import blake3
 import msgspec
 
+from .failpoints import failpoint
 from .errors import Ambiguous, IntegrityError, NotFound, UsageError
 
 CHUNK = 1 << 20
@@ -67,6 +68,7 @@ class BlobStore:
             while view:
                 n = os.write(fd, view[:CHUNK])
                 view = view[n:]
+                failpoint("blob-mid-write")
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
@@ -92,6 +94,7 @@ class BlobStore:
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
+                failpoint("blob-mid-write")
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
