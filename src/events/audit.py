@@ -10,7 +10,6 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import blake3
 import msgspec
@@ -31,8 +30,7 @@ MAX_LISTED = 20
 
 
 # --- reading any events file -------------------------------------------------------------
-@dataclass
-class BadLine:
+class BadLine(msgspec.Struct):
     lineno: int
     reason: str
 
@@ -83,13 +81,13 @@ class _Hashing:
         return self.f.read(n)
 
 
-@dataclass
-class FileScan:
+class FileScan(msgspec.Struct):
+    # msgspec Structs, not dataclasses: `dataclasses` costs start-up on the per-action path.
     lines: int = 0
     size: int = 0
     b3: str = ""
-    bad: list = field(default_factory=list)        # BadLine, in file order
-    ids: dict = field(default_factory=dict)        # id -> canonical body (first occurrence)
+    bad: list = []        # BadLine, in file order
+    ids: dict = {}        # id -> canonical body (first occurrence)
     duplicates: int = 0
     last_id: str = ""                              # id of the file's last line ("" if none)
 
@@ -176,8 +174,7 @@ def read_checked(path) -> list[tuple[str, bytes]]:
 
 
 # --- the exporter --------------------------------------------------------------------------
-@dataclass
-class ExportResult:
+class ExportResult(msgspec.Struct):
     written: int = 0          # lines appended to the file
     imported: int = 0         # unknown valid lines found in the file and taken into the store
     restored: int = 0         # known events missing from the file, appended again

@@ -11,7 +11,6 @@ blob of that encoding, and the event carries `{"$blob": "b3:<hex>", "size": N}` 
 """
 import os
 import re
-import secrets
 
 import blake3
 import msgspec
@@ -39,7 +38,7 @@ class BlobStore:
     # --- writing ---------------------------------------------------------------------
     def _tmp(self):
         os.makedirs(self.path, exist_ok=True)
-        name = os.path.join(self.path, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
+        name = os.path.join(self.path, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
 
     def _commit(self, tmp: str, fd: int, hexd: str) -> None:
