@@ -339,6 +339,9 @@ def export_audit(coord: Coord, events) -> None:
     committed, so a problem here never fails it: it is a warning, and the events stay
     dirty for the next command (or `coord export`) to write."""
     from .events.errors import CoordError
+    if coord._audit is None and not any(e.env.type != "worker.heartbeat" for e in events) and \
+            coord.conn.execute("SELECT 1 FROM events WHERE audit = 1 LIMIT 1").fetchone() is None:
+        return  # only local heartbeats and nothing dirty: no file work (and no import) at all
     try:
         coord.audit.export()
     except CoordError as e:

@@ -291,6 +291,8 @@ class Repo:
 def repo_of(project_dir: Path) -> Repo | None:
     """The repository whose main working tree holds project_dir; None outside git. Raises
     GitMissing when git is absent but project_dir looks like it is inside a repository."""
+    if not any((d / ".git").exists() for d in (project_dir, *project_dir.parents)):
+        return None  # no repository above: skip starting git (a few ms per spawn)
     try:
         r = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
                            cwd=str(project_dir), capture_output=True, text=True, env=_env(), timeout=60)

@@ -118,3 +118,26 @@ def test_verify_finds_a_corrupted_and_a_missing_blob(home, cli):
     assert "missing blob" in r.stdout + r.stderr
     r = cli("--as", "b", "poll")  # reading the corrupted one is an integrity error too
     assert r.exit_code in (3, 5) and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_rebuild_a_lost_store_from_the_audit_file_and_blobs(home, cli, tmp_path):
+    """The documented recovery: the database is gone; events.jsonl and blobs/ (both in
+    git) rebuild it with `coord init`."""
+    big = '{"text": "%s"}' % ("lorem ipsum " * 1000)
+    for args in (("spawn", "w-1", "--task", "t"), ("--as", "a", "start", "w-1"),
+                 ("--as", "a", "send", "log", big, "--to", "lead"), ("--as", "a", "done", "w-1"),
+                 ("--as", "r", "approve", "w-1"), ("spawn", "w-2")):
+        assert cli(*args).exit_code == 0
+    board = cli("status", "--all", "--json").json()
+    log = cli("log", "--json").jsonl()
+    clone = tmp_path / "clone" / ".coord"
+    clone.mkdir(parents=True)
+    import shutil
+    shutil.copy(home / "events.jsonl", clone / "events.jsonl")
+    shutil.copytree(home / "blobs", clone / "blobs", dirs_exist_ok=True)
+    assert cli("--home", str(clone), "init").exit_code == 0
+    assert cli("--home", str(clone), "verify").exit_code == 0
+    drop = lambda ds, keys: [{k: v for k, v in d.items() if k not in keys} for d in ds]  # noqa: E731
+    local = {"seq", "liveness", "last_heartbeat", "heartbeat"}
+    assert drop(cli("--home", str(clone), "status", "--all", "--json").json(), local) == drop(board, local)
+    assert drop(cli("--home", str(clone), "log", "--json").jsonl(), {"seq"}) == drop(log, {"seq"})

@@ -53,3 +53,37 @@ def test_random_commands_only_documented_outcomes(home, cli, cmds):
         for eid, body in c.conn.execute("SELECT id, body FROM events"):
             assert event_id(body) == eid
         assert board.stored_views(c.conn) == board.fresh_fold(c.conn)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.binary(max_size=400),
+    st.lists(st.binary(max_size=80), max_size=6).map(lambda parts: b"\n".join(parts)),
+    st.text(max_size=300).map(str.encode),
+))
+def test_random_bytes_through_import_are_refused_cleanly(home, cli, tmp_path, data):
+    f = tmp_path / "in.jsonl"
+    f.write_bytes(data)
+    with Coord(home) as c:
+        before = c.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    r = cli("import", str(f))
+    assert r.exit_code in (0, 5), (data, r.exit_code, r.stderr)
+    assert "Traceback" not in r.stderr and "Error: unexpected" not in r.stderr
+    with Coord(home) as c:
+        after = c.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    if r.exit_code == 5:
+        assert after == before  # nothing imported from a bad file
+    assert cli("verify").exit_code == 0
+
+
+def test_valid_lines_mixed_with_fuzz_import_nothing(home, cli, tmp_path):
+    assert cli("spawn", "w-1").exit_code == 0
+    good = (home / "events.jsonl").read_bytes()
+    from coord.api import init
+    other, _ = init(tmp_path / "o" / ".coord")
+    r = cli("--home", str(other.path), "import", str(home / "events.jsonl"))
+    assert r.exit_code == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(good + b"\xff\xfe not json\n")
+    r = cli("--home", str(other.path), "import", str(bad))
+    assert r.exit_code == 5 and "line 2" in r.stderr

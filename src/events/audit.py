@@ -10,7 +10,6 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import blake3
 import msgspec
@@ -31,8 +30,7 @@ MAX_LISTED = 20
 
 
 # --- reading any events file -------------------------------------------------------------
-@dataclass
-class BadLine:
+class BadLine(msgspec.Struct):
     lineno: int
     reason: str
 
@@ -83,13 +81,13 @@ class _Hashing:
         return self.f.read(n)
 
 
-@dataclass
-class FileScan:
+class FileScan(msgspec.Struct):
+    # msgspec Structs, not dataclasses: `dataclasses` costs start-up on the per-action path.
     lines: int = 0
     size: int = 0
     b3: str = ""
-    bad: list = field(default_factory=list)        # BadLine, in file order
-    ids: dict = field(default_factory=dict)        # id -> canonical body (first occurrence)
+    bad: list = []        # BadLine, in file order
+    ids: dict = {}        # id -> canonical body (first occurrence)
     duplicates: int = 0
     last_id: str = ""                              # id of the file's last line ("" if none)
 
@@ -154,6 +152,7 @@ def import_bodies(store, pairs, audit: int, progress=None) -> int:
                     break
             else:
                 done = True
+        failpoint("import-between-batches")
         if progress:
             progress(added)
     return added
@@ -175,8 +174,7 @@ def read_checked(path) -> list[tuple[str, bytes]]:
 
 
 # --- the exporter --------------------------------------------------------------------------
-@dataclass
-class ExportResult:
+class ExportResult(msgspec.Struct):
     written: int = 0          # lines appended to the file
     imported: int = 0         # unknown valid lines found in the file and taken into the store
     restored: int = 0         # known events missing from the file, appended again
@@ -266,12 +264,54 @@ class AuditTrail:
         `refused` and leaves the events dirty."""
         res = ExportResult()
         with self.lock():
+            self._repair_torn_tail()
             if not self.is_as_written():
                 res.scanned = True
                 if not self._reconcile(res):
                     return res
             self._write_dirty(res)
         return res
+
+    TORN_TAIL_MAX = 64 << 20
+
+    def _repair_torn_tail(self) -> bool:
+        """A writer killed in the middle of its write() leaves a torn last line. Such a
+        tail is recognisable: the bytes past the length we recorded do not end in a
+        newline and are a prefix of exactly what we were writing (the dirty events'
+        lines, in seq order). Cut it back to the recorded length; the export that follows
+        writes those lines whole. Anything else is left to the full scan."""
+        length, _ = self.recorded()
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return False
+        extra = size - length
+        if extra <= 0 or extra > self.TORN_TAIL_MAX:
+            return False
+        with open(self.path, "rb") as f:
+            f.seek(length)
+            tail = f.read(extra)
+            if length and _byte_before(f, length) != b"\n":
+                return False
+        if tail.endswith(b"\n"):
+            return False
+        expected = bytearray()
+        for eid, body in self.store.conn.execute(
+                "SELECT id, body FROM events WHERE audit = 1 ORDER BY seq"):
+            expected += audit_line(eid, body)
+            if len(expected) >= extra:
+                break
+        if not expected.startswith(tail):
+            return False
+        fd = os.open(str(self.path), os.O_WRONLY)
+        try:
+            os.ftruncate(fd, length)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.warn(f"{self.path}: removed a torn line left by an interrupted write ({extra} bytes); "
+                  "its events are written again whole")
+        return True
 
     def _write_dirty(self, res: ExportResult):
         conn = self.store.conn

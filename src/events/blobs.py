@@ -11,11 +11,11 @@ blob of that encoding, and the event carries `{"$blob": "b3:<hex>", "size": N}` 
 """
 import os
 import re
-import secrets
 
 import blake3
 import msgspec
 
+from .failpoints import failpoint
 from .errors import Ambiguous, IntegrityError, NotFound, UsageError
 
 CHUNK = 1 << 20
@@ -38,7 +38,7 @@ class BlobStore:
     # --- writing ---------------------------------------------------------------------
     def _tmp(self):
         os.makedirs(self.path, exist_ok=True)
-        name = os.path.join(self.path, f".tmp-{os.getpid()}-{secrets.token_hex(6)}")
+        name = os.path.join(self.path, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
 
     def _commit(self, tmp: str, fd: int, hexd: str) -> None:
@@ -67,6 +67,7 @@ class BlobStore:
             while view:
                 n = os.write(fd, view[:CHUNK])
                 view = view[n:]
+                failpoint("blob-mid-write")
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
@@ -92,6 +93,7 @@ class BlobStore:
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
+                failpoint("blob-mid-write")
         except BaseException:
             os.close(fd)
             os.unlink(tmp)

@@ -3,6 +3,7 @@ transaction, re-folding workers, and rebuild from zero."""
 import msgspec
 
 from ..events.envelope import decode
+from ..events.failpoints import failpoint
 from ..events.errors import Ambiguous, UnknownWorker
 from .workers import Worker, fold, fold_all
 
@@ -163,8 +164,10 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
                 views[env.to] = v
         total += len(rows)
         last = (rows[-1][0], rows[-1][1])
+        failpoint("rebuild-mid-read")
         if progress:
             progress(total)
+    failpoint("rebuild-before-swap")
     with store.write() as tx:  # the swap: readers see the old views or the new, never a mix
         c = tx.conn
         c.execute("DELETE FROM workers")
