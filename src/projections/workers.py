@@ -142,7 +142,7 @@ def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
         return msgspec.structs.replace(
             view, last_heartbeat=env.ts, heartbeats=view.heartbeats + 1,
             hb_interval=p.get("interval", view.hb_interval), hb_note=p.get("note", view.hb_note),
-            idle_s=p.get("idle_s"), pos_ts=env.ts, pos_id=eid)
+            idle_s=p.get("idle_s", view.idle_s), pos_ts=env.ts, pos_id=eid)
     new_state = TRANSITIONS[env.type][1]
     common = dict(state=new_state, updated=env.ts, state_since=env.ts, last_event=eid,
                   last_type=env.type, last_from=env.from_, last_args=args_of(p),
