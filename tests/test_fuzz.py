@@ -1,6 +1,8 @@
-"""Fuzzing the command line: random command sequences, arguments and payloads (unicode,
+"""Fuzzing the command line (COORD_FUZZ_EXAMPLES=N for a deeper run): random command sequences, arguments and payloads (unicode,
 huge, empty, control characters) never produce a traceback or an undocumented exit code,
 and the store always checks out afterwards."""
+import os
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from coord.api import Coord
@@ -8,13 +10,24 @@ from coord.events.envelope import event_id
 from coord.projections import board
 
 COMMANDS = ["spawn", "start", "heartbeat", "done", "approve", "request-changes", "merge",
-            "release", "cancel", "fail", "retry", "status", "show", "log"]
+            "release", "cancel", "fail", "retry", "status", "show", "log",
+            "send", "poll", "ack", "search", "replay", "stats"]
 FLAGS = {
     "spawn": ["--task", "--assignee"], "heartbeat": ["--note", "--interval", "--force"],
     "done": ["--summary", "--force"], "approve": ["--note"], "request-changes": ["--reason"],
     "cancel": ["--reason"], "fail": ["--reason", "--force"], "status": ["--state", "--stale", "--all"],
     "log": ["--worker", "--type", "--from", "--since", "--limit"], "start": ["--next"],
+    "send": ["--to", "--text", "--reply-to", "--request-id"], "poll": ["--peek", "--limit", "--type"],
+    "search": ["--type", "--from", "--limit"], "replay": ["--at", "--worker", "--since"],
+    "stats": ["--since"],
 }
+FLAGS_WITHOUT_VALUE = ("--force", "--stale", "--all", "--next", "--text", "--peek")
+json_payload = st.one_of(
+    st.dictionaries(st.text(max_size=6), st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3)
+    .map(lambda d: __import__("json").dumps(d)),
+    st.sampled_from(["{}", "[]", "null", "{", '{"$blob": "b3:00"}', '"str"', "1e999"]),
+    st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+)
 text = st.one_of(
     st.sampled_from(["w-1", "w-2", "w", "", "b3:", "-", "--", "a1"]),
     st.text(min_size=0, max_size=40),
@@ -30,9 +43,11 @@ def command(draw):
     args = [cmd]
     if draw(st.booleans()):
         args.append(draw(text))
+    if cmd == "send" and draw(st.booleans()):
+        args.append(draw(json_payload))
     for f in draw(st.lists(st.sampled_from(FLAGS.get(cmd, ["--bogus"])), max_size=2)):
         args.append(f)
-        if f not in ("--force", "--stale", "--all", "--next"):
+        if f not in FLAGS_WITHOUT_VALUE:
             args.append(draw(flag_values))
     prefix = ["--as", draw(st.sampled_from(["a1", "a2", "rev"]))] if draw(st.booleans()) else []
     if draw(st.booleans()):
@@ -40,7 +55,7 @@ def command(draw):
     return prefix + args
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("COORD_FUZZ_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(command(), min_size=1, max_size=25))
 def test_random_commands_only_documented_outcomes(home, cli, cmds):
     for args in cmds:
@@ -55,7 +70,7 @@ def test_random_commands_only_documented_outcomes(home, cli, cmds):
         assert board.stored_views(c.conn) == board.fresh_fold(c.conn)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("COORD_FUZZ_EXAMPLES", 80)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(
     st.binary(max_size=400),
     st.lists(st.binary(max_size=80), max_size=6).map(lambda parts: b"\n".join(parts)),
