@@ -55,11 +55,41 @@ CLI_WRITER = textwrap.dedent("""
 """)
 
 
+# `coord run` writer: spawns a worker and runs a short child under `coord run`; the
+# outcome event (done) is acknowledged when `coord run --json` reports it.
+RUN_WRITER = textwrap.dedent("""
+    import sys, json, subprocess, os
+    home, me = sys.argv[1], sys.argv[2]
+    env = dict(os.environ, COORD_HOME=home, COORD_AGENT=me)
+    n = 0
+    while True:
+        n += 1
+        w = f"{me}-{n}"
+        r = subprocess.run([sys.executable, "-m", "coord", "--json", "spawn", w], env=env,
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            sys.stdout.write("ACK " + json.loads(r.stdout)["event"] + "\\n"); sys.stdout.flush()
+        r = subprocess.run([sys.executable, "-m", "coord", "--json", "run", w, "--here",
+                            "--interval", "0.05", "--", sys.executable, "-c",
+                            "import time; print('working', flush=True); time.sleep(0.15)"],
+                           env=env, capture_output=True, text=True)
+        last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        if r.returncode == 0 and last.startswith("{"):
+            ev = json.loads(last).get("event")
+            if ev:
+                sys.stdout.write("ACK " + ev + "\\n"); sys.stdout.flush()
+        elif r.returncode != 0:
+            sys.stdout.write(f"ERR {r.returncode} {r.stderr.strip()}\\n"); sys.stdout.flush()
+""")
+
+WRITERS = {"lib": LIB_WRITER, "cli": CLI_WRITER, "run": RUN_WRITER}
+
+
 def run_round(home, tmp, rnd: random.Random, writers=3, kind="lib", min_s=0.2, max_s=1.2, env=None):
     """Start writers, SIGKILL each (its whole process group) at a random moment.
     Returns (acknowledged ids, error lines)."""
     script = tmp / f"{kind}_writer.py"
-    script.write_text(LIB_WRITER if kind == "lib" else CLI_WRITER)
+    script.write_text(WRITERS[kind])
     e = dict(os.environ, **(env or {}))
     procs = []
     for i in range(writers):
