@@ -9,7 +9,6 @@ from pathlib import Path
 
 import msgspec
 
-from .events import envelope as _env
 from .events.envelope import Envelope
 from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYours, Refused, UnknownWorker, UsageError
 from .events.home import Home, find_home

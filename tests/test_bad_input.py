@@ -2,7 +2,6 @@
 appended, never a traceback."""
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import pytest
 
 from conftest import coord_cmd, count_events
 
-from coord.api import Coord, check_payload
+from coord.api import check_payload
 from coord.events.errors import BadPayload
 
 

@@ -4,10 +4,8 @@ lifecycle events are claim-checked too."""
 import json
 import os
 import random
-import resource
 import sqlite3
 import subprocess
-import sys
 
 import blake3
 import msgspec

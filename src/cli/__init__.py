@@ -1,7 +1,6 @@
 """The `coord` command: one click group whose subcommands load lazily, so one action
 imports only the module it needs (start-up dominates a CLI called once per action)."""
 import importlib
-import os
 import sys
 
 import click

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..events.envelope import ts_to_us, us_to_ts
+from ..events.envelope import ts_to_us
 from .common import echo, emit_json, global_options, one_line, state
 
 # One character per state in the text timeline; a terminal state shows once, then blank.

@@ -1,5 +1,4 @@
 """Read commands: status (the board), show (a worker or an event), log."""
-import fnmatch
 
 import click
 

@@ -6,7 +6,6 @@ The store is the truth. The file is a set of lines (order means nothing after a 
 merge). Every write to it happens under an exclusive flock on `audit.lock` beside it (a
 separate file, so the lock survives the rename of `export --rewrite`).
 """
-import fcntl
 import os
 import time
 from contextlib import contextmanager
@@ -14,10 +13,10 @@ from contextlib import contextmanager
 import blake3
 import msgspec
 
-from .errors import Busy, IntegrityError, UsageError
+from .errors import IntegrityError, UsageError
 from .failpoints import failpoint
 from .ids import audit_line, check_line
-from .store import AUDIT_DIRTY, AUDIT_NONE, AUDIT_WRITTEN
+from .store import AUDIT_DIRTY, AUDIT_NONE, AUDIT_WRITTEN, exclusive_flock
 
 # Lines per write() (and per bookkeeping transaction) when exporting a large backlog.
 EXPORT_CHUNK = 5000
@@ -207,22 +206,8 @@ class AuditTrail:
     def lock(self):
         if self._lock_fd is None:
             self._lock_fd = os.open(str(self.home.path / "audit.lock"), os.O_RDWR | os.O_CREAT, 0o660)
-        fd = self._lock_fd
-        deadline = time.monotonic() + self.home.config["busy_timeout"]
-        delay = 0.0005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise Busy("the audit file stayed locked past the busy timeout; safe to retry") from None
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.005)
-        try:
+        with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the audit file"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self):
         if self._lock_fd is not None:

@@ -195,22 +195,8 @@ class Store:
                 self._lock_fd = os.open(str(self.home.path / "write.lock"), os.O_RDWR | os.O_CREAT, 0o660)
             except OSError as e:
                 raise _translate(e, self.home) from None
-        fd = self._lock_fd
-        deadline = time.monotonic() + self.home.config["busy_timeout"]
-        delay = 0.0005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise Busy("the store stayed locked past the busy timeout; safe to retry") from None
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.005)
-        try:
+        with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the store"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
 
     # --- transactions ----------------------------------------------------------------
     @contextmanager
@@ -265,6 +251,27 @@ class Store:
     # --- reading events --------------------------------------------------------------
     def max_seq(self) -> int:
         return self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+
+@contextmanager
+def exclusive_flock(fd: int, timeout: float, what: str):
+    """An exclusive flock on fd, waited for at most `timeout` seconds (then Busy, exit 7).
+    Polls with a short, growing sleep: a blocking flock could not honour the timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise Busy(f"{what} stayed locked past the busy timeout; safe to retry") from None
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.005)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def row_to_event(row) -> StoredEvent:

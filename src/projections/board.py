@@ -145,7 +145,6 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
     """Fold every event from zero into a fresh table and swap it in. The long read runs
     outside any write lock; the final write transaction only re-folds workers touched
     since the read began, then swaps tables. Returns the number of events folded."""
-    conn = store.conn
     views: dict[str, Worker] = {}
     upto = store.max_seq()
     total = 0
