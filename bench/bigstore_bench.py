@@ -196,7 +196,7 @@ def big_store(tmp: Path, workers: int, events: int, runs: int, rebuild_repeat: i
     imp["generate_s"] = gen_s
     path.unlink()
     return {"import": imp, "views": views_vs_log(home, runs),
-            "rebuild": rebuild_vs_read(home, rebuild_repeat), "home": str(home)}
+            "rebuild": rebuild_vs_read(home, rebuild_repeat)}
 
 
 def main():
@@ -204,10 +204,12 @@ def main():
     ap.add_argument("--workers", type=int, default=10_000)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--rebuild-repeat", type=int, default=1)
     a = ap.parse_args()
     import tempfile
     with tempfile.TemporaryDirectory(prefix="coord-bench-") as tmp:
-        print(json.dumps(big_store(Path(tmp), a.workers, a.events, a.runs), indent=2))
+        tempfile.tempdir = tmp  # the homes too, so they are removed at the end
+        print(json.dumps(big_store(Path(tmp), a.workers, a.events, a.runs, a.rebuild_repeat), indent=2))
 
 
 if __name__ == "__main__":
