@@ -66,28 +66,98 @@ def startup(runs: int) -> dict:
             "libs_floor_vs_stdlib_floor": med["floor: click+msgspec+blake3 + insert"] / med["floor: stdlib + insert"]}
 
 
-def inprocess(n: int) -> dict:
+RAW_INSERT = ('INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin) '
+              "VALUES (?,?,?,?,?,?,?,?,?)")
+
+
+def _coord_appender(n_hint: int):
+    """One heartbeat per call through the library API (one transaction each)."""
     from coord.api import Coord
-    home = fresh_home()
-    raw_home = fresh_home()
-    with Coord(home, actor="bench") as c:
-        c.act("spawn", "w-1")
-        c.act("start", "w-1")
-        t = time.perf_counter()
-        for i in range(n):
+    c = Coord(fresh_home(), actor="bench")
+    c.act("spawn", "w-1")
+    c.act("start", "w-1")
+
+    def append(k):
+        for _ in range(k):
             c.act("heartbeat", "w-1")
-        api = n / (time.perf_counter() - t)
-    conn = sqlite3.connect(str(raw_home / "coord.db"), isolation_level=None, timeout=10)
+    return append, c.close
+
+
+def _raw_appender(n_hint: int):
+    """The floor: one single-row INSERT per BEGIN IMMEDIATE … COMMIT into the same events
+    table (same schema and indexes), with the same pragmas as the store."""
+    conn = sqlite3.connect(str(fresh_home() / "coord.db"), isolation_level=None, timeout=10)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA synchronous = FULL")
-    t = time.perf_counter()
-    for i in range(n):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute('INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin) VALUES (?,?,?,?,?,?,?,?,?)',
-                     (i + 1, f"b3:{i}", f"{i:020d}", "bench", "w-1", "worker.heartbeat", "w-1", b"{}", "local"))
-        conn.execute("COMMIT")
-    raw = n / (time.perf_counter() - t)
-    return {"api_appends_per_s": api, "raw_inserts_per_s": raw, "ratio": api / raw}
+    seq = [0]
+
+    def append(k):
+        for _ in range(k):
+            seq[0] += 1
+            i = seq[0]
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(RAW_INSERT, (i, f"b3:{i}", f"{i:020d}", "bench", "w-1", "worker.heartbeat",
+                                      "w-1", b"{}", "local"))
+            conn.execute("COMMIT")
+    return append, conn.close
+
+
+def _peer_appender(n_hint: int):
+    """The peer: the eventsourcing library's SQLite application recorder, one event per
+    insert_events call (its own transaction), WAL mode like ours."""
+    from uuid import uuid4
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+    path = Path(tempfile.mkdtemp(prefix="coord-peer-")) / "es.db"
+    ds = SQLiteDatastore(str(path), originator_id_type="text")
+    rec = SQLiteApplicationRecorder(ds)
+    rec.create_table()
+    oid = str(uuid4())
+    version = [0]
+
+    def append(k):
+        for _ in range(k):
+            version[0] += 1
+            rec.insert_events([StoredEvent(oid, version[0], "bench:Heartbeat", b'{"interval":60}')])
+    return append, ds.close
+
+
+def peer_available() -> str | None:
+    """None if the eventsourcing library can be imported, else why not."""
+    try:
+        import eventsourcing.sqlite  # noqa: F401
+        return None
+    except ImportError as e:
+        return str(e)
+
+
+def inprocess(n: int, peer: bool = False, block: int = 50) -> dict:
+    """Appends per second of each variant, run in alternating blocks of `block` appends so
+    that drift of the machine (other jobs, fsync latency) hits all of them alike."""
+    makers = {"api": _coord_appender, "raw": _raw_appender}
+    if peer:
+        makers["peer"] = _peer_appender
+    appenders = {k: m(n) for k, m in makers.items()}
+    spent = dict.fromkeys(makers, 0.0)
+    done = 0
+    try:
+        while done < n:
+            k = min(block, n - done)
+            for name, (append, _) in appenders.items():
+                t = time.perf_counter()
+                append(k)
+                spent[name] += time.perf_counter() - t
+            done += k
+    finally:
+        for _, close in appenders.values():
+            close()
+    out = {f"{k}_appends_per_s": n / v for k, v in spent.items()}
+    out["appends"] = n
+    out["ratio"] = out["api_appends_per_s"] / out["raw_appends_per_s"]
+    if peer:
+        out["peer_vs_raw"] = out["peer_appends_per_s"] / out["raw_appends_per_s"]
+        out["api_vs_peer"] = out["api_appends_per_s"] / out["peer_appends_per_s"]
+    return out
 
 
 WRITER = textwrap.dedent("""
@@ -122,6 +192,50 @@ def writers(k: int, per: int) -> dict:
             "p99_ms": pct(lats, 99) * 1000, "max_ms": max(lats) * 1000}
 
 
+def duplicate_claims(conn) -> tuple[int, int]:
+    """(workers started more than once without a release in between, starts seen), read
+    from the log itself in (ts, id) order."""
+    held, dups, starts = {}, set(), 0
+    for wid, etype in conn.execute("SELECT worker, type FROM events WHERE worker IS NOT NULL "
+                                   "AND type IN ('worker.started', 'worker.released') ORDER BY ts, id"):
+        if etype == "worker.started":
+            starts += 1
+            if held.get(wid):
+                dups.add(wid)
+            held[wid] = True
+        else:
+            held[wid] = False
+    return len(dups), starts
+
+
+def claim_race(racers: int = 8, workers: int = 3, rounds: int = 5) -> dict:
+    """Each round: spawn `workers` fresh workers, then `racers` real `coord start --next`
+    processes at once (more racers than workers). Every worker must be claimed exactly
+    once; the losers must exit 4 (nothing to claim)."""
+    from coord.api import Coord
+    home = fresh_home("coord-bench-race-")
+    env = bench_env(COORD_HOME=str(home))
+    wins = losses = other = 0
+    t = time.perf_counter()
+    with Coord(home, actor="human:lead") as c:
+        for r in range(rounds):
+            for j in range(workers):
+                c.act("spawn", f"r{r}-{j}")
+            ps = [subprocess.Popen([COORD, "--as", f"racer-{i}", "start", "--next", "--json"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(racers)]
+            for p in ps:
+                rc = p.wait()
+                wins += rc == 0
+                losses += rc == 4
+                other += rc not in (0, 4)
+        wall = time.perf_counter() - t
+        dups, starts = duplicate_claims(c.conn)
+        unclaimed = c.conn.execute("SELECT count(*) FROM workers WHERE state = 'ASSIGNED'").fetchone()[0]
+    return {"racers": racers, "workers_per_round": workers, "rounds": rounds,
+            "claims": wins, "nothing_to_claim": losses, "other_exits": other, "starts": starts,
+            "duplicate_claims": dups, "unclaimed": unclaimed, "wall_s": wall}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
@@ -141,7 +255,7 @@ def main():
     print(f"  coord heartbeat / libs floor            {s['ratio_vs_libs_floor']:.2f}x  (target <= 1.15)")
     print(f"  coord heartbeat / stdlib floor          {s['ratio_vs_stdlib_floor']:.2f}x")
     print(f"  libs floor / stdlib floor               {s['libs_floor_vs_stdlib_floor']:.2f}x")
-    print(f"  in-process appends {i['api_appends_per_s']:.0f}/s vs raw inserts {i['raw_inserts_per_s']:.0f}/s"
+    print(f"  in-process appends {i['api_appends_per_s']:.0f}/s vs raw inserts {i['raw_appends_per_s']:.0f}/s"
           f" = {i['ratio'] * 100:.0f}% (target >= 80%)")
     print(f"  8 writers: {w['events_per_s']:.0f} events/s; append p50 {w['p50_ms']:.1f} ms, "
           f"p99 {w['p99_ms']:.1f} ms, max {w['max_ms']:.1f} ms")

@@ -13,7 +13,7 @@ from .events.envelope import Envelope
 from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYours, Refused, UnknownWorker, UsageError
 from .events.home import Home, find_home
 from .events.ids import check_worker_id
-from .events.store import Store
+from .events.store import AUDIT_DIRTY, Store
 from .projections import board, search
 from .projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
 
@@ -336,7 +336,15 @@ def _stderr_warning(msg: str) -> None:
 def export_audit(coord: Coord, events) -> None:
     """After-commit hook: write the dirty events to the audit file. The action has
     committed, so a problem here never fails it: it is a warning, and the events stay
-    dirty for the next command (or `coord export`) to write."""
+    dirty for the next command (or `coord export`) to write.
+
+    When the transaction appended nothing for the file (heartbeats, with audit_heartbeats
+    off) and no event is left dirty by an earlier command, there is nothing to write:
+    skip the lock, the file check and the bookkeeping reads (one indexed lookup on the
+    partial index instead; the most frequent action stays cheap)."""
+    if (all(e.audit is not None and e.audit != AUDIT_DIRTY for e in events)
+            and coord.conn.execute("SELECT 1 FROM events WHERE audit = 1 LIMIT 1").fetchone() is None):
+        return
     from .events.errors import CoordError
     if coord._audit is None and not any(e.env.type != "worker.heartbeat" for e in events) and \
             coord.conn.execute("SELECT 1 FROM events WHERE audit = 1 LIMIT 1").fetchone() is None:

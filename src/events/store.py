@@ -33,6 +33,7 @@ class StoredEvent(msgspec.Struct):
     body: bytes
     env: Envelope
     origin: str = "local"
+    audit: int | None = None  # the events.audit mark given at append (None: not known here)
 
 
 def worker_of(env: Envelope) -> str | None:
@@ -116,7 +117,7 @@ class Tx:
             'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit) '
             "VALUES (?,?,?,?,?,?,?,?,?,?)",
             (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit))
-        ev = StoredEvent(seq, eid, body, env, origin)
+        ev = StoredEvent(seq, eid, body, env, origin, audit)
         self.appended.append(ev)
         if self.store.projector is not None:
             self.store.projector(self, ev)
@@ -130,11 +131,15 @@ class Store:
         self.after_commit = after_commit  # (store, [StoredEvent]) -> None, after COMMIT
         self.conn = None
         self._lock_fd = None
+        self._blobs = None
 
     @property
     def blobs(self):
-        from .blobs import BlobStore
-        return BlobStore(self.home.blobs_path)
+        # Made once: the projectors ask for it on every append.
+        if self._blobs is None:
+            from .blobs import BlobStore
+            self._blobs = BlobStore(self.home.blobs_path)
+        return self._blobs
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> "Store":

@@ -1,0 +1,240 @@
+"""Every benchmark in one run: prints one table of ratios and rates, each measured against
+a baseline in the same run, and writes it into docs/performance.md (the generated section
+between the bench markers) with the machine, the date and the configuration.
+
+    .venv/bin/python bench/run.py            # the full configuration (1M events; ~15-25 min)
+    .venv/bin/python bench/run.py --small    # seconds; the test suite runs it (--no-write)
+    .venv/bin/python bench/run.py --small --doc /tmp/perf.md
+
+The peer row needs the `eventsourcing` library (`pip install -e '.[bench]'`); the full
+configuration installs it into this interpreter's environment when it is missing (unless
+--no-install); without it, that row says "skipped".
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bigstore_bench  # noqa: E402
+import foundation_bench  # noqa: E402
+from common import ROOT, machine, precompile  # noqa: E402
+
+CONFIGS = {
+    "small": {"cli_runs": 3, "appends": 300, "writers": 8, "per_writer": 20, "racers": 8,
+              "race_workers": 3, "race_rounds": 2, "workers": 100, "events": 10_000, "view_runs": 2,
+              "rebuild_repeat": 1},
+    "full": {"cli_runs": 40, "appends": 10_000, "writers": 8, "per_writer": 500, "racers": 8,
+             "race_workers": 3, "race_rounds": 50, "workers": 10_000, "events": 1_000_000, "view_runs": 15,
+             "rebuild_repeat": 3},
+}
+
+# Row keys, in table order (the small test checks every one is printed).
+ROWS = ["cli_stdlib", "cli_libs", "inproc", "peer", "coord_vs_peer", "import", "writers", "race",
+        "rebuild", "cli_rebuild", "status", "status_all", "poll", "search"]
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def ensure_peer(install: bool) -> str | None:
+    why = foundation_bench.peer_available()
+    if why is None or not install:
+        return why
+    print("installing eventsourcing for the peer row ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "eventsourcing"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return foundation_bench.peer_available()
+
+
+def step(name, fn, *a, **kw):
+    print(f"  {name} ...", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    r = fn(*a, **kw)
+    print(f"  {name}: {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
+    return r
+
+
+def measure(cfg: dict, peer_missing: str | None) -> dict:
+    res = {}
+    res["startup"] = step("CLI start-up", foundation_bench.startup, cfg["cli_runs"])
+    res["inprocess"] = step("in-process append", foundation_bench.inprocess, cfg["appends"],
+                            peer=peer_missing is None)
+    res["writers"] = step("competing writers", foundation_bench.writers, cfg["writers"], cfg["per_writer"])
+    res["race"] = step("start --next race", foundation_bench.claim_race, cfg["racers"],
+                       cfg["race_workers"], cfg["race_rounds"])
+    with tempfile.TemporaryDirectory(prefix="coord-bench-run-") as tmp:
+        res["big"] = step("big store (import, views, rebuild)", bigstore_bench.big_store, Path(tmp),
+                          cfg["workers"], cfg["events"], cfg["view_runs"], cfg["rebuild_repeat"])
+    return res
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def rows(res: dict, cfg: dict, peer_missing: str | None) -> list[tuple]:
+    """(key, measure, coord, baseline, ratio) per row. Ratios: '×' is coord's time over the
+    baseline's (lower is better); '%' is coord's rate as a share of the baseline's."""
+    s, i, w, r = res["startup"], res["inprocess"], res["writers"], res["race"]
+    big = res["big"]
+    imp, v, rb = big["import"], big["views"], big["rebuild"]
+    ms = s["median_ms"]
+    heart = ms["coord heartbeat"]
+    out = [
+        ("cli_stdlib", f"CLI append: `coord heartbeat` process (median of {cfg['cli_runs']})",
+         f"{heart:.1f} ms", f"stdlib-only floor, same pragmas: {ms['floor: stdlib + insert']:.1f} ms",
+         f"{s['ratio_vs_stdlib_floor']:.2f}×"),
+        ("cli_libs", "CLI append: `coord heartbeat` process, against the library floor",
+         f"{heart:.1f} ms", f"click+msgspec+blake3 floor: {ms['floor: click+msgspec+blake3 + insert']:.1f} ms",
+         f"{s['ratio_vs_libs_floor']:.2f}× (target ≤ 1.15)"),
+        ("inproc", f"In-process append: `Coord.act('heartbeat')`, one transaction each ({cfg['appends']:,})",
+         f"{_n(i['api_appends_per_s'])}/s", f"raw sqlite3 single-row insert, same pragmas: {_n(i['raw_appends_per_s'])}/s",
+         f"{i['ratio'] * 100:.0f}% (target ≥ 80%)"),
+    ]
+    if peer_missing is None:
+        out += [("peer", "Peer: eventsourcing `SQLiteApplicationRecorder.insert_events`, one event per call",
+                 f"{_n(i['peer_appends_per_s'])}/s", f"raw sqlite3 insert: {_n(i['raw_appends_per_s'])}/s",
+                 f"{i['peer_vs_raw'] * 100:.0f}%"),
+                ("coord_vs_peer", "In-process append: coord against the peer (same workload, same run)",
+                 f"{_n(i['api_appends_per_s'])}/s", f"eventsourcing: {_n(i['peer_appends_per_s'])}/s",
+                 f"{i['api_vs_peer'] * 100:.0f}%")]
+    else:
+        out += [("peer", "Peer: eventsourcing SQLite recorder", "skipped", f"not importable ({peer_missing})", "–"),
+                ("coord_vs_peer", "In-process append: coord against the peer", "skipped", "–", "–")]
+    out += [
+        ("import", f"Bulk import: `coord import` of a {imp['events']:,}-line audit file (whole process: "
+                   "check, append, project, write the file)",
+         f"{_n(imp['coord_per_s'])} events/s ({imp['coord_s']:.1f} s)",
+         f"raw `executemany` of the same rows, one transaction: {_n(imp['raw_per_s'])} events/s ({imp['raw_s']:.1f} s)",
+         f"{imp['ratio'] * 100:.0f}%"),
+        ("writers", f"{w['writers']} competing writer processes × {cfg['per_writer']} heartbeats",
+         f"{_n(w['events_per_s'])} events/s", f"one append: p50 {w['p50_ms']:.1f} ms, p99 {w['p99_ms']:.1f} ms, "
+         f"max {w['max_ms']:.1f} ms", "rate"),
+        ("race", f"`start --next` race: {r['racers']} processes on {r['workers_per_round']} workers, "
+                 f"{r['rounds']} rounds",
+         f"{r['duplicate_claims']} duplicate claims", f"{r['claims']} claims, {r['nothing_to_claim']} "
+         f"'nothing to claim' (exit 4), {r['other_exits']} other exits, {r['unclaimed']} left unclaimed",
+         "must be 0"),
+        ("rebuild", f"Rebuild of the worker views: {rb['events']:,} lifecycle events "
+                    f"(of {rb['all_events']:,} in the store)",
+         f"{_n(rb['rebuild_per_s'])} events/s (best of {cfg['rebuild_repeat']})", f"same SELECT + msgspec decode only: {_n(rb['read_per_s'])} events/s",
+         f"{rb['ratio'] * 100:.0f}%"),
+        ("cli_rebuild", f"`coord rebuild` process (views + search index) over {rb['all_events']:,} events",
+         f"{_n(rb['cli_rebuild_per_s'])} events/s ({rb['cli_rebuild_s']:.1f} s)", "–", "rate"),
+    ]
+    log = v["median_ms"]["log"]
+    scale = f"{v['workers']:,} workers, {v['events']:,} events"
+    for key, cmd, what in (("status", "status", f"{v['shown_by_status']:,} active workers shown"),
+                           ("status_all", "status --all", f"all {v['workers']:,} workers shown"),
+                           ("poll", "poll", "`--as agent-7 poll --peek --limit 20`"),
+                           ("search", "search", "`search 'flaky AND regression' --limit 20`")):
+        out.append((key, f"`coord {cmd}` process, {scale} ({what}; median of {v['runs']})",
+                    f"{v['median_ms'][cmd]:.0f} ms", f"`coord log --limit 20`, same store: {log:.0f} ms",
+                    f"{v['ratio_to_log'][cmd]:.2f}×"))
+    assert [k for k, *_ in out] == ROWS
+    return out
+
+
+def table(rs: list[tuple]) -> str:
+    lines = ["| measure | coord | baseline (same run) | ratio |", "|---|---|---|---|"]
+    lines += [f"| {m} | {c} | {b} | {x} |" for _, m, c, b, x in rs]
+    return "\n".join(lines)
+
+
+def section(rs, cfg_name: str, cfg: dict, started: datetime.datetime, wall_s: float, load: tuple) -> str:
+    cfg_text = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in cfg.items())
+    cmd = "bench/run.py" + (" --small" if cfg_name == "small" else "")
+    return f"""{BEGIN}
+## Benchmark suite (generated by `bench/run.py`)
+
+Generated by `.venv/bin/python {cmd}`; do not edit by hand (the next run replaces this
+section). Every row is measured side by side with its baseline in the same run. Ratios:
+`×` is coord's time over the baseline's (lower is better); `%` is coord's rate as a share
+of the baseline's (higher is better).
+
+- Machine: {machine()}
+- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; whole run {wall_s / 60:.1f} min; load average at the start
+  {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (the machine is shared: expect ±20%)
+- Configuration `{cfg_name}`: {cfg_text}
+
+{table(rs)}
+
+How each row is measured (details in the docstrings of `bench/foundation_bench.py` and
+`bench/bigstore_bench.py`):
+- The floors and the raw inserts write one row into the same `events` table (same schema
+  and indexes) with the same pragmas (WAL, `synchronous = FULL`), one `BEGIN IMMEDIATE`
+  transaction each; coord also folds the worker view in that transaction and checks
+  whether the audit file has anything to write after it. The in-process variants run in
+  alternating blocks of 50 appends so drift of the machine hits all alike; the CLI
+  variants alternate run by run. Bytecode is precompiled and kept, as on users' machines.
+- The peer writes into its own table (`stored_events`, WITHOUT ROWID, one primary key, no
+  other index, no projection), WAL and SQLite's default `synchronous` (FULL).
+- The writers are separate processes appending heartbeats through the library; latency
+  is one `act()` call, including the wait for the write lock.
+- The race: each round spawns fresh workers, then starts all racers at once as real
+  `coord start --next` processes; duplicates are counted from the log (a worker with a
+  second `worker.started` and no `worker.released` between).
+- The big store is the one the import row built: a generated audit file (valid ids) of
+  workers going spawn → start → heartbeats and messages (text to agents, to '*', to the
+  worker) → merged (40%), in review (20%), canceled (10%) or still working (30%), imported
+  by a real `coord import` process. The raw baseline gets the parsed rows ready-made
+  (parsing is not timed). The view commands run as whole processes, alternating.
+{END}"""
+
+
+def write_doc(doc: Path, text: str) -> None:
+    """Replace the generated section, or put it first after the intro (before the first
+    `## ` heading); the per-issue sections after it are kept as they are."""
+    old = doc.read_text() if doc.exists() else "# Performance\n"
+    if BEGIN in old and END in old:
+        a, b = old.index(BEGIN), old.index(END) + len(END)
+        new = old[:a] + text + old[b:]
+    else:
+        at = old.find("\n## ")
+        if at < 0:
+            new = old.rstrip("\n") + "\n\n" + text + "\n"
+        else:
+            new = old[:at + 1] + text + "\n\n" + old[at + 1:]
+    doc.write_text(new)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", action="store_true", help="the small configuration (seconds)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave the doc alone")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
+    ap.add_argument("--no-install", action="store_true", help="never pip install the peer")
+    ap.add_argument("--json", type=Path, help="also write the raw figures as JSON to this file")
+    a = ap.parse_args(argv)
+    name = "small" if a.small else "full"
+    cfg = CONFIGS[name]
+    peer_missing = ensure_peer(install=not (a.small or a.no_install))
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load = os.getloadavg()
+    t = time.perf_counter()
+    precompile()
+    # Every home and file the benches make goes under one directory, removed at the end.
+    with tempfile.TemporaryDirectory(prefix="coord-bench-all-") as scratch:
+        tempfile.tempdir = scratch
+        try:
+            res = measure(cfg, peer_missing)
+        finally:
+            tempfile.tempdir = None
+    wall = time.perf_counter() - t
+    rs = rows(res, cfg, peer_missing)
+    print(f"machine: {machine()}\nconfiguration: {name} {json.dumps(cfg)}\n")
+    print(table(rs))
+    if a.json:
+        a.json.write_text(json.dumps({"config": cfg, "results": res}, indent=2, default=str))
+    if not a.no_write:
+        write_doc(a.doc, section(rs, name, cfg, started, wall, load))
+        print(f"\nwrote the generated section of {a.doc}")
+
+
+if __name__ == "__main__":
+    main()
