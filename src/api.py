@@ -346,9 +346,6 @@ def export_audit(coord: Coord, events) -> None:
             and coord.conn.execute("SELECT 1 FROM events WHERE audit = 1 LIMIT 1").fetchone() is None):
         return
     from .events.errors import CoordError
-    if coord._audit is None and not any(e.env.type != "worker.heartbeat" for e in events) and \
-            coord.conn.execute("SELECT 1 FROM events WHERE audit = 1 LIMIT 1").fetchone() is None:
-        return  # only local heartbeats and nothing dirty: no file work (and no import) at all
     try:
         coord.audit.export()
     except CoordError as e:
