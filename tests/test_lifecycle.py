@@ -1,5 +1,7 @@
 """The state machine through the CLI: every transition, who may act, refusals that append
 nothing, idempotent repeats, --request-id, prefixes."""
+import os
+
 import pytest
 
 from conftest import count_events
@@ -193,3 +195,11 @@ def test_control_characters_are_escaped_in_text_output(home, cli):
     for out in (cli("status").stdout, cli("show", "w-1").stdout, cli("log").stdout):
         assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b" in cli("status").stdout
+
+
+def test_default_actor_without_user_variables_is_the_login_name(home, cli, monkeypatch):
+    import pwd
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.delenv("LOGNAME", raising=False)
+    walk(cli, ("spawn", "w-1"))
+    assert cli("log", "--json").jsonl()[0]["from"] == "human:" + pwd.getpwuid(os.getuid()).pw_name

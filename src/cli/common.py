@@ -8,6 +8,14 @@ import click
 from ..events.errors import CoordError, UsageError
 
 
+def _login_name() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return f"uid{os.getuid()}"
+
+
 class State:
     """Per-invocation settings gathered from global options, wherever they were given."""
 
@@ -22,7 +30,7 @@ class State:
         if actor is None:
             if explicit_required:
                 raise UsageError("this command needs an explicit identity: --as NAME or COORD_AGENT")
-            actor = "human:" + (os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown")
+            actor = "human:" + (os.environ.get("USER") or os.environ.get("LOGNAME") or _login_name())
         if not actor.strip() or any(ord(ch) < 32 for ch in actor) or len(actor) > 128:
             raise UsageError(f"bad actor name {actor!r}")
         return actor
