@@ -171,8 +171,7 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
                                     one_line(d["base"] or "-", 16), "-" if a is None else a,
                                     "-" if b is None else b))
         return
-    for line in render_board(items, now):
-        echo(line)
+    echo("\n".join(render_board(items, now)))  # one write: a board of 10,000 rows is one call
 
 
 def empty_board_text(filtered: bool) -> str:
