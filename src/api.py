@@ -222,10 +222,25 @@ class Coord:
                 self._remember_request(tx, actor, request_id, r)
         return r
 
-    def reap(self, actor: str | None = None, requeue: bool = False, dry_run: bool = False) -> list[dict]:
+    def reap(self, actor: str | None = None, requeue: bool = False, dry_run: bool = False,
+             request_id: str | None = None) -> list[dict]:
         """Fail (or, with requeue, release) every DEAD worker, in one transaction."""
         from .reaper import reap
-        return reap(self, actor or self.actor, requeue=requeue, dry_run=dry_run)
+        return reap(self, actor or self.actor, requeue=requeue, dry_run=dry_run, request_id=request_id)
+
+    # --- request ids for results that are not a Result (reap, ack) --------------------
+    def earlier_result(self, tx, actor: str, request_id: str | None):
+        """The stored result of a request id this actor already used, decoded; else None."""
+        if request_id is None:
+            return None
+        row = tx.conn.execute("SELECT result FROM request_ids WHERE actor = ? AND key = ?",
+                              (actor, request_id)).fetchone()
+        return msgspec.json.decode(row[0]) if row else None
+
+    def remember_result(self, tx, actor: str, request_id: str | None, result) -> None:
+        if request_id is not None:
+            tx.conn.execute("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
+                            (actor, request_id, msgspec.json.encode(result)))
 
     def backup(self, dest: Path, force: bool = False) -> int:
         """VACUUM INTO dest: a consistent snapshot even while others write."""
@@ -322,10 +337,17 @@ class Coord:
         with self.store.write() as tx:
             inbox.acknowledge(tx.conn, actor, [(r[0], r[3]) for r in rows])
 
-    def ack_upto(self, actor: str, seq: int) -> None:
+    def ack_upto(self, actor: str, seq: int, request_id: str | None = None) -> int:
+        """Acknowledge through seq; returns the seq acknowledged (the first one, for a
+        request id used before)."""
         from .projections import inbox
         with self.store.write() as tx:
+            earlier = self.earlier_result(tx, actor, request_id)
+            if earlier is not None:
+                return earlier["seq"]
             inbox.acknowledge_upto(tx.conn, actor, seq)
+            self.remember_result(tx, actor, request_id, {"seq": seq})
+        return seq
 
 
 def _stderr_warning(msg: str) -> None:

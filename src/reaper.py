@@ -10,13 +10,18 @@ from .projections.workers import ACTIVE
 REAP_REASON = "heartbeat timeout"
 
 
-def reap(coord, actor: str, requeue: bool = False, dry_run: bool = False) -> list[dict]:
-    """Returns one dict per reaped (or, with dry_run, reapable) worker."""
+def reap(coord, actor: str, requeue: bool = False, dry_run: bool = False,
+         request_id: str | None = None) -> list[dict]:
+    """Returns one dict per reaped (or, with dry_run, reapable) worker. A request id used
+    before returns that first reap's list and appends nothing."""
     action = "release" if requeue else "fail"
     default_interval = coord.home.config["heartbeat_interval"]
     clone = coord.clone_id
     done = []
     with coord.store.write() as tx:
+        earlier = None if dry_run else coord.earlier_result(tx, actor, request_id)
+        if earlier is not None:
+            return earlier
         now = now_us()  # judged under the write lock, not before it
         rows = tx.conn.execute(
             f"SELECT view FROM workers WHERE state IN ({','.join('?' * len(ACTIVE))}) "
@@ -36,4 +41,6 @@ def reap(coord, actor: str, requeue: bool = False, dry_run: bool = False) -> lis
             else:
                 item.update(state=v.state, event=None)
             done.append(item)
+        if not dry_run:
+            coord.remember_result(tx, actor, request_id, done)
     return done

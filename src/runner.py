@@ -350,7 +350,8 @@ class Supervisor:
 def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
                idle_timeout: float | None = None, timeout: float | None = None,
                grace: float = DEFAULT_GRACE, summary: str | None = None,
-               out=None, err=None, say=None, env: dict | None = None, here: bool = False) -> RunResult:
+               out=None, err=None, say=None, env: dict | None = None, here: bool = False,
+               request_id: str | None = None) -> RunResult:
     """Claim `wid` (start), run CMD under supervision, record the outcome (done/fail).
 
     The child runs in the worker's worktree when it has one (unless `here`), else in the
@@ -360,7 +361,7 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     view = coord.worker(wid)
     cwd = view.worktree if (view.worktree and not here and os.path.isdir(view.worktree)) else None
     check_command(cmd, env, cwd)
-    coord.act("start", wid, {}, actor=actor)
+    coord.act("start", wid, {}, actor=actor, request_id=request_id)
 
     beat = None
 

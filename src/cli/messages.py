@@ -161,8 +161,9 @@ def poll(peek, wait, limit, types):
 
 @click.command()
 @click.argument("event", metavar="EVENT")
+@request_id_option
 @global_options
-def ack(event):
+def ack(event, request_id):
     """Acknowledge your messages up to and including EVENT (moves your cursors there).
 
     Use it after `poll --peek`: whatever was shown up to EVENT is not delivered again.
@@ -178,7 +179,8 @@ def ack(event):
     c = st.open()
     with c.store.read() as conn:
         seq, eid, _, _ = resolve_event(conn, event)
-    c.ack_upto(actor, seq)
+    seq = c.ack_upto(actor, seq, request_id=request_id)
+    eid = c.conn.execute("SELECT id FROM events WHERE seq = ?", (seq,)).fetchone()[0]
     if st.json:
         emit_json({"agent": actor, "acked_through": eid, "seq": seq})
     else:

@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..events.errors import UsageError
-from .common import clean, echo, emit_json, global_options, state
+from .common import clean, echo, emit_json, global_options, request_id_option, state
 
 
 class Duration(click.ParamType):
@@ -54,8 +54,9 @@ class CommandAfterDashes(click.Command):
               help="After SIGTERM (a timeout, or SIGTERM/SIGHUP sent to coord run), wait this long, then SIGKILL.")
 @click.option("--here", is_flag=True, help="Run CMD in the current directory, not in the worker's worktree.")
 @click.option("--summary", help="Summary for `done` when the child exits 0 (default: its last line on stdout).")
+@request_id_option
 @global_options
-def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary):
+def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, request_id):
     """Claim a worker, run CMD as its agent, beat while it lives, record the outcome.
 
     Starts ID (ASSIGNED → WORKING; needs --as or COORD_AGENT) and runs CMD, in the
@@ -95,7 +96,8 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary):
 
     say(f"{wid}: started as {actor}; heartbeat every {interval:g}s")
     res = run_worker(c, wid, list(argv), actor, interval, idle_timeout, timeout, grace, summary,
-                     out=sys.stdout.buffer, err=sys.stderr.buffer, say=say, here=here)
+                     out=sys.stdout.buffer, err=sys.stderr.buffer, say=say, here=here,
+                     request_id=request_id)
     if res.lost_claim:
         say(f"{wid}: outcome not recorded, the claim was lost ({res.lost_claim})")
     elif res.recorded_by_child:
@@ -115,8 +117,9 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary):
 @click.command("reap")
 @click.option("--requeue", is_flag=True, help="Send DEAD workers back to ASSIGNED (release) instead of failing them.")
 @click.option("--dry-run", is_flag=True, help="List what would be reaped; append nothing.")
+@request_id_option
 @global_options
-def reap_cmd(requeue, dry_run):
+def reap_cmd(requeue, dry_run, request_id):
     """Fail every DEAD worker (reason: heartbeat timeout), or requeue it with --requeue.
 
     DEAD means no heartbeat for 30 intervals. REMOTE workers (held on another clone) are
@@ -130,7 +133,7 @@ def reap_cmd(requeue, dry_run):
     st = state()
     actor = st.identity()
     c = st.open()
-    items = c.reap(actor=actor, requeue=requeue, dry_run=dry_run)
+    items = c.reap(actor=actor, requeue=requeue, dry_run=dry_run, request_id=request_id)
     if st.json:
         emit_json(items)
         return
