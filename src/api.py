@@ -20,6 +20,12 @@ from .projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, le
 _result_enc = msgspec.json.Encoder()
 
 
+def request_key(command: str, key: str) -> str:
+    """Request ids are per actor and per command: a key reused by another command is a
+    new request, never a replay of a result of another shape."""
+    return f"{command}\x1f{key}"
+
+
 class Result(msgspec.Struct):
     worker: str
     state: str
@@ -110,19 +116,20 @@ class Coord:
         return v
 
     # --- writing ---------------------------------------------------------------------
-    def _repeat_of_request(self, tx, actor, request_id):
+    def _repeat_of_request(self, tx, actor, request_id, command):
         if request_id is None:
             return None
         row = tx.conn.execute("SELECT result FROM request_ids WHERE actor = ? AND key = ?",
-                              (actor, request_id)).fetchone()
+                              (actor, request_key(command, request_id))).fetchone()
         if row is None:
             return None
         r = msgspec.json.decode(row[0], type=Result)
         r.repeat = True
         return r
 
-    def _remember_request(self, tx, actor, request_id, result: Result):
+    def _remember_request(self, tx, actor, request_id, result: Result, command: str):
         if request_id is not None:
+            request_id = request_key(command, request_id)
             tx.conn.execute("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
                             (actor, request_id, _result_enc.encode(result)))
 
@@ -156,7 +163,8 @@ class Coord:
             raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
         with self.store.read() as conn:
             if request_id is not None and conn.execute(
-                    "SELECT 1 FROM request_ids WHERE actor = ? AND key = ?", (actor, request_id)).fetchone():
+                    "SELECT 1 FROM request_ids WHERE actor = ? AND key = ?",
+                    (actor, request_key(action, request_id))).fetchone():
                 return True, None
             view = board.load(conn, wid)
         etype = ACTIONS.get(action, action)
@@ -183,12 +191,12 @@ class Coord:
             payload = {**payload, "clone": self.clone_id}
         stored = self.claim_check(payload)  # a big payload's blob is written before the lock
         with self.store.write() as tx:
-            r = self._repeat_of_request(tx, actor, request_id)
+            r = self._repeat_of_request(tx, actor, request_id, action)
             if r is None:
                 r = self._transition(tx, action, wid, actor, payload, stored)
                 if expect_repeat and not r.repeat:
                     raise Refused(f"{wid} changed while {action} ran; run it again")
-                self._remember_request(tx, actor, request_id, r)
+                self._remember_request(tx, actor, request_id, r, action)
         return r
 
     def start_next(self, actor: str | None = None, request_id: str | None = None,
@@ -198,7 +206,7 @@ class Coord:
         payload = {**check_payload(payload or {}), "clone": self.clone_id}
         stored = self.claim_check(payload)
         with self.store.write() as tx:
-            r = self._repeat_of_request(tx, actor, request_id)
+            r = self._repeat_of_request(tx, actor, request_id, "start")
             if r is None:
                 row = tx.conn.execute(
                     "SELECT worker FROM workers WHERE state = ? AND (assignee IS NULL OR assignee = ?) "
@@ -206,7 +214,7 @@ class Coord:
                 if row is None:
                     raise NothingToClaim(f"nothing to claim: no ASSIGNED worker {actor} may start")
                 r = self._transition(tx, "start", row[0], actor, payload, stored)
-                self._remember_request(tx, actor, request_id, r)
+                self._remember_request(tx, actor, request_id, r, "start")
         return r
 
     def append_raw(self, to: str, etype: str, payload: dict, actor: str | None = None,
@@ -215,11 +223,11 @@ class Coord:
         actor = actor or self.actor
         stored = self.claim_check(check_payload(payload))
         with self.store.write() as tx:
-            r = self._repeat_of_request(tx, actor, request_id)
+            r = self._repeat_of_request(tx, actor, request_id, "send")
             if r is None:
                 ev = tx.append(Envelope(tx.next_ts(), actor, to, etype, stored))
                 r = Result(to, "", ev.id, etype, seq=ev.seq)
-                self._remember_request(tx, actor, request_id, r)
+                self._remember_request(tx, actor, request_id, r, "send")
         return r
 
     def reap(self, actor: str | None = None, requeue: bool = False, dry_run: bool = False,
@@ -229,18 +237,18 @@ class Coord:
         return reap(self, actor or self.actor, requeue=requeue, dry_run=dry_run, request_id=request_id)
 
     # --- request ids for results that are not a Result (reap, ack) --------------------
-    def earlier_result(self, tx, actor: str, request_id: str | None):
+    def earlier_result(self, tx, actor: str, request_id: str | None, command: str):
         """The stored result of a request id this actor already used, decoded; else None."""
         if request_id is None:
             return None
         row = tx.conn.execute("SELECT result FROM request_ids WHERE actor = ? AND key = ?",
-                              (actor, request_id)).fetchone()
+                              (actor, request_key(command, request_id))).fetchone()
         return msgspec.json.decode(row[0]) if row else None
 
-    def remember_result(self, tx, actor: str, request_id: str | None, result) -> None:
+    def remember_result(self, tx, actor: str, request_id: str | None, result, command: str) -> None:
         if request_id is not None:
             tx.conn.execute("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
-                            (actor, request_id, msgspec.json.encode(result)))
+                            (actor, request_key(command, request_id), msgspec.json.encode(result)))
 
     def backup(self, dest: Path, force: bool = False) -> int:
         """VACUUM INTO dest: a consistent snapshot even while others write."""
@@ -342,11 +350,11 @@ class Coord:
         request id used before)."""
         from .projections import inbox
         with self.store.write() as tx:
-            earlier = self.earlier_result(tx, actor, request_id)
+            earlier = self.earlier_result(tx, actor, request_id, "ack")
             if earlier is not None:
                 return earlier["seq"]
             inbox.acknowledge_upto(tx.conn, actor, seq)
-            self.remember_result(tx, actor, request_id, {"seq": seq})
+            self.remember_result(tx, actor, request_id, {"seq": seq}, "ack")
         return seq
 
 
@@ -372,8 +380,8 @@ def export_audit(coord: Coord, events) -> None:
         coord.audit.export()
     except CoordError as e:
         coord.on_warning(f"audit file not updated: {e.message}")
-    except OSError as e:
-        coord.on_warning(f"audit file not updated: {e}")
+    except Exception as e:  # the action has committed: nothing here may turn it into a failure
+        coord.on_warning(f"audit file not updated: {type(e).__name__}: {e}")
 
 
 def _refuse_if_illegal(action: str, view: Worker | None, env: Envelope) -> None:
@@ -409,9 +417,15 @@ def init(path: str | Path | None = None) -> tuple[Home, bool]:
     if not created:
         Store(home).open().close()  # runs pending migrations
         return home, created
-    with Coord(home) as c:
-        if pairs:
-            from .events.audit import AUDIT_WRITTEN, import_bodies
-            import_bodies(c.store, pairs, AUDIT_WRITTEN)
-            c.audit.adopt()
+    try:
+        with Coord(home) as c:
+            if pairs:
+                from .events.audit import AUDIT_WRITTEN, import_bodies
+                import_bodies(c.store, pairs, AUDIT_WRITTEN)
+                c.audit.adopt()
+    except BaseException:
+        # A store half-built from the file would pass for a home next time: remove it.
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(home.db_path) + suffix).unlink(missing_ok=True)
+        raise
     return home, created

@@ -19,7 +19,7 @@ def reap(coord, actor: str, requeue: bool = False, dry_run: bool = False,
     clone = coord.clone_id
     done = []
     with coord.store.write() as tx:
-        earlier = None if dry_run else coord.earlier_result(tx, actor, request_id)
+        earlier = None if dry_run else coord.earlier_result(tx, actor, request_id, "reap")
         if earlier is not None:
             return earlier
         now = now_us()  # judged under the write lock, not before it
@@ -42,5 +42,5 @@ def reap(coord, actor: str, requeue: bool = False, dry_run: bool = False,
                 item.update(state=v.state, event=None)
             done.append(item)
         if not dry_run:
-            coord.remember_result(tx, actor, request_id, done)
+            coord.remember_result(tx, actor, request_id, done, "reap")
     return done

@@ -141,3 +141,53 @@ def test_rebuild_a_lost_store_from_the_audit_file_and_blobs(home, cli, tmp_path)
     local = {"seq", "liveness", "last_heartbeat", "heartbeat"}
     assert drop(cli("--home", str(clone), "status", "--all", "--json").json(), local) == drop(board, local)
     assert drop(cli("--home", str(clone), "log", "--json").jsonl(), {"seq"}) == drop(log, {"seq"})
+
+
+def _hash_valid_non_event_line(body: bytes) -> bytes:
+    from coord.events.envelope import event_id
+    return b'{"id":"' + event_id(body).encode() + b'",' + body[1:] + b"\n"
+
+
+def test_a_hash_valid_line_that_is_no_event_is_a_bad_line(home, cli, tmp_path):
+    assert cli("spawn", "w-1").exit_code == 0
+    bad = _hash_valid_non_event_line(b'{"ts":12,"from":"a","to":"b","type":"msg.x","payload":{}}')
+    f = tmp_path / "in.jsonl"
+    f.write_bytes((home / "events.jsonl").read_bytes() + bad)
+    n = count_events(home)
+    r = cli("import", str(f))
+    assert r.exit_code == 5 and "line 2" in r.stderr and "Traceback" not in r.stderr
+    assert count_events(home) == n
+    with open(home / "events.jsonl", "ab") as out:  # the same line arriving by a git pull
+        out.write(bad)
+    r = cli("spawn", "w-2")  # the action succeeds; the file is refused with a warning
+    assert r.exit_code == 0 and "line 2" in r.stderr
+    assert cli("verify").exit_code == 5
+
+
+def test_init_from_a_file_with_a_late_bad_line_builds_nothing(tmp_path, cli):
+    from coord.api import Coord, init
+    src, _ = init(tmp_path / "src" / ".coord")
+    with Coord(src, actor="g") as c:
+        for i in range(2500):  # more than one import batch before the bad line
+            c.act("spawn", f"g-{i}")
+    clone = tmp_path / "clone" / ".coord"
+    clone.mkdir(parents=True)
+    data = src.audit_path.read_bytes() + _hash_valid_non_event_line(
+        b'{"ts":"2030-01-01T00:00:00.000000Z","from":"a","to":"b","type":"BAD","payload":{}}')
+    (clone / "events.jsonl").write_bytes(data)
+    r = cli("--home", str(clone), "init")
+    assert r.exit_code == 5
+    assert not (clone / "coord.db").exists()
+    assert (clone / "events.jsonl").read_bytes() == data  # never truncated
+
+
+def test_storing_a_corrupt_blob_again_heals_it(home, cli, tmp_path):
+    f = tmp_path / "h.txt"
+    f.write_bytes(b"hello world\n" * 10)
+    ref = cli("blob", "put", str(f)).stdout.split()[0]
+    path = home / "blobs" / ref[3:]
+    path.write_bytes(b"HELLO WORLD\n")
+    assert cli("blob", "cat", ref).exit_code == 5
+    assert cli("blob", "put", str(f)).exit_code == 0
+    r = cli("blob", "cat", ref)
+    assert r.exit_code == 0 and r.stdout == "hello world\n" * 10

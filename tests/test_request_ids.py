@@ -45,4 +45,15 @@ def test_run_passes_its_request_id_to_the_claim(home, cli, proc):
     assert len(start) == 1
     import sqlite3
     con = sqlite3.connect(home / "coord.db")
-    assert con.execute("SELECT count(*) FROM request_ids WHERE actor='a' AND key='claim-1'").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM request_ids WHERE actor='a' AND key LIKE '%claim-1'").fetchone()[0] == 1
+
+
+def test_a_key_reused_by_another_command_is_a_new_request(home, cli):
+    r = cli("--as", "a", "send", "note", "--text", "z", "--to", "b", "--request-id", "k")
+    assert r.exit_code == 0
+    r = cli("--as", "a", "spawn", "w9", "--request-id", "k")
+    assert r.exit_code == 0 and "spawned" in r.stdout
+    assert cli("status", "w9", "--json").json()[0]["state"] == "ASSIGNED"
+    assert cli("--as", "a", "reap", "--request-id", "k").exit_code == 0
+    ev = cli("log", "--json").jsonl()[0]["id"]
+    assert cli("--as", "b", "ack", ev, "--request-id", "k").exit_code == 0

@@ -160,10 +160,19 @@ def run_main(cli, argv=None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except SystemExit as e:
+        # click turns a broken pipe into exit 1 after wrapping stdout; a reader that went
+        # away (`coord log | head`) is not an error of ours.
+        if type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+            return 0
+        raise
     except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and point stdout at /dev/null so
+        # the interpreter's final flush cannot fail again.
         try:
-            sys.stdout = None
-        except Exception:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
             pass
         return 0
     except Exception as e:  # a bug or an I/O error: one line, no traceback

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import blake3
 import msgspec
 
+from .envelope import decode
 from .errors import IntegrityError, UsageError
 from .failpoints import failpoint
 from .ids import audit_line, check_line
@@ -66,7 +67,9 @@ def check_file_line(line: bytes, complete: bool) -> tuple[str, bytes]:
         raise IntegrityError("partial line (no newline at the end of the file)")
     if not line:
         raise IntegrityError("empty line")
-    return check_line(line)
+    eid, body = check_line(line)
+    decode(body)  # a line whose hash matches but which is no event (bad ts, type, JSON) is bad too
+    return eid, body
 
 
 class _Hashing:
@@ -398,7 +401,11 @@ class AuditTrail:
             fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o660)
             try:
                 with self.store.read() as c:
-                    cur = c.execute("SELECT id, body FROM events WHERE audit != 0 ORDER BY seq")
+                    # Events committed after this snapshot have a higher seq: they stay
+                    # dirty below and are written after the rename, still under the lock.
+                    upto = c.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+                    cur = c.execute("SELECT id, body FROM events WHERE audit != 0 AND seq <= ? ORDER BY seq",
+                                    (upto,))
                     while True:
                         rows = cur.fetchmany(EXPORT_CHUNK)
                         if not rows:
@@ -415,10 +422,11 @@ class AuditTrail:
             os.replace(tmp, self.path)
             _fsync_dir(self.path.parent)
             with self._quick_write() as tx:
-                tx.conn.execute("UPDATE events SET audit = 2 WHERE audit = 1")
+                tx.conn.execute("UPDATE events SET audit = 2 WHERE audit = 1 AND seq <= ?", (upto,))
                 _meta_set(tx.conn, audit_length=size, audit_last=last,
                           audit_checked_b3="b3:" + hasher.hexdigest(), audit_checked_length=size)
             res.written = n
+            self._write_dirty(res)  # whatever committed while the file was being rewritten
         return res, s.bad
 
     # --- read-only check ---------------------------------------------------------------

@@ -41,16 +41,27 @@ class BlobStore:
         name = os.path.join(self.path, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
         return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
 
+    def _intact(self, hexd: str) -> bool:
+        """A blob of this name exists and its bytes still hash to it (a corrupt copy must
+        not be trusted: new events would refer to it)."""
+        if not os.path.exists(os.path.join(self.path, hexd)):
+            return False
+        try:
+            self.check("b3:" + hexd)
+            return True
+        except (IntegrityError, NotFound):
+            return False
+
     def _commit(self, tmp: str, fd: int, hexd: str) -> None:
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
         final = os.path.join(self.path, hexd)
-        if os.path.exists(final):
+        if self._intact(hexd):
             os.unlink(tmp)  # identical content is stored once
             return
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # new, or replacing a corrupt copy: storing it again heals it
         dfd = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(dfd)  # the rename itself survives a crash
@@ -59,7 +70,7 @@ class BlobStore:
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         hexd = blake3.blake3(data).hexdigest()
-        if os.path.exists(os.path.join(self.path, hexd)):
+        if self._intact(hexd):
             return "b3:" + hexd, len(data)
         tmp, fd = self._tmp()
         try:

@@ -6,7 +6,7 @@ from pathlib import Path
 from .errors import NoHome, UsageError
 
 DB_NAME = "coord.db"
-GITIGNORE = "coord.db\ncoord.db-wal\ncoord.db-shm\nworktrees/\nwrite.lock\naudit.lock\n"
+GITIGNORE = "coord.db\ncoord.db-wal\ncoord.db-shm\nworktrees/\nwrite.lock\naudit.lock\nrebuild.lock\n"
 GITATTRIBUTES_LINE = "events.jsonl merge=union -text"
 
 # name: (type, default, help). config.toml is committed, so clones share these.

@@ -203,6 +203,20 @@ class Store:
         with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the store"):
             yield
 
+    @contextmanager
+    def rebuild_lock(self, timeout: float = 3600.0):
+        """Serialises whole rebuilds (views, search index) between processes; appends go
+        on meanwhile. Held for as long as a rebuild takes, hence its own lock file."""
+        try:
+            fd = os.open(str(self.home.path / "rebuild.lock"), os.O_RDWR | os.O_CREAT, 0o660)
+        except OSError as e:
+            raise _translate(e, self.home) from None
+        try:
+            with exclusive_flock(fd, timeout, "a rebuild"):
+                yield
+        finally:
+            os.close(fd)
+
     # --- transactions ----------------------------------------------------------------
     @contextmanager
     def write(self, hooks: bool = True):

@@ -83,7 +83,13 @@ def _rows(conn, after: int, upto: int | None, limit: int, blobs: BlobStore):
 def rebuild(store, batch: int = 5000, progress=None) -> int:
     """Index every event into a fresh table, then swap it in. Each batch is read in a
     short read transaction and written in a short write transaction, so agents keep
-    appending meanwhile; the swap catches up with what they appended."""
+    appending meanwhile; the swap catches up with what they appended. One rebuild at a time
+    (the rebuild lock): two would share the table search_new."""
+    with store.rebuild_lock():
+        return _rebuild(store, batch, progress)
+
+
+def _rebuild(store, batch, progress) -> int:
     blobs = store.blobs
     with store.write() as tx:
         tx.conn.execute("DROP TABLE IF EXISTS search_new")
@@ -116,8 +122,11 @@ def rebuild(store, batch: int = 5000, progress=None) -> int:
 
 def ensure_current(store) -> None:
     """A store migrated with events already in it is indexed on first use."""
-    if store.conn.execute("SELECT 1 FROM meta WHERE key = 'search_rebuild'").fetchone():
-        rebuild(store)
+    flag = "SELECT 1 FROM meta WHERE key = 'search_rebuild'"
+    if store.conn.execute(flag).fetchone():
+        with store.rebuild_lock():
+            if store.conn.execute(flag).fetchone():  # another process may have done it meanwhile
+                _rebuild(store, 5000, None)
 
 
 def query(conn, text: str, types=(), from_=None, to=None, limit=20):
@@ -143,7 +152,8 @@ def query(conn, text: str, types=(), from_=None, to=None, limit=20):
         return conn.execute(sql, args + [limit]).fetchall()
     except sqlite3.OperationalError as e:
         msg = str(e)
-        if "fts5" in msg or "no such column" in msg or "syntax error" in msg or "unterminated" in msg:
+        if ("fts5" in msg or "no such column" in msg or "syntax error" in msg or "unterminated" in msg
+                or "unknown special query" in msg):
             raise UsageError(f"bad search query {text!r}: {msg} (quote words with punctuation: "
                              "'\"foo-bar\"'; operators: AND OR NOT, prefix*)") from None
         raise
