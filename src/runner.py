@@ -361,7 +361,13 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     view = coord.worker(wid)
     cwd = view.worktree if (view.worktree and not here and os.path.isdir(view.worktree)) else None
     check_command(cmd, env, cwd)
-    coord.act("start", wid, {}, actor=actor, request_id=request_id)
+    claim = coord.act("start", wid, {}, actor=actor, request_id=request_id)
+    if claim.repeat:
+        v = coord.worker(wid)
+        if v.state not in ACTIVE or v.holder != actor:
+            # A request id used before, for a claim that has since run its course: return
+            # that first result; running the child again would redo finished work.
+            return RunResult(wid, 0, state=v.state, event=claim.event)
 
     beat = None
 
@@ -387,17 +393,23 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     sup = Supervisor(cmd, env, interval, idle_timeout, timeout, grace, out, err, say, claim_lost, cwd)
     try:
         returncode, duration = sup.run(start_beats)
-    except OSError as e:  # the command vanished between the check and exec
+    except OSError as e:  # the command vanished or is not executable
         if beat is not None:
             beat.inbox.put(("stop", None))
-        r = coord.act("fail", wid, {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": 127}, actor=actor)
-        return RunResult(wid, 127, state=r.state, event=r.event)
+        code = 127 if isinstance(e, FileNotFoundError) else 126  # as shells report them
+        r = coord.act("fail", wid, {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code}, actor=actor)
+        return RunResult(wid, code, returncode=code, state=r.state, event=r.event,
+                         record_error=None, ended_by="exec-failed")
     finally:
         if beat is not None:
             beat.inbox.put(("stop", None))
             beat.join(coord.home.config["busy_timeout"] + 1)
 
-    res = RunResult(wid, exit_status(returncode), returncode=returncode,
+    # A child ended by --timeout/--idle-timeout failed, even if it exited 0 on SIGTERM;
+    # coord run then exits 124, as timeout(1) does.
+    timed_out = sup.ended_by in ("timeout", "idle-timeout")
+    res = RunResult(wid, 124 if timed_out and returncode == 0 else exit_status(returncode),
+                    returncode=returncode,
                     signal=signal_name(-returncode) if returncode < 0 else None,
                     ended_by=sup.ended_by, signals=[signal_name(s) for s in sup.received],
                     duration_s=round(duration, 3), beats=beat.beats if beat else 0,
@@ -418,7 +430,7 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
         facts["signals"] = res.signals
     facts = {k: v for k, v in facts.items() if v is not None}
     try:
-        if returncode == 0:
+        if returncode == 0 and not timed_out:
             text = summary or last_line(bytes(sup.stdout_tail)) or last_line(tail) or f"{os.path.basename(cmd[0])} exited 0"
             r = _record_done(coord, wid, {"summary": text, **facts}, actor, res)
         else:

@@ -195,3 +195,15 @@ def test_blob_put_and_send_file_stream_hundreds_of_megabytes(home, tmp_path):
         while c := f.read(1 << 20):
             h.update(c)
     assert ref == "b3:" + h.hexdigest()
+
+
+def test_a_missing_blob_does_not_hide_the_rest_of_history(home, cli):
+    sent = cli("--as", "lead", "send", "big", json.dumps({"t": "w" * 20000}), "--to", "a", "--json").json()
+    cli("--as", "lead", "send", "small", '{"n": 1}', "--to", "a")
+    [name] = blob_files(home)
+    os.unlink(home / "blobs" / name)
+    r = cli("log", "--json")
+    assert r.exit_code == 3 and "missing blob" in r.stderr  # found, and said
+    events = r.jsonl()
+    assert len(events) == 2 and events[0]["id"] == sent["event"]  # but all of history printed
+    assert "blob_error" in events[0] and events[1]["payload"] == {"n": 1}

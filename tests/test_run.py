@@ -284,3 +284,35 @@ def test_sigint_is_forwarded_without_escalation(home, cli, spawned):
     assert "cancelled cleanly" in out
     d = events(home, "w-1", "worker.done")[-1]["payload"]
     assert d["signals"] == ["SIGINT"] and d["summary"] == "cancelled cleanly"
+
+
+def test_a_child_ended_by_timeout_fails_even_if_it_exits_0(home, proc):
+    env = {"COORD_HOME": str(home)}
+    assert proc("spawn", "t-1", env=env).returncode == 0
+    r = proc("--as", "a1", "run", "t-1", "--here", "--timeout", "0.5", "--grace", "2", "--",
+             "sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.05; done', env=env)
+    assert r.returncode == 124, r.stderr
+    s = proc("status", "t-1", "--json", env=env)
+    import json
+    assert json.loads(s.stdout)[0]["state"] == "FAILED"
+
+
+def test_run_with_a_used_request_id_does_not_run_the_child_again(home, proc, tmp_path):
+    env = {"COORD_HOME": str(home)}
+    marker = tmp_path / "ran"
+    assert proc("spawn", "t-2", env=env).returncode == 0
+    cmd = ["sh", "-c", f"echo x >> {marker}"]
+    assert proc("--as", "a1", "run", "t-2", "--here", "--request-id", "k", "--", *cmd, env=env).returncode == 0
+    r = proc("--as", "a1", "run", "t-2", "--here", "--request-id", "k", "--", *cmd, env=env)
+    assert r.returncode == 0 and "not run again" in r.stderr
+    assert marker.read_text() == "x\n"
+
+
+def test_a_file_that_cannot_be_executed_exits_126(home, proc, tmp_path):
+    env = {"COORD_HOME": str(home)}
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x00\x01junk")
+    bad.chmod(0o755)
+    assert proc("spawn", "t-3", env=env).returncode == 0
+    r = proc("--as", "a1", "run", "t-3", "--here", "--", str(bad), env=env)
+    assert r.returncode == 126 and "could not start" in r.stderr

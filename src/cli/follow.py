@@ -6,7 +6,7 @@ from .live import reader_gone, until_interrupted, write
 
 def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
     """Continue after `last_seq`, the top seq of the snapshot the initial listing read."""
-    from .views import build_log_query, event_json_bytes, format_event_line
+    from .views import build_log_query, event_json_resolved, format_event_line
     st = state()
     with c.store.read() as conn:
         where, args = build_log_query(conn, worker, types, from_, None)
@@ -16,6 +16,6 @@ def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
     with until_interrupted():
         for seq, eid, body in follow(c.store, last_seq, where, args, poll=poll, stop=reader_gone):
             if st.json:
-                write(event_json_bytes(seq, eid, body) + b"\n")
+                write(event_json_resolved(c.blobs, seq, eid, body, problems=[]) + b"\n")
             else:
-                write((format_event_line(seq, eid, body) + "\n").encode())
+                write((format_event_line(seq, eid, body, c.blobs, []) + "\n").encode())

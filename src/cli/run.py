@@ -98,7 +98,12 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
     res = run_worker(c, wid, list(argv), actor, interval, idle_timeout, timeout, grace, summary,
                      out=sys.stdout.buffer, err=sys.stderr.buffer, say=say, here=here,
                      request_id=request_id)
-    if res.lost_claim:
+    if res.returncode is None and res.ended_by is None:
+        say(f"{wid}: request id {request_id!r} was used before and that run is over ({res.state}); "
+            "the command was not run again")
+    elif res.ended_by == "exec-failed":
+        say(f"{wid}: could not start {argv[0]} (exit {res.exit}) → {res.state}")
+    elif res.lost_claim:
         say(f"{wid}: outcome not recorded, the claim was lost ({res.lost_claim})")
     elif res.recorded_by_child:
         say(f"{wid}: child exit {res.exit} after {res.duration_s:g}s; it had already moved the worker to {res.state}")
@@ -108,6 +113,8 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
         say(f"{wid}: outcome not recorded: {res.record_error}")
     else:
         how = f"killed by {res.signal}" if res.signal else f"exit {res.returncode}"
+        if res.ended_by in ("timeout", "idle-timeout"):
+            how = f"ended by --{res.ended_by} ({how})"
         say(f"{wid}: child {how} after {res.duration_s:g}s → {res.state}")
     if st.json:
         emit_json(res)

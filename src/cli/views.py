@@ -37,11 +37,14 @@ def event_json_bytes(seq: int, eid: str, body: bytes) -> bytes:
     return b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:]
 
 
-def event_json_resolved(blobs, seq: int, eid: str, body: bytes) -> bytes:
+def event_json_resolved(blobs, seq: int, eid: str, body: bytes, problems: list | None = None) -> bytes:
     """The reading form with a claim-checked payload resolved: the blob's bytes (checked
     against their hash) stand in for the reference, and a `blob` member names it. The
     stored bytes and the audit file keep the reference. Attachments (`send --file`) stay
-    references: `coord blob cat` fetches them."""
+    references: `coord blob cat` fetches them. A missing or corrupt blob raises (exit 3 or
+    5); given a `problems` list instead (log, show), it leaves the reference, adds
+    `blob_error`, and appends the error, so one bad blob never hides the rest of history:
+    the command raises the first problem after printing."""
     if b'"$blob"' not in body:
         return event_json_bytes(seq, eid, body)
     import msgspec
@@ -49,7 +52,14 @@ def event_json_resolved(blobs, seq: int, eid: str, body: bytes) -> bytes:
     payload = msgspec.json.decode(body)["payload"]
     if not is_ref(payload):
         return event_json_bytes(seq, eid, body)
-    data = blobs.read(payload["$blob"])
+    from ..events.errors import IntegrityError, NotFound
+    try:
+        data = blobs.read(payload["$blob"])
+    except (NotFound, IntegrityError) as e:
+        if problems is None:
+            raise
+        problems.append(e)
+        return event_json_bytes(seq, eid, body)[:-1] + b',"blob_error":' + msgspec.json.encode(e.message) + b"}"
     at = body.rfind(b',"payload":')  # the last member; a reference holds no such text
     return (b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:at] + b',"payload":' + data
             + b',"blob":"' + payload["$blob"].encode() + b'"}')
@@ -256,8 +266,12 @@ def show(ident):
     last = hist[-1] if hist else None
     d["last"] = ({"event": last[1], "type": last[4], "from": last[3], "ts": last[2]} if last else None)
     if st.json:
-        d["history"] = [msgspec.json.decode(event_json_resolved(c.blobs, s, i, b)) for s, i, _, _, _, b in hist]
+        problems = []
+        d["history"] = [msgspec.json.decode(event_json_resolved(c.blobs, s, i, b, problems=problems))
+                        for s, i, _, _, _, b in hist]
         emit_json(d)
+        if problems:
+            raise problems[0]
         return
     echo(f"worker    {clean(v.worker)}\nstate     {v.state} for {fmt_age((now - ts_to_us(v.state_since)) / 1e6)}"
          + (f"  (liveness {d['liveness']})" if d["liveness"] else ""))
@@ -327,9 +341,9 @@ def build_log_query(conn, worker=None, types=(), from_=None, since=None):
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 
-def format_event_line(seq, eid, body, blobs=None) -> str:
+def format_event_line(seq, eid, body, blobs=None, problems=None) -> str:
     import msgspec
-    d = msgspec.json.decode(body if blobs is None else event_json_resolved(blobs, seq, eid, body))
+    d = msgspec.json.decode(body if blobs is None else event_json_resolved(blobs, seq, eid, body, problems))
     p = d["payload"]
     ptxt = "" if not p else " " + msgspec.json.encode(p).decode()
     return f"{seq:>6} {d['ts']} {one_line(d['from'], 16):<16} {d['type']:<24} → {one_line(d['to'], 16)}{one_line(ptxt, 60)}"
@@ -364,12 +378,15 @@ def log(follow, worker, types, from_, since, limit):
         else:
             rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts, id", args).fetchall()
     from .live import until_interrupted, write
+    problems = []  # a bad blob shows as its reference; the command then exits 3 or 5
     with until_interrupted():
         for seq, eid, body in rows:
             if st.json:
-                write(event_json_resolved(c.blobs, seq, eid, body) + b"\n")
+                write(event_json_resolved(c.blobs, seq, eid, body, problems=problems) + b"\n")
             else:
-                write((format_event_line(seq, eid, body, c.blobs) + "\n").encode())
+                write((format_event_line(seq, eid, body, c.blobs, problems) + "\n").encode())
+        if problems and not follow:
+            raise problems[0]
         if follow:  # inside: a reader gone during the listing ends the command here
             from .follow import follow_log
             follow_log(c, worker, types, from_, top)

@@ -257,3 +257,15 @@ def store_for_conn(conn) -> BlobStore:
         if name == "main" and path:
             return BlobStore(os.path.join(os.path.dirname(path), "blobs"))
     raise NotFound("this database has no home directory, so no blobs")
+
+
+def readable(env, blobs: "BlobStore | None"):
+    """The envelope with a claim-checked payload replaced by the payload it stands for,
+    leniently: a missing or corrupt blob leaves the reference (`verify` reports it), so
+    one bad blob never blocks a fold, a rebuild or a replay."""
+    if blobs is None or "$blob" not in env.payload:
+        return env
+    try:
+        return msgspec.structs.replace(env, payload=blobs.payload_of(env.payload))
+    except (NotFound, IntegrityError):
+        return env

@@ -3,8 +3,10 @@ keyset-paginated transactions, bounded by the seq seen at the start) or an audit
 (checked line by line, no database at all). Points in history (--at/--since/--until) are
 keys (ts, id): an event includes itself; a time T covers every event stamped up to T.
 """
+import os
 import re
 
+from .blobs import BlobStore, readable
 from .envelope import decode, parse_time, us_to_ts
 from .errors import Ambiguous, IntegrityError, NotFound, UnknownEvent, UsageError
 from .ids import check_line, normalize_event_prefix
@@ -64,8 +66,9 @@ class StoreHistory(History):
             with self.store.read() as c:
                 rows = c.execute(f"SELECT ts, id, body FROM events WHERE {where} ORDER BY ts, id LIMIT ?",
                                  (self.upto, *last, *extra, self.batch)).fetchall()
+            blobs = self.store.blobs
             for _, eid, body in rows:
-                yield eid, decode(body)
+                yield eid, readable(decode(body), blobs)  # as the board folds it
             if len(rows) < self.batch:
                 return
             last = (rows[-1][0], rows[-1][1])
@@ -107,7 +110,12 @@ class FileHistory(History):
             except IntegrityError as e:
                 raise IntegrityError(f"{path}:{no}: {e.message}") from None
             seen[eid] = env
-        self.items = sorted(((env.ts, eid, env) for eid, env in seen.items()), key=lambda t: (t[0], t[1]))
+        # Claim-checked payloads resolve from the blobs/ beside the file, when there is one
+        # (a git checkout of .coord/), as the board folds them; else they stay references.
+        blob_dir = os.path.join(os.path.dirname(os.path.abspath(self.path)), "blobs")
+        blobs = BlobStore(blob_dir) if os.path.isdir(blob_dir) else None
+        self.items = sorted(((env.ts, eid, readable(env, blobs)) for eid, env in seen.items()),
+                            key=lambda t: (t[0], t[1]))
 
     def events(self, since=None, until=None, lifecycle_only=False):
         lo = since_exclusive(since)

@@ -46,18 +46,11 @@ def save(conn, v: Worker, table: str = "workers") -> None:
 
 
 def readable(env, blobs=None, conn=None):
-    """The envelope a fold sees: a claim-checked payload replaced by the payload it stands
-    for. Lenient: a missing or corrupt blob leaves the reference (verify reports it), so
-    one bad blob never blocks an append or a rebuild."""
+    """The envelope a fold sees (coord.events.blobs.readable: lenient claim-check)."""
     if "$blob" not in env.payload:
         return env
-    from ..events.blobs import store_for_conn
-    from ..events.errors import CoordError
-    try:
-        blobs = blobs if blobs is not None else store_for_conn(conn)
-        return msgspec.structs.replace(env, payload=blobs.payload_of(env.payload))
-    except CoordError:
-        return env
+    from ..events.blobs import readable as _readable, store_for_conn
+    return _readable(env, blobs if blobs is not None else store_for_conn(conn))
 
 
 def project(tx, ev) -> None:
