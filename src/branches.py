@@ -70,6 +70,13 @@ def spawn(c: Coord, wid: str, payload: dict, actor: str, request_id=None, base=N
         return c.act("spawn", wid, payload, actor=actor, request_id=request_id)
     with repo.lock():
         guess = _as_before(_peek(c, wid), "worker.spawned", payload, SPAWN_KEYS)
+        # Git arguments given now are arguments too: a repeat must match them.
+        if base is not None:
+            guess["base"] = base
+        if worktree:
+            guess["worktree"] = str(Path(os.path.abspath(worktree)))
+        if no_worktree:
+            guess.pop("worktree", None)
         repeat, _ = c.precheck("spawn", wid, guess, actor, request_id)
         if repeat:
             return c.act("spawn", wid, guess, actor=actor, request_id=request_id, expect_repeat=True)
@@ -240,7 +247,9 @@ def merge(c: Coord, wid: str, payload: dict, actor: str, request_id=None, into=N
                 break
             if head and head != tip:
                 raise Refused(f"{view.branch} moved since it was handed in ({head[:12]} → {tip[:12]}): "
-                              f"run `coord done {wid}` again so the new commits are reviewed")
+                              f"to merge what was reviewed, reset the branch to it (`git reset --hard "
+                              f"{head[:12]}` in its worktree); to have the new commits reviewed, "
+                              f"`coord fail {wid}`, `coord retry {wid}`, then start and `coord done` again")
             tree, files = repo.merge_tree(into_tip, tip)
             if files:
                 _record_conflict(c, wid, actor, files, "merge", into)

@@ -31,6 +31,8 @@ def one_line_error(text):
     (("status", "--state", "sleeping"), 2),
     (("log", "--limit", "0"), 2),
     (("heartbeat", "w-1", "--interval", "-1", "--as", "a"), 2),
+    (("heartbeat", "w-1", "--interval", "nan", "--as", "a"), 2),
+    (("heartbeat", "w-1", "--interval", "inf", "--as", "a"), 2),
     (("frobnicate",), 2),
     (("config", "nope"), 2),
     (("config", "heartbeat_interval", "fast"), 2),

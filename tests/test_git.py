@@ -502,3 +502,15 @@ def test_concurrent_merges_of_two_workers_both_land(repo, cli):
         assert (repo / f"{w}.txt").read_text() == f"{w}\n"
         assert len(merges_naming(repo, w)) == 1
     assert porcelain(repo) == ""
+
+
+def test_spawn_repeated_with_other_git_arguments_is_refused(repo, cli):
+    g(repo, "branch", "feature")
+    ok(cli("spawn", "s1", "--task", "t"))
+    n = len(ok(cli("log", "--json")).jsonl())
+    assert "nothing appended" in ok(cli("spawn", "s1", "--task", "t")).stdout  # same arguments
+    for extra in (("--base", "feature"), ("--no-worktree",), ("--worktree", str(repo.parent / "elsewhere"))):
+        r = cli("spawn", "s1", "--task", "t", *extra)
+        assert r.exit_code == 4 and "already exists" in r.stderr, extra
+    assert len(ok(cli("log", "--json")).jsonl()) == n
+    assert not (repo.parent / "elsewhere").exists()

@@ -73,3 +73,14 @@ def test_page_from_the_store_in_chromium(home, cli, tmp_path):
     dom = render_dom(out, tmp_path)
     assert len(re.findall(r'<g class="lane"', dom)) == 5
     assert dom.count('class="beat"') == 1
+
+
+def test_text_timeline_shows_a_state_entered_at_the_newest_event(home, cli):
+    import time
+    assert cli("spawn", "a").exit_code == 0
+    time.sleep(0.3)
+    assert cli("spawn", "b").exit_code == 0 and cli("--as", "x", "start", "b").exit_code == 0
+    time.sleep(0.3)
+    assert cli("--as", "x", "done", "b").exit_code == 0
+    lane = [line for line in cli("timeline", "--width", "60").stdout.splitlines() if line.startswith("b ")][0]
+    assert lane.rstrip().endswith("R")

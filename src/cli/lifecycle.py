@@ -1,5 +1,6 @@
 """Lifecycle commands: spawn, start, heartbeat, done, approve, request-changes, merge,
 release, cancel, fail, retry. Each is one transaction in coord.api."""
+import math
 import os
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def heartbeat(worker_id, note, interval, force, request_id):
     Example:
       coord heartbeat w-1 --note "running tests"
     """
-    if interval is not None and interval <= 0:
+    if interval is not None and not (math.isfinite(interval) and interval > 0):
         raise UsageError("--interval must be positive")
     _act("heartbeat", worker_id, _drop_none(note=note, interval=interval, force=force), request_id, verb="beat")
 

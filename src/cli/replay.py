@@ -94,9 +94,11 @@ class Pacer:
         if not self.step:
             return True
         if self.tty:
-            click.echo("-- Enter/space: next, q: quit --", err=True, nl=False)
+            prompt_tty = sys.stderr.isatty()
+            click.echo("-- Enter/space: next, q: quit --", err=True, nl=not prompt_tty)
             ch = click.getchar()
-            click.echo("\r\x1b[K", err=True, nl=False)
+            if prompt_tty:  # erase the prompt; never write escape codes into a file
+                click.echo("\r\x1b[K", err=True, nl=False)
             return ch not in ("q", "Q", "\x03", "\x04")
         line = sys.stdin.readline()
         return bool(line) and line.strip().lower() != "q"

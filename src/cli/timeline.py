@@ -30,8 +30,10 @@ def text_lines(data: dict, width: int) -> list[str]:
         for i in range(cells):
             a, b = t0 + i * step, t0 + (i + 1) * step
             ch = " "
+            last = i == cells - 1
             for s0, s1, st in segs:  # the state that starts latest within or before the cell wins
-                if s0 < b and s1 > a:
+                # the last cell is closed at the end: a state entered at the newest event shows
+                if (s0 < b or (last and s0 <= b)) and s1 > a:
                     ch = GLYPH.get(st, "?")
                     if st in ("COMPLETED", "CANCELED") and s0 < a:
                         ch = " "
