@@ -160,7 +160,7 @@ def run_main(cli, argv=None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
-    except SystemExit as e:
+    except SystemExit:
         # click turns a broken pipe into exit 1 after wrapping stdout; a reader that went
         # away (`coord log | head`) is not an error of ours.
         if type(sys.stdout).__name__ == "_PacifyFlushWrapper":

@@ -2,7 +2,7 @@
 what each changed by comparing the worker's view before and after. No I/O."""
 import msgspec
 
-from .workers import Worker, fold
+from .workers import Worker, fold, fold_all
 
 
 class Step(msgspec.Struct):
@@ -40,13 +40,7 @@ def steps(events, views: dict | None = None, start: int = 0):
 
 def fold_upto(events, views: dict | None = None) -> dict:
     """The board after the given events (the --at fast path: no Steps built)."""
-    views = {} if views is None else views
-    for eid, env in events:
-        if env.type.startswith("worker."):
-            v = fold(views.get(env.to), env, eid)
-            if v is not None:
-                views[env.to] = v
-    return views
+    return fold_all(((env, eid) for eid, env in events), views)
 
 
 def describe(s: Step) -> str:

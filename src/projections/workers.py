@@ -181,9 +181,9 @@ def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
     return v
 
 
-def fold_all(events) -> dict[str, Worker]:
-    """Fold (env, id) pairs, already in (ts, id) order, from nothing."""
-    views: dict[str, Worker] = {}
+def fold_all(events, views: dict | None = None) -> dict[str, Worker]:
+    """Fold (env, id) pairs, already in (ts, id) order, onto `views` (default: nothing)."""
+    views = {} if views is None else views
     for env, eid in events:
         if env.type.startswith("worker."):
             v = fold(views.get(env.to), env, eid)
