@@ -137,3 +137,8 @@ def test_garbage_database_is_an_integrity_error(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("COORD_HOME", str(h))
     r = cli("status")
     assert r.exit_code == 5 and one_line_error(r.stderr), r.stderr
+
+
+def test_bare_coord_prints_help(cli):
+    r = cli()
+    assert r.exit_code == 0 and r.stdout.startswith("Usage: coord") and "Commands:" in r.stdout

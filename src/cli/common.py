@@ -149,10 +149,13 @@ def run_main(cli, argv=None) -> int:
         return rv if isinstance(rv, int) else 0
     except CoordError as e:
         return report_error(e.code, e.message, e.exit_code, as_json)
-    except click.exceptions.NoSuchOption as e:
-        return report_error("usage", e.format_message(), 2, as_json)
     except click.UsageError as e:
-        where = f" (see 'coord {e.ctx.info_name} --help')" if e.ctx and e.ctx.parent else ""
+        if type(e).__name__ == "NoArgsIsHelpError":
+            click.echo(e.format_message())  # a bare `coord`: the help, as `coord --help` shows it
+            return 0
+        where = ""
+        if not isinstance(e, click.exceptions.NoSuchOption) and e.ctx and e.ctx.parent:
+            where = f" (see 'coord {e.ctx.info_name} --help')"
         return report_error("usage", e.format_message() + where, 2, as_json)
     except click.exceptions.Abort:
         return report_error("interrupted", "interrupted", 130, as_json)
