@@ -17,7 +17,6 @@ from .events.store import AUDIT_DIRTY, Store
 from .projections import board, search
 from .projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
 
-_result_enc = msgspec.json.Encoder()
 
 
 def request_key(command: str, key: str) -> str:
@@ -117,21 +116,16 @@ class Coord:
 
     # --- writing ---------------------------------------------------------------------
     def _repeat_of_request(self, tx, actor, request_id, command):
-        if request_id is None:
+        """The first Result of a request id this actor already used for this command."""
+        earlier = self.earlier_result(tx, actor, request_id, command)
+        if earlier is None:
             return None
-        row = tx.conn.execute("SELECT result FROM request_ids WHERE actor = ? AND key = ?",
-                              (actor, request_key(command, request_id))).fetchone()
-        if row is None:
-            return None
-        r = msgspec.json.decode(row[0], type=Result)
+        r = msgspec.convert(earlier, Result)
         r.repeat = True
         return r
 
     def _remember_request(self, tx, actor, request_id, result: Result, command: str):
-        if request_id is not None:
-            request_id = request_key(command, request_id)
-            tx.conn.execute("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
-                            (actor, request_id, _result_enc.encode(result)))
+        self.remember_result(tx, actor, request_id, result, command)
 
     def _transition(self, tx, action: str, wid: str, actor: str, payload: dict,
                     stored: dict | None = None) -> Result:

@@ -118,31 +118,29 @@ class BlobStore:
 
     def check(self, ref: str) -> int:
         """Re-hash a blob in chunks; returns its size."""
+        return self._stream(ref, None, "is corrupt: its bytes no longer match its hash")
+
+    def _stream(self, ref: str, out, mismatch: str) -> int:
+        """Read a blob in chunks, hashing it (and writing it to `out` if given)."""
         h = blake3.blake3()
         size = 0
         with self._open(ref) as f:
             while chunk := f.read(CHUNK):
                 h.update(chunk)
                 size += len(chunk)
+                if out is not None:
+                    out.write(chunk)
+        if out is not None:
+            out.flush()
         if h.hexdigest() != hex_of(ref):
-            raise IntegrityError(f"blob {ref} is corrupt: its bytes no longer match its hash")
+            raise IntegrityError(f"blob {ref} {mismatch}")
         return size
 
     def copy_to(self, ref: str, out) -> int:
         """Stream a blob to a binary file object. It is checked whole first, so corrupt
         bytes are never written out; a change between the two passes is caught too."""
         self.check(ref)
-        h = blake3.blake3()
-        size = 0
-        with self._open(ref) as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-        out.flush()
-        if h.hexdigest() != hex_of(ref):
-            raise IntegrityError(f"blob {ref} changed while it was read")
-        return size
+        return self._stream(ref, out, "changed while it was read")
 
     def head(self, ref: str, limit: int) -> bytes | None:
         """Up to `limit` bytes of a blob, unchecked (for indexing); None when missing."""
