@@ -12,6 +12,7 @@ done → approve → merge), not with N CLI calls.
     .venv/bin/python bench/audit_bench.py            # N = 1,000,000
     .venv/bin/python bench/audit_bench.py --n 200000
 """
+
 import argparse
 import statistics
 import tempfile
@@ -24,11 +25,13 @@ from coord.events.envelope import Envelope, canonical, event_id, us_to_ts
 from coord.events.ids import audit_line
 from coord.verify import verify
 
-STEPS = [("worker.spawned", "human:bench", lambda w: {"task": f"task {w}"}),
-         ("worker.started", "agent-{a}", lambda w: {"clone": "bench"}),
-         ("worker.done", "agent-{a}", lambda w: {"summary": "done"}),
-         ("worker.approved", "reviewer", lambda w: {}),
-         ("worker.merged", "reviewer", lambda w: {"commit": "0" * 40})]
+STEPS = [
+    ("worker.spawned", "human:bench", lambda w: {"task": f"task {w}"}),
+    ("worker.started", "agent-{a}", lambda w: {"clone": "bench"}),
+    ("worker.done", "agent-{a}", lambda w: {"summary": "done"}),
+    ("worker.approved", "reviewer", lambda w: {}),
+    ("worker.merged", "reviewer", lambda w: {"commit": "0" * 40}),
+]
 
 
 def generate(path: Path, n: int, start_us: int) -> int:
@@ -98,8 +101,10 @@ def main():
         del pairs
         assert added == args.n
         total_import = check_s + import_s
-        print(f"import: {args.n:,} events in {total_import:.1f}s = {args.n / total_import:,.0f} events/s "
-              f"(line checks {check_s:.1f}s, appends+folds {import_s:.1f}s)")
+        print(
+            f"import: {args.n:,} events in {total_import:.1f}s = {args.n / total_import:,.0f} events/s "
+            f"(line checks {check_s:.1f}s, appends+folds {import_s:.1f}s)"
+        )
 
         t0 = time.perf_counter()
         rep = verify(c)
@@ -111,8 +116,10 @@ def main():
         e = Coord(empty)
         t_big = time_export(c, args.new, args.rounds, "big")
         t_empty = time_export(e, args.new, args.rounds, "empty")
-        print(f"export of {args.new:,} new events: onto {args.n:,} events {t_big * 1000:.1f} ms, "
-              f"onto an empty log {t_empty * 1000:.1f} ms, ratio {t_big / t_empty:.2f}x (target <= 1.5x)")
+        print(
+            f"export of {args.new:,} new events: onto {args.n:,} events {t_big * 1000:.1f} ms, "
+            f"onto an empty log {t_empty * 1000:.1f} ms, ratio {t_big / t_empty:.2f}x (target <= 1.5x)"
+        )
         assert verify(e).ok and verify(c, checks=None).ok
         c.close()
         e.close()

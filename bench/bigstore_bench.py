@@ -9,6 +9,7 @@ and to the worker, and an end that leaves ~40% COMPLETED, ~20% IN_REVIEW, ~10% C
 
     .venv/bin/python bench/bigstore_bench.py [--workers 10000] [--events 1000000] [--runs 9]
 """
+
 import argparse
 import json
 import random
@@ -30,13 +31,23 @@ def _worker_events(w: int, k: int, rnd: random.Random):
     """k (from, to, type, payload) tuples for worker w, in order."""
     wid, agent = f"w-{w}", f"agent-{w % AGENTS}"
     fate = w % 10
-    tail = ([(agent, wid, "worker.done", {"summary": "done"}),
-             ("reviewer", wid, "worker.approved", {}),
-             ("reviewer", wid, "worker.merged", {"commit": "0" * 40})] if fate < 4 else
-            [(agent, wid, "worker.done", {"summary": "ready"})] if fate < 6 else
-            [("human:lead", wid, "worker.canceled", {"reason": "obsolete"})] if fate < 7 else [])
-    head = [("human:lead", wid, "worker.spawned", {"task": f"task {w}: " + " ".join(rnd.choices(WORDS, k=6))}),
-            (agent, wid, "worker.started", {"clone": "bench"})]
+    tail = (
+        [
+            (agent, wid, "worker.done", {"summary": "done"}),
+            ("reviewer", wid, "worker.approved", {}),
+            ("reviewer", wid, "worker.merged", {"commit": "0" * 40}),
+        ]
+        if fate < 4
+        else [(agent, wid, "worker.done", {"summary": "ready"})]
+        if fate < 6
+        else [("human:lead", wid, "worker.canceled", {"reason": "obsolete"})]
+        if fate < 7
+        else []
+    )
+    head = [
+        ("human:lead", wid, "worker.spawned", {"task": f"task {w}: " + " ".join(rnd.choices(WORDS, k=6))}),
+        (agent, wid, "worker.started", {"clone": "bench"}),
+    ]
     middle = []
     for i in range(max(0, k - len(head) - len(tail))):
         if i % 2 == 0:
@@ -53,6 +64,7 @@ def generate(path: Path, workers: int, events: int, seed: int = 8) -> int:
     returns how many lines were written."""
     from coord.events.envelope import Envelope, canonical, event_id, us_to_ts
     from coord.events.ids import audit_line
+
     rnd = random.Random(seed)
     per = max(2, events // workers)
     us, n = START_US, 0
@@ -75,6 +87,7 @@ def raw_rows(path: Path):
     """The rows `coord import` stores, parsed from the file (not timed)."""
     from coord.events.envelope import decode
     from coord.events.ids import check_line
+
     rows = []
     with open(path, "rb") as f:
         for seq, line in enumerate(f, 1):
@@ -92,8 +105,12 @@ def import_vs_executemany(path: Path, n: int) -> tuple[dict, Path]:
     and the imported home (the big store for the other rows)."""
     home = fresh_home("coord-bench-big-")
     t = time.perf_counter()
-    r = subprocess.run([COORD, "import", str(path), "--json"], env=bench_env(COORD_HOME=str(home)),
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [COORD, "import", str(path), "--json"],
+        env=bench_env(COORD_HOME=str(home)),
+        capture_output=True,
+        text=True,
+    )
     coord_s = time.perf_counter() - t
     if r.returncode != 0:
         raise SystemExit(f"coord import failed: {r.stderr}")
@@ -104,26 +121,38 @@ def import_vs_executemany(path: Path, n: int) -> tuple[dict, Path]:
     conn.execute("PRAGMA synchronous = FULL")
     t = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany('INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit) '
-                     "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.executemany(
+        'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit) '
+        "VALUES (?,?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
     conn.execute("COMMIT")
     raw_s = time.perf_counter() - t
     conn.close()
     del rows
-    return {"events": n, "coord_s": coord_s, "raw_s": raw_s, "coord_per_s": n / coord_s,
-            "raw_per_s": n / raw_s, "ratio": raw_s / coord_s}, home
+    return {
+        "events": n,
+        "coord_s": coord_s,
+        "raw_s": raw_s,
+        "coord_per_s": n / coord_s,
+        "raw_per_s": n / raw_s,
+        "ratio": raw_s / coord_s,
+    }, home
 
 
 def read_decode(store) -> int:
     """What a rebuild must at least do: the same keyset-paginated SELECT of the worker
     events and a msgspec decode of each envelope, folding nothing."""
     from coord.events.envelope import decode
+
     upto, last, total = store.max_seq(), ("", ""), 0
     while True:
         with store.read() as c:
             rows = c.execute(
                 "SELECT ts, id, body FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
-                "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?", (upto, *last, 20000)).fetchall()
+                "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?",
+                (upto, *last, 20000),
+            ).fetchall()
         if not rows:
             return total
         for _, _, body in rows:
@@ -137,6 +166,7 @@ def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
     against read_decode on the same store; best of `repeat`, alternating."""
     from coord.api import Coord
     from coord.projections import board
+
     best_r = best_d = float("inf")
     with Coord(home) as c:
         for _ in range(repeat):
@@ -151,9 +181,15 @@ def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
     t = time.perf_counter()  # the whole command: views and the search index, one process
     subprocess.run([COORD, "rebuild"], env=bench_env(COORD_HOME=str(home)), check=True, capture_output=True)
     full_s = time.perf_counter() - t
-    return {"events": folded, "rebuild_per_s": folded / best_r, "read_per_s": read / best_d,
-            "ratio": best_d / best_r, "all_events": total, "cli_rebuild_s": full_s,
-            "cli_rebuild_per_s": total / full_s}
+    return {
+        "events": folded,
+        "rebuild_per_s": folded / best_r,
+        "read_per_s": read / best_d,
+        "ratio": best_d / best_r,
+        "all_events": total,
+        "cli_rebuild_s": full_s,
+        "cli_rebuild_per_s": total / full_s,
+    }
 
 
 VIEW_COMMANDS = {
@@ -179,11 +215,19 @@ def views_vs_log(home: Path, runs: int) -> dict:
     med = {k: median(v) * 1e3 for k, v in times.items()}
     con = sqlite3.connect(str(home / "coord.db"))
     workers = con.execute("SELECT count(*) FROM workers").fetchone()[0]
-    active = con.execute("SELECT count(*) FROM workers WHERE state NOT IN ('COMPLETED', 'CANCELED')").fetchone()[0]
+    active = con.execute(
+        "SELECT count(*) FROM workers WHERE state NOT IN ('COMPLETED', 'CANCELED')"
+    ).fetchone()[0]
     events = con.execute("SELECT count(*) FROM events").fetchone()[0]
     con.close()
-    return {"runs": runs, "median_ms": med, "ratio_to_log": {k: med[k] / med["log"] for k in med},
-            "workers": workers, "shown_by_status": active, "events": events}
+    return {
+        "runs": runs,
+        "median_ms": med,
+        "ratio_to_log": {k: med[k] / med["log"] for k in med},
+        "workers": workers,
+        "shown_by_status": active,
+        "events": events,
+    }
 
 
 def big_store(tmp: Path, workers: int, events: int, runs: int, rebuild_repeat: int = 1) -> dict:
@@ -195,8 +239,11 @@ def big_store(tmp: Path, workers: int, events: int, runs: int, rebuild_repeat: i
     imp, home = import_vs_executemany(path, n)
     imp["generate_s"] = gen_s
     path.unlink()
-    return {"import": imp, "views": views_vs_log(home, runs),
-            "rebuild": rebuild_vs_read(home, rebuild_repeat)}
+    return {
+        "import": imp,
+        "views": views_vs_log(home, runs),
+        "rebuild": rebuild_vs_read(home, rebuild_repeat),
+    }
 
 
 def main():
@@ -207,6 +254,7 @@ def main():
     ap.add_argument("--rebuild-repeat", type=int, default=1)
     a = ap.parse_args()
     import tempfile
+
     with tempfile.TemporaryDirectory(prefix="coord-bench-") as tmp:
         tempfile.tempdir = tmp  # the homes too, so they are removed at the end
         print(json.dumps(big_store(Path(tmp), a.workers, a.events, a.runs, a.rebuild_repeat), indent=2))

@@ -1,4 +1,5 @@
 """Helpers shared by the benchmarks: timing, percentiles, a fresh home, the machine."""
+
 import os
 import platform
 import statistics
@@ -22,12 +23,16 @@ def bench_env(**extra):
 
 
 def precompile():
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], env=bench_env(),
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "src")],
+        env=bench_env(),
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def fresh_home(prefix="coord-bench-") -> Path:
     from coord.api import init
+
     d = Path(tempfile.mkdtemp(prefix=prefix))
     init(d / ".coord")
     return d / ".coord"
@@ -54,8 +59,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}; "
-            f"Python {platform.python_version()}; SQLite {__import__('sqlite3').sqlite_version}")
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}; "
+        f"Python {platform.python_version()}; SQLite {__import__('sqlite3').sqlite_version}"
+    )
 
 
 def timed(fn, *a, **kw):

@@ -3,6 +3,7 @@ sqlite3, and 8 competing writer processes.
 
     .venv/bin/python bench/foundation_bench.py [--runs 30] [--appends 2000] [--per-writer 200]
 """
+
 import argparse
 import json
 import sqlite3
@@ -60,19 +61,24 @@ def startup(runs: int) -> dict:
             times[k].append(time.perf_counter() - t)
     med = {k: median(v) * 1000 for k, v in times.items()}
     c = med["coord heartbeat"]
-    return {"median_ms": med,
-            "ratio_vs_libs_floor": c / med["floor: click+msgspec+blake3 + insert"],
-            "ratio_vs_stdlib_floor": c / med["floor: stdlib + insert"],
-            "libs_floor_vs_stdlib_floor": med["floor: click+msgspec+blake3 + insert"] / med["floor: stdlib + insert"]}
+    return {
+        "median_ms": med,
+        "ratio_vs_libs_floor": c / med["floor: click+msgspec+blake3 + insert"],
+        "ratio_vs_stdlib_floor": c / med["floor: stdlib + insert"],
+        "libs_floor_vs_stdlib_floor": med["floor: click+msgspec+blake3 + insert"]
+        / med["floor: stdlib + insert"],
+    }
 
 
-RAW_INSERT = ('INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin) '
-              "VALUES (?,?,?,?,?,?,?,?,?)")
+RAW_INSERT = (
+    'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin) VALUES (?,?,?,?,?,?,?,?,?)'
+)
 
 
 def _coord_appender(n_hint: int):
     """One heartbeat per call through the library API (one transaction each)."""
     from coord.api import Coord
+
     c = Coord(fresh_home(), actor="bench")
     c.act("spawn", "w-1")
     c.act("start", "w-1")
@@ -80,6 +86,7 @@ def _coord_appender(n_hint: int):
     def append(k):
         for _ in range(k):
             c.act("heartbeat", "w-1")
+
     return append, c.close
 
 
@@ -96,9 +103,12 @@ def _raw_appender(n_hint: int):
             seq[0] += 1
             i = seq[0]
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(RAW_INSERT, (i, f"b3:{i}", f"{i:020d}", "bench", "w-1", "worker.heartbeat",
-                                      "w-1", b"{}", "local"))
+            conn.execute(
+                RAW_INSERT,
+                (i, f"b3:{i}", f"{i:020d}", "bench", "w-1", "worker.heartbeat", "w-1", b"{}", "local"),
+            )
             conn.execute("COMMIT")
+
     return append, conn.close
 
 
@@ -108,6 +118,7 @@ def _peer_appender(n_hint: int):
     from uuid import uuid4
     from eventsourcing.persistence import StoredEvent
     from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
     path = Path(tempfile.mkdtemp(prefix="coord-peer-")) / "es.db"
     ds = SQLiteDatastore(str(path), originator_id_type="text")
     rec = SQLiteApplicationRecorder(ds)
@@ -119,6 +130,7 @@ def _peer_appender(n_hint: int):
         for _ in range(k):
             version[0] += 1
             rec.insert_events([StoredEvent(oid, version[0], "bench:Heartbeat", b'{"interval":60}')])
+
     return append, ds.close
 
 
@@ -126,6 +138,7 @@ def peer_available() -> str | None:
     """None if the eventsourcing library can be imported, else why not."""
     try:
         import eventsourcing.sqlite  # noqa: F401
+
         return None
     except ImportError as e:
         return str(e)
@@ -178,8 +191,15 @@ def writers(k: int, per: int) -> dict:
     script = Path(tempfile.mkdtemp()) / "w.py"
     script.write_text(WRITER)
     t = time.perf_counter()
-    ps = [subprocess.Popen([sys.executable, str(script), str(home), f"w{i}", str(per)],
-                           stdout=subprocess.PIPE, text=True, env=bench_env()) for i in range(k)]
+    ps = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(home), f"w{i}", str(per)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=bench_env(),
+        )
+        for i in range(k)
+    ]
     lats = []
     for p in ps:
         out, _ = p.communicate()
@@ -188,16 +208,23 @@ def writers(k: int, per: int) -> dict:
     con = sqlite3.connect(str(home / "coord.db"))
     seqs = [r[0] for r in con.execute("SELECT seq FROM events ORDER BY seq")]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == k * (per + 2)
-    return {"writers": k, "events_per_s": k * per / wall, "p50_ms": pct(lats, 50) * 1000,
-            "p99_ms": pct(lats, 99) * 1000, "max_ms": max(lats) * 1000}
+    return {
+        "writers": k,
+        "events_per_s": k * per / wall,
+        "p50_ms": pct(lats, 50) * 1000,
+        "p99_ms": pct(lats, 99) * 1000,
+        "max_ms": max(lats) * 1000,
+    }
 
 
 def duplicate_claims(conn) -> tuple[int, int]:
     """(workers started more than once without a release in between, starts seen), read
     from the log itself in (ts, id) order."""
     held, dups, starts = {}, set(), 0
-    for wid, etype in conn.execute("SELECT worker, type FROM events WHERE worker IS NOT NULL "
-                                   "AND type IN ('worker.started', 'worker.released') ORDER BY ts, id"):
+    for wid, etype in conn.execute(
+        "SELECT worker, type FROM events WHERE worker IS NOT NULL "
+        "AND type IN ('worker.started', 'worker.released') ORDER BY ts, id"
+    ):
         if etype == "worker.started":
             starts += 1
             if held.get(wid):
@@ -213,6 +240,7 @@ def claim_race(racers: int = 8, workers: int = 3, rounds: int = 5) -> dict:
     processes at once (more racers than workers). Every worker must be claimed exactly
     once; the losers must exit 4 (nothing to claim)."""
     from coord.api import Coord
+
     home = fresh_home("coord-bench-race-")
     env = bench_env(COORD_HOME=str(home))
     wins = losses = other = 0
@@ -221,8 +249,15 @@ def claim_race(racers: int = 8, workers: int = 3, rounds: int = 5) -> dict:
         for r in range(rounds):
             for j in range(workers):
                 c.act("spawn", f"r{r}-{j}")
-            ps = [subprocess.Popen([COORD, "--as", f"racer-{i}", "start", "--next", "--json"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(racers)]
+            ps = [
+                subprocess.Popen(
+                    [COORD, "--as", f"racer-{i}", "start", "--next", "--json"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for i in range(racers)
+            ]
             for p in ps:
                 rc = p.wait()
                 wins += rc == 0
@@ -231,9 +266,18 @@ def claim_race(racers: int = 8, workers: int = 3, rounds: int = 5) -> dict:
         wall = time.perf_counter() - t
         dups, starts = duplicate_claims(c.conn)
         unclaimed = c.conn.execute("SELECT count(*) FROM workers WHERE state = 'ASSIGNED'").fetchone()[0]
-    return {"racers": racers, "workers_per_round": workers, "rounds": rounds,
-            "claims": wins, "nothing_to_claim": losses, "other_exits": other, "starts": starts,
-            "duplicate_claims": dups, "unclaimed": unclaimed, "wall_s": wall}
+    return {
+        "racers": racers,
+        "workers_per_round": workers,
+        "rounds": rounds,
+        "claims": wins,
+        "nothing_to_claim": losses,
+        "other_exits": other,
+        "starts": starts,
+        "duplicate_claims": dups,
+        "unclaimed": unclaimed,
+        "wall_s": wall,
+    }
 
 
 def main():
@@ -243,8 +287,12 @@ def main():
     ap.add_argument("--per-writer", type=int, default=200)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    res = {"machine": machine(), "startup": startup(a.runs), "inprocess": inprocess(a.appends),
-           "writers8": writers(8, a.per_writer)}
+    res = {
+        "machine": machine(),
+        "startup": startup(a.runs),
+        "inprocess": inprocess(a.appends),
+        "writers8": writers(8, a.per_writer),
+    }
     if a.json:
         print(json.dumps(res, indent=2))
         return
@@ -255,10 +303,14 @@ def main():
     print(f"  coord heartbeat / libs floor            {s['ratio_vs_libs_floor']:.2f}x  (target <= 1.15)")
     print(f"  coord heartbeat / stdlib floor          {s['ratio_vs_stdlib_floor']:.2f}x")
     print(f"  libs floor / stdlib floor               {s['libs_floor_vs_stdlib_floor']:.2f}x")
-    print(f"  in-process appends {i['api_appends_per_s']:.0f}/s vs raw inserts {i['raw_appends_per_s']:.0f}/s"
-          f" = {i['ratio'] * 100:.0f}% (target >= 80%)")
-    print(f"  8 writers: {w['events_per_s']:.0f} events/s; append p50 {w['p50_ms']:.1f} ms, "
-          f"p99 {w['p99_ms']:.1f} ms, max {w['max_ms']:.1f} ms")
+    print(
+        f"  in-process appends {i['api_appends_per_s']:.0f}/s vs raw inserts {i['raw_appends_per_s']:.0f}/s"
+        f" = {i['ratio'] * 100:.0f}% (target >= 80%)"
+    )
+    print(
+        f"  8 writers: {w['events_per_s']:.0f} events/s; append p50 {w['p50_ms']:.1f} ms, "
+        f"p99 {w['p99_ms']:.1f} ms, max {w['max_ms']:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

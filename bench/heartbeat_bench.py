@@ -11,6 +11,7 @@ Big stores are built through the library API (Tx.append, the one write path) in 
 
 Usage: .venv/bin/python bench/heartbeat_bench.py [--workers 1000] [--beats 100] [--runs 7]
 """
+
 import argparse
 import os
 import queue
@@ -25,7 +26,9 @@ from coord.api import Coord, init
 from coord.events.envelope import Envelope
 from coord.runner import HeartbeatThread
 
-ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "COORD_AGENT", "COORD_WORKER")}
+ENV = {
+    k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "COORD_AGENT", "COORD_WORKER")
+}
 
 
 def timed(argv, runs, env=None):
@@ -73,13 +76,16 @@ def build(path: Path, workers: int, beats: int, extra_beats: int = 0, batch: int
                 yield Envelope("", "agent-" + w, w, "worker.started", {"clone": clone})
             for r in range(beats):
                 for w in names:
-                    yield Envelope("", "agent-" + w, w, "worker.heartbeat",
-                                   {"interval": 10.0, "idle_s": float(r % 7)})
+                    yield Envelope(
+                        "", "agent-" + w, w, "worker.heartbeat", {"interval": 10.0, "idle_s": float(r % 7)}
+                    )
             if extra_beats:
                 yield Envelope("", "lead", "week", "worker.spawned", {"task": "a week of beats"})
                 yield Envelope("", "agent-week", "week", "worker.started", {"clone": clone})
                 for r in range(extra_beats):
-                    yield Envelope("", "agent-week", "week", "worker.heartbeat", {"interval": 10.0, "idle_s": 1.0})
+                    yield Envelope(
+                        "", "agent-week", "week", "worker.heartbeat", {"interval": 10.0, "idle_s": 1.0}
+                    )
 
         it = events()
         n = 0
@@ -121,20 +127,30 @@ def main():
     ap.add_argument("--week", type=int, default=60000, help="heartbeats of the one long-lived worker")
     ap.add_argument("--runs", type=int, default=7)
     a = ap.parse_args()
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).parents[1] / "src")],
-                   env=ENV, check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(__file__).parents[1] / "src")],
+        env=ENV,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print("1. one heartbeat as a whole process")
         small = build(tmp / "small", 1, 1)
         py_ms, _ = timed([sys.executable, "-c", "pass"], a.runs)
-        hb_ms, hb_min = timed(coord(small, "--as", "agent-w-00000", "heartbeat", "w-00000", "--note", "x"), a.runs * 3)
+        hb_ms, hb_min = timed(
+            coord(small, "--as", "agent-w-00000", "heartbeat", "w-00000", "--note", "x"), a.runs * 3
+        )
         print(f"  python -c pass          {py_ms:7.1f} ms")
-        print(f"  coord heartbeat         {hb_ms:7.1f} ms  (min {hb_min:.1f})  = {1000 / hb_ms:6.1f} appends/s")
+        print(
+            f"  coord heartbeat         {hb_ms:7.1f} ms  (min {hb_min:.1f})  = {1000 / hb_ms:6.1f} appends/s"
+        )
         print("2. heartbeats from the heartbeat thread (own connection, synchronous=FULL)")
         rate = thread_rate(small, 3.0)
-        print(f"  HeartbeatThread         {1000 / rate:7.2f} ms  = {rate:6.0f} appends/s  "
-              f"({rate / (1000 / hb_ms):.0f}x the process)")
+        print(
+            f"  HeartbeatThread         {1000 / rate:7.2f} ms  = {rate:6.0f} appends/s  "
+            f"({rate / (1000 / hb_ms):.0f}x the process)"
+        )
 
         print(f"3. reads with {a.workers} workers x {a.beats} heartbeats vs x 1")
         one = build(tmp / "one", a.workers, 1)
@@ -159,8 +175,11 @@ def main():
         for name, args, args_base in [
             ("show week vs show w-00000", ("show", "week"), ("show", "w-00000")),
             ("status week vs status w-00000", ("status", "week"), ("status", "w-00000")),
-            ("log --worker week --limit 20", ("log", "--worker", "week", "--limit", "20"),
-             ("log", "--worker", "w-00000", "--limit", "20")),
+            (
+                "log --worker week --limit 20",
+                ("log", "--worker", "week", "--limit", "20"),
+                ("log", "--worker", "w-00000", "--limit", "20"),
+            ),
         ]:
             m1, m2, n1, n2 = compare(coord(week, *args_base), coord(week, *args), a.runs)
             print(f"  {name:<32} {m1:8.1f} {m2:9.1f} {m2 / m1:5.2f}x {n2 / n1:8.2f}x")
@@ -173,6 +192,7 @@ def history_query(home: Path, reps: int = 20):
     dropping migration 0401's partial index (what it saves)."""
     import sqlite3
     from coord.cli.views import _history
+
     con = sqlite3.connect(str(home / "coord.db"))
     try:
         for label in ("partial index", "index dropped"):

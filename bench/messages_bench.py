@@ -4,6 +4,7 @@ another (p50, p99), and `coord search` on a store of 100,000 events against `coo
 
     .venv/bin/python bench/messages_bench.py [--rounds 60] [--events 100000] [--runs 15]
 """
+
 import argparse
 import json
 import random
@@ -15,23 +16,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import COORD, bench_env, fresh_home, machine, median, pct, precompile  # noqa: E402
 
-WORDS = ("parser tokenizer flaky test retry backoff merge rebase conflict review approve "
-         "build deploy cache index query latency timeout socket thread lock queue worker agent "
-         "schema migration branch commit patch diff lint format coverage fixture mock stub "
-         "crash signal memory leak profile benchmark regression bisect release tag").split()
+WORDS = (
+    "parser tokenizer flaky test retry backoff merge rebase conflict review approve "
+    "build deploy cache index query latency timeout socket thread lock queue worker agent "
+    "schema migration branch commit patch diff lint format coverage fixture mock stub "
+    "crash signal memory leak profile benchmark regression bisect release tag"
+).split()
 
 
 def latency(rounds: int) -> dict:
     """Each round: a fresh `coord poll --wait` process blocks; this process (a different
     one) sends through the library; the clock stops when the waiter's line arrives."""
     from coord.api import Coord
+
     home = fresh_home("coord-bench-msg-")
     env = bench_env(COORD_HOME=str(home))
     out = []
     with Coord(home, actor="sender") as c:
         for i in range(rounds):
-            w = subprocess.Popen([COORD, "--as", "waiter", "poll", "--wait", "30", "--json"],
-                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            w = subprocess.Popen(
+                [COORD, "--as", "waiter", "poll", "--wait", "30", "--json"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             time.sleep(0.4)  # start-up done; it is now sleeping between looks
             t0 = time.perf_counter()
             c.send("waiter", "ping", {"i": i})
@@ -40,14 +48,19 @@ def latency(rounds: int) -> dict:
             w.wait()
             assert json.loads(line)["payload"] == {"i": i}, line
             out.append(t1 - t0)
-    return {"rounds": rounds, "p50_ms": pct(out, 50) * 1e3, "p99_ms": pct(out, 99) * 1e3,
-            "max_ms": max(out) * 1e3}
+    return {
+        "rounds": rounds,
+        "p50_ms": pct(out, 50) * 1e3,
+        "p99_ms": pct(out, 99) * 1e3,
+        "max_ms": max(out) * 1e3,
+    }
 
 
 def build_store(n: int, batch: int = 2000) -> Path:
     """n events through the library's append path (projectors included), in batches."""
     from coord.api import Coord
     from coord.events.envelope import Envelope
+
     rnd = random.Random(5)
     home = fresh_home("coord-bench-search-")
     agents = [f"agent-{i}" for i in range(20)]
@@ -58,9 +71,13 @@ def build_store(n: int, batch: int = 2000) -> Path:
             with c.store.write() as tx:
                 for _ in range(min(batch, n - done)):
                     text = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(5, 40)))
-                    env = Envelope(tx.next_ts(), rnd.choice(agents), rnd.choice(agents + ["*"]),
-                                   "msg." + rnd.choice(("note", "review_request", "answer", "status")),
-                                   {"text": text, "n": done})
+                    env = Envelope(
+                        tx.next_ts(),
+                        rnd.choice(agents),
+                        rnd.choice(agents + ["*"]),
+                        "msg." + rnd.choice(("note", "review_request", "answer", "status")),
+                        {"text": text, "n": done},
+                    )
                     tx.append(env)
                     done += 1
     return home, time.perf_counter() - t
@@ -84,9 +101,13 @@ def search_vs_log(n: int, runs: int) -> dict:
             subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
             times[k].append(time.perf_counter() - t)
     med = {k: median(v) for k, v in times.items()}
-    return {"events": n, "build_s": build_s, "runs": runs,
-            "median_ms": {k: v * 1e3 for k, v in med.items()},
-            "ratio_to_log": {k: med[k] / med["log --limit 20"] for k in med}}
+    return {
+        "events": n,
+        "build_s": build_s,
+        "runs": runs,
+        "median_ms": {k: v * 1e3 for k, v in med.items()},
+        "ratio_to_log": {k: med[k] / med["log --limit 20"] for k in med},
+    }
 
 
 def main():

@@ -6,6 +6,7 @@ Usage: .venv/bin/python bench/replay_bench.py [--events N] [--home DIR]
 Default N = 1,000,000. Each worker: spawn, start, heartbeats, done, approve, merge, and
 one message; so ~85% of events are lifecycle events the board folds.
 """
+
 import argparse
 import os
 import subprocess
@@ -20,6 +21,7 @@ PER_WORKER_BEATS = 40
 def build(home: Path, n: int) -> int:
     from coord.api import Coord, init
     from coord.events.envelope import Envelope
+
     init(home)
     made = 0
     w = 0
@@ -31,12 +33,19 @@ def build(home: Path, n: int) -> int:
                 while batch < 10_000 and made < n:
                     wid = f"w-{w}"
                     agent = f"agent-{w % 50}"
-                    seq = ([("human:lead", "worker.spawned", {"task": f"task {w}"}),
-                            (agent, "worker.started", {"clone": "bench"})]
-                           + [(agent, "worker.heartbeat", {"interval": 60})] * PER_WORKER_BEATS
-                           + [(agent, "worker.done", {"summary": "ok"}),
-                              ("reviewer", "msg.review", None),
-                              ("reviewer", "worker.approved", {}), ("reviewer", "worker.merged", {})])
+                    seq = (
+                        [
+                            ("human:lead", "worker.spawned", {"task": f"task {w}"}),
+                            (agent, "worker.started", {"clone": "bench"}),
+                        ]
+                        + [(agent, "worker.heartbeat", {"interval": 60})] * PER_WORKER_BEATS
+                        + [
+                            (agent, "worker.done", {"summary": "ok"}),
+                            ("reviewer", "msg.review", None),
+                            ("reviewer", "worker.approved", {}),
+                            ("reviewer", "worker.merged", {}),
+                        ]
+                    )
                     for actor, etype, payload in seq:
                         to = "*" if payload is None else wid
                         tx.append(Envelope(tx.next_ts(), actor, to, etype, payload or {"w": wid}))
@@ -74,15 +83,18 @@ def main():
         print(f"built {made} events in {time.perf_counter() - t:.1f}s")
     env = dict(os.environ, COORD_HOME=str(home))
     import sqlite3
+
     con = sqlite3.connect(str(home / "coord.db"))
     total = con.execute("SELECT count(*) FROM events").fetchone()[0]
     mid = con.execute("SELECT ts FROM events ORDER BY ts, id LIMIT 1 OFFSET ?", (total // 2,)).fetchone()[0]
     con.close()
     rows = []
-    for name, args in (("rebuild", ["rebuild"]),
-                       ("replay --at END", ["replay", "--at", str(total)]),
-                       ("replay --at MIDDLE", ["replay", "--at", mid]),
-                       ("replay --at END --json", ["replay", "--at", str(total), "--json"])):
+    for name, args in (
+        ("rebuild", ["rebuild"]),
+        ("replay --at END", ["replay", "--at", str(total)]),
+        ("replay --at MIDDLE", ["replay", "--at", mid]),
+        ("replay --at END --json", ["replay", "--at", str(total), "--json"]),
+    ):
         best = min(timed(args, env) for _ in range(a.repeat))
         rows.append((name, best))
     base = rows[0][1]

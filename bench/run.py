@@ -10,6 +10,7 @@ The peer row needs the `eventsourcing` library (`pip install -e '.[bench]'`); th
 configuration installs it into this interpreter's environment when it is missing (unless
 --no-install); without it, that row says "skipped".
 """
+
 import argparse
 import datetime
 import json
@@ -26,17 +27,51 @@ import foundation_bench  # noqa: E402
 from common import ROOT, machine, precompile  # noqa: E402
 
 CONFIGS = {
-    "small": {"cli_runs": 3, "appends": 300, "writers": 8, "per_writer": 20, "racers": 8,
-              "race_workers": 3, "race_rounds": 2, "workers": 100, "events": 10_000, "view_runs": 2,
-              "rebuild_repeat": 1},
-    "full": {"cli_runs": 40, "appends": 10_000, "writers": 8, "per_writer": 500, "racers": 8,
-             "race_workers": 3, "race_rounds": 50, "workers": 10_000, "events": 1_000_000, "view_runs": 15,
-             "rebuild_repeat": 3},
+    "small": {
+        "cli_runs": 3,
+        "appends": 300,
+        "writers": 8,
+        "per_writer": 20,
+        "racers": 8,
+        "race_workers": 3,
+        "race_rounds": 2,
+        "workers": 100,
+        "events": 10_000,
+        "view_runs": 2,
+        "rebuild_repeat": 1,
+    },
+    "full": {
+        "cli_runs": 40,
+        "appends": 10_000,
+        "writers": 8,
+        "per_writer": 500,
+        "racers": 8,
+        "race_workers": 3,
+        "race_rounds": 50,
+        "workers": 10_000,
+        "events": 1_000_000,
+        "view_runs": 15,
+        "rebuild_repeat": 3,
+    },
 }
 
 # Row keys, in table order (the small test checks every one is printed).
-ROWS = ["cli_stdlib", "cli_libs", "inproc", "peer", "coord_vs_peer", "import", "writers", "race",
-        "rebuild", "cli_rebuild", "status", "status_all", "poll", "search"]
+ROWS = [
+    "cli_stdlib",
+    "cli_libs",
+    "inproc",
+    "peer",
+    "coord_vs_peer",
+    "import",
+    "writers",
+    "race",
+    "rebuild",
+    "cli_rebuild",
+    "status",
+    "status_all",
+    "poll",
+    "search",
+]
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -46,8 +81,11 @@ def ensure_peer(install: bool) -> str | None:
     if why is None or not install:
         return why
     print("installing eventsourcing for the peer row ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "eventsourcing"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "eventsourcing"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return foundation_bench.peer_available()
 
 
@@ -62,14 +100,27 @@ def step(name, fn, *a, **kw):
 def measure(cfg: dict, peer_missing: str | None) -> dict:
     res = {}
     res["startup"] = step("CLI start-up", foundation_bench.startup, cfg["cli_runs"])
-    res["inprocess"] = step("in-process append", foundation_bench.inprocess, cfg["appends"],
-                            peer=peer_missing is None)
+    res["inprocess"] = step(
+        "in-process append", foundation_bench.inprocess, cfg["appends"], peer=peer_missing is None
+    )
     res["writers"] = step("competing writers", foundation_bench.writers, cfg["writers"], cfg["per_writer"])
-    res["race"] = step("start --next race", foundation_bench.claim_race, cfg["racers"],
-                       cfg["race_workers"], cfg["race_rounds"])
+    res["race"] = step(
+        "start --next race",
+        foundation_bench.claim_race,
+        cfg["racers"],
+        cfg["race_workers"],
+        cfg["race_rounds"],
+    )
     with tempfile.TemporaryDirectory(prefix="coord-bench-run-") as tmp:
-        res["big"] = step("big store (import, views, rebuild)", bigstore_bench.big_store, Path(tmp),
-                          cfg["workers"], cfg["events"], cfg["view_runs"], cfg["rebuild_repeat"])
+        res["big"] = step(
+            "big store (import, views, rebuild)",
+            bigstore_bench.big_store,
+            Path(tmp),
+            cfg["workers"],
+            cfg["events"],
+            cfg["view_runs"],
+            cfg["rebuild_repeat"],
+        )
     return res
 
 
@@ -86,56 +137,114 @@ def rows(res: dict, cfg: dict, peer_missing: str | None) -> list[tuple]:
     ms = s["median_ms"]
     heart = ms["coord heartbeat"]
     out = [
-        ("cli_stdlib", f"CLI append: `coord heartbeat` process (median of {cfg['cli_runs']})",
-         f"{heart:.1f} ms", f"stdlib-only floor, same pragmas: {ms['floor: stdlib + insert']:.1f} ms",
-         f"{s['ratio_vs_stdlib_floor']:.2f}×"),
-        ("cli_libs", "CLI append: `coord heartbeat` process, against the library floor",
-         f"{heart:.1f} ms", f"click+msgspec+blake3 floor: {ms['floor: click+msgspec+blake3 + insert']:.1f} ms",
-         f"{s['ratio_vs_libs_floor']:.2f}× (target ≤ 1.15)"),
-        ("inproc", f"In-process append: `Coord.act('heartbeat')`, one transaction each ({cfg['appends']:,})",
-         f"{_n(i['api_appends_per_s'])}/s", f"raw sqlite3 single-row insert, same pragmas: {_n(i['raw_appends_per_s'])}/s",
-         f"{i['ratio'] * 100:.0f}% (target ≥ 80%)"),
+        (
+            "cli_stdlib",
+            f"CLI append: `coord heartbeat` process (median of {cfg['cli_runs']})",
+            f"{heart:.1f} ms",
+            f"stdlib-only floor, same pragmas: {ms['floor: stdlib + insert']:.1f} ms",
+            f"{s['ratio_vs_stdlib_floor']:.2f}×",
+        ),
+        (
+            "cli_libs",
+            "CLI append: `coord heartbeat` process, against the library floor",
+            f"{heart:.1f} ms",
+            f"click+msgspec+blake3 floor: {ms['floor: click+msgspec+blake3 + insert']:.1f} ms",
+            f"{s['ratio_vs_libs_floor']:.2f}× (target ≤ 1.15)",
+        ),
+        (
+            "inproc",
+            f"In-process append: `Coord.act('heartbeat')`, one transaction each ({cfg['appends']:,})",
+            f"{_n(i['api_appends_per_s'])}/s",
+            f"raw sqlite3 single-row insert, same pragmas: {_n(i['raw_appends_per_s'])}/s",
+            f"{i['ratio'] * 100:.0f}% (target ≥ 80%)",
+        ),
     ]
     if peer_missing is None:
-        out += [("peer", "Peer: eventsourcing `SQLiteApplicationRecorder.insert_events`, one event per call",
-                 f"{_n(i['peer_appends_per_s'])}/s", f"raw sqlite3 insert: {_n(i['raw_appends_per_s'])}/s",
-                 f"{i['peer_vs_raw'] * 100:.0f}%"),
-                ("coord_vs_peer", "In-process append: coord against the peer (same workload, same run)",
-                 f"{_n(i['api_appends_per_s'])}/s", f"eventsourcing: {_n(i['peer_appends_per_s'])}/s",
-                 f"{i['api_vs_peer'] * 100:.0f}%")]
+        out += [
+            (
+                "peer",
+                "Peer: eventsourcing `SQLiteApplicationRecorder.insert_events`, one event per call",
+                f"{_n(i['peer_appends_per_s'])}/s",
+                f"raw sqlite3 insert: {_n(i['raw_appends_per_s'])}/s",
+                f"{i['peer_vs_raw'] * 100:.0f}%",
+            ),
+            (
+                "coord_vs_peer",
+                "In-process append: coord against the peer (same workload, same run)",
+                f"{_n(i['api_appends_per_s'])}/s",
+                f"eventsourcing: {_n(i['peer_appends_per_s'])}/s",
+                f"{i['api_vs_peer'] * 100:.0f}%",
+            ),
+        ]
     else:
-        out += [("peer", "Peer: eventsourcing SQLite recorder", "skipped", f"not importable ({peer_missing})", "–"),
-                ("coord_vs_peer", "In-process append: coord against the peer", "skipped", "–", "–")]
+        out += [
+            (
+                "peer",
+                "Peer: eventsourcing SQLite recorder",
+                "skipped",
+                f"not importable ({peer_missing})",
+                "–",
+            ),
+            ("coord_vs_peer", "In-process append: coord against the peer", "skipped", "–", "–"),
+        ]
     out += [
-        ("import", f"Bulk import: `coord import` of a {imp['events']:,}-line audit file (whole process: "
-                   "check, append, project, write the file)",
-         f"{_n(imp['coord_per_s'])} events/s ({imp['coord_s']:.1f} s)",
-         f"raw `executemany` of the same rows, one transaction: {_n(imp['raw_per_s'])} events/s ({imp['raw_s']:.1f} s)",
-         f"{imp['ratio'] * 100:.0f}%"),
-        ("writers", f"{w['writers']} competing writer processes × {cfg['per_writer']} heartbeats",
-         f"{_n(w['events_per_s'])} events/s", f"one append: p50 {w['p50_ms']:.1f} ms, p99 {w['p99_ms']:.1f} ms, "
-         f"max {w['max_ms']:.1f} ms", "rate"),
-        ("race", f"`start --next` race: {r['racers']} processes on {r['workers_per_round']} workers, "
-                 f"{r['rounds']} rounds",
-         f"{r['duplicate_claims']} duplicate claims", f"{r['claims']} claims, {r['nothing_to_claim']} "
-         f"'nothing to claim' (exit 4), {r['other_exits']} other exits, {r['unclaimed']} left unclaimed",
-         "must be 0"),
-        ("rebuild", f"Rebuild of the worker views: {rb['events']:,} lifecycle events "
-                    f"(of {rb['all_events']:,} in the store)",
-         f"{_n(rb['rebuild_per_s'])} events/s (best of {cfg['rebuild_repeat']})", f"same SELECT + msgspec decode only: {_n(rb['read_per_s'])} events/s",
-         f"{rb['ratio'] * 100:.0f}%"),
-        ("cli_rebuild", f"`coord rebuild` process (views + search index) over {rb['all_events']:,} events",
-         f"{_n(rb['cli_rebuild_per_s'])} events/s ({rb['cli_rebuild_s']:.1f} s)", "–", "rate"),
+        (
+            "import",
+            f"Bulk import: `coord import` of a {imp['events']:,}-line audit file (whole process: "
+            "check, append, project, write the file)",
+            f"{_n(imp['coord_per_s'])} events/s ({imp['coord_s']:.1f} s)",
+            f"raw `executemany` of the same rows, one transaction: {_n(imp['raw_per_s'])} events/s ({imp['raw_s']:.1f} s)",
+            f"{imp['ratio'] * 100:.0f}%",
+        ),
+        (
+            "writers",
+            f"{w['writers']} competing writer processes × {cfg['per_writer']} heartbeats",
+            f"{_n(w['events_per_s'])} events/s",
+            f"one append: p50 {w['p50_ms']:.1f} ms, p99 {w['p99_ms']:.1f} ms, max {w['max_ms']:.1f} ms",
+            "rate",
+        ),
+        (
+            "race",
+            f"`start --next` race: {r['racers']} processes on {r['workers_per_round']} workers, "
+            f"{r['rounds']} rounds",
+            f"{r['duplicate_claims']} duplicate claims",
+            f"{r['claims']} claims, {r['nothing_to_claim']} "
+            f"'nothing to claim' (exit 4), {r['other_exits']} other exits, {r['unclaimed']} left unclaimed",
+            "must be 0",
+        ),
+        (
+            "rebuild",
+            f"Rebuild of the worker views: {rb['events']:,} lifecycle events "
+            f"(of {rb['all_events']:,} in the store)",
+            f"{_n(rb['rebuild_per_s'])} events/s (best of {cfg['rebuild_repeat']})",
+            f"same SELECT + msgspec decode only: {_n(rb['read_per_s'])} events/s",
+            f"{rb['ratio'] * 100:.0f}%",
+        ),
+        (
+            "cli_rebuild",
+            f"`coord rebuild` process (views + search index) over {rb['all_events']:,} events",
+            f"{_n(rb['cli_rebuild_per_s'])} events/s ({rb['cli_rebuild_s']:.1f} s)",
+            "–",
+            "rate",
+        ),
     ]
     log = v["median_ms"]["log"]
     scale = f"{v['workers']:,} workers, {v['events']:,} events"
-    for key, cmd, what in (("status", "status", f"{v['shown_by_status']:,} active workers shown"),
-                           ("status_all", "status --all", f"all {v['workers']:,} workers shown"),
-                           ("poll", "poll", "`--as agent-7 poll --peek --limit 20`"),
-                           ("search", "search", "`search 'flaky AND regression' --limit 20`")):
-        out.append((key, f"`coord {cmd}` process, {scale} ({what}; median of {v['runs']})",
-                    f"{v['median_ms'][cmd]:.0f} ms", f"`coord log --limit 20`, same store: {log:.0f} ms",
-                    f"{v['ratio_to_log'][cmd]:.2f}×"))
+    for key, cmd, what in (
+        ("status", "status", f"{v['shown_by_status']:,} active workers shown"),
+        ("status_all", "status --all", f"all {v['workers']:,} workers shown"),
+        ("poll", "poll", "`--as agent-7 poll --peek --limit 20`"),
+        ("search", "search", "`search 'flaky AND regression' --limit 20`"),
+    ):
+        out.append(
+            (
+                key,
+                f"`coord {cmd}` process, {scale} ({what}; median of {v['runs']})",
+                f"{v['median_ms'][cmd]:.0f} ms",
+                f"`coord log --limit 20`, same store: {log:.0f} ms",
+                f"{v['ratio_to_log'][cmd]:.2f}×",
+            )
+        )
     assert [k for k, *_ in out] == ROWS
     return out
 
@@ -158,7 +267,7 @@ section). Every row is measured side by side with its baseline in the same run. 
 of the baseline's (higher is better).
 
 - Machine: {machine()}
-- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; whole run {wall_s / 60:.1f} min; load average at the start
+- Date: {started.strftime("%Y-%m-%d %H:%M UTC")}; whole run {wall_s / 60:.1f} min; load average at the start
   {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (the machine is shared: expect ±20%)
 - Configuration `{cfg_name}`: {cfg_text}
 
@@ -199,7 +308,7 @@ def write_doc(doc: Path, text: str) -> None:
         if at < 0:
             new = old.rstrip("\n") + "\n\n" + text + "\n"
         else:
-            new = old[:at + 1] + text + "\n\n" + old[at + 1:]
+            new = old[: at + 1] + text + "\n\n" + old[at + 1 :]
     doc.write_text(new)
 
 

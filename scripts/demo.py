@@ -2,6 +2,7 @@
 processes in a scratch git repository (./demo-home, made afresh each run): each worker
 gets its own branch and worktree, agents commit real changes, `done` rebases, `merge`
 merges. One review asks for changes, one worker fails and is retried. Then the board."""
+
 import os
 import shutil
 import subprocess
@@ -11,8 +12,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / "demo-home"
 TTY = sys.stdout.isatty()
-GIT_ENV = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
-           "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@example.invalid"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "demo",
+    "GIT_AUTHOR_EMAIL": "demo@example.invalid",
+    "GIT_COMMITTER_NAME": "demo",
+    "GIT_COMMITTER_EMAIL": "demo@example.invalid",
+}
 
 
 def say(text):
@@ -27,8 +32,9 @@ def coord(*args, agent=None, check=True, cwd=HOME):
         env["COORD_AGENT"] = agent
     who = agent or "human"
     print(f"[{who}] coord {' '.join(args)}")
-    r = subprocess.run([sys.executable, "-m", "coord", *args], env=env, cwd=cwd, text=True,
-                       capture_output=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "coord", *args], env=env, cwd=cwd, text=True, capture_output=True
+    )
     out = (r.stdout + r.stderr).rstrip()
     if out:
         print("    " + out.replace("\n", "\n    "))
@@ -69,7 +75,12 @@ def main():
     coord("start", "--next", agent="agent-2")
     coord("start", "docs", agent="agent-3")
     coord("start", "--next", agent="agent-4")
-    for a, w in (("agent-1", "parser-fix"), ("agent-2", "retries"), ("agent-3", "docs"), ("agent-4", "flaky-test")):
+    for a, w in (
+        ("agent-1", "parser-fix"),
+        ("agent-2", "retries"),
+        ("agent-3", "docs"),
+        ("agent-4", "flaky-test"),
+    ):
         coord("heartbeat", w, "--note", "reading the code", agent=a)
 
     say("agent-1 commits a fix and hands it in; nobody approves their own work")
@@ -100,8 +111,11 @@ def main():
 
     say("history: the last events, the integration branch, and the board")
     coord("log", "--limit", "6")
-    print(subprocess.run(["git", "log", "--oneline", "--graph", "main"], cwd=HOME, text=True,
-                         capture_output=True).stdout.rstrip())
+    print(
+        subprocess.run(
+            ["git", "log", "--oneline", "--graph", "main"], cwd=HOME, text=True, capture_output=True
+        ).stdout.rstrip()
+    )
     coord("verify")
     print()
     coord("status", "--all")

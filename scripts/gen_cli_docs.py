@@ -1,8 +1,9 @@
 """Generate docs/cli.md from the commands' --help (run with --check to compare only).
 
-    .venv/bin/python scripts/gen_cli_docs.py          # rewrite docs/cli.md
-    .venv/bin/python scripts/gen_cli_docs.py --check  # exit 1 if it is out of date
+.venv/bin/python scripts/gen_cli_docs.py          # rewrite docs/cli.md
+.venv/bin/python scripts/gen_cli_docs.py --check  # exit 1 if it is out of date
 """
+
 import sys
 from pathlib import Path
 
@@ -14,16 +15,24 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
 
 def render() -> str:
-    parts = ["# coord command reference\n",
-             "Generated from `coord --help` and each command's `--help` by "
-             "`scripts/gen_cli_docs.py`; `tests/test_docs.py` fails when it drifts.\n",
-             "Global options (`--json`, `--as NAME`, `--home PATH`) are accepted before or after "
-             "the command name. Exit codes: 0 done, 1 unexpected, 2 usage, 3 not found, "
-             "4 refused, 5 integrity, 6 timed out, 7 busy.\n"]
+    parts = [
+        "# coord command reference\n",
+        "Generated from `coord --help` and each command's `--help` by "
+        "`scripts/gen_cli_docs.py`; `tests/test_docs.py` fails when it drifts.\n",
+        "Global options (`--json`, `--as NAME`, `--home PATH`) are accepted before or after "
+        "the command name. Exit codes: 0 done, 1 unexpected, 2 usage, 3 not found, "
+        "4 refused, 5 integrity, 6 timed out, 7 busy.\n",
+    ]
 
     def help_of(cmd, name, parent=None):
-        ctx = click.Context(cmd, info_name=name, parent=parent, terminal_width=88, max_content_width=88,
-                            help_option_names=["-h", "--help"])
+        ctx = click.Context(
+            cmd,
+            info_name=name,
+            parent=parent,
+            terminal_width=88,
+            max_content_width=88,
+            help_option_names=["-h", "--help"],
+        )
         return cmd.get_help(ctx), ctx
 
     text, root = help_of(cli, "coord")

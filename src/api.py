@@ -4,19 +4,27 @@ Each action is one write transaction: look up the request id, load the view, che
 action against the state machine, append, fold (the projector), commit. The CLI is a thin
 layer over this module; benchmarks and tests call it directly.
 """
+
 import os
 from pathlib import Path
 
 import msgspec
 
 from .events.envelope import Envelope
-from .events.errors import BadPayload, IllegalTransition, NothingToClaim, NotYours, Refused, UnknownWorker, UsageError
+from .events.errors import (
+    BadPayload,
+    IllegalTransition,
+    NothingToClaim,
+    NotYours,
+    Refused,
+    UnknownWorker,
+    UsageError,
+)
 from .events.home import Home, find_home
 from .events.ids import check_worker_id
 from .events.store import AUDIT_DIRTY, Store
 from .projections import board, search
 from .projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
-
 
 
 def request_key(command: str, key: str) -> str:
@@ -28,9 +36,9 @@ def request_key(command: str, key: str) -> str:
 class Result(msgspec.Struct):
     worker: str
     state: str
-    event: str | None       # id of the appended event; None when nothing was appended
+    event: str | None  # id of the appended event; None when nothing was appended
     type: str | None = None
-    repeat: bool = False    # an idempotent repeat or a reused --request-id
+    repeat: bool = False  # an idempotent repeat or a reused --request-id
     seq: int | None = None
 
 
@@ -46,8 +54,7 @@ def check_payload(payload) -> dict:
 class Coord:
     """An open home. Use as a context manager, or call close()."""
 
-    def __init__(self, home: Home | str | Path | None = None, actor: str | None = None,
-                 on_warning=None):
+    def __init__(self, home: Home | str | Path | None = None, actor: str | None = None, on_warning=None):
         if not isinstance(home, Home):
             home = find_home(str(home) if home is not None else None)
         self.home = home
@@ -67,6 +74,7 @@ class Coord:
         """The home's audit file (coord.events.audit.AuditTrail), opened on first use."""
         if self._audit is None:
             from .events.audit import AuditTrail
+
             self._audit = AuditTrail(self.store, warn=lambda m: self.on_warning(m))
         return self._audit
 
@@ -127,8 +135,9 @@ class Coord:
     def _remember_request(self, tx, actor, request_id, result: Result, command: str):
         self.remember_result(tx, actor, request_id, result, command)
 
-    def _transition(self, tx, action: str, wid: str, actor: str, payload: dict,
-                    stored: dict | None = None) -> Result:
+    def _transition(
+        self, tx, action: str, wid: str, actor: str, payload: dict, stored: dict | None = None
+    ) -> Result:
         """`payload` is what the rules see; `stored` what the event carries (the payload
         itself, or its claim-check reference when it was too big)."""
         etype = ACTIONS.get(action, action)
@@ -145,8 +154,9 @@ class Coord:
         new = board.load_tx(tx, wid)
         return Result(wid, new.state, ev.id, etype, seq=ev.seq)
 
-    def precheck(self, action: str, wid: str, payload: dict, actor: str,
-                 request_id: str | None = None) -> tuple[bool, Worker | None]:
+    def precheck(
+        self, action: str, wid: str, payload: dict, actor: str, request_id: str | None = None
+    ) -> tuple[bool, Worker | None]:
         """Would `act` append? Read-only, for actions with work to do outside the write
         transaction (git). Returns (repeat, view): repeat is True when `act` would append
         nothing (a used request id, or an idempotent repeat); otherwise the action is legal
@@ -156,9 +166,13 @@ class Coord:
         if not actor:
             raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
         with self.store.read() as conn:
-            if request_id is not None and conn.execute(
+            if (
+                request_id is not None
+                and conn.execute(
                     "SELECT 1 FROM request_ids WHERE actor = ? AND key = ?",
-                    (actor, request_key(action, request_id))).fetchone():
+                    (actor, request_key(action, request_id)),
+                ).fetchone()
+            ):
                 return True, None
             view = board.load(conn, wid)
         etype = ACTIONS.get(action, action)
@@ -170,8 +184,15 @@ class Coord:
         _refuse_if_illegal(action, view, env)
         return False, view
 
-    def act(self, action: str, wid: str, payload: dict | None = None, actor: str | None = None,
-            request_id: str | None = None, expect_repeat: bool = False) -> Result:
+    def act(
+        self,
+        action: str,
+        wid: str,
+        payload: dict | None = None,
+        actor: str | None = None,
+        request_id: str | None = None,
+        expect_repeat: bool = False,
+    ) -> Result:
         """Run one lifecycle action as one transaction. expect_repeat: the caller skipped
         work outside the transaction because `precheck` saw a repeat; refuse rather than
         append if the worker moved meanwhile."""
@@ -193,8 +214,9 @@ class Coord:
                 self._remember_request(tx, actor, request_id, r, action)
         return r
 
-    def start_next(self, actor: str | None = None, request_id: str | None = None,
-                   payload: dict | None = None) -> Result:
+    def start_next(
+        self, actor: str | None = None, request_id: str | None = None, payload: dict | None = None
+    ) -> Result:
         """Claim the oldest ASSIGNED worker this actor may take: one conditional write."""
         actor = actor or self.actor
         payload = {**check_payload(payload or {}), "clone": self.clone_id}
@@ -204,15 +226,18 @@ class Coord:
             if r is None:
                 row = tx.conn.execute(
                     "SELECT worker FROM workers WHERE state = ? AND (assignee IS NULL OR assignee = ?) "
-                    "ORDER BY created, worker LIMIT 1", (ASSIGNED, actor)).fetchone()
+                    "ORDER BY created, worker LIMIT 1",
+                    (ASSIGNED, actor),
+                ).fetchone()
                 if row is None:
                     raise NothingToClaim(f"nothing to claim: no ASSIGNED worker {actor} may start")
                 r = self._transition(tx, "start", row[0], actor, payload, stored)
                 self._remember_request(tx, actor, request_id, r, "start")
         return r
 
-    def append_raw(self, to: str, etype: str, payload: dict, actor: str | None = None,
-                   request_id: str | None = None) -> Result:
+    def append_raw(
+        self, to: str, etype: str, payload: dict, actor: str | None = None, request_id: str | None = None
+    ) -> Result:
         """Append a non-lifecycle event (messages)."""
         actor = actor or self.actor
         stored = self.claim_check(check_payload(payload))
@@ -224,10 +249,16 @@ class Coord:
                 self._remember_request(tx, actor, request_id, r, "send")
         return r
 
-    def reap(self, actor: str | None = None, requeue: bool = False, dry_run: bool = False,
-             request_id: str | None = None) -> list[dict]:
+    def reap(
+        self,
+        actor: str | None = None,
+        requeue: bool = False,
+        dry_run: bool = False,
+        request_id: str | None = None,
+    ) -> list[dict]:
         """Fail (or, with requeue, release) every DEAD worker, in one transaction."""
         from .reaper import reap
+
         return reap(self, actor or self.actor, requeue=requeue, dry_run=dry_run, request_id=request_id)
 
     # --- request ids for results that are not a Result (reap, ack) --------------------
@@ -235,19 +266,24 @@ class Coord:
         """The stored result of a request id this actor already used, decoded; else None."""
         if request_id is None:
             return None
-        row = tx.conn.execute("SELECT result FROM request_ids WHERE actor = ? AND key = ?",
-                              (actor, request_key(command, request_id))).fetchone()
+        row = tx.conn.execute(
+            "SELECT result FROM request_ids WHERE actor = ? AND key = ?",
+            (actor, request_key(command, request_id)),
+        ).fetchone()
         return msgspec.json.decode(row[0]) if row else None
 
     def remember_result(self, tx, actor: str, request_id: str | None, result, command: str) -> None:
         if request_id is not None:
-            tx.conn.execute("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
-                            (actor, request_key(command, request_id), msgspec.json.encode(result)))
+            tx.conn.execute(
+                "INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
+                (actor, request_key(command, request_id), msgspec.json.encode(result)),
+            )
 
     def backup(self, dest: Path, force: bool = False) -> int:
         """VACUUM INTO dest: a consistent snapshot even while others write."""
         import sqlite3
         from .events.errors import CoordError
+
         dest = Path(dest).absolute()
         if dest.exists():
             if not force:
@@ -295,10 +331,18 @@ class Coord:
             return self.store.blobs.verify(conn)
 
     # --- messages --------------------------------------------------------------------
-    def send(self, to: str, name: str, payload: dict, actor: str | None = None,
-             request_id: str | None = None, reply_to: str | None = None) -> Result:
+    def send(
+        self,
+        to: str,
+        name: str,
+        payload: dict,
+        actor: str | None = None,
+        request_id: str | None = None,
+        reply_to: str | None = None,
+    ) -> Result:
         """Append a msg.<name> event to an agent, a worker or '*'."""
         from .projections.inbox import check_recipient, message_type
+
         check_recipient(to)
         etype = message_type(name)
         payload = check_payload(payload)
@@ -311,15 +355,18 @@ class Coord:
     def pending(self, actor: str, types=(), limit: int | None = None) -> list[tuple]:
         """Unacknowledged messages for actor, oldest first: (seq, id, body, to) rows."""
         from .projections import inbox
+
         with self.store.read() as conn:
             return inbox.pending(conn, actor, types, limit)
 
-    def wait_pending(self, actor: str, types=(), limit: int | None = None,
-                     timeout: float = 0.0, interval: float = 0.01) -> list[tuple]:
+    def wait_pending(
+        self, actor: str, types=(), limit: int | None = None, timeout: float = 0.0, interval: float = 0.01
+    ) -> list[tuple]:
         """pending(), blocking up to timeout seconds for a first message. Between looks it
         sleeps and checks PRAGMA data_version (which changes when another connection
         commits), so waiting costs no transaction and next to no CPU."""
         import time
+
         deadline = time.monotonic() + timeout
         version = None
         while True:
@@ -336,6 +383,7 @@ class Coord:
     def acknowledge(self, actor: str, rows) -> None:
         """Move actor's cursors past delivered (seq, …, to) rows."""
         from .projections import inbox
+
         with self.store.write() as tx:
             inbox.acknowledge(tx.conn, actor, [(r[0], r[3]) for r in rows])
 
@@ -343,6 +391,7 @@ class Coord:
         """Acknowledge through seq; returns the seq acknowledged (the first one, for a
         request id used before)."""
         from .projections import inbox
+
         with self.store.write() as tx:
             earlier = self.earlier_result(tx, actor, request_id, "ack")
             if earlier is not None:
@@ -354,6 +403,7 @@ class Coord:
 
 def _stderr_warning(msg: str) -> None:
     import sys
+
     sys.stderr.write(f"warning: {msg}\n")
 
 
@@ -366,10 +416,13 @@ def export_audit(coord: Coord, events) -> None:
     off) and no event is left dirty by an earlier command, there is nothing to write:
     skip the lock, the file check and the bookkeeping reads (one indexed lookup on the
     partial index instead; the most frequent action stays cheap)."""
-    if (all(e.audit is not None and e.audit != AUDIT_DIRTY for e in events)
-            and coord.conn.execute("SELECT 1 FROM events WHERE audit = 1 LIMIT 1").fetchone() is None):
+    if (
+        all(e.audit is not None and e.audit != AUDIT_DIRTY for e in events)
+        and coord.conn.execute("SELECT 1 FROM events WHERE audit = 1 LIMIT 1").fetchone() is None
+    ):
         return
     from .events.errors import CoordError
+
     try:
         coord.audit.export()
     except CoordError as e:
@@ -388,7 +441,9 @@ def _refuse_if_illegal(action: str, view: Worker | None, env: Envelope) -> None:
         raise IllegalTransition(
             f"cannot {action}: {bad[1]}; legal from {state}: "
             f"{', '.join(legal) if legal else 'nothing (terminal)'}",
-            state=state, legal=legal)
+            state=state,
+            legal=legal,
+        )
 
 
 def init(path: str | Path | None = None) -> tuple[Home, bool]:
@@ -397,6 +452,7 @@ def init(path: str | Path | None = None) -> tuple[Home, bool]:
     line checked first: a bad file is refused with exit 5 and no database is created);
     the file itself is never truncated."""
     from .events.home import Home as _Home, init_home_dirs
+
     if path is None:
         path = os.environ.get("COORD_HOME") or (Path.cwd() / ".coord")
     p = Path(path).expanduser().absolute()
@@ -406,6 +462,7 @@ def init(path: str | Path | None = None) -> tuple[Home, bool]:
         audit_path = _Home(p).audit_path
         if audit_path.exists() and audit_path.stat().st_size:
             from .events.audit import read_checked
+
             pairs = read_checked(audit_path)
     home = init_home_dirs(p)
     if not created:
@@ -415,6 +472,7 @@ def init(path: str | Path | None = None) -> tuple[Home, bool]:
         with Coord(home) as c:
             if pairs:
                 from .events.audit import AUDIT_WRITTEN, import_bodies
+
                 import_bodies(c.store, pairs, AUDIT_WRITTEN)
                 c.audit.adopt()
     except BaseException:

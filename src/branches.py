@@ -11,6 +11,7 @@ created a branch or worktree, they are removed again.
 Workers without a branch (outside git, or spawned with --no-git) go straight to
 `Coord.act`, exactly as before.
 """
+
 import os
 from pathlib import Path
 
@@ -35,8 +36,10 @@ def home_repo(c: Coord) -> Repo | None:
 def need_repo(c: Coord, wid: str) -> Repo:
     repo = home_repo(c)
     if repo is None:
-        raise GitError(f"{wid} has a branch but the home {c.home.path} is not inside a git repository "
-                       "any more (use --no-git to act without git)")
+        raise GitError(
+            f"{wid} has a branch but the home {c.home.path} is not inside a git repository "
+            "any more (use --no-git to act without git)"
+        )
     return repo
 
 
@@ -51,14 +54,27 @@ def _as_before(view, etype: str, payload: dict, keys) -> dict:
 
 def _record_conflict(c, wid, actor, files, stage, onto) -> None:
     c.act("worker.conflicted", wid, {"files": files, "stage": stage, "onto": onto}, actor=actor)
-    raise Conflict(f"{wid}: {stage} onto {onto} conflicts in {', '.join(files)}; "
-                   f"resolve in the worker's branch and run `coord done` again",
-                   files=files, stage=stage, onto=onto)
+    raise Conflict(
+        f"{wid}: {stage} onto {onto} conflicts in {', '.join(files)}; "
+        f"resolve in the worker's branch and run `coord done` again",
+        files=files,
+        stage=stage,
+        onto=onto,
+    )
 
 
 # --- spawn ---------------------------------------------------------------------------
-def spawn(c: Coord, wid: str, payload: dict, actor: str, request_id=None, base=None,
-          worktree=None, no_worktree=False, no_git=False) -> Result:
+def spawn(
+    c: Coord,
+    wid: str,
+    payload: dict,
+    actor: str,
+    request_id=None,
+    base=None,
+    worktree=None,
+    no_worktree=False,
+    no_git=False,
+) -> Result:
     check_worker_id(wid)
     if worktree and no_worktree:
         raise UsageError("give --worktree PATH or --no-worktree, not both")
@@ -115,6 +131,7 @@ def spawn(c: Coord, wid: str, payload: dict, actor: str, request_id=None, base=N
 
 def _peek(c, wid):
     from .projections import board
+
     with c.store.read() as conn:
         return board.load(conn, wid)
 
@@ -163,7 +180,8 @@ class _Checkout:
                 if w["branch"] != self.view.branch:
                     raise Refused(
                         f"worktree {self.view.worktree} is on {w['branch'] or 'a detached HEAD'}, "
-                        f"not {self.view.branch}: run `git switch {self.view.branch}` there")
+                        f"not {self.view.branch}: run `git switch {self.view.branch}` there"
+                    )
                 where = Path(w["path"])
         if where is None:
             where = self.repo.checked_out_at(self.view.branch)
@@ -180,8 +198,7 @@ class _Checkout:
             _quietly(self.repo.remove_worktree, self.temp, True)
 
 
-def done(c: Coord, wid: str, payload: dict, actor: str, request_id=None, rebase=True,
-         no_git=False) -> Result:
+def done(c: Coord, wid: str, payload: dict, actor: str, request_id=None, rebase=True, no_git=False) -> Result:
     view = c.worker(wid)
     if no_git or not view.branch:
         return c.act("done", wid, payload, actor=actor, request_id=request_id)
@@ -196,14 +213,19 @@ def done(c: Coord, wid: str, payload: dict, actor: str, request_id=None, rebase=
         rebased = False
         with _Checkout(repo, view, c.home.path) as wt:
             if repo.current_branch(cwd=wt) != view.branch:
-                raise Refused(f"{wt} is on a detached HEAD, not {view.branch}: run `git switch {view.branch}` there")
+                raise Refused(
+                    f"{wt} is on a detached HEAD, not {view.branch}: run `git switch {view.branch}` there"
+                )
             op = repo.operation_in_progress(wt)
             if op:
                 raise Refused(f"a {op} is in progress in {wt}: finish or abort it first")
             dirty = repo.dirty_files(wt)
             if dirty:
-                raise DirtyWorktree(f"{wt} has uncommitted changes ({', '.join(dirty[:5])}"
-                                    f"{', …' if len(dirty) > 5 else ''}): commit them first", files=dirty)
+                raise DirtyWorktree(
+                    f"{wt} has uncommitted changes ({', '.join(dirty[:5])}"
+                    f"{', …' if len(dirty) > 5 else ''}): commit them first",
+                    files=dirty,
+                )
             if rebase and onto:
                 onto_tip = repo.need_branch(onto, "base")
                 if not repo.is_ancestor(onto_tip, repo.branch_tip(view.branch)):
@@ -217,13 +239,15 @@ def done(c: Coord, wid: str, payload: dict, actor: str, request_id=None, rebase=
 
 
 # --- merge ---------------------------------------------------------------------------
-def merge(c: Coord, wid: str, payload: dict, actor: str, request_id=None, into=None,
-          no_git=False) -> Result:
+def merge(c: Coord, wid: str, payload: dict, actor: str, request_id=None, into=None, no_git=False) -> Result:
     view = c.worker(wid)
     if no_git or not view.branch:
         if into:
-            raise UsageError(f"--into needs a worker with a branch ({wid} has none)" if not no_git
-                             else "--into makes no sense with --no-git")
+            raise UsageError(
+                f"--into needs a worker with a branch ({wid} has none)"
+                if not no_git
+                else "--into makes no sense with --no-git"
+            )
         return c.act("merge", wid, payload, actor=actor, request_id=request_id)
     repo = need_repo(c, wid)
     with repo.lock():
@@ -246,10 +270,12 @@ def merge(c: Coord, wid: str, payload: dict, actor: str, request_id=None, into=N
                 commit = repo.find_merge(into, tip)
                 break
             if head and head != tip:
-                raise Refused(f"{view.branch} moved since it was handed in ({head[:12]} → {tip[:12]}): "
-                              f"to merge what was reviewed, reset the branch to it (`git reset --hard "
-                              f"{head[:12]}` in its worktree); to have the new commits reviewed, "
-                              f"`coord fail {wid}`, `coord retry {wid}`, then start and `coord done` again")
+                raise Refused(
+                    f"{view.branch} moved since it was handed in ({head[:12]} → {tip[:12]}): "
+                    f"to merge what was reviewed, reset the branch to it (`git reset --hard "
+                    f"{head[:12]}` in its worktree); to have the new commits reviewed, "
+                    f"`coord fail {wid}`, `coord retry {wid}`, then start and `coord done` again"
+                )
             tree, files = repo.merge_tree(into_tip, tip)
             if files:
                 _record_conflict(c, wid, actor, files, "merge", into)
@@ -286,13 +312,17 @@ def _remove_after_merge(repo: Repo, view) -> bool:
 
 
 # --- cancel --------------------------------------------------------------------------
-def cancel(c: Coord, wid: str, payload: dict, actor: str, request_id=None, delete_branch=False,
-           no_git=False) -> Result:
+def cancel(
+    c: Coord, wid: str, payload: dict, actor: str, request_id=None, delete_branch=False, no_git=False
+) -> Result:
     view = c.worker(wid)
     if no_git or not view.branch:
         if delete_branch:
-            raise UsageError(f"--delete-branch: {wid} has no branch" if not no_git
-                             else "--delete-branch makes no sense with --no-git")
+            raise UsageError(
+                f"--delete-branch: {wid} has no branch"
+                if not no_git
+                else "--delete-branch makes no sense with --no-git"
+            )
         return c.act("cancel", wid, payload, actor=actor, request_id=request_id)
     repo = need_repo(c, wid)
     with repo.lock():

@@ -6,6 +6,7 @@ outside the store's write transaction (see coord.branches for the order of steps
 are computed with `git merge-tree --write-tree` and installed with a compare-and-set on
 the branch ref, so no working tree ever holds a half-done merge.
 """
+
 import fcntl
 import os
 import subprocess
@@ -17,6 +18,7 @@ from .events.errors import CoordError, NotFound, Refused, UsageError
 
 class GitError(CoordError):
     """git failed in a way coord did not expect (exit 1)."""
+
     code = "git"
 
 
@@ -26,6 +28,7 @@ class GitMissing(GitError):
 
 class Conflict(Refused):
     """A rebase or merge conflict (exit 4); `files` lists the conflicting paths."""
+
     code = "conflict"
 
 
@@ -39,14 +42,20 @@ class NoSuchBranch(NotFound):
 
 # Variables a git hook (or a caller inside one) may have set that would point our git
 # calls at another repository or index.
-_SCRUB = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX",
-          "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE")
+_SCRUB = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_PREFIX",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_NAMESPACE",
+)
 
 
 def _env(extra=None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true",
-                "GIT_MERGE_AUTOEDIT": "no"})
+    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"})
     if extra:
         env.update(extra)
     return env
@@ -63,10 +72,13 @@ def first_line(text: str) -> str:
 def run(args, cwd, check=True, what=None) -> subprocess.CompletedProcess:
     """Run `git ARGS` in cwd. check=True raises GitError on a non-zero exit."""
     try:
-        out = subprocess.run(["git", *args], cwd=str(cwd), capture_output=True, text=True,
-                             env=_env(), timeout=600)
+        out = subprocess.run(
+            ["git", *args], cwd=str(cwd), capture_output=True, text=True, env=_env(), timeout=600
+        )
     except FileNotFoundError:
-        raise GitMissing("git is not installed or not on PATH (use --no-git to work without branches)") from None
+        raise GitMissing(
+            "git is not installed or not on PATH (use --no-git to work without branches)"
+        ) from None
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} timed out") from None
     if check and out.returncode != 0:
@@ -140,8 +152,9 @@ class Repo:
 
     def ahead_behind(self, branch: str, base: str) -> tuple[int, int] | None:
         """(ahead, behind) of branch against base; None when either is missing."""
-        r = self.git("rev-list", "--left-right", "--count", f"refs/heads/{base}...refs/heads/{branch}",
-                     check=False)
+        r = self.git(
+            "rev-list", "--left-right", "--count", f"refs/heads/{base}...refs/heads/{branch}", check=False
+        )
         if r.returncode != 0:
             return None
         behind, ahead = r.stdout.split()
@@ -208,8 +221,12 @@ class Repo:
         return names
 
     def operation_in_progress(self, cwd: Path) -> str | None:
-        for name, what in (("rebase-merge", "rebase"), ("rebase-apply", "rebase"),
-                           ("MERGE_HEAD", "merge"), ("CHERRY_PICK_HEAD", "cherry-pick")):
+        for name, what in (
+            ("rebase-merge", "rebase"),
+            ("rebase-apply", "rebase"),
+            ("MERGE_HEAD", "merge"),
+            ("CHERRY_PICK_HEAD", "cherry-pick"),
+        ):
             p = Path(self.out("rev-parse", "--path-format=absolute", "--git-path", name, cwd=cwd))
             if p.exists():
                 return what
@@ -219,8 +236,9 @@ class Repo:
     def rebase(self, cwd: Path, onto: str) -> list[str]:
         """Rebase the branch checked out at cwd onto `onto`. Returns [] when clean; on a
         conflict aborts the rebase (the branch is left as it was) and returns the files."""
-        r = self.git("-c", "rebase.autoStash=false", "rebase", "--quiet", "refs/heads/" + onto,
-                     cwd=cwd, check=False)
+        r = self.git(
+            "-c", "rebase.autoStash=false", "rebase", "--quiet", "refs/heads/" + onto, cwd=cwd, check=False
+        )
         if r.returncode == 0:
             return []
         if self.operation_in_progress(cwd) == "rebase":
@@ -232,8 +250,16 @@ class Repo:
 
     def merge_tree(self, into_tip: str, branch_tip: str) -> tuple[str, list[str]]:
         """Compute a merge without touching any working tree: (tree, conflicting files)."""
-        r = self.git("merge-tree", "--write-tree", "--name-only", "--no-messages", "-z",
-                     into_tip, branch_tip, check=False)
+        r = self.git(
+            "merge-tree",
+            "--write-tree",
+            "--name-only",
+            "--no-messages",
+            "-z",
+            into_tip,
+            branch_tip,
+            check=False,
+        )
         if r.returncode not in (0, 1):
             raise GitError(f"git merge-tree failed: {first_line(r.stderr)}")
         parts = [p for p in r.stdout.split("\0") if p]
@@ -274,13 +300,15 @@ class Repo:
             raise DirtyWorktree(
                 f"{branch} is checked out at {where} with uncommitted changes to files the merge "
                 f"changes ({', '.join(files) or 'see git status'}); commit or stash them, then merge again",
-                files=files)
+                files=files,
+            )
         raise GitError(f"updating {where} failed: {first_line(text)}")
 
     def find_merge(self, into: str, branch_tip: str, limit: int = 500) -> str | None:
         """The merge commit on into's first-parent line that brought branch_tip in."""
-        out = self.out("log", "--first-parent", "--merges", f"-n{limit}", "--format=%H %P",
-                       "refs/heads/" + into)
+        out = self.out(
+            "log", "--first-parent", "--merges", f"-n{limit}", "--format=%H %P", "refs/heads/" + into
+        )
         for line in out.splitlines():
             h, *parents = line.split()
             if branch_tip in parents[1:]:
@@ -294,13 +322,21 @@ def repo_of(project_dir: Path) -> Repo | None:
     if not any((d / ".git").exists() for d in (project_dir, *project_dir.parents)):
         return None  # no repository above: skip starting git (a few ms per spawn)
     try:
-        r = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
-                           cwd=str(project_dir), capture_output=True, text=True, env=_env(), timeout=60)
+        r = subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=str(project_dir),
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=60,
+        )
     except FileNotFoundError:
         for d in (project_dir, *project_dir.parents):
             if (d / ".git").exists():
-                raise GitMissing(f"{d} is a git repository but git is not installed or not on PATH "
-                                 "(use --no-git to work without branches)") from None
+                raise GitMissing(
+                    f"{d} is a git repository but git is not installed or not on PATH "
+                    "(use --no-git to work without branches)"
+                ) from None
         return None
     if r.returncode != 0:
         return None

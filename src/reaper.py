@@ -3,6 +3,7 @@
 All in one write transaction: the liveness of each worker is judged inside BEGIN
 IMMEDIATE, so a second reaper running at the same time sees the first one's events and
 finds nothing left to reap (one reap event per dead worker)."""
+
 from .events.envelope import now_us
 from .projections import board, liveness
 from .projections.workers import ACTIVE
@@ -10,8 +11,9 @@ from .projections.workers import ACTIVE
 REAP_REASON = "heartbeat timeout"
 
 
-def reap(coord, actor: str, requeue: bool = False, dry_run: bool = False,
-         request_id: str | None = None) -> list[dict]:
+def reap(
+    coord, actor: str, requeue: bool = False, dry_run: bool = False, request_id: str | None = None
+) -> list[dict]:
     """Returns one dict per reaped (or, with dry_run, reapable) worker. A request id used
     before returns that first reap's list and appends nothing."""
     action = "release" if requeue else "fail"
@@ -25,17 +27,23 @@ def reap(coord, actor: str, requeue: bool = False, dry_run: bool = False,
         now = now_us()  # judged under the write lock, not before it
         rows = tx.conn.execute(
             f"SELECT view FROM workers WHERE state IN ({','.join('?' * len(ACTIVE))}) "
-            "ORDER BY created, worker", sorted(ACTIVE)).fetchall()
+            "ORDER BY created, worker",
+            sorted(ACTIVE),
+        ).fetchall()
         for (blob,) in rows:
             v = board.decode_view(blob)
             if liveness.level(v, now, default_interval, clone) != liveness.DEAD:
                 continue
             silent = round((now - liveness.since_us(v)) / 1e6, 1)
-            item = {"worker": v.worker, "from_state": v.state, "holder": v.holder,
-                    "silent_s": silent, "interval": liveness.interval_of(v, default_interval)}
+            item = {
+                "worker": v.worker,
+                "from_state": v.state,
+                "holder": v.holder,
+                "silent_s": silent,
+                "interval": liveness.interval_of(v, default_interval),
+            }
             if not dry_run:
-                payload = {"reason": REAP_REASON, "reap": True, "holder": v.holder,
-                           "silent_s": silent}
+                payload = {"reason": REAP_REASON, "reap": True, "holder": v.holder, "silent_s": silent}
                 r = coord._transition(tx, action, v.worker, actor, payload)
                 item.update(state=r.state, event=r.event)
             else:

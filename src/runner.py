@@ -9,6 +9,7 @@ Three parties, no shared mutable state between threads:
   beat → main ("refused", message) / ("error", message).
 The outcome (done or fail) is appended by the main thread after the beat thread stopped.
 """
+
 import os
 import queue
 import selectors
@@ -27,10 +28,10 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # A forwarded SIGTERM/SIGHUP means "stop": after the grace period the child is SIGKILLed.
 # A forwarded SIGINT only interrupts (agents use it to cancel one step), so it never escalates.
 ESCALATE = (signal.SIGTERM, signal.SIGHUP)
-TAIL_KEEP = 256 * 1024      # bytes of recent output kept for the fail event (a blob)
-TAIL_LINES = 20             # lines of output recorded in a fail event
-TAIL_MAX_BYTES = 2048       # and at most this many bytes of them (until blobs exist)
-DRAIN_AFTER_EXIT = 0.5      # s to keep reading pipes that grandchildren hold open
+TAIL_KEEP = 256 * 1024  # bytes of recent output kept for the fail event (a blob)
+TAIL_LINES = 20  # lines of output recorded in a fail event
+TAIL_MAX_BYTES = 2048  # and at most this many bytes of them (until blobs exist)
+DRAIN_AFTER_EXIT = 0.5  # s to keep reading pipes that grandchildren hold open
 DEFAULT_GRACE = 5.0
 
 
@@ -63,8 +64,7 @@ def output_tail_payload(tail: bytes, total: int, blobs=None) -> dict:
         out["tail_truncated"] = len(raw) - TAIL_MAX_BYTES
     if blobs is not None and len(tail) > len(out["tail"].encode()) + 1:
         ref, size = blobs.put_bytes(bytes(tail))
-        out["output"] = {"$blob": ref, "size": size, "name": "output-tail.txt",
-                         "first_byte": total - size}
+        out["output"] = {"$blob": ref, "size": size, "name": "output-tail.txt", "first_byte": total - size}
     return out
 
 
@@ -89,8 +89,10 @@ def check_command(cmd: list[str], env: dict, cwd: str | None = None) -> str:
         path = shutil.which(name, path=env.get("PATH"))
         ok = path is not None
     if not ok:
-        raise UsageError(f"command not found or not executable: {name!r}"
-                         + (f" (from {cwd})" if cwd and "/" in name else ""))
+        raise UsageError(
+            f"command not found or not executable: {name!r}"
+            + (f" (from {cwd})" if cwd and "/" in name else "")
+        )
     return path
 
 
@@ -99,6 +101,7 @@ def _die_with_parent():  # runs in the child between fork and exec
     keeps working on a worker that is about to be reaped."""
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
@@ -108,8 +111,9 @@ def _die_with_parent():  # runs in the child between fork and exec
 class HeartbeatThread(threading.Thread):
     """Beats every `interval` seconds from its own store connection until told to stop."""
 
-    def __init__(self, open_coord, wid: str, interval: float, started: float,
-                 inbox: queue.Queue, outbox: queue.Queue):
+    def __init__(
+        self, open_coord, wid: str, interval: float, started: float, inbox: queue.Queue, outbox: queue.Queue
+    ):
         """open_coord() -> Coord is called in this thread (its own SQLite connection)."""
         super().__init__(name="coord-heartbeat", daemon=True)
         self.open_coord, self.wid, self.interval = open_coord, wid, interval
@@ -152,26 +156,38 @@ class HeartbeatThread(threading.Thread):
 
 class RunResult(msgspec.Struct):
     worker: str
-    exit: int                       # what `coord run` exits with
-    returncode: int | None = None   # the child's, as subprocess reports it (-N: signal N)
-    signal: str | None = None       # the signal that ended the child
-    ended_by: str | None = None     # idle-timeout, timeout, lost-claim
-    signals: list = []              # signals coord run received and forwarded
+    exit: int  # what `coord run` exits with
+    returncode: int | None = None  # the child's, as subprocess reports it (-N: signal N)
+    signal: str | None = None  # the signal that ended the child
+    ended_by: str | None = None  # idle-timeout, timeout, lost-claim
+    signals: list = []  # signals coord run received and forwarded
     duration_s: float = 0.0
     beats: int = 0
-    state: str | None = None        # the worker's state after the outcome was recorded
-    event: str | None = None        # the outcome event
+    state: str | None = None  # the worker's state after the outcome was recorded
+    event: str | None = None  # the outcome event
     lost_claim: str | None = None
     record_error: str | None = None  # the outcome could not be recorded (why)
     recorded_by_child: bool = False  # the child ran `coord done`/`fail`/`release` itself
-    conflict: str | None = None     # done's rebase conflicted: the worker is CONFLICTED
+    conflict: str | None = None  # done's rebase conflicted: the worker is CONFLICTED
 
 
 class Supervisor:
     """Runs one child to its end. Output goes to `out`/`err` (binary files) as it comes."""
 
-    def __init__(self, cmd, env, interval, idle_timeout=None, timeout=None, grace=DEFAULT_GRACE,
-                 out=None, err=None, say=None, claim_lost=None, cwd=None):
+    def __init__(
+        self,
+        cmd,
+        env,
+        interval,
+        idle_timeout=None,
+        timeout=None,
+        grace=DEFAULT_GRACE,
+        out=None,
+        err=None,
+        say=None,
+        claim_lost=None,
+        cwd=None,
+    ):
         self.cmd, self.env, self.interval, self.cwd = cmd, env, interval, cwd
         self.idle_timeout, self.timeout, self.grace = idle_timeout, timeout, grace
         self.sinks = {"out": out, "err": err}
@@ -227,8 +243,14 @@ class Supervisor:
                 old[s] = signal.signal(s, self._on_signal)
         try:
             self.proc = subprocess.Popen(
-                self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, cwd=self.cwd,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                self.cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
             for s in list(self.received):  # arrived before the child existed
                 self._signal_group(s)
             return self._pump(sel, wake_r, start_beats)
@@ -347,11 +369,23 @@ class Supervisor:
         return p.wait(), time.monotonic() - started
 
 
-def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
-               idle_timeout: float | None = None, timeout: float | None = None,
-               grace: float = DEFAULT_GRACE, summary: str | None = None,
-               out=None, err=None, say=None, env: dict | None = None, here: bool = False,
-               request_id: str | None = None) -> RunResult:
+def run_worker(
+    coord,
+    wid: str,
+    cmd: list[str],
+    actor: str,
+    interval: float,
+    idle_timeout: float | None = None,
+    timeout: float | None = None,
+    grace: float = DEFAULT_GRACE,
+    summary: str | None = None,
+    out=None,
+    err=None,
+    say=None,
+    env: dict | None = None,
+    here: bool = False,
+    request_id: str | None = None,
+) -> RunResult:
     """Claim `wid` (start), run CMD under supervision, record the outcome (done/fail).
 
     The child runs in the worker's worktree when it has one (unless `here`), else in the
@@ -397,9 +431,18 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
         if beat is not None:
             beat.inbox.put(("stop", None))
         code = 127 if isinstance(e, FileNotFoundError) else 126  # as shells report them
-        r = coord.act("fail", wid, {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code}, actor=actor)
-        return RunResult(wid, code, returncode=code, state=r.state, event=r.event,
-                         record_error=None, ended_by="exec-failed")
+        r = coord.act(
+            "fail", wid, {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code}, actor=actor
+        )
+        return RunResult(
+            wid,
+            code,
+            returncode=code,
+            state=r.state,
+            event=r.event,
+            record_error=None,
+            ended_by="exec-failed",
+        )
     finally:
         if beat is not None:
             beat.inbox.put(("stop", None))
@@ -408,12 +451,17 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     # A child ended by --timeout/--idle-timeout failed, even if it exited 0 on SIGTERM;
     # coord run then exits 124, as timeout(1) does.
     timed_out = sup.ended_by in ("timeout", "idle-timeout")
-    res = RunResult(wid, 124 if timed_out and returncode == 0 else exit_status(returncode),
-                    returncode=returncode,
-                    signal=signal_name(-returncode) if returncode < 0 else None,
-                    ended_by=sup.ended_by, signals=[signal_name(s) for s in sup.received],
-                    duration_s=round(duration, 3), beats=beat.beats if beat else 0,
-                    lost_claim=sup.lost_claim)
+    res = RunResult(
+        wid,
+        124 if timed_out and returncode == 0 else exit_status(returncode),
+        returncode=returncode,
+        signal=signal_name(-returncode) if returncode < 0 else None,
+        ended_by=sup.ended_by,
+        signals=[signal_name(s) for s in sup.received],
+        duration_s=round(duration, 3),
+        beats=beat.beats if beat else 0,
+        lost_claim=sup.lost_claim,
+    )
     if sup.lost_claim:
         return res  # not ours any more: the new state says what happened
     own = moved_on_by_child()
@@ -431,11 +479,24 @@ def run_worker(coord, wid: str, cmd: list[str], actor: str, interval: float,
     facts = {k: v for k, v in facts.items() if v is not None}
     try:
         if returncode == 0 and not timed_out:
-            text = summary or last_line(bytes(sup.stdout_tail)) or last_line(tail) or f"{os.path.basename(cmd[0])} exited 0"
+            text = (
+                summary
+                or last_line(bytes(sup.stdout_tail))
+                or last_line(tail)
+                or f"{os.path.basename(cmd[0])} exited 0"
+            )
             r = _record_done(coord, wid, {"summary": text, **facts}, actor, res)
         else:
-            r = coord.act("fail", wid, {"reason": fail_reason(res, idle_timeout, timeout, tail),
-                                        **facts, **output_tail_payload(tail, sup.output_bytes, coord.blobs)}, actor=actor)
+            r = coord.act(
+                "fail",
+                wid,
+                {
+                    "reason": fail_reason(res, idle_timeout, timeout, tail),
+                    **facts,
+                    **output_tail_payload(tail, sup.output_bytes, coord.blobs),
+                },
+                actor=actor,
+            )
         res.state, res.event = r.state, r.event
     except CoordError as e:
         res.record_error = e.message
@@ -451,14 +512,22 @@ def _record_done(coord, wid, payload, actor, res: RunResult):
         return coord.act("done", wid, payload, actor=actor)
     from .branches import done as git_done
     from .gitops import Conflict
+
     try:
         return git_done(coord, wid, payload, actor)
     except Conflict as e:
         res.conflict = e.message
         return _Recorded(coord.worker(wid))
     except Refused as e:
-        return coord.act("fail", wid, {"reason": f"exit 0, but done was refused: {e.message}",
-                                       **{k: v for k, v in payload.items() if k != "summary"}}, actor=actor)
+        return coord.act(
+            "fail",
+            wid,
+            {
+                "reason": f"exit 0, but done was refused: {e.message}",
+                **{k: v for k, v in payload.items() if k != "summary"},
+            },
+            actor=actor,
+        )
 
 
 class _Recorded:

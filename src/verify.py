@@ -2,6 +2,7 @@
 changes nothing, and adds problems (and facts) to the report; verify passes only when no
 check found a problem. Features add their own check by appending to CHECKS (e.g. blobs).
 """
+
 from dataclasses import dataclass, field
 
 from .events.envelope import event_id
@@ -11,8 +12,8 @@ PAGE = 20000
 
 @dataclass
 class Report:
-    problems: list = field(default_factory=list)   # one line each, for people
-    facts: dict = field(default_factory=dict)      # check name -> details, for --json
+    problems: list = field(default_factory=list)  # one line each, for people
+    facts: dict = field(default_factory=dict)  # check name -> details, for --json
 
     @property
     def ok(self) -> bool:
@@ -26,8 +27,9 @@ def check_event_hashes(c, report: Report) -> None:
     last = 0
     while True:
         with c.store.read() as conn:
-            rows = conn.execute("SELECT seq, id, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                (last, PAGE)).fetchall()
+            rows = conn.execute(
+                "SELECT seq, id, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (last, PAGE)
+            ).fetchall()
         if not rows:
             break
         for seq, eid, body in rows:
@@ -54,19 +56,23 @@ def check_audit_file(c, report: Report) -> None:
 def check_projections(c, report: Report) -> None:
     """The stored views equal a fresh fold of all events in (ts, id) order."""
     from .projections import board
+
     with c.store.read() as conn:
         fresh = board.fresh_fold(conn)
         stored = board.stored_views(conn)
         orphans = conn.execute(
             "SELECT count(*) FROM events WHERE worker IS NOT NULL AND worker NOT IN "
-            "(SELECT worker FROM workers)").fetchone()[0]
+            "(SELECT worker FROM workers)"
+        ).fetchone()[0]
     differ = sorted(w for w in set(fresh) | set(stored) if fresh.get(w) != stored.get(w))
     for w in differ:
-        why = "missing from the stored views" if w not in stored else (
-            "stored but not in a fresh fold" if w not in fresh else "differs from a fresh fold")
+        why = (
+            "missing from the stored views"
+            if w not in stored
+            else ("stored but not in a fresh fold" if w not in fresh else "differs from a fresh fold")
+        )
         report.problems.append(f"worker {w}: view {why} (run `coord rebuild`)")
-    report.facts["projections"] = {"workers": len(fresh), "differ": differ,
-                                   "orphan_events": orphans}
+    report.facts["projections"] = {"workers": len(fresh), "differ": differ, "orphan_events": orphans}
 
 
 def check_blobs(c, report: Report) -> None:
@@ -90,6 +96,6 @@ CHECKS = [check_database, check_event_hashes, check_audit_file, check_projection
 
 def verify(c, checks=None) -> Report:
     report = Report()
-    for check in (CHECKS if checks is None else checks):
+    for check in CHECKS if checks is None else checks:
         check(c, report)
     return report

@@ -1,6 +1,7 @@
 """Shared fixtures: every test gets its own home under tmp_path (COORD_HOME), and two ways
 to run coord: in-process through the real entry point (`cli`), or as a real subprocess
 (`proc`) for concurrency, crashes and signals."""
+
 import json
 import os
 import subprocess
@@ -72,8 +73,10 @@ def _run_inprocess(args, input=None, env=None) -> Ran:
 @pytest.fixture
 def cli():
     """cli('spawn', 'w-1', input=..., env={...}) -> Ran, in-process, real error handling."""
+
     def run(*args, input=None, env=None):
         return _run_inprocess(list(args), input=input, env=env)
+
     return run
 
 
@@ -84,17 +87,27 @@ def coord_cmd():
 @pytest.fixture
 def proc():
     """proc('status', '--json', env={...}) -> CompletedProcess, as a real process."""
+
     def run(*args, env=None, input=None, timeout=60, **kw):
         e = dict(os.environ)
         if env:
             e.update(env)
-        return subprocess.run([*coord_cmd(), *map(str, args)], env=e, input=input,
-                              capture_output=True, text=True, timeout=timeout, **kw)
+        return subprocess.run(
+            [*coord_cmd(), *map(str, args)],
+            env=e,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **kw,
+        )
+
     return run
 
 
 def count_events(home_path) -> int:
     import sqlite3
+
     con = sqlite3.connect(str(home_path / "coord.db"))
     try:
         return con.execute("SELECT count(*) FROM events").fetchone()[0]

@@ -1,5 +1,6 @@
 """Crash-loop machinery shared by tests and bench: writer processes that print every
 event id they were told succeeded, killed with SIGKILL at random moments."""
+
 import os
 import random
 import signal
@@ -94,8 +95,14 @@ def run_round(home, tmp, rnd: random.Random, writers=3, kind="lib", min_s=0.2, m
     procs = []
     for i in range(writers):
         me = f"{kind}{rnd.randrange(10**9)}"
-        p = subprocess.Popen([sys.executable, str(script), str(home), me], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True, env=e, start_new_session=True)
+        p = subprocess.Popen(
+            [sys.executable, str(script), str(home), me],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=e,
+            start_new_session=True,
+        )
         procs.append((p, time.monotonic() + rnd.uniform(min_s, max_s)))
     acks, errs = [], []
     for p, deadline in sorted(procs, key=lambda x: x[1]):
@@ -118,6 +125,7 @@ def check_store(home, acks):
     every stored event hashes to its id, views equal a fresh fold."""
     from coord.api import Coord
     from coord.projections import board
+
     con = sqlite3.connect(str(home / "coord.db"))
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

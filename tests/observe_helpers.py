@@ -1,5 +1,6 @@
 """Helpers for the observability tests: the committed fixture history, loaded into a store
 through the real write path, and audit files written from a store."""
+
 import sqlite3
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def fixture_events(path=FIXTURE):
 def load_into_store(home_path, path=FIXTURE):
     """Append every line of an audit file through Tx.append (as an import would)."""
     from coord.api import Coord
+
     with Coord(home_path) as c:
         with c.store.write() as tx:
             for line in Path(path).read_bytes().split(b"\n"):

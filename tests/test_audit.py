@@ -1,5 +1,6 @@
 """The audit file: export on every append, dirty tracking across crashes, file checks,
 verify, rewrite, import, init from the file."""
+
 import json
 import os
 import sqlite3
@@ -44,7 +45,8 @@ def test_every_committed_event_is_one_checked_line(home, cli):
         d = json.loads(line)  # parses as JSON (jq would too)
         assert list(d) == ["id", "ts", "from", "to", "type", "payload"]
     assert stored(home, "type = 'worker.heartbeat'") and all(
-        a == 0 for _, a in stored(home, "type = 'worker.heartbeat'"))
+        a == 0 for _, a in stored(home, "type = 'worker.heartbeat'")
+    )
     assert cli("verify").exit_code == 0
 
 
@@ -154,11 +156,14 @@ def test_killed_mid_write_leaves_a_partial_line_that_verify_names(home, cli, pro
 def test_concurrent_writers_never_interleave_or_duplicate(home, proc):
     import subprocess
     import sys
+
     procs = []
     for a in range(4):
-        script = ("from coord.api import Coord\n"
-                  f"c = Coord(actor='p{a}')\n"
-                  f"for i in range(15): c.act('spawn', 'p{a}-' + str(i))\n")
+        script = (
+            "from coord.api import Coord\n"
+            f"c = Coord(actor='p{a}')\n"
+            f"for i in range(15): c.act('spawn', 'p{a}-' + str(i))\n"
+        )
         procs.append(subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ)))
     for p in procs:
         assert p.wait(timeout=120) == 0
@@ -182,8 +187,9 @@ def test_import_is_a_set_union_and_rejects_bad_files_whole(home, cli, tmp_path):
     assert cli("--home", str(other), "spawn", "o-2").exit_code == 0
     bad = tmp_path / "bad.jsonl"
     good = theirs.read_bytes().split(b"\n")
-    bad.write_bytes(b"\n".join([good[0], b"garbage", good[1].replace(b"o-2", b"o-3"), b">>>>>>> theirs", good[2]])
-                    + b"\n")
+    bad.write_bytes(
+        b"\n".join([good[0], b"garbage", good[1].replace(b"o-2", b"o-3"), b">>>>>>> theirs", good[2]]) + b"\n"
+    )
     before = count_events(home)
     r = cli("import", str(bad))
     assert r.exit_code == 5

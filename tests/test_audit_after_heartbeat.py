@@ -1,6 +1,7 @@
 """The audit export after a heartbeat: skipped when the heartbeat is not for the file and
 nothing is dirty (the most frequent action stays cheap), but never when an earlier
 command left events dirty."""
+
 from coord.events.ids import check_line
 from conftest import count_events
 

@@ -1,5 +1,6 @@
 """Bad input and hostile conditions: a one-line error, the documented exit code, nothing
 appended, never a traceback."""
+
 import json
 import os
 import subprocess
@@ -20,23 +21,26 @@ def one_line_error(text):
     return len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in text
 
 
-@pytest.mark.parametrize("args,code", [
-    (("--as", "a", "start", "nope"), 3),
-    (("show", "nope"), 3),
-    (("spawn", "-bad"), 2),
-    (("spawn", "has space"), 2),
-    (("spawn", "x" * 65), 2),
-    (("spawn", "w-1", "--bogus"), 2),
-    (("request-changes", "w-1"), 2),       # --reason missing
-    (("status", "--state", "sleeping"), 2),
-    (("log", "--limit", "0"), 2),
-    (("heartbeat", "w-1", "--interval", "-1", "--as", "a"), 2),
-    (("heartbeat", "w-1", "--interval", "nan", "--as", "a"), 2),
-    (("heartbeat", "w-1", "--interval", "inf", "--as", "a"), 2),
-    (("frobnicate",), 2),
-    (("config", "nope"), 2),
-    (("config", "heartbeat_interval", "fast"), 2),
-])
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        (("--as", "a", "start", "nope"), 3),
+        (("show", "nope"), 3),
+        (("spawn", "-bad"), 2),
+        (("spawn", "has space"), 2),
+        (("spawn", "x" * 65), 2),
+        (("spawn", "w-1", "--bogus"), 2),
+        (("request-changes", "w-1"), 2),  # --reason missing
+        (("status", "--state", "sleeping"), 2),
+        (("log", "--limit", "0"), 2),
+        (("heartbeat", "w-1", "--interval", "-1", "--as", "a"), 2),
+        (("heartbeat", "w-1", "--interval", "nan", "--as", "a"), 2),
+        (("heartbeat", "w-1", "--interval", "inf", "--as", "a"), 2),
+        (("frobnicate",), 2),
+        (("config", "nope"), 2),
+        (("config", "heartbeat_interval", "fast"), 2),
+    ],
+)
 def test_bad_input_one_line_documented_code_nothing_appended(home, cli, args, code):
     assert cli("spawn", "w-0").exit_code == 0
     n = count_events(home)
@@ -70,11 +74,19 @@ def test_no_home_exits_3(tmp_path, cli):
 def test_store_locked_past_busy_timeout_exits_7_and_appends_nothing(home, cli, tmp_path):
     assert cli("config", "busy_timeout", "0.5").exit_code == 0
     assert cli("spawn", "w-1").exit_code == 0
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys, time\n"
-        f"c = sqlite3.connect({str(home / 'coord.db')!r}, isolation_level=None)\n"
-        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(30)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sqlite3, sys, time\n"
+                f"c = sqlite3.connect({str(home / 'coord.db')!r}, isolation_level=None)\n"
+                "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(30)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         n = count_events(home)
@@ -94,6 +106,7 @@ def world_reachable_dir():
     """pytest's tmp_path sits in root-only directories; `nobody` must be able to reach this."""
     import shutil
     import tempfile
+
     d = tempfile.mkdtemp(prefix="coord-perm-", dir="/tmp")
     os.chmod(d, 0o755)
     yield Path(d)

@@ -1,6 +1,7 @@
 """Claim-check blobs: big payloads round-trip byte-exact, reads re-hash (exit 5 on a
 corrupt blob, 3 on a missing one), files are streamed, identical content stored once,
 lifecycle events are claim-checked too."""
+
 import json
 import os
 import random
@@ -36,7 +37,7 @@ def stored_body(home, seq):
 
 def big_payload(n_bytes: int) -> dict:
     rnd = random.Random(5)
-    alphabet = "abcdefghij klmnop\n\t\"\\é漢字😀\u2028\x00\x1f"
+    alphabet = 'abcdefghij klmnop\n\t"\\é漢字😀\u2028\x00\x1f'
     base = "".join(rnd.choice(alphabet) for _ in range(100_000))
     s = base * (n_bytes // len(base.encode()) + 1)
     return {"text": s + " needle", "n": 1, "nested": {"list": [1, 2.5, None, True]}}
@@ -49,8 +50,11 @@ def test_ten_megabyte_payload_round_trips_byte_exact(home, proc, tmp_path):
     src = tmp_path / "p.json"
     src.write_bytes(json.dumps(payload).encode())  # not canonical on purpose
     with open(src, "rb") as f:
-        r = subprocess.run([*coord_cmd(), "--as", "lead", "send", "big", "-", "--to", "a", "--json"],
-                           stdin=f, capture_output=True)
+        r = subprocess.run(
+            [*coord_cmd(), "--as", "lead", "send", "big", "-", "--to", "a", "--json"],
+            stdin=f,
+            capture_output=True,
+        )
     assert r.returncode == 0, r.stderr
     sent = json.loads(r.stdout)
     # The stored event carries the contract's reference; the blob holds the canonical bytes.
@@ -80,7 +84,9 @@ def test_threshold_is_a_setting_and_small_payloads_stay_inline(home, cli):
     r = cli("--as", "lead", "send", "n", json.dumps({"t": "y" * 100}), "--to", "a", "--json").json()
     assert b"$blob" in stored_body(home, r["seq"])
     assert [m["payload"] for m in cli("--as", "a", "poll", "--json").jsonl()] == [
-        {"t": "x" * 100}, {"t": "y" * 100}]
+        {"t": "x" * 100},
+        {"t": "y" * 100},
+    ]
 
 
 def test_identical_content_is_stored_once(home, cli, tmp_path):
@@ -102,8 +108,13 @@ def test_corrupt_blob_is_exit_5_on_every_read_and_nothing_acknowledged(home, cli
     path = home / "blobs" / name
     good = path.read_bytes()
     path.write_bytes(good[:100] + b"X" + good[101:])
-    for args in (("--as", "a", "poll"), ("show", sent["event"]), ("log",), ("blob", "cat", name[:10]),
-                 ("blob", "verify")):
+    for args in (
+        ("--as", "a", "poll"),
+        ("show", sent["event"]),
+        ("log",),
+        ("blob", "cat", name[:10]),
+        ("blob", "verify"),
+    ):
         r = cli(*args)
         assert r.exit_code == 5, (args, r.stderr)
         assert one_line_error(r.stderr) and "corrupt" in r.stderr, r.stderr
@@ -159,6 +170,7 @@ def test_huge_lifecycle_payload_is_claim_checked_and_folded_resolved(home, cli):
 def test_append_path_claim_checks_even_without_the_helper(home):
     """Tx.append itself applies the claim-check, for code that appends envelopes directly."""
     from coord.events.envelope import Envelope
+
     with Coord(home) as c:
         with c.store.write() as tx:
             ev = tx.append(Envelope(tx.next_ts(), "x", "a", "msg.raw", {"t": "q" * 9000}))
@@ -186,7 +198,9 @@ def test_blob_put_and_send_file_stream_hundreds_of_megabytes(home, tmp_path):
     base_r, base = _peak_rss_kb_of([*coord_cmd(), "blob", "put", str(small)], env)
     r, put = _peak_rss_kb_of([*coord_cmd(), "blob", "put", str(big)], env)
     assert r.returncode == 0
-    r2, sendf = _peak_rss_kb_of([*coord_cmd(), "--as", "a", "send", "f", "--file", str(big), "--to", "b"], env)
+    r2, sendf = _peak_rss_kb_of(
+        [*coord_cmd(), "--as", "a", "send", "f", "--file", str(big), "--to", "b"], env
+    )
     assert r2.returncode == 0, r2.stderr
     assert put < base + 50_000 and sendf < base + 50_000, (base, put, sendf)
     ref = r.stdout.split()[0].decode()

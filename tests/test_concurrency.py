@@ -1,5 +1,6 @@
 """Real processes against one home: nothing lost, nothing duplicated, seq gapless, and
 exactly one winner per contested worker."""
+
 import os
 import sqlite3
 import subprocess
@@ -28,9 +29,15 @@ def test_eight_processes_lose_nothing_duplicate_nothing_gapless(home, tmp_path):
     script = tmp_path / "hammer.py"
     script.write_text(HAMMER)
     n = 40
-    procs = [subprocess.Popen([sys.executable, str(script), str(home), f"p{i}", str(n)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(home), f"p{i}", str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
     acked = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -42,18 +49,29 @@ def test_eight_processes_lose_nothing_duplicate_nothing_gapless(home, tmp_path):
     ids = {r[0] for r in con.execute("SELECT id FROM events")}
     assert seqs == list(range(1, 8 * (n + 2) + 1))  # gapless, nothing extra
     assert set(acked) <= ids and len(set(acked)) == len(acked)  # every acknowledged event is there once
-    notes = [r[0] for r in con.execute(
-        "SELECT json_extract(body, '$.payload.note') FROM events WHERE type='worker.heartbeat'")]
+    notes = [
+        r[0]
+        for r in con.execute(
+            "SELECT json_extract(body, '$.payload.note') FROM events WHERE type='worker.heartbeat'"
+        )
+    ]
     assert len(notes) == len(set(notes)) == 8 * n
-    for (w, view) in con.execute("SELECT worker, json_extract(view, '$.heartbeats') FROM workers"):
+    for w, view in con.execute("SELECT worker, json_extract(view, '$.heartbeats') FROM workers"):
         assert view == n
 
 
 def _race(home, argv_for, k):
     env = dict(os.environ, COORD_HOME=str(home))
-    procs = [subprocess.Popen([*coord_cmd(), *argv_for(i), "--json"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(k)]
+    procs = [
+        subprocess.Popen(
+            [*coord_cmd(), *argv_for(i), "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(k)
+    ]
     return [(p.wait(timeout=60), p.stdout.read(), p.stderr.read()) for p in procs]
 
 
@@ -75,6 +93,7 @@ def test_start_next_with_fewer_workers_than_agents(home, proc):
     winners = [r for r in results if r[0] == 0]
     assert len(winners) == 3 and sorted(r[0] for r in results).count(4) == 5
     import json
+
     assert sorted(json.loads(r[1])["worker"] for r in winners) == ["w-1", "w-2", "w-3"]
     for code, out, err in results:
         if code == 4:

@@ -1,6 +1,7 @@
 """Crash loops: writers SIGKILLed at random moments, round after round. Nothing a caller
 was told succeeded is ever lost; the store stays consistent. `--runslow` runs many more
 rounds (docs/reliability.md records how many ran)."""
+
 import random
 
 import pytest

@@ -1,4 +1,5 @@
 """Envelope, canonical bytes, ids, the ts rule, and the audit-line form."""
+
 import json
 
 import blake3
@@ -14,8 +15,10 @@ from coord.events.ids import audit_line, check_line
 def test_canonical_bytes_are_the_five_fields_in_order_compact():
     env = Envelope("2026-01-02T03:04:05.000006Z", "agent-1", "w-1", "worker.done", {"b": 1, "a": "x"})
     body = canonical(env)
-    assert body == (b'{"ts":"2026-01-02T03:04:05.000006Z","from":"agent-1","to":"w-1",'
-                    b'"type":"worker.done","payload":{"a":"x","b":1}}')
+    assert body == (
+        b'{"ts":"2026-01-02T03:04:05.000006Z","from":"agent-1","to":"w-1",'
+        b'"type":"worker.done","payload":{"a":"x","b":1}}'
+    )
     assert list(json.loads(body)) == ["ts", "from", "to", "type", "payload"]
     assert event_id(body) == "b3:" + blake3.blake3(body).hexdigest()
 
@@ -37,7 +40,7 @@ def test_audit_line_passes_the_contract_check_and_tampering_fails():
     raw = line[:-1]
     prefix = b'{"id":"' + eid.encode() + b'",'
     assert raw.startswith(prefix)
-    assert "b3:" + blake3.blake3(b"{" + raw[len(prefix):]).hexdigest() == eid
+    assert "b3:" + blake3.blake3(b"{" + raw[len(prefix) :]).hexdigest() == eid
     assert check_line(line) == (eid, body)
     json.loads(line)  # parses as JSON (jq-able)
     tampered = line.replace(b"sep", b"seP")
@@ -48,9 +51,13 @@ def test_audit_line_passes_the_contract_check_and_tampering_fails():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.text(max_size=8).filter(lambda k: not k.startswith("$")),
-                       st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()),
-                       max_size=5))
+@given(
+    st.dictionaries(
+        st.text(max_size=8).filter(lambda k: not k.startswith("$")),
+        st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()),
+        max_size=5,
+    )
+)
 def test_any_payload_roundtrips_through_the_audit_line(payload):
     env = Envelope("2026-01-02T03:04:05.000006Z", "a", "w", "msg.x", payload)
     body = canonical(env)

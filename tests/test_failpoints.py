@@ -2,6 +2,7 @@
 round after round, through real processes. After each: `coord verify` passes once the
 next command has run, every event a caller was told succeeded is present exactly once,
 no partial line stays in the audit file, and PRAGMA integrity_check is ok."""
+
 import json
 import os
 import sqlite3
@@ -20,8 +21,9 @@ def run(home, *args, fail=None, agent="a", input=None):
     env.pop("COORD_FAILPOINTS", None)
     if fail:
         env["COORD_FAILPOINTS"] = fail
-    return subprocess.run([*coord_cmd(), *map(str, args)], env=env, capture_output=True,
-                          text=True, input=input, timeout=120)
+    return subprocess.run(
+        [*coord_cmd(), *map(str, args)], env=env, capture_output=True, text=True, input=input, timeout=120
+    )
 
 
 def audit_ok(home):
@@ -81,13 +83,15 @@ def test_crash_at_failpoint_loses_nothing(home, fp, cmd, committed):
         check_store(home, acked)
         ids = audit_ok(home)
         assert set(acked) <= set(ids)
-        assert not [p for p in (home / "blobs").iterdir() if not p.name.startswith(".tmp")
-                    and len(p.name) != 64]
+        assert not [
+            p for p in (home / "blobs").iterdir() if not p.name.startswith(".tmp") and len(p.name) != 64
+        ]
 
 
 def test_import_killed_between_batches_then_retried(home, tmp_path):
     src = tmp_path / "src" / ".coord"
     from coord.api import Coord, init
+
     init(src)
     with Coord(src, actor="gen") as c:
         for i in range(2600):  # more than one import batch

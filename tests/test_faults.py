@@ -1,4 +1,5 @@
 """Faults: backup under load, a full disk, a corrupted database page."""
+
 import os
 import resource
 import sqlite3
@@ -58,8 +59,13 @@ def test_full_disk_gives_a_clear_error_and_loses_nothing_acknowledged(home, proc
     big = "x" * 3000
     codes = []
     for i in range(40):
-        r = subprocess.run([*coord_cmd(), "heartbeat", "w-1", "--note", big], env={**os.environ, **env},
-                           capture_output=True, text=True, preexec_fn=limit)
+        r = subprocess.run(
+            [*coord_cmd(), "heartbeat", "w-1", "--note", big],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            preexec_fn=limit,
+        )
         codes.append(r.returncode)
         if r.returncode != 0:
             assert r.returncode == 1 and "Traceback" not in r.stderr
@@ -124,15 +130,21 @@ def test_rebuild_a_lost_store_from_the_audit_file_and_blobs(home, cli, tmp_path)
     """The documented recovery: the database is gone; events.jsonl and blobs/ (both in
     git) rebuild it with `coord init`."""
     big = '{"text": "%s"}' % ("lorem ipsum " * 1000)
-    for args in (("spawn", "w-1", "--task", "t"), ("--as", "a", "start", "w-1"),
-                 ("--as", "a", "send", "log", big, "--to", "lead"), ("--as", "a", "done", "w-1"),
-                 ("--as", "r", "approve", "w-1"), ("spawn", "w-2")):
+    for args in (
+        ("spawn", "w-1", "--task", "t"),
+        ("--as", "a", "start", "w-1"),
+        ("--as", "a", "send", "log", big, "--to", "lead"),
+        ("--as", "a", "done", "w-1"),
+        ("--as", "r", "approve", "w-1"),
+        ("spawn", "w-2"),
+    ):
         assert cli(*args).exit_code == 0
     board = cli("status", "--all", "--json").json()
     log = cli("log", "--json").jsonl()
     clone = tmp_path / "clone" / ".coord"
     clone.mkdir(parents=True)
     import shutil
+
     shutil.copy(home / "events.jsonl", clone / "events.jsonl")
     shutil.copytree(home / "blobs", clone / "blobs", dirs_exist_ok=True)
     assert cli("--home", str(clone), "init").exit_code == 0
@@ -145,6 +157,7 @@ def test_rebuild_a_lost_store_from_the_audit_file_and_blobs(home, cli, tmp_path)
 
 def _hash_valid_non_event_line(body: bytes) -> bytes:
     from coord.events.envelope import event_id
+
     return b'{"id":"' + event_id(body).encode() + b'",' + body[1:] + b"\n"
 
 
@@ -166,6 +179,7 @@ def test_a_hash_valid_line_that_is_no_event_is_a_bad_line(home, cli, tmp_path):
 
 def test_init_from_a_file_with_a_late_bad_line_builds_nothing(tmp_path, cli):
     from coord.api import Coord, init
+
     src, _ = init(tmp_path / "src" / ".coord")
     with Coord(src, actor="g") as c:
         for i in range(2500):  # more than one import batch before the bad line
@@ -173,7 +187,8 @@ def test_init_from_a_file_with_a_late_bad_line_builds_nothing(tmp_path, cli):
     clone = tmp_path / "clone" / ".coord"
     clone.mkdir(parents=True)
     data = src.audit_path.read_bytes() + _hash_valid_non_event_line(
-        b'{"ts":"2030-01-01T00:00:00.000000Z","from":"a","to":"b","type":"BAD","payload":{}}')
+        b'{"ts":"2030-01-01T00:00:00.000000Z","from":"a","to":"b","type":"BAD","payload":{}}'
+    )
     (clone / "events.jsonl").write_bytes(data)
     r = cli("--home", str(clone), "init")
     assert r.exit_code == 5

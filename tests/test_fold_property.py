@@ -1,5 +1,6 @@
 """Incremental folding (the projector in each append transaction) equals a fold from
 zero and equals `rebuild`, on random sequences of legal and illegal actions."""
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from coord.api import Coord, init
@@ -8,11 +9,21 @@ from coord.projections import board
 
 ACTORS = ["a1", "a2", "rev"]
 WORKERS = ["w1", "w2", "w3"]
-ACTIONS = ["spawn", "start", "heartbeat", "done", "approve", "request-changes", "merge",
-           "release", "cancel", "fail", "retry"]
+ACTIONS = [
+    "spawn",
+    "start",
+    "heartbeat",
+    "done",
+    "approve",
+    "request-changes",
+    "merge",
+    "release",
+    "cancel",
+    "fail",
+    "retry",
+]
 
-step = st.tuples(st.sampled_from(ACTIONS), st.sampled_from(WORKERS), st.sampled_from(ACTORS),
-                 st.booleans())
+step = st.tuples(st.sampled_from(ACTIONS), st.sampled_from(WORKERS), st.sampled_from(ACTORS), st.booleans())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,5 +1,6 @@
 """coord log -f in a real subprocess sees exactly the events other processes commit while
 it runs: none missed, none repeated, in seq order; SIGTERM ends it with exit 0."""
+
 import os
 import signal
 import sqlite3
@@ -37,9 +38,15 @@ def _db_rows(home, where=""):
 
 def _follow(home, *args, writers=3, per=40):
     import json
+
     env = dict(os.environ, COORD_HOME=str(home))
-    p = subprocess.Popen([*coord_cmd(), "log", "-f", "--json", *args], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [*coord_cmd(), "log", "-f", "--json", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out = []
     t = threading.Thread(target=_reader, args=(p, out), daemon=True)
     t.start()
@@ -89,6 +96,12 @@ def test_follow_ends_quietly_when_the_reader_goes_away(home, cli):
     for i in range(5):
         cli("spawn", f"w-{i}")
     env = dict(os.environ, COORD_HOME=str(home))
-    r = subprocess.run(f"{' '.join(coord_cmd())} log -f | head -2", shell=True, env=env,
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        f"{' '.join(coord_cmd())} log -f | head -2",
+        shell=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert len(r.stdout.splitlines()) == 2 and "Error" not in r.stderr and "Traceback" not in r.stderr

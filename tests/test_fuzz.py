@@ -1,6 +1,7 @@
 """Fuzzing the command line (COORD_FUZZ_EXAMPLES=N for a deeper run): random command sequences, arguments and payloads (unicode,
 huge, empty, control characters) never produce a traceback or an undocumented exit code,
 and the store always checks out afterwards."""
+
 import os
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -9,22 +10,50 @@ from coord.api import Coord
 from coord.events.envelope import event_id
 from coord.projections import board
 
-COMMANDS = ["spawn", "start", "heartbeat", "done", "approve", "request-changes", "merge",
-            "release", "cancel", "fail", "retry", "status", "show", "log",
-            "send", "poll", "ack", "search", "replay", "stats"]
+COMMANDS = [
+    "spawn",
+    "start",
+    "heartbeat",
+    "done",
+    "approve",
+    "request-changes",
+    "merge",
+    "release",
+    "cancel",
+    "fail",
+    "retry",
+    "status",
+    "show",
+    "log",
+    "send",
+    "poll",
+    "ack",
+    "search",
+    "replay",
+    "stats",
+]
 FLAGS = {
-    "spawn": ["--task", "--assignee"], "heartbeat": ["--note", "--interval", "--force"],
-    "done": ["--summary", "--force"], "approve": ["--note"], "request-changes": ["--reason"],
-    "cancel": ["--reason"], "fail": ["--reason", "--force"], "status": ["--state", "--stale", "--all"],
-    "log": ["--worker", "--type", "--from", "--since", "--limit"], "start": ["--next"],
-    "send": ["--to", "--text", "--reply-to", "--request-id"], "poll": ["--peek", "--limit", "--type"],
-    "search": ["--type", "--from", "--limit"], "replay": ["--at", "--worker", "--since"],
+    "spawn": ["--task", "--assignee"],
+    "heartbeat": ["--note", "--interval", "--force"],
+    "done": ["--summary", "--force"],
+    "approve": ["--note"],
+    "request-changes": ["--reason"],
+    "cancel": ["--reason"],
+    "fail": ["--reason", "--force"],
+    "status": ["--state", "--stale", "--all"],
+    "log": ["--worker", "--type", "--from", "--since", "--limit"],
+    "start": ["--next"],
+    "send": ["--to", "--text", "--reply-to", "--request-id"],
+    "poll": ["--peek", "--limit", "--type"],
+    "search": ["--type", "--from", "--limit"],
+    "replay": ["--at", "--worker", "--since"],
     "stats": ["--since"],
 }
 FLAGS_WITHOUT_VALUE = ("--force", "--stale", "--all", "--next", "--text", "--peek")
 json_payload = st.one_of(
-    st.dictionaries(st.text(max_size=6), st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3)
-    .map(lambda d: __import__("json").dumps(d)),
+    st.dictionaries(
+        st.text(max_size=6), st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3
+    ).map(lambda d: __import__("json").dumps(d)),
     st.sampled_from(["{}", "[]", "null", "{", '{"$blob": "b3:00"}', '"str"', "1e999"]),
     st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
 )
@@ -55,7 +84,11 @@ def command(draw):
     return prefix + args
 
 
-@settings(max_examples=int(os.environ.get("COORD_FUZZ_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("COORD_FUZZ_EXAMPLES", 60)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(command(), min_size=1, max_size=25))
 def test_random_commands_only_documented_outcomes(home, cli, cmds):
     for args in cmds:
@@ -70,12 +103,18 @@ def test_random_commands_only_documented_outcomes(home, cli, cmds):
         assert board.stored_views(c.conn) == board.fresh_fold(c.conn)
 
 
-@settings(max_examples=int(os.environ.get("COORD_FUZZ_EXAMPLES", 80)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(
-    st.binary(max_size=400),
-    st.lists(st.binary(max_size=80), max_size=6).map(lambda parts: b"\n".join(parts)),
-    st.text(max_size=300).map(str.encode),
-))
+@settings(
+    max_examples=int(os.environ.get("COORD_FUZZ_EXAMPLES", 80)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.one_of(
+        st.binary(max_size=400),
+        st.lists(st.binary(max_size=80), max_size=6).map(lambda parts: b"\n".join(parts)),
+        st.text(max_size=300).map(str.encode),
+    )
+)
 def test_random_bytes_through_import_are_refused_cleanly(home, cli, tmp_path, data):
     f = tmp_path / "in.jsonl"
     f.write_bytes(data)
@@ -95,6 +134,7 @@ def test_valid_lines_mixed_with_fuzz_import_nothing(home, cli, tmp_path):
     assert cli("spawn", "w-1").exit_code == 0
     good = (home / "events.jsonl").read_bytes()
     from coord.api import init
+
     other, _ = init(tmp_path / "o" / ".coord")
     r = cli("--home", str(other.path), "import", str(home / "events.jsonl"))
     assert r.exit_code == 0

@@ -1,6 +1,7 @@
 """Branch per worker, against real git repositories in temporary directories: spawn makes
 a branch and a worktree, done rebases, merge really merges, conflicts leave the
 integration branch as it was, crashes between git and the record are retried safely."""
+
 import json
 import os
 import shutil
@@ -17,14 +18,20 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def porcelain(cwd) -> str:
     """`git status --porcelain` without coord's own files: .coord/events.jsonl is
     committed and coord appends to it after every action (docs/audit.md)."""
-    out = subprocess.run(["git", "status", "--porcelain"], cwd=str(cwd), capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=str(cwd), capture_output=True, text=True, check=True
+    ).stdout
     return "\n".join(line for line in out.splitlines() if ".coord/" not in line).strip()
 
 
 def g(cwd, *args, check=True) -> str:
-    r = subprocess.run(["git", *args], cwd=str(cwd), capture_output=True, text=True,
-                       env={**os.environ, "GIT_EDITOR": "true", "LC_ALL": "C"})
+    r = subprocess.run(
+        ["git", *args],
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_EDITOR": "true", "LC_ALL": "C"},
+    )
     if check and r.returncode != 0:
         raise AssertionError(f"git {args} failed: {r.stderr}")
     return r.stdout.strip()
@@ -487,13 +494,18 @@ def test_no_git_inside_a_repository(repo, cli):
 def test_concurrent_merges_of_two_workers_both_land(repo, cli):
     """Two real processes merge two workers into the checked-out main at once."""
     from conftest import coord_cmd
+
     for w in ("w1", "w2", "w3"):
         ok(cli("spawn", w))
         ok(cli("--as", "ag", "start", w))
         commit_file(repo / ".coord" / "worktrees" / w, f"{w}.txt", f"{w}\n")
         through_review(cli, w)
-    ps = [subprocess.Popen([*coord_cmd(), "merge", w], cwd=repo, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True) for w in ("w1", "w2", "w3")]
+    ps = [
+        subprocess.Popen(
+            [*coord_cmd(), "merge", w], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for w in ("w1", "w2", "w3")
+    ]
     for p in ps:
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err

@@ -1,5 +1,6 @@
 """Heartbeats must not make reads scan history: `show`'s history goes through the partial
 index of migration 0401, on a new database and on one migrated from schema 1."""
+
 import sqlite3
 
 from coord.api import Coord
@@ -8,8 +9,10 @@ from coord.events.store import SCHEMA_VERSION
 
 
 def plan(con, wid="w-1"):
-    q = ("EXPLAIN QUERY PLAN SELECT seq, id, ts, \"from\", type, body FROM events WHERE worker = ? "
-         "AND type != 'worker.heartbeat' ORDER BY ts DESC, id DESC LIMIT 50")
+    q = (
+        'EXPLAIN QUERY PLAN SELECT seq, id, ts, "from", type, body FROM events WHERE worker = ? '
+        "AND type != 'worker.heartbeat' ORDER BY ts DESC, id DESC LIMIT 50"
+    )
     return " ".join(r[-1] for r in con.execute(q, (wid,)))
 
 

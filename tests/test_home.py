@@ -1,4 +1,5 @@
 """Home discovery, init, settings, and migrations."""
+
 import sqlite3
 import subprocess
 import sys
@@ -66,11 +67,17 @@ def test_blank_database_is_migrated_and_current_one_skipped(tmp_path, cli, monke
 
 
 def test_per_action_path_does_not_import_sqlite_utils(home):
-    code = ("import sys, os\n"
-            "from coord.cli.common import run_main\nfrom coord.cli import cli\n"
-            "rc = run_main(cli, ['spawn', 'w-1'])\n"
-            "rc2 = run_main(cli, ['--as', 'a', 'start', 'w-1'])\n"
-            "print(rc, rc2, 'sqlite_utils' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"COORD_HOME": str(home), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys, os\n"
+        "from coord.cli.common import run_main\nfrom coord.cli import cli\n"
+        "rc = run_main(cli, ['spawn', 'w-1'])\n"
+        "rc2 = run_main(cli, ['--as', 'a', 'start', 'w-1'])\n"
+        "print(rc, rc2, 'sqlite_utils' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"COORD_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.split()[-3:] == ["0", "0", "False"], out.stderr

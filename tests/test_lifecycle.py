@@ -1,5 +1,6 @@
 """The state machine through the CLI: every transition, who may act, refusals that append
 nothing, idempotent repeats, --request-id, prefixes."""
+
 import os
 
 import pytest
@@ -19,8 +20,13 @@ def state_of(cli, w):
 
 
 def test_happy_path_and_review_loop(home, cli):
-    walk(cli, ("spawn", "w-1", "--task", "t"), ("--as", "a", "start", "w-1"),
-         ("--as", "a", "heartbeat", "w-1"), ("--as", "a", "done", "w-1", "--summary", "s"))
+    walk(
+        cli,
+        ("spawn", "w-1", "--task", "t"),
+        ("--as", "a", "start", "w-1"),
+        ("--as", "a", "heartbeat", "w-1"),
+        ("--as", "a", "done", "w-1", "--summary", "s"),
+    )
     assert state_of(cli, "w-1") == "IN_REVIEW"
     walk(cli, ("--as", "r", "request-changes", "w-1", "--reason", "tests"))
     assert state_of(cli, "w-1") == "WORKING"
@@ -39,16 +45,21 @@ def test_release_fail_retry_cancel(home, cli):
     assert cli("status", "w-1", "--json").json()[0]["state"] == "CANCELED"
 
 
-@pytest.mark.parametrize("setup,cmd,state", [
-    ([], ("merge", "w-1"), "ASSIGNED"),
-    ([], ("--as", "a", "done", "w-1"), "ASSIGNED"),
-    ([("--as", "a", "start", "w-1")], ("--as", "b", "start", "w-1"), "WORKING"),
-    ([("--as", "a", "start", "w-1")], ("--as", "r", "approve", "w-1"), "WORKING"),
-    ([("--as", "a", "start", "w-1")], ("retry", "w-1"), "WORKING"),
-    ([("cancel", "w-1")], ("--as", "a", "start", "w-1"), "CANCELED"),
-    ([("cancel", "w-1")], ("fail", "w-1"), "CANCELED"),
-])
-def test_illegal_transition_exits_4_names_state_and_legal_actions_appends_nothing(home, cli, setup, cmd, state):
+@pytest.mark.parametrize(
+    "setup,cmd,state",
+    [
+        ([], ("merge", "w-1"), "ASSIGNED"),
+        ([], ("--as", "a", "done", "w-1"), "ASSIGNED"),
+        ([("--as", "a", "start", "w-1")], ("--as", "b", "start", "w-1"), "WORKING"),
+        ([("--as", "a", "start", "w-1")], ("--as", "r", "approve", "w-1"), "WORKING"),
+        ([("--as", "a", "start", "w-1")], ("retry", "w-1"), "WORKING"),
+        ([("cancel", "w-1")], ("--as", "a", "start", "w-1"), "CANCELED"),
+        ([("cancel", "w-1")], ("fail", "w-1"), "CANCELED"),
+    ],
+)
+def test_illegal_transition_exits_4_names_state_and_legal_actions_appends_nothing(
+    home, cli, setup, cmd, state
+):
     walk(cli, ("spawn", "w-1"), *setup)
     before = count_events(home)
     r = cli(*cmd)
@@ -65,8 +76,12 @@ def test_who_may_act(home, cli):
     assert r.exit_code == 4 and "assigned to bob" in r.stderr
     assert count_events(home) == before
     walk(cli, ("--as", "bob", "start", "w-1"))
-    for cmd in (("--as", "eve", "heartbeat", "w-1"), ("--as", "eve", "done", "w-1"),
-                ("--as", "eve", "release", "w-1"), ("--as", "eve", "fail", "w-1")):
+    for cmd in (
+        ("--as", "eve", "heartbeat", "w-1"),
+        ("--as", "eve", "done", "w-1"),
+        ("--as", "eve", "release", "w-1"),
+        ("--as", "eve", "fail", "w-1"),
+    ):
         before = count_events(home)
         r = cli(*cmd)
         assert r.exit_code == 4 and "held by bob" in r.stderr, cmd
@@ -167,8 +182,19 @@ def test_prefixes_and_ambiguity(home, cli):
 def test_worker_json_fields_and_show(home, cli):
     walk(cli, ("spawn", "w-1", "--task", "t"), ("--as", "a", "start", "w-1"))
     d = cli("status", "--json").json()[0]
-    for k in ("worker", "state", "holder", "assignee", "task", "branch", "created", "updated",
-              "last_heartbeat", "liveness", "conflicts"):
+    for k in (
+        "worker",
+        "state",
+        "holder",
+        "assignee",
+        "task",
+        "branch",
+        "created",
+        "updated",
+        "last_heartbeat",
+        "liveness",
+        "conflicts",
+    ):
         assert k in d
     s = cli("show", "w-1", "--json").json()
     assert [e["type"] for e in s["history"]] == ["worker.spawned", "worker.started"]
@@ -177,8 +203,13 @@ def test_worker_json_fields_and_show(home, cli):
 
 
 def test_log_filters(home, cli):
-    walk(cli, ("spawn", "w-1"), ("spawn", "w-2"), ("--as", "a", "start", "w-1"),
-         ("--as", "a", "heartbeat", "w-1"))
+    walk(
+        cli,
+        ("spawn", "w-1"),
+        ("spawn", "w-2"),
+        ("--as", "a", "start", "w-1"),
+        ("--as", "a", "heartbeat", "w-1"),
+    )
     evs = cli("log", "--json").jsonl()
     assert [e["seq"] for e in evs] == [1, 2, 3, 4]
     assert len(cli("log", "--worker", "w-1", "--json").jsonl()) == 3
@@ -199,6 +230,7 @@ def test_control_characters_are_escaped_in_text_output(home, cli):
 
 def test_default_actor_without_user_variables_is_the_login_name(home, cli, monkeypatch):
     import pwd
+
     monkeypatch.delenv("USER", raising=False)
     monkeypatch.delenv("LOGNAME", raising=False)
     walk(cli, ("spawn", "w-1"))

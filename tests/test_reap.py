@@ -1,5 +1,6 @@
 """`coord reap`: DEAD workers only, REMOTE ones left alone, one reap event per dead worker
 even with several reapers at once (real processes)."""
+
 import json
 import os
 import sqlite3
@@ -14,8 +15,10 @@ from coord.api import Coord
 def reap_events(home):
     con = sqlite3.connect(str(home / "coord.db"))
     try:
-        rows = con.execute("SELECT worker, type, body FROM events WHERE type IN "
-                           "('worker.failed','worker.released') ORDER BY seq").fetchall()
+        rows = con.execute(
+            "SELECT worker, type, body FROM events WHERE type IN "
+            "('worker.failed','worker.released') ORDER BY seq"
+        ).fetchall()
     finally:
         con.close()
     return [(w, t, json.loads(b)["payload"]) for w, t, b in rows]
@@ -35,8 +38,8 @@ def test_reap_fails_only_dead_workers(home, cli):
     make_dead(home, ["d-1", "d-2"])
     with Coord(home, actor="a2") as c:
         c.act("spawn", "alive", {})
-        c.act("start", "alive", {})        # default interval 10 s: OK
-        c.act("spawn", "waiting", {})      # ASSIGNED: no liveness
+        c.act("start", "alive", {})  # default interval 10 s: OK
+        c.act("spawn", "waiting", {})  # ASSIGNED: no liveness
     r = cli("--as", "reaper", "reap")
     assert r.exit_code == 0, r.stderr
     assert "d-1: reaped" in r.stdout and "d-2: reaped" in r.stdout and "alive" not in r.stdout
@@ -44,10 +47,11 @@ def test_reap_fails_only_dead_workers(home, cli):
     assert states == {"d-1": "FAILED", "d-2": "FAILED", "alive": "WORKING", "waiting": "ASSIGNED"}
     evs = reap_events(home)
     assert [(w, t) for w, t, _ in evs] == [("d-1", "worker.failed"), ("d-2", "worker.failed")]
-    assert all(p["reason"] == "heartbeat timeout" and p["reap"] is True and p["holder"] == "a1"
-               for _, _, p in evs)
+    assert all(
+        p["reason"] == "heartbeat timeout" and p["reap"] is True and p["holder"] == "a1" for _, _, p in evs
+    )
     n = count_events(home)
-    r = cli("reap")                         # idempotent: nothing left
+    r = cli("reap")  # idempotent: nothing left
     assert r.exit_code == 0 and r.stdout.strip() == "nothing to reap"
     assert count_events(home) == n
 
@@ -87,11 +91,19 @@ def test_two_reapers_at_once_one_event_per_dead_worker(home):
     names = [f"d-{i}" for i in range(8)]
     make_dead(home, names)
     env = dict(os.environ, COORD_HOME=str(home))
-    procs = [subprocess.Popen([*coord_cmd(), "--as", f"reaper-{i}", "--json", "reap"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [*coord_cmd(), "--as", f"reaper-{i}", "--json", "reap"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     reaped = [d["worker"] for out, _ in outs for d in json.loads(out)]
-    assert sorted(reaped) == names               # each worker reaped by exactly one reaper
+    assert sorted(reaped) == names  # each worker reaped by exactly one reaper
     evs = reap_events(home)
     assert sorted(w for w, _, _ in evs) == names  # and one event each

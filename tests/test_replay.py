@@ -1,5 +1,6 @@
 """coord replay: every --at equals folding the first N events; the file and the database
 replay identically; filters, --step, --speed, --json, bad files."""
+
 import msgspec
 import pytest
 
@@ -7,8 +8,19 @@ from coord.projections.workers import fold_all
 from observe_helpers import FIXTURE, export_audit, fixture_events, load_into_store
 
 EVENTS = fixture_events()
-KEYS = ("worker", "state", "holder", "assignee", "task", "state_since", "last_heartbeat",
-        "summary", "reason", "conflicts", "last_event")
+KEYS = (
+    "worker",
+    "state",
+    "holder",
+    "assignee",
+    "task",
+    "state_since",
+    "last_heartbeat",
+    "summary",
+    "reason",
+    "conflicts",
+    "last_event",
+)
 
 
 def board_of(views):
@@ -30,9 +42,20 @@ def loaded(home):
 
 def test_fixture_covers_the_lifecycle():
     types = {env.type for _, env in EVENTS}
-    for t in ("worker.spawned", "worker.started", "worker.heartbeat", "worker.done", "worker.conflicted",
-              "worker.approved", "worker.changes_requested", "worker.merged", "worker.released",
-              "worker.canceled", "worker.failed", "worker.retried"):
+    for t in (
+        "worker.spawned",
+        "worker.started",
+        "worker.heartbeat",
+        "worker.done",
+        "worker.conflicted",
+        "worker.approved",
+        "worker.changes_requested",
+        "worker.merged",
+        "worker.released",
+        "worker.canceled",
+        "worker.failed",
+        "worker.retried",
+    ):
         assert t in types, t
     assert any(t.startswith("msg.") for t in types)
 
@@ -56,8 +79,14 @@ def test_at_the_end_equals_the_live_board(cli, loaded):
 
 
 def test_replay_from_file_equals_replay_from_database(cli, loaded, tmp_path):
-    for args in ((), ("--json",), ("--worker", "retries"), ("--type", "msg.*", "--json"),
-                 ("--since", "10", "--until", "40"), ("--at", "33", "--json")):
+    for args in (
+        (),
+        ("--json",),
+        ("--worker", "retries"),
+        ("--type", "msg.*", "--json"),
+        ("--since", "10", "--until", "40"),
+        ("--at", "33", "--json"),
+    ):
         a = cli("replay", *args)
         b = cli("replay", "--from-file", str(FIXTURE), *args)
         assert a.exit_code == b.exit_code == 0, (a.stderr, b.stderr)
@@ -81,9 +110,15 @@ def test_replay_of_cli_made_history_equals_its_exported_file(cli, home, tmp_path
     b = cli("replay", "--json", "--from-file", str(out))
     assert a.stdout == b.stdout and len(a.jsonl()) == n
     states = [(e["before"], e["after"]) for e in a.jsonl() if e["worker"] == "w-1"]
-    assert states == [(None, "ASSIGNED"), ("ASSIGNED", "WORKING"), ("WORKING", "WORKING"),
-                      ("WORKING", "IN_REVIEW"), ("IN_REVIEW", "WORKING"), ("WORKING", "FAILED"),
-                      ("FAILED", "ASSIGNED")]
+    assert states == [
+        (None, "ASSIGNED"),
+        ("ASSIGNED", "WORKING"),
+        ("WORKING", "WORKING"),
+        ("WORKING", "IN_REVIEW"),
+        ("IN_REVIEW", "WORKING"),
+        ("WORKING", "FAILED"),
+        ("FAILED", "ASSIGNED"),
+    ]
 
 
 def test_text_says_what_changed(cli):
@@ -134,6 +169,7 @@ def test_step_waits_for_a_line_per_event_and_q_quits(cli):
 
 def test_speed_plays_back_and_caps_gaps(cli):
     import time
+
     t = time.monotonic()
     r = cli("replay", "--speed", "1e9", "--max-gap", "0.01", "--until", "5", "--from-file", str(FIXTURE))
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == 5

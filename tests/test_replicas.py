@@ -1,6 +1,7 @@
 """Replicas converge: two homes that exchange their audit files, in any order and any
 number of times (directly or through a real git remote with the union merge), show the
 same board and the same events; conflicting moves made while apart show as conflicts."""
+
 import os
 import random
 import subprocess
@@ -32,8 +33,7 @@ def log_of(cli, h):
     unless audit_heartbeats is on."""
     r = cli("--home", str(h), "log", "--json")
     assert r.exit_code == 0, r.stderr
-    return [{k: v for k, v in d.items() if k != "seq"} for d in r.jsonl()
-            if d["type"] != "worker.heartbeat"]
+    return [{k: v for k, v in d.items() if k != "seq"} for d in r.jsonl() if d["type"] != "worker.heartbeat"]
 
 
 def exchange(cli, a, b):
@@ -75,14 +75,24 @@ def test_two_clones_apart_converge_with_conflicts_and_remote_liveness(tmp_path, 
     assert "CONFLICT" in r.stdout and "worker.approved" in r.stdout
 
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 def git(cwd, *args):
-    r = subprocess.run(["git", "-c", "pull.rebase=false", "-c", "init.defaultBranch=main", *args],
-                       cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+    r = subprocess.run(
+        ["git", "-c", "pull.rebase=false", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
     assert r.returncode == 0, f"git {' '.join(args)}: {r.stderr}"
     return r.stdout
 
@@ -93,7 +103,10 @@ def test_two_git_clones_append_concurrently_merge_and_converge(tmp_path, cli):
     git(ca, "init", "-q")
     assert cli("--home", str(ca / ".coord"), "init").exit_code == 0
     assert "merge=union" in (ca / ".coord" / ".gitattributes").read_text()
-    assert cli("--home", str(ca / ".coord"), "spawn", "shared", "--task", "both touch it", "--no-git").exit_code == 0
+    assert (
+        cli("--home", str(ca / ".coord"), "spawn", "shared", "--task", "both touch it", "--no-git").exit_code
+        == 0
+    )
     git(ca, "add", "-A")
     git(ca, "commit", "-qm", "coord init")
     git(tmp_path, "clone", "-q", "--bare", str(ca), str(origin))
@@ -105,13 +118,17 @@ def test_two_git_clones_append_concurrently_merge_and_converge(tmp_path, cli):
     assert cli("--home", str(cb / ".coord"), "init").exit_code == 0
 
     # concurrent appends in both clones, as real processes
-    script = ("import sys\nfrom coord.api import Coord\n"
-              "c = Coord(sys.argv[1], actor=sys.argv[2])\n"
-              "for i in range(8): c.act('spawn', sys.argv[2] + '-' + str(i))\n"
-              "c.act('start', sys.argv[2] + '-0')\n"
-              "c.act('start', 'shared')\n")
-    ps = [subprocess.Popen([sys.executable, "-c", script, str(d / ".coord"), who])
-          for d, who in ((ca, "a"), (cb, "b"))]
+    script = (
+        "import sys\nfrom coord.api import Coord\n"
+        "c = Coord(sys.argv[1], actor=sys.argv[2])\n"
+        "for i in range(8): c.act('spawn', sys.argv[2] + '-' + str(i))\n"
+        "c.act('start', sys.argv[2] + '-0')\n"
+        "c.act('start', 'shared')\n"
+    )
+    ps = [
+        subprocess.Popen([sys.executable, "-c", script, str(d / ".coord"), who])
+        for d, who in ((ca, "a"), (cb, "b"))
+    ]
     assert [p.wait(timeout=120) for p in ps] == [0, 0]
 
     git(ca, "add", "-A"), git(ca, "commit", "-qm", "a work"), git(ca, "push", "-q", "origin", "main")
@@ -134,10 +151,25 @@ def test_two_git_clones_append_concurrently_merge_and_converge(tmp_path, cli):
 
 
 # --- the property ----------------------------------------------------------------------
-ACTIONS = ["spawn", "start", "heartbeat", "done", "approve", "request-changes", "merge",
-           "release", "cancel", "fail", "retry"]
-op = st.tuples(st.sampled_from("AB"), st.sampled_from(ACTIONS), st.sampled_from(["w1", "w2"]),
-               st.sampled_from(["x", "y"]))
+ACTIONS = [
+    "spawn",
+    "start",
+    "heartbeat",
+    "done",
+    "approve",
+    "request-changes",
+    "merge",
+    "release",
+    "cancel",
+    "fail",
+    "retry",
+]
+op = st.tuples(
+    st.sampled_from("AB"),
+    st.sampled_from(ACTIONS),
+    st.sampled_from(["w1", "w2"]),
+    st.sampled_from(["x", "y"]),
+)
 
 
 def _apply(c, action, w, actor):
@@ -153,8 +185,12 @@ def _bodies(c):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(shared=st.lists(op, max_size=4), apart=st.lists(op, max_size=14), seed=st.integers(0, 2**32),
-       chunk=st.integers(1, 5))
+@given(
+    shared=st.lists(op, max_size=4),
+    apart=st.lists(op, max_size=14),
+    seed=st.integers(0, 2**32),
+    chunk=st.integers(1, 5),
+)
 def test_any_interleaving_of_two_replicas_gives_the_same_views(shared, apart, seed, chunk):
     with tempfile.TemporaryDirectory() as tmp:
         homes = {}
@@ -171,12 +207,14 @@ def test_any_interleaving_of_two_replicas_gives_the_same_views(shared, apart, se
                 _apply(A if side == "A" else B, action, w, actor)
             union = dict(_bodies(A))
             union.update(_bodies(B))
-            expected = fold_all((decode(union[i]), i) for i in sorted(union, key=lambda i: (decode(union[i]).ts, i)))
+            expected = fold_all(
+                (decode(union[i]), i) for i in sorted(union, key=lambda i: (decode(union[i]).ts, i))
+            )
             # any interleaving, in chunks (each its own transactions), into a third home
             items = list(union.items())
             random.Random(seed).shuffle(items)
             for i in range(0, len(items), chunk):
-                import_bodies(C.store, items[i:i + chunk], AUDIT_DIRTY)
+                import_bodies(C.store, items[i : i + chunk], AUDIT_DIRTY)
             # and the two replicas exchanging what they have, both ways
             import_bodies(A.store, _bodies(B), AUDIT_DIRTY)
             import_bodies(B.store, _bodies(A), AUDIT_DIRTY)

@@ -1,5 +1,6 @@
 """--request-id on the commands whose result is not one lifecycle transition: reap, ack,
 and run's claim. A repeat with a used key returns the first result and appends nothing."""
+
 import time
 
 from conftest import count_events
@@ -44,8 +45,12 @@ def test_run_passes_its_request_id_to_the_claim(home, cli, proc):
     start = [e for e in cli("log", "--json").jsonl() if e["type"] == "worker.started"]
     assert len(start) == 1
     import sqlite3
+
     con = sqlite3.connect(home / "coord.db")
-    assert con.execute("SELECT count(*) FROM request_ids WHERE actor='a' AND key LIKE '%claim-1'").fetchone()[0] == 1
+    assert (
+        con.execute("SELECT count(*) FROM request_ids WHERE actor='a' AND key LIKE '%claim-1'").fetchone()[0]
+        == 1
+    )
 
 
 def test_a_key_reused_by_another_command_is_a_new_request(home, cli):

@@ -1,5 +1,6 @@
 """`coord run` with real child processes: outcomes, idle/timeout endings, signals, and the
 liveness a killed `coord run` leaves behind."""
+
 import json
 import os
 import signal
@@ -37,8 +38,10 @@ def spawned(home, cli):
 
 
 def test_exit_0_is_done_with_summary_and_output_passes_through(home, cli, proc, spawned):
-    child = ("import os; print('env', os.environ['COORD_WORKER'], os.environ['COORD_AGENT'], "
-             "os.environ['COORD_HOME']); import sys; print('to stderr', file=sys.stderr); print('all good')")
+    child = (
+        "import os; print('env', os.environ['COORD_WORKER'], os.environ['COORD_AGENT'], "
+        "os.environ['COORD_HOME']); import sys; print('to stderr', file=sys.stderr); print('all good')"
+    )
     r = proc("--as", "a1", "run", "w-1", "--interval", "0.2", "--", PY, "-c", child)
     assert r.returncode == 0, r.stderr
     assert f"env w-1 a1 {home}" in r.stdout
@@ -99,11 +102,27 @@ def test_silent_child_is_ended_by_idle_timeout(home, cli, proc, spawned):
 
 
 def test_child_ignoring_sigterm_is_killed_after_grace(home, cli, proc, spawned):
-    child = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-             "print('stubborn', flush=True)\nwhile True: print('.', flush=True); time.sleep(0.05)")
+    child = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('stubborn', flush=True)\nwhile True: print('.', flush=True); time.sleep(0.05)"
+    )
     t0 = time.monotonic()
-    r = proc("--as", "a1", "run", "w-1", "--interval", "0.2", "--timeout", "0.6", "--grace", "0.4",
-             "--", PY, "-c", child)
+    r = proc(
+        "--as",
+        "a1",
+        "run",
+        "w-1",
+        "--interval",
+        "0.2",
+        "--timeout",
+        "0.6",
+        "--grace",
+        "0.4",
+        "--",
+        PY,
+        "-c",
+        child,
+    )
     took = time.monotonic() - t0
     assert r.returncode == 128 + signal.SIGKILL
     assert 0.9 < took < 10
@@ -114,14 +133,21 @@ def test_child_ignoring_sigterm_is_killed_after_grace(home, cli, proc, spawned):
 
 def _popen_run(home, *args):
     env = dict(os.environ, COORD_HOME=str(home))
-    return subprocess.Popen([*coord_cmd(), "--as", "a1", "run", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*coord_cmd(), "--as", "a1", "run", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_sigterm_to_coord_run_is_forwarded_and_recorded(home, cli, spawned):
-    child = ("import signal, sys, time\n"
-             "def bye(n, f): print('child got', n, flush=True); sys.exit(5)\n"
-             "signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\ntime.sleep(30)")
+    child = (
+        "import signal, sys, time\n"
+        "def bye(n, f): print('child got', n, flush=True); sys.exit(5)\n"
+        "signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\ntime.sleep(30)"
+    )
     p = _popen_run(home, "w-1", "--interval", "0.2", "--", PY, "-c", child)
     assert p.stdout.readline().strip() == "ready"
     p.send_signal(signal.SIGTERM)
@@ -178,7 +204,7 @@ def test_coord_run_sigkilled_goes_warn_stale_dead_then_reap(home, cli, proc, spa
 
 def test_run_refuses_before_the_child_starts(home, cli, proc, spawned):
     n = count_events(home)
-    r = proc("run", "w-1", "--", PY, "-c", "pass")          # no identity
+    r = proc("run", "w-1", "--", PY, "-c", "pass")  # no identity
     assert r.returncode == 2 and "explicit identity" in r.stderr
     r = proc("--as", "a1", "run", "w-1", PY, "-c", "pass")  # no --
     assert r.returncode == 2 and "put the command after --" in r.stderr
@@ -208,8 +234,10 @@ def test_run_without_id_uses_coord_worker_and_json_result(home, cli, proc, spawn
 
 
 def test_child_can_beat_and_send_about_itself(home, cli, proc, spawned):
-    child = (f"import subprocess, sys; subprocess.run([sys.executable, '-m', 'coord', 'heartbeat', "
-             f"'--note', 'half way'], check=True)")
+    child = (
+        f"import subprocess, sys; subprocess.run([sys.executable, '-m', 'coord', 'heartbeat', "
+        f"'--note', 'half way'], check=True)"
+    )
     r = proc("--as", "a1", "run", "w-1", "--", PY, "-c", child)
     assert r.returncode == 0, r.stderr
     notes = [b["payload"].get("note") for b in events(home, "w-1", "worker.heartbeat")]
@@ -236,6 +264,7 @@ def test_status_shows_idle_from_the_beats(home, cli, spawned):
     assert cli("--as", "a1", "start", "w-1").exit_code == 0
     assert cli("--as", "a1", "heartbeat", "w-1").exit_code == 0
     from coord.api import Coord
+
     with Coord(home, actor="a1") as c:
         c.act("heartbeat", "w-1", {"interval": 10.0, "idle_s": 245.0})
     r = cli("status")
@@ -244,8 +273,10 @@ def test_status_shows_idle_from_the_beats(home, cli, spawned):
 
 def test_child_that_runs_coord_done_itself_keeps_its_outcome(home, cli, proc, spawned):
     # The agent hands in its own work, then lingers while heartbeats are refused.
-    child = ("import subprocess, sys, time; subprocess.run([sys.executable, '-m', 'coord', 'done', "
-             "'--summary', 'did it myself'], check=True); time.sleep(0.5); print('bye')")
+    child = (
+        "import subprocess, sys, time; subprocess.run([sys.executable, '-m', 'coord', 'done', "
+        "'--summary', 'did it myself'], check=True); time.sleep(0.5); print('bye')"
+    )
     r = proc("--as", "a1", "run", "w-1", "--interval", "0.1", "--", PY, "-c", child)
     assert r.returncode == 0, r.stderr
     assert "bye" in r.stdout  # not killed as a lost claim
@@ -257,8 +288,20 @@ def test_child_that_runs_coord_done_itself_keeps_its_outcome(home, cli, proc, sp
 def test_timeout_ends_the_whole_process_tree(home, cli, proc, spawned):
     # a shell whose grandchild would otherwise hold the output pipe open for 30 s
     t0 = time.monotonic()
-    r = proc("--as", "a1", "run", "w-1", "--idle-timeout", "0.5", "--grace", "0.5", "--",
-             "sh", "-c", "sleep 30 & echo $!; wait")
+    r = proc(
+        "--as",
+        "a1",
+        "run",
+        "w-1",
+        "--idle-timeout",
+        "0.5",
+        "--grace",
+        "0.5",
+        "--",
+        "sh",
+        "-c",
+        "sleep 30 & echo $!; wait",
+    )
     assert time.monotonic() - t0 < 10
     assert r.returncode == 128 + signal.SIGTERM
     grandchild = int(r.stdout.split()[0])
@@ -274,13 +317,15 @@ def test_timeout_ends_the_whole_process_tree(home, cli, proc, spawned):
 
 
 def test_sigint_is_forwarded_without_escalation(home, cli, spawned):
-    child = ("import time\ntry:\n    print('ready', flush=True); time.sleep(30)\n"
-             "except KeyboardInterrupt:\n    time.sleep(0.6); print('cancelled cleanly')\n")
+    child = (
+        "import time\ntry:\n    print('ready', flush=True); time.sleep(30)\n"
+        "except KeyboardInterrupt:\n    time.sleep(0.6); print('cancelled cleanly')\n"
+    )
     p = _popen_run(home, "w-1", "--interval", "0.2", "--grace", "0.2", "--", PY, "-c", child)
     assert p.stdout.readline().strip() == "ready"
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=20)
-    assert p.returncode == 0, err            # lived past the grace period: no SIGKILL
+    assert p.returncode == 0, err  # lived past the grace period: no SIGKILL
     assert "cancelled cleanly" in out
     d = events(home, "w-1", "worker.done")[-1]["payload"]
     assert d["signals"] == ["SIGINT"] and d["summary"] == "cancelled cleanly"
@@ -289,11 +334,26 @@ def test_sigint_is_forwarded_without_escalation(home, cli, spawned):
 def test_a_child_ended_by_timeout_fails_even_if_it_exits_0(home, proc):
     env = {"COORD_HOME": str(home)}
     assert proc("spawn", "t-1", env=env).returncode == 0
-    r = proc("--as", "a1", "run", "t-1", "--here", "--timeout", "0.5", "--grace", "2", "--",
-             "sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.05; done', env=env)
+    r = proc(
+        "--as",
+        "a1",
+        "run",
+        "t-1",
+        "--here",
+        "--timeout",
+        "0.5",
+        "--grace",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        'trap "exit 0" TERM; while true; do sleep 0.05; done',
+        env=env,
+    )
     assert r.returncode == 124, r.stderr
     s = proc("status", "t-1", "--json", env=env)
     import json
+
     assert json.loads(s.stdout)[0]["state"] == "FAILED"
 
 
@@ -302,7 +362,9 @@ def test_run_with_a_used_request_id_does_not_run_the_child_again(home, proc, tmp
     marker = tmp_path / "ran"
     assert proc("spawn", "t-2", env=env).returncode == 0
     cmd = ["sh", "-c", f"echo x >> {marker}"]
-    assert proc("--as", "a1", "run", "t-2", "--here", "--request-id", "k", "--", *cmd, env=env).returncode == 0
+    assert (
+        proc("--as", "a1", "run", "t-2", "--here", "--request-id", "k", "--", *cmd, env=env).returncode == 0
+    )
     r = proc("--as", "a1", "run", "t-2", "--here", "--request-id", "k", "--", *cmd, env=env)
     assert r.returncode == 0 and "not run again" in r.stderr
     assert marker.read_text() == "x\n"

@@ -1,5 +1,6 @@
 """`coord run` on a worker with a branch: the child works in the worker's worktree, and its
 exit 0 hands in through `done`'s rebase, as `coord done` would (real git)."""
+
 import json
 import shutil
 

@@ -1,5 +1,6 @@
 """Full-text search: words inside payloads and inside blobs' text, filters, best first,
 kept current in the append transaction, rebuilt by `coord rebuild`, bad syntax exit 2."""
+
 import json
 import sqlite3
 
@@ -20,9 +21,19 @@ def ids(ran):
 
 
 def test_search_finds_words_in_payloads_and_in_blobs_text(home, cli, tmp_path):
-    a = cli("--as", "lead", "send", "note", "--text", "the parser chokes on tabs", "--to", "w-1", "--json").json()
-    big = cli("--as", "lead", "send", "log", json.dumps({"text": "filler " * 2000 + "zanzibar"}),
-              "--to", "a", "--json").json()
+    a = cli(
+        "--as", "lead", "send", "note", "--text", "the parser chokes on tabs", "--to", "w-1", "--json"
+    ).json()
+    big = cli(
+        "--as",
+        "lead",
+        "send",
+        "log",
+        json.dumps({"text": "filler " * 2000 + "zanzibar"}),
+        "--to",
+        "a",
+        "--json",
+    ).json()
     f = tmp_path / "report.txt"
     f.write_text("line\n" * 1000 + "quetzalcoatl appears here\n")
     att = cli("--as", "ci", "send", "report", "--file", str(f), "--to", "lead", "--json").json()
@@ -32,15 +43,15 @@ def test_search_finds_words_in_payloads_and_in_blobs_text(home, cli, tmp_path):
     cli("spawn", "w-2", "--task", "rewrite the tokenizer")
 
     assert ids(cli("search", "parser", "--json")) == [a["event"]]
-    assert ids(cli("search", "zanzibar", "--json")) == [big["event"]]       # inside a payload blob
-    assert ids(cli("search", "quetzalcoatl", "--json")) == [att["event"]]   # inside an attached file
-    assert cli("search", "report.txt").exit_code == 2                       # punctuation: phrase it
-    assert ids(cli("search", '"report.txt"', "--json")) == [att["event"]]   # the attachment's name
-    assert ids(cli("search", "xylophone", "--json")) == []                  # binary is not indexed
+    assert ids(cli("search", "zanzibar", "--json")) == [big["event"]]  # inside a payload blob
+    assert ids(cli("search", "quetzalcoatl", "--json")) == [att["event"]]  # inside an attached file
+    assert cli("search", "report.txt").exit_code == 2  # punctuation: phrase it
+    assert ids(cli("search", '"report.txt"', "--json")) == [att["event"]]  # the attachment's name
+    assert ids(cli("search", "xylophone", "--json")) == []  # binary is not indexed
     r = cli("search", "tokenizer", "--json").json()
     assert [d["type"] for d in r] == ["worker.spawned"] and "[tokenizer]" in r[0]["snippet"]
     assert ids(cli("search", "pars*", "--json")) == [a["event"]]
-    assert ids(cli("search", "note", "--json")) == [a["event"]]             # the type is indexed
+    assert ids(cli("search", "note", "--json")) == [a["event"]]  # the type is indexed
     text = cli("search", "parser").stdout
     assert a["event"][:15] in text and "[parser]" in text
 
@@ -101,6 +112,7 @@ def test_store_migrated_with_events_is_indexed_on_first_search(home, cli):
 def test_search_rebuild_while_appending_loses_nothing(home):
     """Appends between rebuild batches are caught up by the final swap."""
     from coord.projections import search
+
     with Coord(home, actor="a") as c:
         for i in range(50):
             c.send("y", "n", {"text": f"word{i} common"})
@@ -109,6 +121,7 @@ def test_search_rebuild_while_appending_loses_nothing(home):
         def progress(n):  # runs between batches: another append lands mid-rebuild
             calls.append(n)
             c.send("y", "n", {"text": f"late{len(calls)} common"})
+
         search.rebuild(c.store, batch=10, progress=progress)
         assert calls
         with c.store.read() as conn:

@@ -1,5 +1,6 @@
 """coord timeline: the text picture, and the HTML page rendered in real headless Chromium
 (one lane per worker, agent text escaped, no network)."""
+
 import re
 import shutil
 import subprocess
@@ -12,11 +13,25 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def render_dom(page, tmp_path) -> str:
-    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                        "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
 
@@ -51,7 +66,9 @@ def test_page_renders_one_lane_per_worker_in_chromium(cli, tmp_path):
     assert f'data-rendered="{len(workers)}"' in dom
     assert int(re.search(r'data-width="(\d+)"', dom).group(1)) > 100  # laid out, not empty
     segs = re.findall(r'class="seg" data-state="([A-Z_]+)"', dom)
-    transitions = [e for _, e in fixture_events() if e.type.startswith("worker.") and e.type != "worker.heartbeat"]
+    transitions = [
+        e for _, e in fixture_events() if e.type.startswith("worker.") and e.type != "worker.heartbeat"
+    ]
     assert len(segs) == len(transitions) - 2  # two of them are conflicts: kept, not applied
     assert dom.count('class="beat"') == sum(1 for _, e in fixture_events() if e.type == "worker.heartbeat")
     assert dom.count('class="conflict"') == 2
@@ -77,6 +94,7 @@ def test_page_from_the_store_in_chromium(home, cli, tmp_path):
 
 def test_text_timeline_shows_a_state_entered_at_the_newest_event(home, cli):
     import time
+
     assert cli("spawn", "a").exit_code == 0
     time.sleep(0.3)
     assert cli("spawn", "b").exit_code == 0 and cli("--as", "x", "start", "b").exit_code == 0

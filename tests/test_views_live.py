@@ -1,5 +1,6 @@
 """status --watch (pipe and a real terminal in tmux), show explaining a stuck worker,
 stats figures, and the rebuild progress bar (only on a terminal)."""
+
 import os
 import shutil
 import subprocess
@@ -31,9 +32,14 @@ def test_watch_without_a_terminal_prints_plain_boards(home, cli, proc):
 
 def test_watch_stops_on_sigterm(home, cli):
     import signal
+
     cli("spawn", "w-1")
-    p = subprocess.Popen([*coord_cmd(), "status", "--watch", "--interval", "0.05"],
-                         env=dict(os.environ, COORD_HOME=str(home)), stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [*coord_cmd(), "status", "--watch", "--interval", "0.05"],
+        env=dict(os.environ, COORD_HOME=str(home)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.0)
     p.send_signal(signal.SIGTERM)
     out, _ = p.communicate(timeout=20)
@@ -48,8 +54,10 @@ def test_watch_redraws_in_place_in_a_real_terminal(home, cli, tmp_path):
     tm = ["tmux", "-S", sock]
     subprocess.run([*tm, "new-session", "-d", "-x", "80", "-y", "24", cmd], check=True)
     try:
+
         def screen():
             return subprocess.run([*tm, "capture-pane", "-p"], capture_output=True, text=True).stdout
+
         deadline = time.monotonic() + 20
         while "w-1" not in screen() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -61,8 +69,10 @@ def test_watch_redraws_in_place_in_a_real_terminal(home, cli, tmp_path):
         assert s.count("WORKER") == 1  # redrawn in place, not scrolled
         assert all(len(ln) <= 80 for ln in s.splitlines())
         subprocess.run([*tm, "send-keys", "C-c"], check=True)
-        while subprocess.run([*tm, "has-session"], capture_output=True).returncode == 0 \
-                and time.monotonic() < deadline:
+        while (
+            subprocess.run([*tm, "has-session"], capture_output=True).returncode == 0
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         assert subprocess.run([*tm, "has-session"], capture_output=True).returncode != 0
     finally:
@@ -108,9 +118,13 @@ def test_stats_from_the_fixture(cli):
     assert out["events"] == len(ev)
     assert out["throughput"]["completed"] == sum(1 for _, e in ev if e.type == "worker.merged")
     assert out["agents"]["reviewer"]["reviewed"] == sum(
-        1 for _, e in ev if e.from_ == "reviewer" and e.type in ("worker.approved", "worker.changes_requested"))
+        1
+        for _, e in ev
+        if e.from_ == "reviewer" and e.type in ("worker.approved", "worker.changes_requested")
+    )
     assert out["agents"]["agent-4"]["failed"] == 1
     from coord.events.envelope import ts_to_us
+
     failed = next(e.ts for _, e in ev if e.type == "worker.failed")
     retried = next(e.ts for _, e in ev if e.type == "worker.retried")
     f = out["states"]["FAILED"]
@@ -124,12 +138,14 @@ def test_stats_from_the_fixture(cli):
 
 def test_stats_from_the_store_equals_from_the_file(home, cli):
     from observe_helpers import load_into_store
+
     load_into_store(home)
     assert cli("stats", "--json").stdout == cli("stats", "--json", "--from-file", str(FIXTURE)).stdout
 
 
 def test_rebuild_progress_bar_only_on_a_terminal(home, cli):
     import pty
+
     for i in range(30):
         cli("spawn", f"w-{i}")
     env = dict(os.environ, COORD_HOME=str(home))

@@ -1,5 +1,6 @@
 """The `coord` command: one click group whose subcommands load lazily, so one action
 imports only the module it needs (start-up dominates a CLI called once per action)."""
+
 import importlib
 import sys
 
@@ -75,4 +76,5 @@ def cli():
 
 def main(argv=None):
     from .common import run_main
+
     sys.exit(run_main(cli, argv))

@@ -1,4 +1,5 @@
 """Home administration: init, config, rebuild."""
+
 import click
 
 from ..events.errors import UsageError
@@ -16,6 +17,7 @@ def init_cmd():
       cd my-repo && coord init
     """
     from ..api import init
+
     st = state()
     home, created = init(st.home)
     if st.json:
@@ -64,6 +66,7 @@ def rebuild_cmd():
       coord rebuild
     """
     from .progress import bar
+
     st = state()
     c = st.open()
     b = bar("rebuild")
@@ -78,6 +81,7 @@ def rebuild_cmd():
         if b is not None:
             b.close()
     from ..projections import search
+
     with c.store.read() as conn:
         indexed = search.count(conn)
     if st.json:
@@ -102,6 +106,7 @@ def backup_cmd(file, force):
       coord backup /backups/coord-$(date +%F).db
     """
     from pathlib import Path
+
     st = state()
     c = st.open()
     n = c.backup(Path(file), force=force)

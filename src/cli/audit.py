@@ -1,4 +1,5 @@
 """The audit trail commands: export (and --check, --rewrite), import FILE, verify."""
+
 from pathlib import Path
 
 import click
@@ -8,16 +9,26 @@ from .common import clean, echo, emit_json, global_options, state, warn
 
 
 def _file_summary(r: dict) -> str:
-    same = {True: ", unchanged since the last clean check", False: ", changed since the last clean check",
-            None: ""}[r["unchanged"]]
+    same = {
+        True: ", unchanged since the last clean check",
+        False: ", changed since the last clean check",
+        None: "",
+    }[r["unchanged"]]
     return f"{r['path']}: {r['lines']} lines, {r['bytes']} bytes, {r['b3']}{same}"
 
 
 @click.command("export")
-@click.option("--check", "check_", is_flag=True,
-              help="Read the whole file and compare it with the store; change nothing; exit 5 on any problem.")
-@click.option("--rewrite", is_flag=True,
-              help="Regenerate the file from the store atomically (temporary file, fsync, rename).")
+@click.option(
+    "--check",
+    "check_",
+    is_flag=True,
+    help="Read the whole file and compare it with the store; change nothing; exit 5 on any problem.",
+)
+@click.option(
+    "--rewrite",
+    is_flag=True,
+    help="Regenerate the file from the store atomically (temporary file, fsync, rename).",
+)
 @global_options
 def export_cmd(check_, rewrite):
     """Write events not yet in .coord/events.jsonl (every appending command already does).
@@ -52,8 +63,10 @@ def export_cmd(check_, rewrite):
                 echo(f"{r['unknown']} valid line(s) not in the store yet (the next export imports them)")
             echo(_file_summary(r))
         if not r["ok"]:
-            raise IntegrityError(f"audit file does not check out: {len(r['bad'])} bad line(s), "
-                                 f"{len(r['missing'])} missing, {len(r['dirty'])} not yet written")
+            raise IntegrityError(
+                f"audit file does not check out: {len(r['bad'])} bad line(s), "
+                f"{len(r['missing'])} missing, {len(r['dirty'])} not yet written"
+            )
         return
     if rewrite:
         res, dropped = c.audit.rewrite()
@@ -63,20 +76,24 @@ def export_cmd(check_, rewrite):
         if st.json:
             emit_json(out)
         else:
-            echo(f"rewrote {c.home.audit_path}: {res.written} lines"
-                 + (f", {res.imported} imported first" if res.imported else "")
-                 + (f", {len(dropped)} bad line(s) dropped" if dropped else ""))
+            echo(
+                f"rewrote {c.home.audit_path}: {res.written} lines"
+                + (f", {res.imported} imported first" if res.imported else "")
+                + (f", {len(dropped)} bad line(s) dropped" if dropped else "")
+            )
         return
     res = c.audit.export()
     if res.refused:
         raise IntegrityError(res.refused)
-    out = {"written": res.written, "imported": res.imported, "restored": res.restored,
-           "scanned": res.scanned}
+    out = {"written": res.written, "imported": res.imported, "restored": res.restored, "scanned": res.scanned}
     if st.json:
         emit_json(out)
     else:
-        echo(f"{res.written} line(s) written" + (f", {res.imported} imported from the file" if res.imported else "")
-             + (f", {res.restored} restored" if res.restored else ""))
+        echo(
+            f"{res.written} line(s) written"
+            + (f", {res.imported} imported from the file" if res.imported else "")
+            + (f", {res.restored} restored" if res.restored else "")
+        )
 
 
 @click.command("import")
@@ -94,12 +111,14 @@ def import_cmd(file):
       git show origin/main:.coord/events.jsonl > /tmp/theirs.jsonl && coord import /tmp/theirs.jsonl
     """
     from ..events.audit import AUDIT_DIRTY, AUDIT_WRITTEN, import_bodies, read_checked
+
     st = state()
     c = st.open()
     path = Path(file)
     if file == "-":
         import sys
         import tempfile
+
         with tempfile.NamedTemporaryFile(prefix="coord-import-", suffix=".jsonl") as tmp:
             tmp.write(sys.stdin.buffer.read())
             tmp.flush()
@@ -107,6 +126,7 @@ def import_cmd(file):
     else:
         if not path.exists():
             from ..events.errors import NotFound
+
             raise NotFound(f"no such file: {file}")
         pairs = read_checked(path)
     own = file != "-" and path.resolve() == c.home.audit_path.resolve()
@@ -135,6 +155,7 @@ def verify_cmd():
       coord verify --json | jq .problems
     """
     from ..verify import verify
+
     st = state()
     c = st.open()
     rep = verify(c)

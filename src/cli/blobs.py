@@ -1,4 +1,5 @@
 """Claim-check blobs directly: put, cat, verify."""
+
 import sys
 
 import click

@@ -1,4 +1,5 @@
 """Shared options (--json, --as, --home) defined once, error printing, and output helpers."""
+
 import os
 import re
 import sys
@@ -11,6 +12,7 @@ from ..events.errors import CoordError, UsageError
 def _login_name() -> str:
     try:
         import pwd
+
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):
         return f"uid{os.getuid()}"
@@ -39,6 +41,7 @@ class State:
         """The command's store, opened once and closed when the command ends."""
         if self.coord is None:
             from ..api import Coord
+
             self.coord = Coord(self.home, actor=None, on_warning=warn)
             ctx = click.get_current_context()
             ctx.call_on_close(self.coord.close)
@@ -59,23 +62,45 @@ def _set(attr):
             st = ctx.find_root().meta.setdefault("coord_state", State())
             setattr(st, attr, value)
         return value
+
     return cb
 
 
 def global_options(f):
     """--json, --as, --home: accepted before or after the subcommand name."""
-    f = click.option("--home", metavar="PATH", expose_value=False, callback=_set("home"),
-                     help="The home (.coord directory) to use; default: COORD_HOME or walk up.")(f)
-    f = click.option("--as", "actor", metavar="NAME", expose_value=False, callback=_set("actor"),
-                     help="Act as NAME (default: COORD_AGENT, else human:$USER).")(f)
-    f = click.option("--json", "json_", is_flag=True, default=None, expose_value=False,
-                     callback=_set("json"), help="Print JSON (JSON lines for streams).")(f)
+    f = click.option(
+        "--home",
+        metavar="PATH",
+        expose_value=False,
+        callback=_set("home"),
+        help="The home (.coord directory) to use; default: COORD_HOME or walk up.",
+    )(f)
+    f = click.option(
+        "--as",
+        "actor",
+        metavar="NAME",
+        expose_value=False,
+        callback=_set("actor"),
+        help="Act as NAME (default: COORD_AGENT, else human:$USER).",
+    )(f)
+    f = click.option(
+        "--json",
+        "json_",
+        is_flag=True,
+        default=None,
+        expose_value=False,
+        callback=_set("json"),
+        help="Print JSON (JSON lines for streams).",
+    )(f)
     return f
 
 
 def request_id_option(f):
-    return click.option("--request-id", metavar="KEY",
-                        help="Idempotency key: a repeat with a key already used returns the first result and appends nothing.")(f)
+    return click.option(
+        "--request-id",
+        metavar="KEY",
+        help="Idempotency key: a repeat with a key already used returns the first result and appends nothing.",
+    )(f)
 
 
 # --- output --------------------------------------------------------------------------
@@ -97,6 +122,7 @@ def one_line(text, width: int) -> str:
 
 def emit_json(obj) -> None:
     import msgspec
+
     sys.stdout.buffer.write(msgspec.json.encode(obj) + b"\n")
 
 
@@ -134,8 +160,10 @@ def report_error(code: str, message: str, exit_code: int, as_json: bool) -> int:
     message = " ".join(str(message).split()) or code
     if as_json:
         import msgspec
-        sys.stderr.buffer.write(msgspec.json.encode(
-            {"error": {"code": code, "message": message, "exit": exit_code}}) + b"\n")
+
+        sys.stderr.buffer.write(
+            msgspec.json.encode({"error": {"code": code, "message": message, "exit": exit_code}}) + b"\n"
+        )
     else:
         click.echo(f"Error: {message}", err=True)
     return exit_code

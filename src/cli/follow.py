@@ -1,4 +1,5 @@
 """`coord log -f`: print events as they commit, with log's filters, until interrupted."""
+
 from ..events.follow import follow
 from .common import state
 from .live import reader_gone, until_interrupted, write
@@ -7,6 +8,7 @@ from .live import reader_gone, until_interrupted, write
 def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
     """Continue after `last_seq`, the top seq of the snapshot the initial listing read."""
     from .views import build_log_query, event_json_resolved, format_event_line
+
     st = state()
     with c.store.read() as conn:
         where, args = build_log_query(conn, worker, types, from_, None)

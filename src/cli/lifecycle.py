@@ -1,5 +1,6 @@
 """Lifecycle commands: spawn, start, heartbeat, done, approve, request-changes, merge,
 release, cancel, fail, retry. Each is one transaction in coord.api."""
+
 import math
 import os
 from pathlib import Path
@@ -19,8 +20,11 @@ def infer_worker(c, wid: str | None) -> str:
     if env:
         return c.resolve_worker(env)
     cwd = Path.cwd().resolve()
-    for w, view in c.conn.execute("SELECT worker, view FROM workers WHERE state NOT IN ('COMPLETED','CANCELED')"):
+    for w, view in c.conn.execute(
+        "SELECT worker, view FROM workers WHERE state NOT IN ('COMPLETED','CANCELED')"
+    ):
         from ..projections.board import decode_view
+
         wt = decode_view(view).worktree
         if wt and (cwd == Path(wt).resolve() or Path(wt).resolve() in cwd.parents):
             return w
@@ -51,6 +55,7 @@ def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
 def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
     """An action that may touch git (coord.branches): the git step, then the record."""
     from .. import branches
+
     st = state()
     actor = st.identity()
     c = st.open()
@@ -69,8 +74,15 @@ def _drop_none(**kw):
 @click.argument("worker_id", metavar="ID")
 @click.option("--task", default="", help="What the worker is to do.")
 @click.option("--assignee", metavar="AGENT", help="Only this agent may start it.")
-@click.option("--base", metavar="BRANCH", help="Branch to start from and merge into (default: the current branch).")
-@click.option("--worktree", "worktree", metavar="PATH", help="Where to check the branch out (default: .coord/worktrees/ID).")
+@click.option(
+    "--base", metavar="BRANCH", help="Branch to start from and merge into (default: the current branch)."
+)
+@click.option(
+    "--worktree",
+    "worktree",
+    metavar="PATH",
+    help="Where to check the branch out (default: .coord/worktrees/ID).",
+)
 @click.option("--no-worktree", is_flag=True, help="Create the branch only, no worktree.")
 @click.option("--no-git", is_flag=True, help="No branch or worktree, even inside a git repository.")
 @request_id_option
@@ -86,9 +98,18 @@ def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, reques
       coord spawn w-1 --task "add retries to the fetcher" --assignee agent-2
       coord spawn w-2 --base develop --no-worktree
     """
-    r = _git_act("spawn", worker_id, _drop_none(task=task or None, assignee=assignee), request_id,
-                 "spawned", infer=False, base=base, worktree=worktree, no_worktree=no_worktree,
-                 no_git=no_git)
+    r = _git_act(
+        "spawn",
+        worker_id,
+        _drop_none(task=task or None, assignee=assignee),
+        request_id,
+        "spawned",
+        infer=False,
+        base=base,
+        worktree=worktree,
+        no_worktree=no_worktree,
+        no_git=no_git,
+    )
     if not state().json and not r.repeat:
         v = state().open().worker(r.worker)
         if v.branch:
@@ -139,7 +160,9 @@ def heartbeat(worker_id, note, interval, force, request_id):
     """
     if interval is not None and not (math.isfinite(interval) and interval > 0):
         raise UsageError("--interval must be positive")
-    _act("heartbeat", worker_id, _drop_none(note=note, interval=interval, force=force), request_id, verb="beat")
+    _act(
+        "heartbeat", worker_id, _drop_none(note=note, interval=interval, force=force), request_id, verb="beat"
+    )
 
 
 @click.command()
@@ -161,8 +184,15 @@ def done(worker_id, summary, force, no_rebase, no_git, request_id):
       coord done w-1 --summary "retries with backoff, tests added"
       cd .coord/worktrees/w-1 && coord done
     """
-    _git_act("done", worker_id, _drop_none(summary=summary, force=force), request_id, "done",
-             rebase=not no_rebase, no_git=no_git)
+    _git_act(
+        "done",
+        worker_id,
+        _drop_none(summary=summary, force=force),
+        request_id,
+        "done",
+        rebase=not no_rebase,
+        no_git=no_git,
+    )
 
 
 @click.command()
@@ -197,7 +227,9 @@ def request_changes(worker_id, reason, request_id):
 
 @click.command()
 @click.argument("worker_id", metavar="ID")
-@click.option("--into", metavar="BRANCH", help="Integration branch to merge into (default: the worker's base).")
+@click.option(
+    "--into", metavar="BRANCH", help="Integration branch to merge into (default: the worker's base)."
+)
 @click.option("--no-git", is_flag=True, help="Only record the merge (you merged by hand).")
 @request_id_option
 @global_options
@@ -221,7 +253,9 @@ def merge(worker_id, into, no_git, request_id):
     if had and not r.repeat:
         v = state().open().worker(r.worker)
         if v.worktree:
-            warn(f"kept worktree {v.worktree}: it has uncommitted changes (remove it with `git worktree remove`)")
+            warn(
+                f"kept worktree {v.worktree}: it has uncommitted changes (remove it with `git worktree remove`)"
+            )
 
 
 @click.command()
@@ -256,8 +290,15 @@ def cancel(worker_id, reason, delete_branch, no_git, request_id):
     Example:
       coord cancel w-1 --reason "superseded by w-2"
     """
-    _git_act("cancel", worker_id, _drop_none(reason=reason), request_id, "canceled",
-             delete_branch=delete_branch, no_git=no_git)
+    _git_act(
+        "cancel",
+        worker_id,
+        _drop_none(reason=reason),
+        request_id,
+        "canceled",
+        delete_branch=delete_branch,
+        no_git=no_git,
+    )
 
 
 @click.command()

@@ -1,5 +1,6 @@
 """Shared plumbing for commands that run until interrupted (log -f, status --watch):
 SIGTERM ends them like Ctrl-C, and a closed pipe (`| head`) ends them quietly."""
+
 import os
 import select
 import signal

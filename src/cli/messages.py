@@ -1,4 +1,5 @@
 """Messages between agents: send, poll (durable cursors, at least once), ack, search."""
+
 import os
 import re
 import sys
@@ -25,11 +26,13 @@ def _parse_payload(text: str | None) -> dict | None:
         data = text.encode()
         where = "PAYLOAD"
     import msgspec
+
     try:
         obj = msgspec.json.decode(data)
     except msgspec.DecodeError as e:
-        raise BadPayload(f"{where} is not valid JSON ({e}); a payload is a JSON object, "
-                         "or use --text for plain text") from None
+        raise BadPayload(
+            f"{where} is not valid JSON ({e}); a payload is a JSON object, or use --text for plain text"
+        ) from None
     if not isinstance(obj, dict):
         raise BadPayload(f"{where} must be a JSON object, not {type(obj).__name__}")
     return obj
@@ -44,12 +47,25 @@ def _check_types(types):
 @click.command()
 @click.argument("type_", metavar="TYPE")
 @click.argument("payload", metavar="[PAYLOAD|-]", required=False)
-@click.option("--to", "to", metavar="AGENT|WORKER|'*'",
-              help="Recipient: an agent, a worker (reaches its holder), or '*' for everyone.")
+@click.option(
+    "--to",
+    "to",
+    metavar="AGENT|WORKER|'*'",
+    help="Recipient: an agent, a worker (reaches its holder), or '*' for everyone.",
+)
 @click.option("--text", metavar="TEXT", help='Plain text: the payload is {"text": TEXT}.')
-@click.option("--file", "file_", metavar="PATH", type=click.Path(dir_okay=False, exists=True),
-              help='Attach a file, streamed into a blob: payload gets {"file": {"$blob": …, "size": N, "name": …}}.')
-@click.option("--reply-to", metavar="EVENT", help="Thread a reply to EVENT (payload gets reply_to; --to defaults to its sender).")
+@click.option(
+    "--file",
+    "file_",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, exists=True),
+    help='Attach a file, streamed into a blob: payload gets {"file": {"$blob": …, "size": N, "name": …}}.',
+)
+@click.option(
+    "--reply-to",
+    metavar="EVENT",
+    help="Thread a reply to EVENT (payload gets reply_to; --to defaults to its sender).",
+)
 @request_id_option
 @global_options
 def send(type_, payload, to, text, file_, reply_to, request_id):
@@ -67,6 +83,7 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
       coord --as reviewer send answer --text "LGTM" --reply-to b3:4f2a
     """
     from ..projections.inbox import check_recipient, message_type
+
     st = state()
     actor = st.identity()
     etype = message_type(type_)
@@ -81,6 +98,7 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
     if reply_to is not None:
         from .views import resolve_event
         import msgspec
+
         with c.store.read() as conn:
             _, reply_id, body, _ = resolve_event(conn, reply_to)
         if to is None:
@@ -89,6 +107,7 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
         raise UsageError("missing --to AGENT|WORKER|'*' (or --reply-to EVENT to answer its sender)")
     check_recipient(to)
     from ..api import check_payload
+
     check_payload(obj)
     if file_ is not None:
         if "file" in obj:
@@ -107,18 +126,30 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
 
 def _message_line(d: dict) -> str:
     import msgspec
+
     payload = msgspec.json.encode(d["payload"]).decode()
-    return (f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 24)} → {one_line(d['to'], 24)} "
-            f"{d['type']} {clean(payload)}")
+    return (
+        f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 24)} → {one_line(d['to'], 24)} "
+        f"{d['type']} {clean(payload)}"
+    )
 
 
 @click.command()
 @click.option("--peek", is_flag=True, help="Show the messages but do not move the cursor.")
-@click.option("--wait", type=click.FloatRange(min=0), metavar="SECONDS",
-              help="Block up to SECONDS for a message (exit 6 if none comes).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Block up to SECONDS for a message (exit 6 if none comes).",
+)
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N messages (the oldest).")
-@click.option("--type", "types", multiple=True, metavar="T",
-              help="Only messages of type T (name or glob, with or without 'msg.'; repeatable).")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="T",
+    help="Only messages of type T (name or glob, with or without 'msg.'; repeatable).",
+)
 @global_options
 def poll(peek, wait, limit, types):
     """Your new messages (to you, to a worker you hold, or to '*'), oldest first; then
@@ -132,6 +163,7 @@ def poll(peek, wait, limit, types):
       coord --as agent-2 poll --peek --type review_request
     """
     from .views import event_json_resolved
+
     st = state()
     actor = st.identity()
     _check_types(types)
@@ -150,6 +182,7 @@ def poll(peek, wait, limit, types):
             out.write(f + b"\n")
     else:
         import msgspec
+
         for f in forms:
             out.write(_message_line(msgspec.json.decode(f)).encode() + b"\n")
     out.flush()
@@ -174,6 +207,7 @@ def ack(event, request_id):
       coord --as agent-2 ack b3:4f2a
     """
     from .views import resolve_event
+
     st = state()
     actor = st.identity()
     c = st.open()
@@ -189,7 +223,9 @@ def ack(event, request_id):
 
 @click.command()
 @click.argument("query", metavar="QUERY")
-@click.option("--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable).")
+@click.option(
+    "--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable)."
+)
 @click.option("--from", "from_", metavar="A", help="Only events from actor A.")
 @click.option("--to", "to", metavar="X", help="Only events to X (an agent, a worker, '*').")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N")
@@ -206,6 +242,7 @@ def search(query, types, from_, to, limit):
       coord search parser --from agent-2 --json
     """
     from ..projections import search as fts
+
     if not query.strip():
         raise UsageError("empty search query")
     st = state()
@@ -213,8 +250,10 @@ def search(query, types, from_, to, limit):
     fts.ensure_current(c.store)
     with c.store.read() as conn:
         rows = fts.query(conn, query, types, from_, to, limit)
-    items = [{"id": eid, "seq": seq, "ts": ts, "from": frm, "to": dst, "type": typ,
-              "snippet": snip, "rank": rank} for seq, eid, ts, frm, dst, typ, snip, rank in rows]
+    items = [
+        {"id": eid, "seq": seq, "ts": ts, "from": frm, "to": dst, "type": typ, "snippet": snip, "rank": rank}
+        for seq, eid, ts, frm, dst, typ, snip, rank in rows
+    ]
     if st.json:
         emit_json(items)
         return
@@ -222,5 +261,7 @@ def search(query, types, from_, to, limit):
         echo("no matches")
         return
     for d in items:
-        echo(f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 16)} → {one_line(d['to'], 16)} "
-             f"{d['type']}  {one_line(d['snippet'], 100)}")
+        echo(
+            f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 16)} → {one_line(d['to'], 16)} "
+            f"{d['type']}  {one_line(d['snippet'], 100)}"
+        )

@@ -1,6 +1,7 @@
 """Progress bars for long work, on stderr and only when stderr is a terminal (pipes, logs
 and agents see nothing). Long library calls take a callback `progress(done, total)`;
 `bar()` gives one, or None when no bar should be drawn (the library then skips calls)."""
+
 import sys
 import time
 

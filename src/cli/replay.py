@@ -1,5 +1,6 @@
 """`coord replay`: walk history event by event, saying what each changed; `--at` shows the
 whole board as it was at a moment. Reads the store, or an audit file with no database."""
+
 import fnmatch
 import sys
 import time
@@ -16,6 +17,7 @@ def open_history(from_file):
     config.toml beside the file (a committed .coord/) supplies the interval if present."""
     from ..events.history import FileHistory, StoreHistory
     from ..events.home import SETTINGS, Home
+
     if from_file:
         h = FileHistory(from_file)
         interval = SETTINGS["heartbeat_interval"][1]
@@ -30,8 +32,10 @@ def open_history(from_file):
 def resolve_worker_in(history, text):
     """An exact worker id or a unique prefix among the workers the history spawned."""
     from ..events.history import StoreHistory
+
     if isinstance(history, StoreHistory):
         from ..projections import board
+
         with history.store.read() as conn:
             return board.resolve(conn, text)
     ids = sorted({env.to for _, _, env in history.items if env.type == "worker.spawned"})
@@ -43,11 +47,13 @@ def resolve_worker_in(history, text):
     if not hits:
         raise UnknownWorker(f"unknown worker {text!r}")
     from ..events.errors import Ambiguous
+
     raise Ambiguous(f"worker prefix {text!r} is ambiguous: {', '.join(hits[:10])}")
 
 
 def board_at_items(views, now, interval, worker=None):
     from .views import view_dict
+
     vs = sorted(views.values(), key=lambda v: (v.created, v.worker))
     if worker:
         vs = [v for v in vs if v.worker == worker]
@@ -58,22 +64,33 @@ def board_at_items(views, now, interval, worker=None):
 def step_json(s) -> dict:
     import msgspec
     from ..projections.replay import describe
+
     env = s.env
     return {
-        "n": s.n, "id": s.id, "ts": env.ts, "from": env.from_, "to": env.to, "type": env.type,
-        "payload": env.payload, "worker": s.worker,
+        "n": s.n,
+        "id": s.id,
+        "ts": env.ts,
+        "from": env.from_,
+        "to": env.to,
+        "type": env.type,
+        "payload": env.payload,
+        "worker": s.worker,
         "before": s.before.state if (s.before is not None and s.worker) else None,
         "after": s.after.state if s.after is not None else None,
-        "conflict": s.conflict, "change": describe(s),
+        "conflict": s.conflict,
+        "change": describe(s),
         "view": msgspec.to_builtins(s.after) if s.after is not None else None,
     }
 
 
 def step_line(s) -> str:
     from ..projections.replay import describe
+
     env = s.env
-    return (f"{s.n:>6} {env.ts[:10]} {env.ts[11:19]}  {one_line(env.from_, 14):<14} "
-            f"{env.type:<24} {one_line(describe(s), 200)}")
+    return (
+        f"{s.n:>6} {env.ts[:10]} {env.ts[11:19]}  {one_line(env.from_, 14):<14} "
+        f"{env.type:<24} {one_line(describe(s), 200)}"
+    )
 
 
 class Pacer:
@@ -107,17 +124,35 @@ class Pacer:
 @click.command()
 @click.option("--worker", metavar="W", help="Only events of worker W (its lifecycle and messages to it).")
 @click.option("--from", "from_", metavar="A", help="Only events from actor A.")
-@click.option("--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable).")
-@click.option("--since", metavar="POINT", help="Start printing at POINT: a time, an age (10m), an event id or N.")
+@click.option(
+    "--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable)."
+)
+@click.option(
+    "--since", metavar="POINT", help="Start printing at POINT: a time, an age (10m), an event id or N."
+)
 @click.option("--until", metavar="POINT", help="Stop after POINT (same forms as --since).")
-@click.option("--at", "at", metavar="POINT", help="Print the whole board as it was at POINT instead of the events.")
+@click.option(
+    "--at", "at", metavar="POINT", help="Print the whole board as it was at POINT instead of the events."
+)
 @click.option("--step", is_flag=True, help="Wait for a key (Enter) between events; q quits.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), metavar="N",
-              help="Play back in real time ×N.")
-@click.option("--max-gap", type=click.FloatRange(min=0), default=5.0, show_default=True, metavar="S",
-              help="With --speed: never wait more than S seconds between two events.")
-@click.option("--from-file", "from_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Replay an audit file (events.jsonl); no database or home needed.")
+@click.option(
+    "--speed", type=click.FloatRange(min=0, min_open=True), metavar="N", help="Play back in real time ×N."
+)
+@click.option(
+    "--max-gap",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    metavar="S",
+    help="With --speed: never wait more than S seconds between two events.",
+)
+@click.option(
+    "--from-file",
+    "from_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Replay an audit file (events.jsonl); no database or home needed.",
+)
 @global_options
 def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_file):
     """Walk history event by event: time, actor, event, and what it changed.
@@ -136,6 +171,7 @@ def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_fi
     """
     from ..events.envelope import ts_to_us
     from ..projections.replay import fold_upto, steps
+
     st = state()
     if at is not None and (step or speed or since or until or types or from_):
         raise UsageError("--at prints a board: it takes only --worker and --from-file")
@@ -153,9 +189,11 @@ def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_fi
         items = board_at_items(views, now, interval, wid)
         if st.json:
             from .common import emit_json
+
             emit_json({"at": at_ts, "event": key[1] if key[1].startswith("b3:") else None, "workers": items})
             return
         from .views import render_board
+
         point = f" (event {key[1][:15]})" if key[1].startswith("b3:") else ""
         lines = [f"board at {at_ts or 'the beginning'}{point}"]
         lines += render_board(items, now) if items else ["no workers yet"]
@@ -186,6 +224,7 @@ def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_fi
             pacer.before(ts_to_us(s.env.ts))
             if st.json:
                 import msgspec
+
                 write(msgspec.json.encode(step_json(s)) + b"\n")
             else:
                 write((step_line(s) + "\n").encode())

@@ -1,5 +1,6 @@
 """Liveness you can act on: `coord run` (supervise an agent's process, beat for it, record
 its outcome) and `coord reap` (fail or requeue DEAD workers)."""
+
 import re
 import sys
 
@@ -11,6 +12,7 @@ from .common import clean, echo, emit_json, global_options, request_id_option, s
 
 class Duration(click.ParamType):
     """Seconds: '30', '2.5', '30s', '5m', '1h'."""
+
     name = "duration"
 
     def convert(self, value, param, ctx):
@@ -32,7 +34,7 @@ class CommandAfterDashes(click.Command):
     def parse_args(self, ctx, args):
         if "--" in args:
             i = args.index("--")
-            ctx.meta["child_argv"] = args[i + 1:]
+            ctx.meta["child_argv"] = args[i + 1 :]
             args = args[:i]
         elif not ({"--help", "-h"} & set(args)):
             raise UsageError("put the command after --: coord run [ID] -- CMD [ARGS…]")
@@ -44,16 +46,32 @@ class CommandAfterDashes(click.Command):
 
 @click.command("run", cls=CommandAfterDashes)
 @click.argument("worker_id", metavar="[ID]", required=False)
-@click.option("--interval", type=DURATION, metavar="SECS",
-              help="Seconds between heartbeats (default: the heartbeat_interval setting). "
-                   "Recorded in each beat, so liveness uses it.")
-@click.option("--idle-timeout", type=DURATION, metavar="SECS",
-              help="End the child when it has printed nothing for this long.")
+@click.option(
+    "--interval",
+    type=DURATION,
+    metavar="SECS",
+    help="Seconds between heartbeats (default: the heartbeat_interval setting). "
+    "Recorded in each beat, so liveness uses it.",
+)
+@click.option(
+    "--idle-timeout",
+    type=DURATION,
+    metavar="SECS",
+    help="End the child when it has printed nothing for this long.",
+)
 @click.option("--timeout", type=DURATION, metavar="SECS", help="End the child when it has run this long.")
-@click.option("--grace", type=DURATION, default=5.0, show_default=True, metavar="SECS",
-              help="After SIGTERM (a timeout, or SIGTERM/SIGHUP sent to coord run), wait this long, then SIGKILL.")
+@click.option(
+    "--grace",
+    type=DURATION,
+    default=5.0,
+    show_default=True,
+    metavar="SECS",
+    help="After SIGTERM (a timeout, or SIGTERM/SIGHUP sent to coord run), wait this long, then SIGKILL.",
+)
 @click.option("--here", is_flag=True, help="Run CMD in the current directory, not in the worker's worktree.")
-@click.option("--summary", help="Summary for `done` when the child exits 0 (default: its last line on stdout).")
+@click.option(
+    "--summary", help="Summary for `done` when the child exits 0 (default: its last line on stdout)."
+)
 @request_id_option
 @global_options
 def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, request_id):
@@ -75,6 +93,7 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
     """
     from ..runner import run_worker
     from .lifecycle import infer_worker
+
     st = state()
     ctx = click.get_current_context()
     argv = ctx.meta.get("child_argv")
@@ -95,18 +114,35 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
             click.echo(f"coord run: {clean(text)}", err=True)
 
     say(f"{wid}: started as {actor}; heartbeat every {interval:g}s")
-    res = run_worker(c, wid, list(argv), actor, interval, idle_timeout, timeout, grace, summary,
-                     out=sys.stdout.buffer, err=sys.stderr.buffer, say=say, here=here,
-                     request_id=request_id)
+    res = run_worker(
+        c,
+        wid,
+        list(argv),
+        actor,
+        interval,
+        idle_timeout,
+        timeout,
+        grace,
+        summary,
+        out=sys.stdout.buffer,
+        err=sys.stderr.buffer,
+        say=say,
+        here=here,
+        request_id=request_id,
+    )
     if res.returncode is None and res.ended_by is None:
-        say(f"{wid}: request id {request_id!r} was used before and that run is over ({res.state}); "
-            "the command was not run again")
+        say(
+            f"{wid}: request id {request_id!r} was used before and that run is over ({res.state}); "
+            "the command was not run again"
+        )
     elif res.ended_by == "exec-failed":
         say(f"{wid}: could not start {argv[0]} (exit {res.exit}) → {res.state}")
     elif res.lost_claim:
         say(f"{wid}: outcome not recorded, the claim was lost ({res.lost_claim})")
     elif res.recorded_by_child:
-        say(f"{wid}: child exit {res.exit} after {res.duration_s:g}s; it had already moved the worker to {res.state}")
+        say(
+            f"{wid}: child exit {res.exit} after {res.duration_s:g}s; it had already moved the worker to {res.state}"
+        )
     elif res.conflict:
         say(f"{wid}: child exit 0, but {res.conflict} → {res.state}")
     elif res.record_error:
@@ -122,7 +158,9 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
 
 
 @click.command("reap")
-@click.option("--requeue", is_flag=True, help="Send DEAD workers back to ASSIGNED (release) instead of failing them.")
+@click.option(
+    "--requeue", is_flag=True, help="Send DEAD workers back to ASSIGNED (release) instead of failing them."
+)
 @click.option("--dry-run", is_flag=True, help="List what would be reaped; append nothing.")
 @request_id_option
 @global_options
@@ -149,5 +187,7 @@ def reap_cmd(requeue, dry_run, request_id):
         return
     verb = "would reap" if dry_run else "reaped"
     for d in items:
-        echo(f"{clean(d['worker'])}: {verb} ({d['from_state']}, held by {clean(d['holder']) or '-'}, "
-             f"silent {d['silent_s']:g}s) → {d['state']}")
+        echo(
+            f"{clean(d['worker'])}: {verb} ({d['from_state']}, held by {clean(d['holder']) or '-'}, "
+            f"silent {d['silent_s']:g}s) → {d['state']}"
+        )

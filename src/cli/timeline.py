@@ -1,5 +1,6 @@
 """`coord timeline`: each worker's states over time, as text for the terminal or as one
 self-contained HTML page (--html FILE)."""
+
 import os
 import shutil
 import sys
@@ -10,8 +11,16 @@ from ..events.envelope import ts_to_us
 from .common import echo, emit_json, global_options, one_line, state
 
 # One character per state in the text timeline; a terminal state shows once, then blank.
-GLYPH = {"ASSIGNED": ".", "WORKING": "W", "CONFLICTED": "C", "IN_REVIEW": "R", "APPROVED": "A",
-         "COMPLETED": "M", "FAILED": "F", "CANCELED": "x"}
+GLYPH = {
+    "ASSIGNED": ".",
+    "WORKING": "W",
+    "CONFLICTED": "C",
+    "IN_REVIEW": "R",
+    "APPROVED": "A",
+    "COMPLETED": "M",
+    "FAILED": "F",
+    "CANCELED": "x",
+}
 
 
 def text_lines(data: dict, width: int) -> list[str]:
@@ -24,8 +33,10 @@ def text_lines(data: dict, width: int) -> list[str]:
     step = (t1 - t0) / cells
     out = [f"{'':<{name_w}}  {data['start'][:16]}Z" + f"{data['end'][:16]}Z".rjust(cells - 17)]
     for lane in data["lanes"]:
-        segs = [(ts_to_us(s["start"]), ts_to_us(s["end"]) if s["end"] else t1 + 1, s["state"])
-                for s in lane["segments"]]
+        segs = [
+            (ts_to_us(s["start"]), ts_to_us(s["end"]) if s["end"] else t1 + 1, s["state"])
+            for s in lane["segments"]
+        ]
         row = []
         for i in range(cells):
             a, b = t0 + i * step, t0 + (i + 1) * step
@@ -51,15 +62,29 @@ def text_lines(data: dict, width: int) -> list[str]:
 
 
 @click.command()
-@click.option("--html", "html", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Write one self-contained HTML page (swimlanes, hover details) to FILE.")
+@click.option(
+    "--html",
+    "html",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write one self-contained HTML page (swimlanes, hover details) to FILE.",
+)
 @click.option("--worker", "workers", multiple=True, metavar="W", help="Only worker W (repeatable).")
 @click.option("--since", metavar="POINT", help="Start at POINT (a time, an age, an event id or N).")
 @click.option("--until", metavar="POINT", help="End at POINT (same forms).")
-@click.option("--from-file", "from_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Read an audit file instead of the store.")
-@click.option("--width", type=click.IntRange(min=40), metavar="COLS",
-              help="Text width (default: the terminal's, else 80).")
+@click.option(
+    "--from-file",
+    "from_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Read an audit file instead of the store.",
+)
+@click.option(
+    "--width",
+    type=click.IntRange(min=40),
+    metavar="COLS",
+    help="Text width (default: the terminal's, else 80).",
+)
 @global_options
 def timeline(html, workers, since, until, from_file, width):
     """Each worker's states over time: text here, or an HTML page with --html.
@@ -75,6 +100,7 @@ def timeline(html, workers, since, until, from_file, width):
     from ..projections import timeline as tl
     from ..projections.replay import steps
     from .replay import open_history, resolve_worker_in
+
     st = state()
     history, _, _ = open_history(from_file)
     wanted = {resolve_worker_in(history, w) for w in workers}
@@ -86,6 +112,7 @@ def timeline(html, workers, since, until, from_file, width):
         for s in steps(history.events(until=hi)):
             count[0] += 1
             yield s
+
     data = tl.compute(walk())
     if hi is not None and hi[0]:
         data["end"] = hi[0]
@@ -98,6 +125,7 @@ def timeline(html, workers, since, until, from_file, width):
         data["lanes"] = [lane for lane in data["lanes"] if lane["worker"] in wanted]
     if html:
         from .timeline_page import render
+
         page = render(data, count[0])
         tmp = f"{html}.tmp{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as f:
@@ -127,6 +155,10 @@ def clip(lane: dict, start: str) -> dict:
         if s["start"] < start:
             s = dict(s, start=start)
         segs.append(s)
-    return dict(lane, segments=segs, beats=[b for b in lane["beats"] if b["ts"] >= start],
-                msgs=[m for m in lane["msgs"] if m["ts"] >= start],
-                conflicts=[c for c in lane["conflicts"] if c["ts"] >= start])
+    return dict(
+        lane,
+        segments=segs,
+        beats=[b for b in lane["beats"] if b["ts"] >= start],
+        msgs=[m for m in lane["msgs"] if m["ts"] >= start],
+        conflicts=[c for c in lane["conflicts"] if c["ts"] >= start],
+    )

@@ -1,11 +1,18 @@
 """The timeline as one self-contained HTML page: the lanes' data embedded as JSON, and a
 small script that draws an SVG swimlane per worker (no network, no external files).
 Agent text only ever reaches the page as JSON and the DOM's textContent, never as markup."""
+
 import msgspec
 
 COLORS = {
-    "ASSIGNED": "#b8c4d6", "WORKING": "#4a90d9", "CONFLICTED": "#e8833a", "IN_REVIEW": "#9b6ddb",
-    "APPROVED": "#3fb58e", "COMPLETED": "#2e7d32", "FAILED": "#d64545", "CANCELED": "#8a8a8a",
+    "ASSIGNED": "#b8c4d6",
+    "WORKING": "#4a90d9",
+    "CONFLICTED": "#e8833a",
+    "IN_REVIEW": "#9b6ddb",
+    "APPROVED": "#3fb58e",
+    "COMPLETED": "#2e7d32",
+    "FAILED": "#d64545",
+    "CANCELED": "#8a8a8a",
 }
 
 

@@ -20,14 +20,30 @@ def view_dict(v, now: int, interval: float, clone: str | None) -> dict:
     """A view in its reading form, liveness computed at `now` (replay passes a past now)."""
     lv = liveness.level(v, now, interval, clone)
     return {
-        "worker": v.worker, "state": v.state, "holder": v.holder, "assignee": v.assignee,
-        "task": v.task, "branch": v.branch, "base": v.base, "worktree": v.worktree,
-        "created": v.created, "updated": v.updated, "state_since": v.state_since,
-        "last_heartbeat": v.last_heartbeat, "liveness": lv,
-        "heartbeat": {"interval": liveness.interval_of(v, interval), "note": v.hb_note,
-                      "idle_s": v.idle_s, "count": v.heartbeats},
-        "summary": v.summary, "reason": v.reason, "info": v.info,
-        "conflicts": v.conflicts, "last_event": v.last_event,
+        "worker": v.worker,
+        "state": v.state,
+        "holder": v.holder,
+        "assignee": v.assignee,
+        "task": v.task,
+        "branch": v.branch,
+        "base": v.base,
+        "worktree": v.worktree,
+        "created": v.created,
+        "updated": v.updated,
+        "state_since": v.state_since,
+        "last_heartbeat": v.last_heartbeat,
+        "liveness": lv,
+        "heartbeat": {
+            "interval": liveness.interval_of(v, interval),
+            "note": v.hb_note,
+            "idle_s": v.idle_s,
+            "count": v.heartbeats,
+        },
+        "summary": v.summary,
+        "reason": v.reason,
+        "info": v.info,
+        "conflicts": v.conflicts,
+        "last_event": v.last_event,
         "legal": legal_actions(v.state),
     }
 
@@ -49,21 +65,31 @@ def event_json_resolved(blobs, seq: int, eid: str, body: bytes, problems: list |
         return event_json_bytes(seq, eid, body)
     import msgspec
     from ..events.blobs import is_ref
+
     payload = msgspec.json.decode(body)["payload"]
     if not is_ref(payload):
         return event_json_bytes(seq, eid, body)
     from ..events.errors import IntegrityError, NotFound
+
     try:
         data = blobs.read(payload["$blob"])
     except (NotFound, IntegrityError) as e:
         if problems is None:
             raise
         problems.append(e)
-        return event_json_bytes(seq, eid, body)[:-1] + b',"blob_error":' + msgspec.json.encode(e.message) + b"}"
+        return (
+            event_json_bytes(seq, eid, body)[:-1] + b',"blob_error":' + msgspec.json.encode(e.message) + b"}"
+        )
     at = body.rfind(b',"payload":')  # the last member; a reference holds no such text
-    return (b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:at] + b',"payload":' + data
-            + b',"blob":"' + payload["$blob"].encode() + b'"}')
-
+    return (
+        b'{"seq":%d,"id":"%s",' % (seq, eid.encode())
+        + body[1:at]
+        + b',"payload":'
+        + data
+        + b',"blob":"'
+        + payload["$blob"].encode()
+        + b'"}'
+    )
 
 
 BOARD_HEADERS = ("WORKER", "STATE", "HOLDER", "AGE", "HEARTBEAT", "LIVENESS", "SUMMARY")
@@ -97,9 +123,17 @@ def render_board(items, now: int, width: int = 80) -> list[str]:
         age = (now - ts_to_us(d["state_since"])) / 1e6
         active = d["state"] in ("WORKING", "CONFLICTED")
         hb = (now - ts_to_us(d["last_heartbeat"])) / 1e6 if d["last_heartbeat"] and active else None
-        out.append(fmt.format(one_line(d["worker"], ww), d["state"], one_line(d["holder"] or "-", hw),
-                              fmt_age(age), fmt_age(hb), d["liveness"] or "-",
-                              one_line(_summary_of(d), sw)).rstrip())
+        out.append(
+            fmt.format(
+                one_line(d["worker"], ww),
+                d["state"],
+                one_line(d["holder"] or "-", hw),
+                fmt_age(age),
+                fmt_age(hb),
+                d["liveness"] or "-",
+                one_line(_summary_of(d), sw),
+            ).rstrip()
+        )
     return out
 
 
@@ -126,16 +160,35 @@ def _board_items(c, worker_id, want, stale, all_, now):
 
 @click.command()
 @click.argument("worker_id", metavar="[ID]", required=False)
-@click.option("--state", "states", multiple=True, metavar="S",
-              help="Only workers in state S (repeatable; case-insensitive).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="S",
+    help="Only workers in state S (repeatable; case-insensitive).",
+)
 @click.option("--stale", is_flag=True, help="Only active workers whose liveness is WARN or worse.")
 @click.option("--all", "all_", is_flag=True, help="Include COMPLETED and CANCELED workers.")
 @click.option("-w", "--watch", is_flag=True, help="Refresh the board in place until interrupted.")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
-              metavar="SECONDS", help="With --watch: seconds between refreshes.")
-@click.option("--count", type=click.IntRange(min=1), metavar="N",
-              help="With --watch: stop after N refreshes (implies --watch).")
-@click.option("--branches", is_flag=True, help="Show each worker's branch and how far it is ahead of/behind its base (asks git).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --watch: seconds between refreshes.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --watch: stop after N refreshes (implies --watch).",
+)
+@click.option(
+    "--branches",
+    is_flag=True,
+    help="Show each worker's branch and how far it is ahead of/behind its base (asks git).",
+)
 @global_options
 def status(worker_id, states, stale, all_, watch, interval, count, branches):
     """The board: every worker with its state, holder, age and liveness.
@@ -160,8 +213,14 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
         want.add(s2)
     if watch or count is not None:
         from .watch import watch_board
-        watch_board(lambda now: _board_items(c, worker_id, want, stale, all_, now),
-                    interval, count, st.json, describe_filter=bool(want or stale or worker_id))
+
+        watch_board(
+            lambda now: _board_items(c, worker_id, want, stale, all_, now),
+            interval,
+            count,
+            st.json,
+            describe_filter=bool(want or stale or worker_id),
+        )
         return
     now = now_us()
     items = _board_items(c, worker_id, want, stale, all_, now)
@@ -177,9 +236,16 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
         echo(BRANCH_COLS.format("WORKER", "STATE", "BRANCH", "BASE", "AHEAD", "BEHIND"))
         for d in items:
             a, b = d.get("ahead"), d.get("behind")
-            echo(BRANCH_COLS.format(one_line(d["worker"], 16), d["state"], one_line(d["branch"] or "-", 28),
-                                    one_line(d["base"] or "-", 16), "-" if a is None else a,
-                                    "-" if b is None else b))
+            echo(
+                BRANCH_COLS.format(
+                    one_line(d["worker"], 16),
+                    d["state"],
+                    one_line(d["branch"] or "-", 28),
+                    one_line(d["base"] or "-", 16),
+                    "-" if a is None else a,
+                    "-" if b is None else b,
+                )
+            )
         return
     echo("\n".join(render_board(items, now)))  # one write: a board of 10,000 rows is one call
 
@@ -196,6 +262,7 @@ def add_branch_counts(c, items) -> None:
     only when asked, so a plain `status` never runs git. None where git cannot tell
     (no branch, a branch or base deleted, no repository)."""
     from ..gitops import repo_of
+
     repo = repo_of(c.home.project_dir) if any(d["branch"] for d in items) else None
     for d in items:
         counts = repo.ahead_behind(d["branch"], d["base"]) if repo and d["branch"] and d["base"] else None
@@ -205,15 +272,18 @@ def add_branch_counts(c, items) -> None:
 def _history(conn, wid, limit=50):
     rows = conn.execute(
         "SELECT seq, id, ts, \"from\", type, body FROM events WHERE worker = ? AND type != 'worker.heartbeat' "
-        "ORDER BY ts DESC, id DESC LIMIT ?", (wid, limit)).fetchall()
+        "ORDER BY ts DESC, id DESC LIMIT ?",
+        (wid, limit),
+    ).fetchall()
     return rows[::-1]
 
 
 def resolve_event(conn, text: str):
     """A full event id or a unique prefix -> (seq, id, body, origin)."""
     p = normalize_event_prefix(text)
-    rows = conn.execute("SELECT seq, id, body, origin FROM events WHERE id >= ? AND id < ? ORDER BY id LIMIT 11",
-                        (p, p + "g")).fetchall()
+    rows = conn.execute(
+        "SELECT seq, id, body, origin FROM events WHERE id >= ? AND id < ? ORDER BY id LIMIT 11", (p, p + "g")
+    ).fetchall()
     if len(rows) == 1:
         return rows[0]
     if not rows:
@@ -236,6 +306,7 @@ def show(ident):
       coord show b3:4f2a
     """
     import msgspec
+
     st = state()
     c = st.open()
     with c.store.read() as conn:
@@ -252,10 +323,15 @@ def show(ident):
                 emit_raw_json(event_json_resolved(c.blobs, seq, eid, body))
             else:
                 d = msgspec.json.decode(event_json_resolved(c.blobs, seq, eid, body))
-                echo(f"event  {eid}\nseq    {seq}\nts     {d['ts']}\nfrom   {clean(d['from'])}\n"
-                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}"
-                     + (f"\nblob   {d['blob']}" if "blob" in d else ""))
-                echo("payload " + clean(msgspec.json.format(msgspec.json.encode(d["payload"]), indent=2).decode()))
+                echo(
+                    f"event  {eid}\nseq    {seq}\nts     {d['ts']}\nfrom   {clean(d['from'])}\n"
+                    f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}"
+                    + (f"\nblob   {d['blob']}" if "blob" in d else "")
+                )
+                echo(
+                    "payload "
+                    + clean(msgspec.json.format(msgspec.json.encode(d["payload"]), indent=2).decode())
+                )
             return
         v = board.load(conn, wid)
         hist = _history(conn, wid)
@@ -264,17 +340,21 @@ def show(ident):
     d["expected"] = expected_next(v, d["liveness"], now)
     d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
     last = hist[-1] if hist else None
-    d["last"] = ({"event": last[1], "type": last[4], "from": last[3], "ts": last[2]} if last else None)
+    d["last"] = {"event": last[1], "type": last[4], "from": last[3], "ts": last[2]} if last else None
     if st.json:
         problems = []
-        d["history"] = [msgspec.json.decode(event_json_resolved(c.blobs, s, i, b, problems=problems))
-                        for s, i, _, _, _, b in hist]
+        d["history"] = [
+            msgspec.json.decode(event_json_resolved(c.blobs, s, i, b, problems=problems))
+            for s, i, _, _, _, b in hist
+        ]
         emit_json(d)
         if problems:
             raise problems[0]
         return
-    echo(f"worker    {clean(v.worker)}\nstate     {v.state} for {fmt_age((now - ts_to_us(v.state_since)) / 1e6)}"
-         + (f"  (liveness {d['liveness']})" if d["liveness"] else ""))
+    echo(
+        f"worker    {clean(v.worker)}\nstate     {v.state} for {fmt_age((now - ts_to_us(v.state_since)) / 1e6)}"
+        + (f"  (liveness {d['liveness']})" if d["liveness"] else "")
+    )
     echo(f"task      {clean(v.task) or '-'}")
     echo(f"holder    {clean(v.holder) or '-'}" + (f"   assignee {clean(v.assignee)}" if v.assignee else ""))
     if v.branch:
@@ -282,8 +362,10 @@ def show(ident):
     if v.worktree:
         echo(f"worktree  {clean(v.worktree)}")
     if v.last_heartbeat:
-        echo(f"heartbeat {fmt_age((now - ts_to_us(v.last_heartbeat)) / 1e6)} ago ({v.heartbeats} beats)"
-             + (f", note: {one_line(v.hb_note, 60)}" if v.hb_note else ""))
+        echo(
+            f"heartbeat {fmt_age((now - ts_to_us(v.last_heartbeat)) / 1e6)} ago ({v.heartbeats} beats)"
+            + (f", note: {one_line(v.hb_note, 60)}" if v.hb_note else "")
+        )
     if v.summary:
         echo(f"summary   {one_line(v.summary, 70)}")
     if v.reason:
@@ -291,10 +373,15 @@ def show(ident):
     for cf in v.conflicts:
         echo(f"CONFLICT  {cf['event'][:15]} {cf['type']} by {clean(cf['from'])}: {clean(cf['reason'])}")
     if last:
-        echo(f"last      {last[4]} by {clean(last[3])}, {fmt_age((now - ts_to_us(last[2])) / 1e6)} ago  {last[1][:15]}")
+        echo(
+            f"last      {last[4]} by {clean(last[3])}, {fmt_age((now - ts_to_us(last[2])) / 1e6)} ago  {last[1][:15]}"
+        )
     if v.state in ("WORKING", "CONFLICTED"):
-        beat = (f"{fmt_age((now - ts_to_us(v.last_heartbeat)) / 1e6)} ago" if v.last_heartbeat
-                else "never since it was started")
+        beat = (
+            f"{fmt_age((now - ts_to_us(v.last_heartbeat)) / 1e6)} ago"
+            if v.last_heartbeat
+            else "never since it was started"
+        )
         echo(f"silence   last heartbeat {beat}; liveness {d['liveness']}")
     ex = d["expected"]
     if ex["actions"]:
@@ -314,6 +401,7 @@ def _since_clause(conn, text):
         ts = conn.execute("SELECT ts FROM events WHERE seq = ?", (seq,)).fetchone()[0]
         return "(ts, id) > (?, ?)", [ts, eid]
     from ..events.envelope import us_to_ts
+
     return "ts >= ?", [us_to_ts(parse_time(t))]
 
 
@@ -343,6 +431,7 @@ def build_log_query(conn, worker=None, types=(), from_=None, since=None):
 
 def format_event_line(seq, eid, body, blobs=None, problems=None) -> str:
     import msgspec
+
     d = msgspec.json.decode(body if blobs is None else event_json_resolved(blobs, seq, eid, body, problems))
     p = d["payload"]
     ptxt = "" if not p else " " + msgspec.json.encode(p).decode()
@@ -352,9 +441,13 @@ def format_event_line(seq, eid, body, blobs=None, problems=None) -> str:
 @click.command()
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they commit.")
 @click.option("--worker", metavar="W", help="Only events of worker W.")
-@click.option("--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable).")
+@click.option(
+    "--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable)."
+)
 @click.option("--from", "from_", metavar="A", help="Only events from actor A.")
-@click.option("--since", metavar="T", help="Only events at or after T (RFC 3339, an age like 10m, or an event id).")
+@click.option(
+    "--since", metavar="T", help="Only events at or after T (RFC 3339, an age like 10m, or an event id)."
+)
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the last N matching events.")
 @global_options
 def log(follow, worker, types, from_, since, limit):
@@ -373,11 +466,13 @@ def log(follow, worker, types, from_, since, limit):
         top = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         where, args = build_log_query(conn, worker, types, from_, since)
         if limit:
-            rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts DESC, id DESC LIMIT ?",
-                                args + [limit]).fetchall()[::-1]
+            rows = conn.execute(
+                f"SELECT seq, id, body FROM events{where} ORDER BY ts DESC, id DESC LIMIT ?", args + [limit]
+            ).fetchall()[::-1]
         else:
             rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts, id", args).fetchall()
     from .live import until_interrupted, write
+
     problems = []  # a bad blob shows as its reference; the command then exits 3 or 5
     with until_interrupted():
         for seq, eid, body in rows:
@@ -389,4 +484,5 @@ def log(follow, worker, types, from_, since, limit):
             raise problems[0]
         if follow:  # inside: a reader gone during the listing ends the command here
             from .follow import follow_log
+
             follow_log(c, worker, types, from_, top)

@@ -1,5 +1,6 @@
 """`coord status --watch`: the board redrawn in place on a terminal; on a pipe or file, one
 plain board per refresh (no escape codes), separated by a header line and a blank line."""
+
 import shutil
 import sys
 import time
@@ -8,11 +9,19 @@ from ..events.envelope import now_us, us_to_ts
 from .common import one_line
 from .live import until_interrupted, write
 
-HIDE, SHOW, HOME_, CLEAR_EOL, CLEAR_EOS, CLEAR = "\x1b[?25l", "\x1b[?25h", "\x1b[H", "\x1b[K", "\x1b[J", "\x1b[2J"
+HIDE, SHOW, HOME_, CLEAR_EOL, CLEAR_EOS, CLEAR = (
+    "\x1b[?25l",
+    "\x1b[?25h",
+    "\x1b[H",
+    "\x1b[K",
+    "\x1b[J",
+    "\x1b[2J",
+)
 
 
 def frame_lines(items, now, interval, width, filtered) -> list[str]:
     from .views import empty_board_text, render_board
+
     head = f"coord status  {us_to_ts(now)[:19]}Z  every {interval:g}s  (Ctrl-C to stop)"
     body = render_board(items, now, width) if items else [empty_board_text(filtered)]
     return [one_line(head, width)] + body
@@ -33,14 +42,15 @@ def watch_board(fetch, interval: float, count: int | None, as_json: bool, descri
                 n += 1
                 if as_json:
                     import msgspec
+
                     write(msgspec.json.encode({"at": us_to_ts(now), "workers": items}) + b"\n")
                 elif tty:
                     size = shutil.get_terminal_size((80, 24))
                     lines = frame_lines(items, now, interval, size.columns, describe_filter)
                     if len(lines) > size.lines - 1:  # keep the header visible: cut the tail
                         cut = len(lines) - (size.lines - 2)
-                        lines = lines[:size.lines - 2] + [f"… {cut} more (widen the window or use --state)"]
-                    lines = [ln[:size.columns] for ln in lines]
+                        lines = lines[: size.lines - 2] + [f"… {cut} more (widen the window or use --state)"]
+                    lines = [ln[: size.columns] for ln in lines]
                     write((HOME_ + "".join(ln + CLEAR_EOL + "\n" for ln in lines) + CLEAR_EOS).encode())
                 else:
                     lines = frame_lines(items, now, interval, 80, describe_filter)

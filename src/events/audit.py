@@ -6,6 +6,7 @@ The store is the truth. The file is a set of lines (order means nothing after a 
 merge). Every write to it happens under an exclusive flock on `audit.lock` beside it (a
 separate file, so the lock survives the rename of `export --rewrite`).
 """
+
 import os
 import time
 from contextlib import contextmanager
@@ -88,10 +89,10 @@ class FileScan(msgspec.Struct):
     lines: int = 0
     size: int = 0
     b3: str = ""
-    bad: list = []        # BadLine, in file order
-    ids: dict = {}        # id -> canonical body (first occurrence)
+    bad: list = []  # BadLine, in file order
+    ids: dict = {}  # id -> canonical body (first occurrence)
     duplicates: int = 0
-    last_id: str = ""                              # id of the file's last line ("" if none)
+    last_id: str = ""  # id of the file's last line ("" if none)
 
     @property
     def ok(self) -> bool:
@@ -170,17 +171,19 @@ def read_checked(path) -> list[tuple[str, bytes]]:
     except PermissionError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
     if s.bad:
-        raise IntegrityError(describe_bad(s.bad, f"{path} has {len(s.bad)} bad line(s), nothing imported"),
-                             bad=[{"line": b.lineno, "reason": b.reason} for b in s.bad[:MAX_LISTED]])
+        raise IntegrityError(
+            describe_bad(s.bad, f"{path} has {len(s.bad)} bad line(s), nothing imported"),
+            bad=[{"line": b.lineno, "reason": b.reason} for b in s.bad[:MAX_LISTED]],
+        )
     return list(s.ids.items())
 
 
 # --- the exporter --------------------------------------------------------------------------
 class ExportResult(msgspec.Struct):
-    written: int = 0          # lines appended to the file
-    imported: int = 0         # unknown valid lines found in the file and taken into the store
-    restored: int = 0         # known events missing from the file, appended again
-    scanned: bool = False     # the cheap check failed and the whole file was read
+    written: int = 0  # lines appended to the file
+    imported: int = 0  # unknown valid lines found in the file and taken into the store
+    restored: int = 0  # known events missing from the file, appended again
+    scanned: bool = False  # the cheap check failed and the whole file was read
     refused: str | None = None  # why the file was left alone (its events stay dirty)
 
 
@@ -190,8 +193,9 @@ def _meta_get(conn, keys):
 
 
 def _meta_set(conn, **kv):
-    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                     [(k, str(v)) for k, v in kv.items()])
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [(k, str(v)) for k, v in kv.items()]
+    )
 
 
 class AuditTrail:
@@ -243,7 +247,9 @@ class AuditTrail:
             return False
         with open(self.path, "rb") as f:
             f.seek(length - len(line))
-            return f.read(len(line)) == line and (length == len(line) or _byte_before(f, length - len(line)) == b"\n")
+            return f.read(len(line)) == line and (
+                length == len(line) or _byte_before(f, length - len(line)) == b"\n"
+            )
 
     # --- export ----------------------------------------------------------------------
     def export(self) -> ExportResult:
@@ -284,8 +290,7 @@ class AuditTrail:
         if tail.endswith(b"\n"):
             return False
         expected = bytearray()
-        for eid, body in self.store.conn.execute(
-                "SELECT id, body FROM events WHERE audit = 1 ORDER BY seq"):
+        for eid, body in self.store.conn.execute("SELECT id, body FROM events WHERE audit = 1 ORDER BY seq"):
             expected += audit_line(eid, body)
             if len(expected) >= extra:
                 break
@@ -297,8 +302,10 @@ class AuditTrail:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self.warn(f"{self.path}: removed a torn line left by an interrupted write ({extra} bytes); "
-                  "its events are written again whole")
+        self.warn(
+            f"{self.path}: removed a torn line left by an interrupted write ({extra} bytes); "
+            "its events are written again whole"
+        )
         return True
 
     def _write_dirty(self, res: ExportResult):
@@ -307,7 +314,8 @@ class AuditTrail:
         while True:
             rows = conn.execute(
                 "SELECT seq, id, body FROM events WHERE audit = 1 AND seq > ? ORDER BY seq LIMIT ?",
-                (last_seq, EXPORT_CHUNK)).fetchall()
+                (last_seq, EXPORT_CHUNK),
+            ).fetchall()
             if not rows:
                 return
             data = b"".join(audit_line(eid, body) for _, eid, body in rows)
@@ -350,9 +358,11 @@ class AuditTrail:
         if s.bad:
             b = s.bad[0]
             more = f" (and {len(s.bad) - 1} more bad line(s))" if len(s.bad) > 1 else ""
-            res.refused = (f"{self.path} line {b.lineno}: {b.reason}{more}; not touching the file, "
-                           f"new events stay in the store until it is fixed (`coord verify`, "
-                           f"`coord export --rewrite`)")
+            res.refused = (
+                f"{self.path} line {b.lineno}: {b.reason}{more}; not touching the file, "
+                f"new events stay in the store until it is fixed (`coord verify`, "
+                f"`coord export --rewrite`)"
+            )
             self.warn(res.refused)
             return False
         conn = self.store.conn
@@ -360,15 +370,21 @@ class AuditTrail:
         known: dict[str, int] = {}
         ids = list(s.ids)
         for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
-            known.update(conn.execute(
-                f"SELECT id, audit FROM events WHERE id IN ({','.join('?' * len(part))})", part).fetchall())
+            part = ids[i : i + 500]
+            known.update(
+                conn.execute(
+                    f"SELECT id, audit FROM events WHERE id IN ({','.join('?' * len(part))})", part
+                ).fetchall()
+            )
         unknown = [(i, s.ids[i]) for i in ids if i not in known]
         if unknown:
             res.imported = import_bodies(self.store, unknown, AUDIT_WRITTEN)
         in_file_dirty = [i for i, a in known.items() if a == AUDIT_DIRTY]
-        missing = [(seq, eid) for seq, eid in conn.execute(
-            "SELECT seq, id FROM events WHERE audit = 2") if eid not in s.ids]
+        missing = [
+            (seq, eid)
+            for seq, eid in conn.execute("SELECT seq, id FROM events WHERE audit = 2")
+            if eid not in s.ids
+        ]
         with self._quick_write() as tx:
             tx.conn.executemany("UPDATE events SET audit = 2 WHERE id = ?", [(i,) for i in in_file_dirty])
             tx.conn.executemany("UPDATE events SET audit = 1 WHERE seq = ?", [(seq,) for seq, _ in missing])
@@ -376,8 +392,10 @@ class AuditTrail:
         if missing:
             res.restored = len(missing)
             shown = ", ".join(e for _, e in missing[:5]) + (", …" if len(missing) > 5 else "")
-            self.warn(f"{len(missing)} event(s) were missing from {self.path} and are appended "
-                      f"again from the store: {shown}")
+            self.warn(
+                f"{len(missing)} event(s) were missing from {self.path} and are appended "
+                f"again from the store: {shown}"
+            )
         return True
 
     # --- rewrite ---------------------------------------------------------------------
@@ -389,8 +407,11 @@ class AuditTrail:
         with self.lock():
             s = scan_file(self.path)
             conn = self.store.conn
-            unknown = [(i, b) for i, b in s.ids.items()
-                       if conn.execute("SELECT 1 FROM events WHERE id = ?", (i,)).fetchone() is None]
+            unknown = [
+                (i, b)
+                for i, b in s.ids.items()
+                if conn.execute("SELECT 1 FROM events WHERE id = ?", (i,)).fetchone() is None
+            ]
             if unknown:
                 res.imported = import_bodies(self.store, unknown, AUDIT_WRITTEN)
             tmp = self.path.with_name(self.path.name + ".tmp")
@@ -404,8 +425,9 @@ class AuditTrail:
                     # Events committed after this snapshot have a higher seq: they stay
                     # dirty below and are written after the rename, still under the lock.
                     upto = c.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-                    cur = c.execute("SELECT id, body FROM events WHERE audit != 0 AND seq <= ? ORDER BY seq",
-                                    (upto,))
+                    cur = c.execute(
+                        "SELECT id, body FROM events WHERE audit != 0 AND seq <= ? ORDER BY seq", (upto,)
+                    )
                     while True:
                         rows = cur.fetchmany(EXPORT_CHUNK)
                         if not rows:
@@ -423,8 +445,13 @@ class AuditTrail:
             _fsync_dir(self.path.parent)
             with self._quick_write() as tx:
                 tx.conn.execute("UPDATE events SET audit = 2 WHERE audit = 1 AND seq <= ?", (upto,))
-                _meta_set(tx.conn, audit_length=size, audit_last=last,
-                          audit_checked_b3="b3:" + hasher.hexdigest(), audit_checked_length=size)
+                _meta_set(
+                    tx.conn,
+                    audit_length=size,
+                    audit_last=last,
+                    audit_checked_b3="b3:" + hasher.hexdigest(),
+                    audit_checked_length=size,
+                )
             res.written = n
             self._write_dirty(res)  # whatever committed while the file was being rewritten
         return res, s.bad
@@ -445,17 +472,25 @@ class AuditTrail:
         if s.ids:
             ids = list(s.ids)
             for i in range(0, len(ids), 500):
-                part = ids[i:i + 500]
+                part = ids[i : i + 500]
                 found = conn.execute(
-                    f"SELECT count(*) FROM events WHERE id IN ({','.join('?' * len(part))})", part).fetchone()[0]
+                    f"SELECT count(*) FROM events WHERE id IN ({','.join('?' * len(part))})", part
+                ).fetchone()[0]
                 unknown += len(part) - found
         m = _meta_get(conn, ["audit_checked_b3", "audit_checked_length"])
         prev = m.get("audit_checked_b3")
         return {
-            "path": str(self.path), "lines": s.lines, "bytes": s.size, "b3": s.b3,
-            "previous_b3": prev, "unchanged": prev == s.b3 if prev else None,
+            "path": str(self.path),
+            "lines": s.lines,
+            "bytes": s.size,
+            "b3": s.b3,
+            "previous_b3": prev,
+            "unchanged": prev == s.b3 if prev else None,
             "bad": [{"line": b.lineno, "reason": b.reason} for b in s.bad],
-            "missing": missing, "dirty": dirty, "unknown": unknown, "duplicates": s.duplicates,
+            "missing": missing,
+            "dirty": dirty,
+            "unknown": unknown,
+            "duplicates": s.duplicates,
             "ok": not (s.bad or missing or dirty),
         }
 
@@ -511,8 +546,17 @@ def _fsync_dir(path):
 
 def _active_failpoints():
     from .failpoints import _ACTIVE
+
     return _ACTIVE
 
 
-__all__ = ["AuditTrail", "ExportResult", "scan_file", "read_checked", "import_bodies",
-           "AUDIT_NONE", "AUDIT_DIRTY", "AUDIT_WRITTEN"]
+__all__ = [
+    "AuditTrail",
+    "ExportResult",
+    "scan_file",
+    "read_checked",
+    "import_bodies",
+    "AUDIT_NONE",
+    "AUDIT_DIRTY",
+    "AUDIT_WRITTEN",
+]

@@ -9,6 +9,7 @@ held in memory whole.
 A payload whose canonical encoding exceeds the `blob_threshold` setting is stored as a
 blob of that encoding, and the event carries `{"$blob": "b3:<hex>", "size": N}` instead.
 """
+
 import os
 import re
 
@@ -73,6 +74,7 @@ class BlobStore:
         if self._intact(hexd):
             return "b3:" + hexd, len(data)
         import io
+
         return self.put_stream(io.BytesIO(data))
 
     def put_stream(self, f, on_chunk=None) -> tuple[str, int]:
@@ -207,7 +209,8 @@ class BlobStore:
         if conn is not None:
             have = set(self.names())
             for seq, eid, body in conn.execute(
-                    "SELECT seq, id, body FROM events WHERE instr(body, ?) > 0", (b'"$blob"',)):
+                "SELECT seq, id, body FROM events WHERE instr(body, ?) > 0", (b'"$blob"',)
+            ):
                 for ref in refs_in(msgspec.json.decode(body).get("payload")):
                     if hex_of(ref) not in have:
                         problems.append(f"event {eid[:15]} (seq {seq}) refers to missing blob {ref}")
@@ -215,8 +218,11 @@ class BlobStore:
 
 
 def is_ref(payload) -> bool:
-    return (isinstance(payload, dict) and isinstance(payload.get(REF_KEY), str)
-            and payload[REF_KEY].startswith("b3:"))
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get(REF_KEY), str)
+        and payload[REF_KEY].startswith("b3:")
+    )
 
 
 def refs_in(obj):

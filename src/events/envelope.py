@@ -3,6 +3,7 @@
 The canonical bytes are the compact JSON object of ts, from, to, type, payload, in that
 order (payload keys sorted). They are hashed once, stored, and never re-encoded.
 """
+
 import re
 import time
 
@@ -52,6 +53,7 @@ def event_id(body: bytes) -> str:
 
 # --- time ------------------------------------------------------------------------------
 
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -60,7 +62,14 @@ def us_to_ts(us: int) -> str:
     secs, frac = divmod(us, 1_000_000)
     t = time.gmtime(secs)
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
-        t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, frac)
+        t.tm_year,
+        t.tm_mon,
+        t.tm_mday,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+        frac,
+    )
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -83,6 +92,7 @@ def parse_time(text: str, now: int | None = None) -> int:
     """A user-given time: RFC 3339 (any precision, Z or offset), a date, or an age like
     '10m', '2h', '3d' meaning that long ago. Returns microseconds since the epoch."""
     from datetime import datetime, timezone
+
     t = text.strip()
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", t)
     if m:

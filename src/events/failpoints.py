@@ -1,5 +1,6 @@
 """Named crash points for tests: COORD_FAILPOINTS=name[,name] makes the process SIGKILL
 itself when it reaches one of them. Costs one dict lookup when unset."""
+
 import os
 
 _ACTIVE = frozenset(filter(None, os.environ.get("COORD_FAILPOINTS", "").split(",")))
@@ -8,4 +9,5 @@ _ACTIVE = frozenset(filter(None, os.environ.get("COORD_FAILPOINTS", "").split(",
 def failpoint(name: str) -> None:
     if name in _ACTIVE:
         import signal
+
         os.kill(os.getpid(), signal.SIGKILL)

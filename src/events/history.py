@@ -3,6 +3,7 @@ keyset-paginated transactions, bounded by the seq seen at the start) or an audit
 (checked line by line, no database at all). Points in history (--at/--since/--until) are
 keys (ts, id): an event includes itself; a time T covers every event stamped up to T.
 """
+
 import os
 import re
 
@@ -64,8 +65,10 @@ class StoreHistory(History):
         last = since_exclusive(since)
         while True:  # keyset pagination: each page is its own short read transaction
             with self.store.read() as c:
-                rows = c.execute(f"SELECT ts, id, body FROM events WHERE {where} ORDER BY ts, id LIMIT ?",
-                                 (self.upto, *last, *extra, self.batch)).fetchall()
+                rows = c.execute(
+                    f"SELECT ts, id, body FROM events WHERE {where} ORDER BY ts, id LIMIT ?",
+                    (self.upto, *last, *extra, self.batch),
+                ).fetchall()
             blobs = self.store.blobs
             for _, eid, body in rows:
                 yield eid, readable(decode(body), blobs)  # as the board folds it
@@ -76,14 +79,18 @@ class StoreHistory(History):
     def key_of_event(self, prefix):
         p = normalize_event_prefix(prefix)
         with self.store.read() as c:
-            rows = c.execute("SELECT ts, id FROM events WHERE id >= ? AND id < ? AND seq <= ? ORDER BY id LIMIT 11",
-                             (p, p + "g", self.upto)).fetchall()
+            rows = c.execute(
+                "SELECT ts, id FROM events WHERE id >= ? AND id < ? AND seq <= ? ORDER BY id LIMIT 11",
+                (p, p + "g", self.upto),
+            ).fetchall()
         return _one(rows, prefix)
 
     def key_of_position(self, n):
         with self.store.read() as c:
-            row = c.execute("SELECT ts, id FROM events WHERE seq <= ? ORDER BY ts, id LIMIT 1 OFFSET ?",
-                            (self.upto, n - 1)).fetchone()
+            row = c.execute(
+                "SELECT ts, id FROM events WHERE seq <= ? ORDER BY ts, id LIMIT 1 OFFSET ?",
+                (self.upto, n - 1),
+            ).fetchone()
         return tuple(row) if row else None
 
 
@@ -114,8 +121,9 @@ class FileHistory(History):
         # (a git checkout of .coord/), as the board folds them; else they stay references.
         blob_dir = os.path.join(os.path.dirname(os.path.abspath(self.path)), "blobs")
         blobs = BlobStore(blob_dir) if os.path.isdir(blob_dir) else None
-        self.items = sorted(((env.ts, eid, readable(env, blobs)) for eid, env in seen.items()),
-                            key=lambda t: (t[0], t[1]))
+        self.items = sorted(
+            ((env.ts, eid, readable(env, blobs)) for eid, env in seen.items()), key=lambda t: (t[0], t[1])
+        )
 
     def events(self, since=None, until=None, lifecycle_only=False):
         lo = since_exclusive(since)
@@ -152,6 +160,7 @@ def since_exclusive(since):
 
 def _prev_ts(ts: str) -> str:
     from .envelope import ts_to_us
+
     return us_to_ts(ts_to_us(ts) - 1)
 
 

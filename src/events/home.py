@@ -1,4 +1,5 @@
 """Finding and creating a home (.coord/), and its settings (config.toml)."""
+
 import os
 import stat
 from pathlib import Path
@@ -60,7 +61,10 @@ def _parse_simple_toml(data: bytes) -> dict | None:
     global _SIMPLE_LINE
     if _SIMPLE_LINE is None:
         import re
-        _SIMPLE_LINE = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(true|false|-?\d+(?:\.\d+)?|"[^"\\]*")\s*$')
+
+        _SIMPLE_LINE = re.compile(
+            r'^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(true|false|-?\d+(?:\.\d+)?|"[^"\\]*")\s*$'
+        )
     out = {}
     try:
         text = data.decode()
@@ -113,6 +117,7 @@ class Home:
                 loaded = _parse_simple_toml(data)
                 if loaded is None:  # not the flat form coord writes: the real parser decides
                     import tomllib
+
                     try:
                         loaded = tomllib.loads(data.decode())
                     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -126,7 +131,9 @@ class Home:
     def write_config(self, cfg: dict):
         lines = ["# coord settings (committed: clones share them). `coord config KEY VALUE` sets one.\n"]
         for k, (typ, default, help_) in SETTINGS.items():
-            lines.append(f"\n# {help_} (default {_toml_value(default)})\n{k} = {_toml_value(cfg.get(k, default))}\n")
+            lines.append(
+                f"\n# {help_} (default {_toml_value(default)})\n{k} = {_toml_value(cfg.get(k, default))}\n"
+            )
         tmp = self.config_path.with_suffix(".toml.tmp")
         tmp.write_text("".join(lines))
         os.replace(tmp, self.config_path)
@@ -144,9 +151,15 @@ class Home:
 
 def _git_common_home(start: Path) -> Path | None:
     import subprocess
+
     try:
-        out = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
-                             cwd=start, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=start,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
@@ -160,6 +173,7 @@ def find_home(explicit: str | None = None, cwd: Path | None = None) -> Home:
         return _find_home(explicit, cwd)
     except PermissionError as e:
         from .errors import CoordError
+
         raise CoordError(f"cannot access {e.filename}: permission denied") from None
 
 

@@ -1,4 +1,5 @@
 """Worker ids, audit-file lines, and id prefixes."""
+
 import re
 
 from .envelope import ID_RE, event_id
@@ -11,7 +12,8 @@ _ID_MEMBER = re.compile(rb'^\{"id":"(b3:[0-9a-f]{64})",')
 def check_worker_id(wid: str) -> str:
     if not WORKER_ID_RE.match(wid or ""):
         raise UsageError(
-            f"bad worker id {wid!r}: use 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+            f"bad worker id {wid!r}: use 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+        )
     return wid
 
 
@@ -31,7 +33,7 @@ def check_line(line: bytes) -> tuple[str, bytes]:
             raise IntegrityError("git conflict marker")
         raise IntegrityError("does not start with an id member")
     eid = m.group(1).decode()
-    body = b"{" + line[m.end():]
+    body = b"{" + line[m.end() :]
     if event_id(body) != eid:
         raise IntegrityError("hash does not match the line's bytes")
     return eid, body

@@ -4,6 +4,7 @@ quickly once current (PRAGMA user_version holds how many have run).
 Append new migrations at the end of MIGRATIONS; never edit or reorder an applied one.
 This module imports sqlite_utils, so it is only loaded when a migration must run.
 """
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
@@ -12,27 +13,40 @@ migrations = Migrations("coord")
 
 @migrations(name="0001_events_and_workers")
 def m0001(db: sqlite_utils.Database):
-    db["events"].create({
-        "seq": int,        # gapless, assigned inside the write transaction
-        "id": str,         # b3:<hex> of body
-        "ts": str,
-        "from": str,
-        "to": str,
-        "type": str,
-        "worker": str,     # the worker a worker.* event concerns, else NULL
-        "body": bytes,     # the canonical bytes, exactly as hashed
-        "origin": str,     # 'local' or 'import'
-    }, pk="seq", not_null={"id", "ts", "from", "to", "type", "body", "origin"})
+    db["events"].create(
+        {
+            "seq": int,  # gapless, assigned inside the write transaction
+            "id": str,  # b3:<hex> of body
+            "ts": str,
+            "from": str,
+            "to": str,
+            "type": str,
+            "worker": str,  # the worker a worker.* event concerns, else NULL
+            "body": bytes,  # the canonical bytes, exactly as hashed
+            "origin": str,  # 'local' or 'import'
+        },
+        pk="seq",
+        not_null={"id", "ts", "from", "to", "type", "body", "origin"},
+    )
     db["events"].create_index(["id"], unique=True, index_name="events_id")
     db["events"].create_index(["ts", "id"], index_name="events_ts")
     db["events"].create_index(["worker", "ts", "id"], index_name="events_worker")
     db["events"].create_index(["type"], index_name="events_type")
     db["events"].create_index(["from"], index_name="events_from")
     db["events"].create_index(["to"], index_name="events_to")
-    db["workers"].create({
-        "worker": str, "state": str, "holder": str, "assignee": str,
-        "created": str, "updated": str, "view": bytes,
-    }, pk="worker", not_null={"state", "created", "updated", "view"})
+    db["workers"].create(
+        {
+            "worker": str,
+            "state": str,
+            "holder": str,
+            "assignee": str,
+            "created": str,
+            "updated": str,
+            "view": bytes,
+        },
+        pk="worker",
+        not_null={"state", "created", "updated", "view"},
+    )
     db["workers"].create_index(["state", "created"], index_name="workers_state")
     db["projection_state"].create({"name": str, "last_seq": int}, pk="name")
     db["request_ids"].create({"actor": str, "key": str, "result": bytes}, pk=("actor", "key"))
@@ -56,17 +70,18 @@ def m0501(db: sqlite_utils.Database):
     # Message cursors (issue 5): per reader and per address (the reader's name, '*', or a
     # worker it holds), the seq up to which everything is acknowledged; msg_acks holds
     # messages acknowledged above that watermark (poll --type delivers out of order).
-    db["cursors"].create({"agent": str, "address": str, "seq": int},
-                         pk=("agent", "address"), not_null={"seq"})
-    db["msg_acks"].create({"agent": str, "address": str, "seq": int},
-                          pk=("agent", "address", "seq"))
+    db["cursors"].create(
+        {"agent": str, "address": str, "seq": int}, pk=("agent", "address"), not_null={"seq"}
+    )
+    db["msg_acks"].create({"agent": str, "address": str, "seq": int}, pk=("agent", "address", "seq"))
     # poll looks up the workers an agent holds.
     db["workers"].create_index(["holder"], index_name="workers_holder")
     # Full-text search over event types and payload text; rowid = events.seq. Kept current
     # by the projector in coord.projections.search; an existing store is indexed the first
     # time it is searched or rebuilt (the flag below), not inside this migration.
-    db.execute("CREATE VIRTUAL TABLE search USING fts5(type, text, "
-               "tokenize = 'unicode61 remove_diacritics 2')")
+    db.execute(
+        "CREATE VIRTUAL TABLE search USING fts5(type, text, tokenize = 'unicode61 remove_diacritics 2')"
+    )
     if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('search_rebuild', '1')")
 
@@ -75,8 +90,10 @@ def m0501(db: sqlite_utils.Database):
 def m0401(db: sqlite_utils.Database):
     # A worker's history without its heartbeats (`show`): a partial index, so a worker that
     # beat 60,000 times is read in as many steps as it has transitions, not heartbeats.
-    db.execute("CREATE INDEX IF NOT EXISTS events_worker_transitions ON events(worker, ts, id) "
-               "WHERE type != 'worker.heartbeat'")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS events_worker_transitions ON events(worker, ts, id) "
+        "WHERE type != 'worker.heartbeat'"
+    )
 
 
 MIGRATIONS = migrations
@@ -86,8 +103,8 @@ SCHEMA_VERSION = len(migrations._migrations)
 def migrate(conn) -> None:
     """Apply pending migrations on an open connection (the caller holds the write lock)."""
     import secrets
+
     db = sqlite_utils.Database(conn)
     migrations.apply(db)
-    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('clone_id', ?)",
-                 (secrets.token_hex(8),))
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('clone_id', ?)", (secrets.token_hex(8),))
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -5,6 +5,7 @@ waiting writers queue fairly), assigns `seq` and `ts` inside the transaction, ap
 canonical bytes, and runs the projector on each appended event before COMMIT, so readers
 only ever see an event together with the views folded from it.
 """
+
 import errno
 import fcntl
 import os
@@ -61,7 +62,8 @@ class Tx:
 
     def _load_heads(self):
         seq, ts = self.conn.execute(
-            "SELECT (SELECT max(seq) FROM events), (SELECT ts FROM events ORDER BY ts DESC LIMIT 1)").fetchone()
+            "SELECT (SELECT max(seq) FROM events), (SELECT ts FROM events ORDER BY ts DESC LIMIT 1)"
+        ).fetchone()
         self._seq = seq or 0
         self._last_us = ts_to_us(ts) if ts else 0
 
@@ -79,8 +81,13 @@ class Tx:
         self._seq += 1
         return self._seq
 
-    def append(self, env: Envelope | None = None, body: bytes | None = None,
-               origin: str = "local", audit: int | None = None) -> StoredEvent | None:
+    def append(
+        self,
+        env: Envelope | None = None,
+        body: bytes | None = None,
+        origin: str = "local",
+        audit: int | None = None,
+    ) -> StoredEvent | None:
         """The one way an event enters the store. Given bytes (an import), they are kept
         as they are; given an envelope, it is encoded once. Returns None when the id is
         already stored (set union).
@@ -102,21 +109,24 @@ class Tx:
         elif env is None:
             env = decode(body)
         eid = event_id(body)
-        if origin != "local" and self.conn.execute(
-                "SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone():
+        if origin != "local" and self.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone():
             return None
         if origin != "local" and self._last_us is not None:
             self._last_us = max(self._last_us, ts_to_us(env.ts))
         if audit is None:
             audit = AUDIT_DIRTY
-            if (origin == "local" and env.type == "worker.heartbeat"
-                    and not self.store.home.config["audit_heartbeats"]):
+            if (
+                origin == "local"
+                and env.type == "worker.heartbeat"
+                and not self.store.home.config["audit_heartbeats"]
+            ):
                 audit = AUDIT_NONE
         seq = self._next_seq()
         self.conn.execute(
             'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit) '
             "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit))
+            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit),
+        )
         ev = StoredEvent(seq, eid, body, env, origin, audit)
         self.appended.append(ev)
         if self.store.projector is not None:
@@ -127,7 +137,7 @@ class Tx:
 class Store:
     def __init__(self, home: Home, projector=None, after_commit=None):
         self.home = home
-        self.projector = projector        # (tx, StoredEvent) -> None, inside the transaction
+        self.projector = projector  # (tx, StoredEvent) -> None, inside the transaction
         self.after_commit = after_commit  # (store, [StoredEvent]) -> None, after COMMIT
         self.conn = None
         self._lock_fd = None
@@ -138,6 +148,7 @@ class Store:
         # Made once: the projectors ask for it on every append.
         if self._blobs is None:
             from .blobs import BlobStore
+
             self._blobs = BlobStore(self.home.blobs_path)
         return self._blobs
 
@@ -146,8 +157,12 @@ class Store:
         cfg = self.home.config
         self.home.set_umask()
         try:
-            conn = sqlite3.connect(str(self.home.db_path), isolation_level=None,
-                                   timeout=cfg["busy_timeout"], check_same_thread=False)
+            conn = sqlite3.connect(
+                str(self.home.db_path),
+                isolation_level=None,
+                timeout=cfg["busy_timeout"],
+                check_same_thread=False,
+            )
             conn.execute(f"PRAGMA busy_timeout = {int(cfg['busy_timeout'] * 1000)}")
             conn.execute(f"PRAGMA synchronous = {cfg['synchronous']}")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -157,12 +172,15 @@ class Store:
         if version < SCHEMA_VERSION:
             self._migrate()
         elif version > SCHEMA_VERSION:
-            raise UsageError(f"{self.home.db_path} has schema {version}, newer than this coord "
-                             f"({SCHEMA_VERSION}); upgrade coord")
+            raise UsageError(
+                f"{self.home.db_path} has schema {version}, newer than this coord "
+                f"({SCHEMA_VERSION}); upgrade coord"
+            )
         return self
 
     def _migrate(self):
         from . import schema
+
         with self._flock():
             try:
                 if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -301,18 +319,26 @@ def row_to_event(row) -> StoredEvent:
 def _translate(e: Exception, home: Home) -> CoordError:
     if isinstance(e, sqlite3.OperationalError) and _is_locked(e):
         return Busy("the store stayed locked past the busy timeout; safe to retry")
-    if isinstance(e, (PermissionError,)) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
+    if isinstance(e, (PermissionError,)) or (
+        isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)
+    ):
         return CoordError(f"cannot write to {home.path}: {e.strerror}")
     msg = str(e)
     if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):
-        return CoordError(f"no space left for {home.path} (disk full or file size limit); nothing was recorded")
+        return CoordError(
+            f"no space left for {home.path} (disk full or file size limit); nothing was recorded"
+        )
     if "disk I/O error" in msg:
-        return CoordError(f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
-                          "failing disk); nothing was recorded")
+        return CoordError(
+            f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
+            "failing disk); nothing was recorded"
+        )
     if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
         return CoordError(f"cannot write to {home.db_path}: {msg}")
     if "malformed" in msg or "not a database" in msg:
-        return IntegrityError(f"{home.db_path} is damaged ({msg}); restore a backup or rebuild from events.jsonl")
+        return IntegrityError(
+            f"{home.db_path} is damaged ({msg}); restore a backup or rebuild from events.jsonl"
+        )
     if isinstance(e, OSError):
         return CoordError(f"{home.path}: {e}")
     return CoordError(f"database error: {msg}")

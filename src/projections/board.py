@@ -1,5 +1,6 @@
 """Storage of the worker views: load, save, the projector run inside each append
 transaction, re-folding workers, and rebuild from zero."""
+
 import msgspec
 
 from ..events.envelope import decode
@@ -26,7 +27,12 @@ def load_tx(tx, worker: str) -> Worker | None:
 
 
 def save_tx(tx, v: Worker, old: Worker | None = None) -> None:
-    if old is not None and (old.state, old.holder, old.assignee, old.updated) == (v.state, v.holder, v.assignee, v.updated):
+    if old is not None and (old.state, old.holder, old.assignee, old.updated) == (
+        v.state,
+        v.holder,
+        v.assignee,
+        v.updated,
+    ):
         # A heartbeat: only the view blob changes, so skip the index maintenance of a REPLACE.
         tx.conn.execute("UPDATE workers SET view = ? WHERE worker = ?", (_enc.encode(v), v.worker))
     else:
@@ -42,7 +48,8 @@ def save(conn, v: Worker, table: str = "workers") -> None:
     conn.execute(
         f"INSERT OR REPLACE INTO {table}(worker, state, holder, assignee, created, updated, view) "
         "VALUES (?,?,?,?,?,?,?)",
-        (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v)))
+        (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v)),
+    )
 
 
 def readable(env, blobs=None, conn=None):
@@ -50,6 +57,7 @@ def readable(env, blobs=None, conn=None):
     if "$blob" not in env.payload:
         return env
     from ..events.blobs import readable as _readable, store_for_conn
+
     return _readable(env, blobs if blobs is not None else store_for_conn(conn))
 
 
@@ -78,8 +86,9 @@ def project(tx, ev) -> None:
                 new = fold(view, env, ev.id)
                 if new is not None:
                     save_tx(tx, new, view)
-    tx.conn.execute("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
-                    (PROJECTION, ev.seq))
+    tx.conn.execute(
+        "INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)", (PROJECTION, ev.seq)
+    )
 
 
 def _falls_earlier(conn, view, env, eid) -> bool:
@@ -87,8 +96,10 @@ def _falls_earlier(conn, view, env, eid) -> bool:
         return (env.ts, eid) < (view.pos_ts, view.pos_id)
     # No view yet: events of this worker already stored (an orphan started/canceled that
     # arrived before its spawn) must be folded after this one.
-    return conn.execute("SELECT 1 FROM events WHERE worker = ? AND id != ? LIMIT 1",
-                        (env.to, eid)).fetchone() is not None
+    return (
+        conn.execute("SELECT 1 FROM events WHERE worker = ? AND id != ? LIMIT 1", (env.to, eid)).fetchone()
+        is not None
+    )
 
 
 class _Refold:
@@ -104,8 +115,7 @@ class _Refold:
 
 
 def worker_events(conn, worker: str):
-    for eid, body in conn.execute(
-            "SELECT id, body FROM events WHERE worker = ? ORDER BY ts, id", (worker,)):
+    for eid, body in conn.execute("SELECT id, body FROM events WHERE worker = ? ORDER BY ts, id", (worker,)):
         yield readable(decode(body), conn=conn), eid
 
 
@@ -123,9 +133,13 @@ def resolve(conn, prefix: str) -> str:
     """A worker id or a unique prefix of one."""
     if conn.execute("SELECT 1 FROM workers WHERE worker = ?", (prefix,)).fetchone():
         return prefix
-    rows = [r[0] for r in conn.execute(
-        "SELECT worker FROM workers WHERE worker >= ? AND worker < ? ORDER BY worker LIMIT 11",
-        (prefix, prefix + "\U0010ffff"))]
+    rows = [
+        r[0]
+        for r in conn.execute(
+            "SELECT worker FROM workers WHERE worker >= ? AND worker < ? ORDER BY worker LIMIT 11",
+            (prefix, prefix + "\U0010ffff"),
+        )
+    ]
     if len(rows) == 1:
         return rows[0]
     if not rows:
@@ -146,7 +160,9 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
         with store.read() as c:
             rows = c.execute(
                 "SELECT ts, id, body FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
-                "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?", (upto, *last, batch)).fetchall()
+                "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?",
+                (upto, *last, batch),
+            ).fetchall()
         if not rows:
             break
         for ts, eid, body in rows:
@@ -166,22 +182,32 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
         c.executemany(
             "INSERT INTO workers(worker, state, holder, assignee, created, updated, view) "
             "VALUES (?,?,?,?,?,?,?)",
-            [(v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v))
-             for v in views.values()])
-        late = [r[0] for r in c.execute(
-            "SELECT DISTINCT worker FROM events WHERE seq > ? AND worker IS NOT NULL", (upto,))]
+            [
+                (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v))
+                for v in views.values()
+            ],
+        )
+        late = [
+            r[0]
+            for r in c.execute(
+                "SELECT DISTINCT worker FROM events WHERE seq > ? AND worker IS NOT NULL", (upto,)
+            )
+        ]
         refold(c, late)
-        c.execute("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
-                  (PROJECTION, store.max_seq()))
+        c.execute(
+            "INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
+            (PROJECTION, store.max_seq()),
+        )
     return total
 
 
 def fresh_fold(conn) -> dict[str, Worker]:
     """All views folded from zero (for verify and tests)."""
+
     def events():
-        for eid, body in conn.execute(
-                "SELECT id, body FROM events WHERE worker IS NOT NULL ORDER BY ts, id"):
+        for eid, body in conn.execute("SELECT id, body FROM events WHERE worker IS NOT NULL ORDER BY ts, id"):
             yield readable(decode(body), conn=conn), eid
+
     return fold_all(events())
 
 

@@ -12,6 +12,7 @@ moving a watermark never skips one.
 Cursors are local reading positions, like a consumer offset: they are not events, not in
 the audit file, and not shared between clones.
 """
+
 import re
 from collections import defaultdict
 
@@ -28,16 +29,20 @@ _MSG = ("msg.", "msg/")  # type >= 'msg.' AND type < 'msg/': every msg.* type, b
 def check_recipient(to: str) -> str:
     if to == BROADCAST or RECIPIENT_RE.match(to or ""):
         return to
-    raise UsageError(f"bad recipient {to!r}: use an agent name or worker id (letters, digits, "
-                     "and . _ - : @, starting with a letter or digit), or '*' for everyone")
+    raise UsageError(
+        f"bad recipient {to!r}: use an agent name or worker id (letters, digits, "
+        "and . _ - : @, starting with a letter or digit), or '*' for everyone"
+    )
 
 
 def message_type(name: str) -> str:
     """'review' or 'msg.review' -> 'msg.review'."""
     n = name[4:] if name.startswith("msg.") else name
     if not NAME_RE.match(n):
-        raise UsageError(f"bad message type {name!r}: lower-case dotted words of a-z 0-9 _ "
-                         "(e.g. review_request or build.failed)")
+        raise UsageError(
+            f"bad message type {name!r}: lower-case dotted words of a-z 0-9 _ "
+            "(e.g. review_request or build.failed)"
+        )
     return "msg." + n
 
 
@@ -54,8 +59,9 @@ def type_filter(types) -> tuple[str, list]:
 
 
 def addresses(conn, agent: str) -> list[str]:
-    held = [r[0] for r in conn.execute(
-        "SELECT worker FROM workers WHERE holder = ? ORDER BY worker", (agent,))]
+    held = [
+        r[0] for r in conn.execute("SELECT worker FROM workers WHERE holder = ? ORDER BY worker", (agent,))
+    ]
     out = []
     for a in (agent, BROADCAST, *held):
         if a not in out:
@@ -68,14 +74,15 @@ def cursors(conn, agent: str) -> dict[str, int]:
 
 
 def _address_query(agent: str, address: str, after: int) -> tuple[str, list]:
-    sql = ('SELECT seq, id, body, "to" FROM events WHERE "to" = ? AND seq > ? '
-           "AND type >= ? AND type < ?")
+    sql = 'SELECT seq, id, body, "to" FROM events WHERE "to" = ? AND seq > ? AND type >= ? AND type < ?'
     args = [address, after, *_MSG]
     if address == BROADCAST:
         sql += ' AND "from" != ?'
         args.append(agent)
-    sql += (" AND NOT EXISTS (SELECT 1 FROM msg_acks k WHERE k.agent = ? AND k.address = ? "
-            "AND k.seq = events.seq)")
+    sql += (
+        " AND NOT EXISTS (SELECT 1 FROM msg_acks k WHERE k.agent = ? AND k.address = ? "
+        "AND k.seq = events.seq)"
+    )
     args += [agent, address]
     return sql, args
 
@@ -97,11 +104,12 @@ def pending(conn, agent: str, types=(), limit: int | None = None) -> list[tuple]
 
 
 def _set_cursor(conn, agent: str, address: str, seq: int) -> None:
-    conn.execute("INSERT INTO cursors(agent, address, seq) VALUES (?,?,?) "
-                 "ON CONFLICT(agent, address) DO UPDATE SET seq = max(seq, excluded.seq)",
-                 (agent, address, seq))
-    conn.execute("DELETE FROM msg_acks WHERE agent = ? AND address = ? AND seq <= ?",
-                 (agent, address, seq))
+    conn.execute(
+        "INSERT INTO cursors(agent, address, seq) VALUES (?,?,?) "
+        "ON CONFLICT(agent, address) DO UPDATE SET seq = max(seq, excluded.seq)",
+        (agent, address, seq),
+    )
+    conn.execute("DELETE FROM msg_acks WHERE agent = ? AND address = ? AND seq <= ?", (agent, address, seq))
 
 
 def _compact(conn, agent: str, address: str) -> None:
@@ -112,8 +120,9 @@ def _compact(conn, agent: str, address: str) -> None:
     if row is not None:
         new = row[0] - 1
     else:
-        new = conn.execute("SELECT coalesce(max(seq), 0) FROM msg_acks WHERE agent = ? AND address = ?",
-                           (agent, address)).fetchone()[0]
+        new = conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM msg_acks WHERE agent = ? AND address = ?", (agent, address)
+        ).fetchone()[0]
     if new > cur:
         _set_cursor(conn, agent, address, new)
 
@@ -124,8 +133,10 @@ def acknowledge(conn, agent: str, delivered) -> None:
     for seq, to in delivered:
         by_addr[to].append(seq)
     for address, seqs in by_addr.items():
-        conn.executemany("INSERT OR IGNORE INTO msg_acks(agent, address, seq) VALUES (?,?,?)",
-                         [(agent, address, s) for s in seqs])
+        conn.executemany(
+            "INSERT OR IGNORE INTO msg_acks(agent, address, seq) VALUES (?,?,?)",
+            [(agent, address, s) for s in seqs],
+        )
         _compact(conn, agent, address)
 
 

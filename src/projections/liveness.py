@@ -1,4 +1,5 @@
 """Liveness, computed when read and never stored (contract: Liveness)."""
+
 from ..events.envelope import ts_to_us
 from .workers import ACTIVE, Worker
 

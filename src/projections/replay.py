@@ -1,17 +1,18 @@
 """Replay as a pure walk: fold events one by one (the same fold the board uses) and say
 what each changed by comparing the worker's view before and after. No I/O."""
+
 import msgspec
 
 from .workers import Worker, fold, fold_all
 
 
 class Step(msgspec.Struct):
-    n: int                    # 1-based position in (ts, id) order
+    n: int  # 1-based position in (ts, id) order
     id: str
-    env: object               # the Envelope
-    worker: str | None        # the worker a worker.* event concerns
+    env: object  # the Envelope
+    worker: str | None  # the worker a worker.* event concerns
     before: Worker | None
-    after: Worker | None      # the view after (unchanged view for a message to a worker)
+    after: Worker | None  # the view after (unchanged view for a message to a worker)
     conflict: str | None = None  # an illegal event: kept, not applied, and why
 
 

@@ -7,6 +7,7 @@ Of a blob, at most INDEX_LIMIT bytes are indexed; binary attachments (a NUL byte
 head) are not. `rebuild` builds a fresh index beside the live one in short transactions
 and swaps it in.
 """
+
 import sqlite3
 
 import msgspec
@@ -66,8 +67,10 @@ def project(tx, ev) -> None:
     """The projector: index one appended event inside its transaction."""
     if ev.env.type in SKIP_TYPES:
         return
-    tx.conn.execute("INSERT INTO search(rowid, type, text) VALUES (?,?,?)",
-                    row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs))
+    tx.conn.execute(
+        "INSERT INTO search(rowid, type, text) VALUES (?,?,?)",
+        row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs),
+    )
 
 
 def _rows(conn, after: int, upto: int | None, limit: int, blobs: BlobStore):
@@ -93,8 +96,10 @@ def _rebuild(store, batch, progress) -> int:
     blobs = store.blobs
     with store.write() as tx:
         tx.conn.execute("DROP TABLE IF EXISTS search_new")
-        tx.conn.execute("CREATE VIRTUAL TABLE search_new USING fts5(type, text, "
-                        "tokenize = 'unicode61 remove_diacritics 2')")
+        tx.conn.execute(
+            "CREATE VIRTUAL TABLE search_new USING fts5(type, text, "
+            "tokenize = 'unicode61 remove_diacritics 2')"
+        )
     upto = store.max_seq()
     last, total = 0, 0
     while True:
@@ -144,21 +149,30 @@ def query(conn, text: str, types=(), from_=None, to=None, limit=20):
     if to:
         where.append('e."to" = ?')
         args.append(to)
-    sql = ("SELECT e.seq, e.id, e.ts, e.\"from\", e.\"to\", e.type, "
-           "snippet(search, -1, '[', ']', '…', 12), rank "
-           "FROM search JOIN events e ON e.seq = search.rowid WHERE " + " AND ".join(where)
-           + " ORDER BY rank LIMIT ?")
+    sql = (
+        'SELECT e.seq, e.id, e.ts, e."from", e."to", e.type, '
+        "snippet(search, -1, '[', ']', '…', 12), rank "
+        "FROM search JOIN events e ON e.seq = search.rowid WHERE "
+        + " AND ".join(where)
+        + " ORDER BY rank LIMIT ?"
+    )
     try:
         return conn.execute(sql, args + [limit]).fetchall()
     except sqlite3.OperationalError as e:
         msg = str(e)
-        if ("fts5" in msg or "no such column" in msg or "syntax error" in msg or "unterminated" in msg
-                or "unknown special query" in msg):
-            raise UsageError(f"bad search query {text!r}: {msg} (quote words with punctuation: "
-                             "'\"foo-bar\"'; operators: AND OR NOT, prefix*)") from None
+        if (
+            "fts5" in msg
+            or "no such column" in msg
+            or "syntax error" in msg
+            or "unterminated" in msg
+            or "unknown special query" in msg
+        ):
+            raise UsageError(
+                f"bad search query {text!r}: {msg} (quote words with punctuation: "
+                "'\"foo-bar\"'; operators: AND OR NOT, prefix*)"
+            ) from None
         raise
 
 
 def count(conn) -> int:
     return conn.execute("SELECT count(*) FROM search").fetchone()[0]
-

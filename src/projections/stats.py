@@ -1,5 +1,6 @@
 """Figures folded from replay steps: time spent per state (median, p90), what each agent
 finished, failed and reviewed, and throughput per hour. Pure: steps in, a dict out."""
+
 import math
 
 from ..events.envelope import ts_to_us
@@ -23,8 +24,18 @@ def median(sorted_values):
 
 
 def _agent(agents, name):
-    return agents.setdefault(name, {"started": 0, "done": 0, "completed": 0, "failed": 0,
-                                    "approved": 0, "changes_requested": 0, "reviewed": 0})
+    return agents.setdefault(
+        name,
+        {
+            "started": 0,
+            "done": 0,
+            "completed": 0,
+            "failed": 0,
+            "approved": 0,
+            "changes_requested": 0,
+            "reviewed": 0,
+        },
+    )
 
 
 def compute(steps) -> dict:
@@ -67,17 +78,25 @@ def compute(steps) -> dict:
         if st in TERMINAL:
             continue
         vals.sort()
-        per_state[st] = {"spells": len(vals), "median_s": median(vals), "p90_s": percentile(vals, 90),
-                         "max_s": vals[-1] if vals else None}
+        per_state[st] = {
+            "spells": len(vals),
+            "median_s": median(vals),
+            "p90_s": percentile(vals, 90),
+            "max_s": vals[-1] if vals else None,
+        }
     span_h = (ts_to_us(last) - ts_to_us(first)) / 3.6e9 if first else 0
     completed = sum(h["completed"] for h in hours.values())
     done = sum(h["done"] for h in hours.values())
     return {
-        "events": events, "first": first, "last": last, "span_hours": round(span_h, 3),
+        "events": events,
+        "first": first,
+        "last": last,
+        "span_hours": round(span_h, 3),
         "states": per_state,
         "agents": dict(sorted(agents.items())),
         "throughput": {
-            "completed": completed, "done": done,
+            "completed": completed,
+            "done": done,
             "completed_per_hour": round(completed / span_h, 3) if span_h > 0 else None,
             "done_per_hour": round(done / span_h, 3) if span_h > 0 else None,
             "hours": [{"hour": k, **v} for k, v in sorted(hours.items())],

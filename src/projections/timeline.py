@@ -5,8 +5,8 @@ draws it as text or as an HTML page)."""
 
 def compute(steps, end_ts: str | None = None) -> dict:
     lanes: dict[str, dict] = {}
-    holders: dict[str, list[str]] = {}   # agent -> workers it holds now (messages to agents)
-    loose = []                           # messages that reach no worker lane
+    holders: dict[str, list[str]] = {}  # agent -> workers it holds now (messages to agents)
+    loose = []  # messages that reach no worker lane
     first = last = None
     for s in steps:
         env = s.env
@@ -17,11 +17,18 @@ def compute(steps, end_ts: str | None = None) -> dict:
                 continue  # an event for a worker that never existed: `verify` reports it
             lane = lanes.get(s.worker)
             if lane is None:
-                lane = lanes[s.worker] = {"worker": s.worker, "task": s.after.task, "segments": [],
-                                          "beats": [], "msgs": [], "conflicts": []}
+                lane = lanes[s.worker] = {
+                    "worker": s.worker,
+                    "task": s.after.task,
+                    "segments": [],
+                    "beats": [],
+                    "msgs": [],
+                    "conflicts": [],
+                }
             if s.conflict is not None:
-                lane["conflicts"].append({"ts": env.ts, "from": env.from_, "type": env.type,
-                                          "reason": s.conflict, "id": s.id})
+                lane["conflicts"].append(
+                    {"ts": env.ts, "from": env.from_, "type": env.type, "reason": s.conflict, "id": s.id}
+                )
                 continue
             if env.type == "worker.heartbeat":
                 lane["beats"].append({"ts": env.ts, "from": env.from_, "note": env.payload.get("note")})
@@ -29,8 +36,17 @@ def compute(steps, end_ts: str | None = None) -> dict:
             segs = lane["segments"]
             if segs:
                 segs[-1]["end"] = env.ts
-            segs.append({"state": s.after.state, "start": env.ts, "end": None, "holder": s.after.holder,
-                         "by": env.from_, "type": env.type, "id": s.id})
+            segs.append(
+                {
+                    "state": s.after.state,
+                    "start": env.ts,
+                    "end": None,
+                    "holder": s.after.holder,
+                    "by": env.from_,
+                    "type": env.type,
+                    "id": s.id,
+                }
+            )
             before_holder = s.before.holder if s.before is not None else None
             if before_holder and before_holder != s.after.holder:
                 held = holders.get(before_holder, [])

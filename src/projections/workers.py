@@ -5,6 +5,7 @@ an illegal one (only possible for events imported from a clone that was apart), 
 view and records a conflict. Commands call `check` before appending, so the same rules
 decide both what a command may do and what a fold applies.
 """
+
 import msgspec
 
 from ..events.envelope import Envelope, encode_json
@@ -34,10 +35,16 @@ TRANSITIONS = {
 
 # command name -> event type it appends
 ACTIONS = {
-    "spawn": "worker.spawned", "start": "worker.started", "heartbeat": "worker.heartbeat",
-    "done": "worker.done", "approve": "worker.approved",
-    "request-changes": "worker.changes_requested", "merge": "worker.merged",
-    "release": "worker.released", "cancel": "worker.canceled", "fail": "worker.failed",
+    "spawn": "worker.spawned",
+    "start": "worker.started",
+    "heartbeat": "worker.heartbeat",
+    "done": "worker.done",
+    "approve": "worker.approved",
+    "request-changes": "worker.changes_requested",
+    "merge": "worker.merged",
+    "release": "worker.released",
+    "cancel": "worker.canceled",
+    "fail": "worker.failed",
     "retry": "worker.retried",
 }
 HOLDER_ONLY = frozenset({"worker.heartbeat", "worker.done", "worker.released", "worker.failed"})
@@ -48,8 +55,8 @@ class Worker(msgspec.Struct):
     worker: str
     state: str
     created: str
-    updated: str          # ts of the last transition (heartbeats do not count)
-    state_since: str      # ts of the transition into the current state
+    updated: str  # ts of the last transition (heartbeats do not count)
+    state_since: str  # ts of the transition into the current state
     task: str = ""
     holder: str | None = None
     holder_clone: str | None = None
@@ -66,7 +73,7 @@ class Worker(msgspec.Struct):
     transitions: int = 0
     starts: int = 0
     conflicts: list = []
-    info: dict = {}        # type-specific details (conflict files, merge commit, …)
+    info: dict = {}  # type-specific details (conflict files, merge commit, …)
     # Local, heartbeat-derived: heartbeats may stay out of the audit file, so these can
     # differ between clones.
     last_heartbeat: str | None = None
@@ -116,8 +123,12 @@ def is_repeat(view: Worker | None, env: Envelope) -> bool:
     if view is None or env.type == "worker.heartbeat":
         return False
     target = TRANSITIONS.get(env.type, (None, None))[1]
-    return (view.state == target and view.last_type == env.type
-            and view.last_from == env.from_ and view.last_args == args_of(env.payload))
+    return (
+        view.state == target
+        and view.last_type == env.type
+        and view.last_from == env.from_
+        and view.last_args == args_of(env.payload)
+    )
 
 
 def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
@@ -135,22 +146,43 @@ def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
             # an earlier import re-folds it into place.
             return msgspec.structs.replace(view, pos_ts=env.ts, pos_id=eid)
         c = {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": bad[1]}
-        return msgspec.structs.replace(view, conflicts=[*view.conflicts, c],
-                                       pos_ts=env.ts, pos_id=eid)
+        return msgspec.structs.replace(view, conflicts=[*view.conflicts, c], pos_ts=env.ts, pos_id=eid)
     p = env.payload
     if env.type == "worker.heartbeat":
         return msgspec.structs.replace(
-            view, last_heartbeat=env.ts, heartbeats=view.heartbeats + 1,
-            hb_interval=p.get("interval", view.hb_interval), hb_note=p.get("note", view.hb_note),
-            idle_s=p.get("idle_s", view.idle_s), pos_ts=env.ts, pos_id=eid)
+            view,
+            last_heartbeat=env.ts,
+            heartbeats=view.heartbeats + 1,
+            hb_interval=p.get("interval", view.hb_interval),
+            hb_note=p.get("note", view.hb_note),
+            idle_s=p.get("idle_s", view.idle_s),
+            pos_ts=env.ts,
+            pos_id=eid,
+        )
     new_state = TRANSITIONS[env.type][1]
-    common = dict(state=new_state, updated=env.ts, state_since=env.ts, last_event=eid,
-                  last_type=env.type, last_from=env.from_, last_args=args_of(p),
-                  pos_ts=env.ts, pos_id=eid)
+    common = dict(
+        state=new_state,
+        updated=env.ts,
+        state_since=env.ts,
+        last_event=eid,
+        last_type=env.type,
+        last_from=env.from_,
+        last_args=args_of(p),
+        pos_ts=env.ts,
+        pos_id=eid,
+    )
     if view is None:
-        return Worker(worker=env.to, created=env.ts, task=p.get("task", ""),
-                      assignee=p.get("assignee"), branch=p.get("branch"), base=p.get("base"),
-                      worktree=p.get("worktree"), transitions=1, **common)
+        return Worker(
+            worker=env.to,
+            created=env.ts,
+            task=p.get("task", ""),
+            assignee=p.get("assignee"),
+            branch=p.get("branch"),
+            base=p.get("base"),
+            worktree=p.get("worktree"),
+            transitions=1,
+            **common,
+        )
     v = msgspec.structs.replace(view, transitions=view.transitions + 1, **common)
     t = env.type
     if t == "worker.started":
