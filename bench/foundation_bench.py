@@ -116,6 +116,7 @@ def _peer_appender(n_hint: int):
     """The peer: the eventsourcing library's SQLite application recorder, one event per
     insert_events call (its own transaction), WAL mode like ours."""
     from uuid import uuid4
+
     from eventsourcing.persistence import StoredEvent
     from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 

@@ -82,7 +82,7 @@ def build(path: Path, workers: int, beats: int, extra_beats: int = 0, batch: int
             if extra_beats:
                 yield Envelope("", "lead", "week", "worker.spawned", {"task": "a week of beats"})
                 yield Envelope("", "agent-week", "week", "worker.started", {"clone": clone})
-                for r in range(extra_beats):
+                for _ in range(extra_beats):
                     yield Envelope(
                         "", "agent-week", "week", "worker.heartbeat", {"interval": 10.0, "idle_s": 1.0}
                     )
@@ -191,6 +191,7 @@ def history_query(home: Path, reps: int = 20):
     """The query `show` runs, timed on a worker with 1 beat and on 'week'; then again after
     dropping migration 0401's partial index (what it saves)."""
     import sqlite3
+
     from coord.cli.views import _history
 
     con = sqlite3.connect(str(home / "coord.db"))

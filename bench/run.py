@@ -323,7 +323,7 @@ def main(argv=None):
     name = "small" if a.small else "full"
     cfg = CONFIGS[name]
     peer_missing = ensure_peer(install=not (a.small or a.no_install))
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     load = os.getloadavg()
     t = time.perf_counter()
     precompile()

@@ -282,6 +282,7 @@ class Coord:
     def backup(self, dest: Path, force: bool = False) -> int:
         """VACUUM INTO dest: a consistent snapshot even while others write."""
         import sqlite3
+
         from .events.errors import CoordError
 
         dest = Path(dest).absolute()
@@ -451,7 +452,8 @@ def init(path: str | Path | None = None) -> tuple[Home, bool]:
     events.jsonl exists without a database, the store is built from that file (every
     line checked first: a bad file is refused with exit 5 and no database is created);
     the file itself is never truncated."""
-    from .events.home import Home as _Home, init_home_dirs
+    from .events.home import Home as _Home
+    from .events.home import init_home_dirs
 
     if path is None:
         path = os.environ.get("COORD_HOME") or (Path.cwd() / ".coord")

@@ -93,7 +93,7 @@ def run_round(home, tmp, rnd: random.Random, writers=3, kind="lib", min_s=0.2, m
     script.write_text(WRITERS[kind])
     e = dict(os.environ, **(env or {}))
     procs = []
-    for i in range(writers):
+    for _i in range(writers):
         me = f"{kind}{rnd.randrange(10**9)}"
         p = subprocess.Popen(
             [sys.executable, str(script), str(home), me],

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from coord.events.ids import check_line
 from conftest import count_events
+from coord.events.ids import check_line
 
 
 def lines_of(home):

@@ -2,8 +2,8 @@
 nothing is dirty (the most frequent action stays cheap), but never when an earlier
 command left events dirty."""
 
-from coord.events.ids import check_line
 from conftest import count_events
+from coord.events.ids import check_line
 
 
 def ids_in_file(home):

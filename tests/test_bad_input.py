@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from conftest import coord_cmd, count_events
-
 from coord.api import check_payload
 from coord.events.errors import BadPayload
 
@@ -122,7 +121,7 @@ def test_unwritable_home_for_an_unprivileged_user(world_reachable_dir, proc):
     assert proc("init", env=env).returncode == 0
     assert proc("spawn", "w-1", env=env).returncode == 0
     # Readable by everyone, writable by root only.
-    for root, dirs, files in os.walk(h):
+    for root, _dirs, files in os.walk(h):
         os.chmod(root, 0o755)
         for f in files:
             os.chmod(os.path.join(root, f), 0o644)

@@ -41,7 +41,7 @@ def test_small_bench_runs_and_writes_its_section(tmp_path):
         "`coord poll` process",
         "`coord search` process",
     ]
-    for label, line in zip(labels, table):
+    for label, line in zip(labels, table, strict=False):
         assert label in line, (label, line)
     race = next(line for line in table if "`start --next` race" in line)
     assert "| 0 duplicate claims |" in race and "0 other exits" in race, race

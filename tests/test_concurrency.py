@@ -56,7 +56,7 @@ def test_eight_processes_lose_nothing_duplicate_nothing_gapless(home, tmp_path):
         )
     ]
     assert len(notes) == len(set(notes)) == 8 * n
-    for w, view in con.execute("SELECT worker, json_extract(view, '$.heartbeats') FROM workers"):
+    for _w, view in con.execute("SELECT worker, json_extract(view, '$.heartbeats') FROM workers"):
         assert view == n
 
 
@@ -79,7 +79,7 @@ def test_racing_start_has_exactly_one_winner(home, proc):
     for w in ("w-1", "w-2"):
         assert proc("spawn", w, env={"COORD_HOME": str(home)}).returncode == 0
     for w in ("w-1", "w-2"):
-        results = _race(home, lambda i: ["--as", f"agent-{i}", "start", w], 6)
+        results = _race(home, lambda i, w=w: ["--as", f"agent-{i}", "start", w], 6)
         codes = sorted(r[0] for r in results)
         assert codes == [0] + [4] * 5, results
     con = sqlite3.connect(home / "coord.db")
@@ -95,6 +95,6 @@ def test_start_next_with_fewer_workers_than_agents(home, proc):
     import json
 
     assert sorted(json.loads(r[1])["worker"] for r in winners) == ["w-1", "w-2", "w-3"]
-    for code, out, err in results:
+    for code, _out, err in results:
         if code == 4:
             assert json.loads(err)["error"]["code"] == "nothing_to_claim"

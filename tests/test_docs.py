@@ -16,8 +16,9 @@ def test_cli_reference_matches_help():
 
 
 def test_every_command_is_documented_with_an_example():
-    from coord.cli import COMMANDS, cli
     import click
+
+    from coord.cli import COMMANDS, cli
 
     ctx = click.Context(cli, info_name="coord")
     for name in COMMANDS:

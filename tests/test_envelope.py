@@ -4,7 +4,8 @@ import json
 
 import blake3
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coord.api import Coord
 from coord.events.envelope import Envelope, canonical, decode, event_id, ts_to_us, us_to_ts

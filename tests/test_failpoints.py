@@ -11,9 +11,8 @@ import subprocess
 import pytest
 
 from conftest import coord_cmd
-from crashkit import check_store
-
 from coord.events.ids import check_line
+from crashkit import check_store
 
 
 def run(home, *args, fail=None, agent="a", input=None):

@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 from conftest import coord_cmd, count_events
-
 from coord.events.envelope import event_id
 
 
@@ -58,7 +57,7 @@ def test_full_disk_gives_a_clear_error_and_loses_nothing_acknowledged(home, proc
 
     big = "x" * 3000
     codes = []
-    for i in range(40):
+    for _i in range(40):
         r = subprocess.run(
             [*coord_cmd(), "heartbeat", "w-1", "--note", big],
             env={**os.environ, **env},

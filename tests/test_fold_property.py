@@ -1,7 +1,8 @@
 """Incremental folding (the projector in each append transaction) equals a fold from
 zero and equals `rebuild`, on random sequences of legal and illegal actions."""
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coord.api import Coord, init
 from coord.events.errors import CoordError

@@ -4,7 +4,8 @@ and the store always checks out afterwards."""
 
 import os
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coord.api import Coord
 from coord.events.envelope import event_id

@@ -8,7 +8,6 @@ import subprocess
 import time
 
 from conftest import coord_cmd, count_events
-
 from coord.api import Coord
 
 

@@ -9,7 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coord.api import Coord, init
 from coord.events.audit import AUDIT_DIRTY, import_bodies

@@ -235,8 +235,8 @@ def test_run_without_id_uses_coord_worker_and_json_result(home, cli, proc, spawn
 
 def test_child_can_beat_and_send_about_itself(home, cli, proc, spawned):
     child = (
-        f"import subprocess, sys; subprocess.run([sys.executable, '-m', 'coord', 'heartbeat', "
-        f"'--note', 'half way'], check=True)"
+        "import subprocess, sys; subprocess.run([sys.executable, '-m', 'coord', 'heartbeat', "
+        "'--note', 'half way'], check=True)"
     )
     r = proc("--as", "a1", "run", "w-1", "--", PY, "-c", child)
     assert r.returncode == 0, r.stderr

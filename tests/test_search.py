@@ -7,7 +7,6 @@ import sqlite3
 import pytest
 
 from conftest import count_events
-
 from coord.api import Coord
 
 

@@ -96,8 +96,9 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
     c = st.open()
     reply_id = None
     if reply_to is not None:
-        from .views import resolve_event
         import msgspec
+
+        from .views import resolve_event
 
         with c.store.read() as conn:
             _, reply_id, body, _ = resolve_event(conn, reply_to)

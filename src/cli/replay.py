@@ -63,6 +63,7 @@ def board_at_items(views, now, interval, worker=None):
 
 def step_json(s) -> dict:
     import msgspec
+
     from ..projections.replay import describe
 
     env = s.env

@@ -64,6 +64,7 @@ def event_json_resolved(blobs, seq: int, eid: str, body: bytes, problems: list |
     if b'"$blob"' not in body:
         return event_json_bytes(seq, eid, body)
     import msgspec
+
     from ..events.blobs import is_ref
 
     payload = msgspec.json.decode(body)["payload"]
@@ -389,7 +390,7 @@ def show(ident):
     echo(f"why       {clean(ex['why'])}")
     echo(f"legal     {', '.join(d['legal']) or 'nothing (terminal)'}")
     echo("history")
-    for seq, eid, ts, frm, typ, body in hist:
+    for _seq, eid, ts, frm, typ, _body in hist:
         echo(f"  {ts}  {typ:<26} {one_line(frm, 16):<16} {eid[:11]}")
 
 

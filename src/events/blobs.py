@@ -16,8 +16,8 @@ import re
 import blake3
 import msgspec
 
-from .failpoints import failpoint
 from .errors import Ambiguous, IntegrityError, NotFound, UsageError
+from .failpoints import failpoint
 
 CHUNK = 1 << 20
 REF_KEY = "$blob"

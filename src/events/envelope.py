@@ -6,6 +6,7 @@ order (payload keys sorted). They are hashed once, stored, and never re-encoded.
 
 import re
 import time
+from datetime import UTC
 
 import blake3
 import msgspec
@@ -91,7 +92,7 @@ def ts_to_us(ts: str) -> int:
 def parse_time(text: str, now: int | None = None) -> int:
     """A user-given time: RFC 3339 (any precision, Z or offset), a date, or an age like
     '10m', '2h', '3d' meaning that long ago. Returns microseconds since the epoch."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     t = text.strip()
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", t)
@@ -103,6 +104,6 @@ def parse_time(text: str, now: int | None = None) -> int:
     except ValueError:
         raise BadPayload(f"not a time: {text!r} (use RFC 3339, a date, or an age like 10m)") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds

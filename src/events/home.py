@@ -130,7 +130,7 @@ class Home:
 
     def write_config(self, cfg: dict):
         lines = ["# coord settings (committed: clones share them). `coord config KEY VALUE` sets one.\n"]
-        for k, (typ, default, help_) in SETTINGS.items():
+        for k, (_typ, default, help_) in SETTINGS.items():
             lines.append(
                 f"\n# {help_} (default {_toml_value(default)})\n{k} = {_toml_value(cfg.get(k, default))}\n"
             )

@@ -4,8 +4,8 @@ transaction, re-folding workers, and rebuild from zero."""
 import msgspec
 
 from ..events.envelope import decode
-from ..events.failpoints import failpoint
 from ..events.errors import Ambiguous, UnknownWorker
+from ..events.failpoints import failpoint
 from .workers import Worker, fold, fold_all
 
 _enc = msgspec.json.Encoder()
@@ -56,7 +56,8 @@ def readable(env, blobs=None, conn=None):
     """The envelope a fold sees (coord.events.blobs.readable: lenient claim-check)."""
     if "$blob" not in env.payload:
         return env
-    from ..events.blobs import readable as _readable, store_for_conn
+    from ..events.blobs import readable as _readable
+    from ..events.blobs import store_for_conn
 
     return _readable(env, blobs if blobs is not None else store_for_conn(conn))
 
@@ -165,7 +166,7 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
             ).fetchall()
         if not rows:
             break
-        for ts, eid, body in rows:
+        for _ts, eid, body in rows:
             env = readable(decode(body), store.blobs)
             v = fold(views.get(env.to), env, eid)
             if v is not None:
