@@ -5,6 +5,7 @@ import stat
 from pathlib import Path
 
 from .errors import NoHome, UsageError
+from .files import USER_UMASK  # noqa: F401  (read before any home sets its umask)
 
 DB_NAME = "coord.db"
 GITIGNORE = "coord.db\ncoord.db-wal\ncoord.db-shm\nworktrees/\nwrite.lock\naudit.lock\nrebuild.lock\n"
