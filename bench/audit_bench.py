@@ -89,7 +89,7 @@ def main():
 
         # import: check every line, then append in batches (what `coord init` does here)
         t0 = time.perf_counter()
-        pairs = read_checked(big / "events.jsonl")
+        pairs = read_checked(big / "events.jsonl").new
         check_s = time.perf_counter() - t0
         home, _ = init(big.parent / ".coord-store")  # an empty home, then import into it
         c = Coord(home)

@@ -43,11 +43,24 @@ class Result(msgspec.Struct):
 
 
 def check_payload(payload) -> dict:
+    """A caller's payload: a JSON object, no reserved `$` keys, nested at most MAX_DEPTH
+    levels (checked on its encoding, before any claim-check puts it in a blob). The other
+    shape rules are checked on the event in Tx.append."""
+    from .events.codec import MAX_DEPTH, too_deep
+
     if not isinstance(payload, dict):
         raise BadPayload("payload must be a JSON object")
     bad = [k for k in payload if isinstance(k, str) and k.startswith("$")]
     if bad:
         raise BadPayload(f"payload key {bad[0]!r} is reserved (keys starting with $)")
+    try:
+        data = msgspec.json.encode(payload)
+    except RecursionError:
+        data = None
+    except (TypeError, ValueError, OverflowError) as e:
+        raise BadPayload(f"payload is not JSON: {e}") from None
+    if data is None or too_deep(data):
+        raise BadPayload(f"payload nested deeper than {MAX_DEPTH} levels")
     return payload
 
 
@@ -305,7 +318,20 @@ class Coord:
 
     def rebuild(self, progress=None) -> int:
         """Rebuild every projection from the events: the worker views and the search index.
-        Returns the number of lifecycle events folded."""
+        Returns the number of lifecycle events folded. Refused (exit 5) while the events
+        themselves do not check out (a row deleted or changed behind coord's back): views
+        folded from them would bless the damage."""
+        from .events.errors import IntegrityError
+        from .verify import damage
+
+        problems = damage(self)
+        if problems:
+            more = f" (and {len(problems) - 1} more; see `coord verify`)" if len(problems) > 1 else ""
+            raise IntegrityError(
+                f"not rebuilding: {problems[0]}{more}. The store was changed behind coord's back; "
+                "restore a backup, or move coord.db aside and run `coord init` to rebuild it from "
+                "events.jsonl"
+            )
         n = board.rebuild(self.store, progress=progress)
         search.rebuild(self.store)
         return n
@@ -465,7 +491,7 @@ def init(path: str | Path | None = None) -> tuple[Home, bool]:
         if audit_path.exists() and audit_path.stat().st_size:
             from .events.audit import read_checked
 
-            pairs = read_checked(audit_path)
+            pairs = read_checked(audit_path, in_home=True).new
     home = init_home_dirs(p)
     if not created:
         Store(home).open().close()  # runs pending migrations

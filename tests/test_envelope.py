@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coord.api import Coord
-from coord.events.envelope import Envelope, canonical, decode, event_id, ts_to_us, us_to_ts
+from coord.events.envelope import Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from coord.events.errors import IntegrityError
 from coord.events.ids import audit_line, check_line
 
@@ -66,17 +66,20 @@ def test_any_payload_roundtrips_through_the_audit_line(payload):
     assert got == body and decode(got) == decode(body)
 
 
-def test_new_ts_is_after_every_stored_ts_even_a_future_one(home):
+def test_new_ts_follows_stored_events_within_the_skew_but_not_beyond(home):
+    """The amended ts rule: max(now, g + 1 µs), g the greatest stored ts no more than
+    max_clock_skew (default 300 s) ahead of now."""
     with Coord(home, actor="a") as c:
         c.act("spawn", "w-1")
-        future = "2099-01-01T00:00:00.000000Z"
-        body = canonical(Envelope(future, "other", "w-9", "msg.note", {}))
+        near = us_to_ts(now_us() + 120_000_000)  # 2 min ahead: within the skew
+        far = "2099-01-01T00:00:00.000000Z"  # beyond it: stored, never sets the clock
         with c.store.write() as tx:
-            tx.append(body=body, origin="import")
+            for ts in (near, far):
+                tx.append(body=canonical(Envelope(ts, "other", "w-9", "msg.note", {})), origin="import")
         c.act("spawn", "w-2")
         ts = [r[0] for r in c.conn.execute("SELECT ts FROM events ORDER BY seq")]
-    assert ts[-1] == "2099-01-01T00:00:00.000001Z"
-    assert ts[0] < future
+    assert ts[-1] == us_to_ts(ts_to_us(near) + 1)
+    assert ts[0] < near < far
 
 
 def test_stored_bytes_hash_to_the_stored_id(home):

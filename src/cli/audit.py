@@ -82,9 +82,13 @@ def export_cmd(check_, rewrite):
                 + (f", {len(dropped)} bad line(s) dropped" if dropped else "")
             )
         return
+    said = []  # warnings, printed unless the refusal itself is the error (said once)
+    c.audit.warn = said.append
     res = c.audit.export()
     if res.refused:
         raise IntegrityError(res.refused)
+    for m in said:
+        warn(m)
     out = {"written": res.written, "imported": res.imported, "restored": res.restored, "scanned": res.scanned}
     if st.json:
         emit_json(out)
@@ -116,38 +120,42 @@ def import_cmd(file):
     c = st.open()
     path = Path(file)
     if file == "-":
+        import shutil
         import sys
         import tempfile
 
         with tempfile.NamedTemporaryFile(prefix="coord-import-", suffix=".jsonl") as tmp:
-            tmp.write(sys.stdin.buffer.read())
+            shutil.copyfileobj(sys.stdin.buffer, tmp)  # in chunks: stdin may be large
             tmp.flush()
-            pairs = read_checked(tmp.name)
+            scan = read_checked(tmp.name, c.conn)
     else:
         if not path.exists():
             from ..events.errors import NotFound
 
             raise NotFound(f"no such file: {file}")
-        pairs = read_checked(path)
+        own = path.resolve() == c.home.audit_path.resolve()
+        scan = read_checked(path, c.conn, in_home=own)
     own = file != "-" and path.resolve() == c.home.audit_path.resolve()
-    added = import_bodies(c.store, pairs, AUDIT_WRITTEN if own else AUDIT_DIRTY)
+    added = import_bodies(c.store, scan.new, AUDIT_WRITTEN if own else AUDIT_DIRTY)
     res = c.audit.export()  # the file becomes the union, and any older dirty events go out
     if res.refused:
         pass  # already warned; the import itself succeeded
-    out = {"file": file, "events": len(pairs), "imported": added, "known": len(pairs) - added}
+    total = len(scan.ids)
+    out = {"file": file, "events": total, "imported": added, "known": total - added}
     if st.json:
         emit_json(out)
     else:
-        echo(f"imported {added} new event(s) of {len(pairs)} from {clean(file)}")
+        echo(f"imported {added} new event(s) of {total} from {clean(file)}")
 
 
 @click.command("verify")
 @global_options
 def verify_cmd():
-    """Check everything: event hashes, the audit file, the views against a fresh fold.
+    """Check everything: each event's bytes, shape and columns, the audit file, the views.
 
     Reads, changes nothing (except remembering the file's BLAKE3 when all is well);
-    exit 0 only when every check passes, else 5 with one line per problem.
+    exit 0 only when every check passes, else 5 with one line per problem. Events dated
+    more than max_clock_skew ahead of this clock are noted, not failed.
 
     \b
     Example:
@@ -163,10 +171,12 @@ def verify_cmd():
     if rep.ok and af:
         c.audit.record_checked(af["b3"], af["bytes"])
     if st.json:
-        emit_json({"ok": rep.ok, "problems": rep.problems, "checks": rep.facts})
+        emit_json({"ok": rep.ok, "problems": rep.problems, "notices": rep.notices, "checks": rep.facts})
     else:
         for p in rep.problems:
             echo(clean(p))
+        for n in rep.notices:
+            echo("note: " + clean(n))
         ev = rep.facts.get("events", {})
         pj = rep.facts.get("projections", {})
         echo(f"events: {ev.get('checked', 0)} re-hashed; workers: {pj.get('workers', 0)} folded")

@@ -33,8 +33,11 @@ class State:
             if explicit_required:
                 raise UsageError("this command needs an explicit identity: --as NAME or COORD_AGENT")
             actor = "human:" + (os.environ.get("USER") or os.environ.get("LOGNAME") or _login_name())
-        if not actor.strip() or any(ord(ch) < 32 for ch in actor) or len(actor) > 128:
-            raise UsageError(f"bad actor name {actor!r}")
+        from ..events.codec import name_problem
+
+        why = name_problem(actor)
+        if why is not None:
+            raise UsageError(why)
         return actor
 
     def open(self):

@@ -25,17 +25,12 @@ def _parse_payload(text: str | None) -> dict | None:
     else:
         data = text.encode()
         where = "PAYLOAD"
-    import msgspec
+    from ..events.codec import loads_object
 
     try:
-        obj = msgspec.json.decode(data)
-    except msgspec.DecodeError as e:
-        raise BadPayload(
-            f"{where} is not valid JSON ({e}); a payload is a JSON object, or use --text for plain text"
-        ) from None
-    if not isinstance(obj, dict):
-        raise BadPayload(f"{where} must be a JSON object, not {type(obj).__name__}")
-    return obj
+        return loads_object(data)
+    except ValueError as e:
+        raise BadPayload(f"{where} {e}; a payload is a JSON object, or use --text for plain text") from None
 
 
 def _check_types(types):

@@ -38,7 +38,7 @@ def resolve_worker_in(history, text):
 
         with history.store.read() as conn:
             return board.resolve(conn, text)
-    ids = sorted({env.to for _, _, env in history.items if env.type == "worker.spawned"})
+    ids = history.spawned()
     if text in ids:
         return text
     hits = [w for w in ids if w.startswith(text)]

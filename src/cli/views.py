@@ -74,6 +74,10 @@ def event_json_resolved(blobs, seq: int, eid: str, body: bytes, problems: list |
 
     try:
         data = blobs.read(payload["$blob"])
+        from ..events.codec import MAX_DEPTH, too_deep
+
+        if too_deep(data):
+            raise IntegrityError(f"blob {payload['$blob']} holds JSON nested deeper than {MAX_DEPTH} levels")
     except (NotFound, IntegrityError) as e:
         if problems is None:
             raise
@@ -270,6 +274,13 @@ def add_branch_counts(c, items) -> None:
         d["ahead"], d["behind"] = counts if counts else (None, None)
 
 
+def _horizon(c) -> str:
+    """The latest ts not ahead of this clock by more than max_clock_skew."""
+    from ..events.envelope import MAX_US, us_to_ts
+
+    return us_to_ts(min(now_us() + int(c.home.config["max_clock_skew"] * 1e6), MAX_US))
+
+
 def _history(conn, wid, limit=50):
     rows = conn.execute(
         "SELECT seq, id, ts, \"from\", type, body FROM events WHERE worker = ? AND type != 'worker.heartbeat' "
@@ -320,12 +331,20 @@ def show(ident):
                 seq, eid, body, origin = resolve_event(conn, ident)
             except (UsageError, UnknownEvent):
                 raise UnknownWorker(f"no worker or event matches {ident!r}") from None
+            ahead = msgspec.json.decode(body)["ts"] > _horizon(c)
             if st.json:
-                emit_raw_json(event_json_resolved(c.blobs, seq, eid, body))
+                form = event_json_resolved(c.blobs, seq, eid, body)
+                emit_raw_json(form[:-1] + b',"ahead":true}' if ahead else form)
             else:
                 d = msgspec.json.decode(event_json_resolved(c.blobs, seq, eid, body))
                 echo(
-                    f"event  {eid}\nseq    {seq}\nts     {d['ts']}\nfrom   {clean(d['from'])}\n"
+                    f"event  {eid}\nseq    {seq}\nts     {d['ts']}"
+                    + (
+                        "  (ahead of this clock by more than max_clock_skew: it does not set the ts of new events)"
+                        if ahead
+                        else ""
+                    )
+                    + f"\nfrom   {clean(d['from'])}\n"
                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}"
                     + (f"\nblob   {d['blob']}" if "blob" in d else "")
                 )
@@ -336,8 +355,15 @@ def show(ident):
             return
         v = board.load(conn, wid)
         hist = _history(conn, wid)
+        ahead = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM events WHERE worker = ? AND ts > ? ORDER BY ts, id", (wid, _horizon(c))
+            )
+        ]
     now = now_us()
     d = worker_dict(c, v, now)
+    d["ahead"] = ahead
     d["expected"] = expected_next(v, d["liveness"], now)
     d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
     last = hist[-1] if hist else None
@@ -373,6 +399,12 @@ def show(ident):
         echo(f"reason    {one_line(v.reason, 70)}")
     for cf in v.conflicts:
         echo(f"CONFLICT  {cf['event'][:15]} {cf['type']} by {clean(cf['from'])}: {clean(cf['reason'])}")
+    if ahead:
+        echo(
+            f"ahead     {len(ahead)} event(s) dated more than max_clock_skew ahead of this clock "
+            f"(liveness counts them from when they were stored): {', '.join(e[:15] for e in ahead[:5])}"
+            + (", …" if len(ahead) > 5 else "")
+        )
     if last:
         echo(
             f"last      {last[4]} by {clean(last[3])}, {fmt_age((now - ts_to_us(last[2])) / 1e6)} ago  {last[1][:15]}"

@@ -189,9 +189,13 @@ class BlobStore:
         if not is_ref(payload):
             return payload
         data = self.read(payload[REF_KEY])
+        from .codec import MAX_DEPTH, too_deep
+
+        if too_deep(data):
+            raise IntegrityError(f"blob {payload[REF_KEY]} holds JSON nested deeper than {MAX_DEPTH} levels")
         try:
             out = msgspec.json.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise IntegrityError(f"blob {payload[REF_KEY]} does not hold a JSON payload") from None
         if not isinstance(out, dict):
             raise IntegrityError(f"blob {payload[REF_KEY]} does not hold a JSON object")
@@ -259,6 +263,11 @@ def readable(env, blobs: "BlobStore | None"):
     if blobs is None or "$blob" not in env.payload:
         return env
     try:
-        return msgspec.structs.replace(env, payload=blobs.payload_of(env.payload))
-    except (NotFound, IntegrityError):
+        payload = blobs.payload_of(env.payload)
+    except (NotFound, IntegrityError, UsageError):
         return env
+    from .codec import payload_problem
+
+    if payload_problem(env.type, payload) is not None:
+        return env  # a blob that does not fit its event's type stays a reference (`verify` says why)
+    return msgspec.structs.replace(env, payload=payload)

@@ -27,9 +27,10 @@ _encoder = msgspec.json.Encoder(order="deterministic")
 _decoder = msgspec.json.Decoder(Envelope)
 encode_json = _encoder.encode
 
-TS_RE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
-ID_RE = re.compile(r"^b3:[0-9a-f]{64}$")
+# \Z, not $: `$` also matches before a trailing newline.
+TS_RE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+\Z")
+ID_RE = re.compile(r"^b3:[0-9a-f]{64}\Z")
 
 
 def canonical(env: Envelope) -> bytes:
@@ -37,9 +38,11 @@ def canonical(env: Envelope) -> bytes:
 
 
 def decode(body: bytes) -> Envelope:
+    """Stored bytes -> Envelope (they were checked by the codec when they came in; `verify`
+    checks them again with every shape rule, coord.events.codec.decode_body)."""
     try:
         env = _decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
         raise IntegrityError(f"not an event envelope: {e}") from None
     if not TS_RE.match(env.ts.encode()):
         raise IntegrityError(f"bad ts {env.ts!r}")
@@ -59,7 +62,16 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+# The range of the ts format: 0001-01-01T00:00:00.000000Z .. 9999-12-31T23:59:59.999999Z.
+MIN_US = -62_135_596_800_000_000
+MAX_US = 253_402_300_799_999_999
+
+
 def us_to_ts(us: int) -> str:
+    """Microseconds since the epoch -> ts. ValueError outside years 0001-9999: a ts that
+    breaks the format is never produced."""
+    if not MIN_US <= us <= MAX_US:
+        raise ValueError(f"time out of range (years 0001-9999): {us} µs since the epoch")
     secs, frac = divmod(us, 1_000_000)
     t = time.gmtime(secs)
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
@@ -98,7 +110,11 @@ def parse_time(text: str, now: int | None = None) -> int:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", t)
     if m:
         mult = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
-        return (now if now is not None else now_us()) - int(float(m.group(1)) * mult * 1_000_000)
+        try:
+            ago = int(float(m.group(1)) * mult * 1_000_000)
+        except OverflowError:
+            ago = MAX_US - MIN_US + 1
+        return _in_range((now if now is not None else now_us()) - ago, text)
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
@@ -106,4 +122,10 @@ def parse_time(text: str, now: int | None = None) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return _in_range((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds, text)
+
+
+def _in_range(us: int, text: str) -> int:
+    if not MIN_US <= us <= MAX_US:
+        raise BadPayload(f"time out of range: {text!r} (years 0001-9999)")
+    return us

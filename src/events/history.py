@@ -8,9 +8,10 @@ import os
 import re
 
 from .blobs import BlobStore, readable
+from .codec import read_events
 from .envelope import decode, parse_time, us_to_ts
 from .errors import Ambiguous, IntegrityError, NotFound, UnknownEvent, UsageError
-from .ids import check_line, normalize_event_prefix
+from .ids import normalize_event_prefix
 
 # An id sorts below "~", so (T, "~") is "after every event stamped T".
 AFTER_ALL = "~"
@@ -95,46 +96,48 @@ class StoreHistory(History):
 
 
 class FileHistory(History):
-    """An audit file: every line hash-checked, duplicates (a set after git merges) dropped,
-    sorted into (ts, id) order. Lines split on the byte \\n only."""
+    """An audit file, read through the codec's reader (every line checked with the shape
+    rules `import` applies; the first bad line is an IntegrityError naming it), duplicates
+    (a set after git merges) dropped, sorted into (ts, id) order. Only the canonical bytes
+    are kept; each event is decoded when it is walked."""
 
     def __init__(self, path):
         self.path = str(path)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            fh = open(path, "rb")
         except FileNotFoundError:
             raise NotFound(f"no such file: {path}") from None
         except IsADirectoryError:
             raise UsageError(f"{path} is a directory, not an audit file") from None
         seen = {}
-        for no, line in enumerate(data.split(b"\n"), 1):
-            if not line:
-                continue
-            try:
-                eid, body = check_line(line)
-                env = decode(body)
-            except IntegrityError as e:
-                raise IntegrityError(f"{path}:{no}: {e.message}") from None
-            seen[eid] = env
+        with fh:
+            for ln in read_events(fh):
+                if ln.bad is not None:
+                    raise IntegrityError(f"{path}:{ln.lineno}: {ln.bad}")
+                seen.setdefault(ln.id, (ln.env.ts, ln.id, ln.body))
         # Claim-checked payloads resolve from the blobs/ beside the file, when there is one
         # (a git checkout of .coord/), as the board folds them; else they stay references.
         blob_dir = os.path.join(os.path.dirname(os.path.abspath(self.path)), "blobs")
-        blobs = BlobStore(blob_dir) if os.path.isdir(blob_dir) else None
-        self.items = sorted(
-            ((env.ts, eid, readable(env, blobs)) for eid, env in seen.items()), key=lambda t: (t[0], t[1])
+        self.blobs = BlobStore(blob_dir) if os.path.isdir(blob_dir) else None
+        self.items = sorted(seen.values(), key=lambda t: (t[0], t[1]))
+
+    def spawned(self) -> list[str]:
+        """The ids of the workers this history spawns, sorted."""
+        return sorted(
+            {env.to for env in (decode(b) for _, _, b in self.items) if env.type == "worker.spawned"}
         )
 
     def events(self, since=None, until=None, lifecycle_only=False):
         lo = since_exclusive(since)
-        for ts, eid, env in self.items:
+        for ts, eid, body in self.items:
             if (ts, eid) <= lo:
                 continue
             if until is not None and (ts, eid) > until:
                 return
+            env = decode(body)
             if lifecycle_only and not env.type.startswith("worker."):
                 continue
-            yield eid, env
+            yield eid, readable(env, self.blobs)
 
     def key_of_event(self, prefix):
         p = normalize_event_prefix(prefix)

@@ -20,6 +20,11 @@ SETTINGS = {
     "synchronous": (str, "FULL", "SQLite synchronous pragma: FULL or NORMAL"),
     "busy_timeout": (float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)"),
     "write_lock": (bool, True, "take an exclusive flock around each write transaction (fair queueing)"),
+    "max_clock_skew": (
+        float,
+        300.0,
+        "seconds an event's ts may lie ahead of this clock and still set the ts of new events (local)",
+    ),
 }
 
 
@@ -40,7 +45,10 @@ def parse_setting(key: str, value: str):
         out = out.upper()
         if out not in ("FULL", "NORMAL", "EXTRA"):
             raise UsageError(f"bad value for synchronous: {value!r} (FULL, NORMAL or EXTRA)")
-    if typ in (int, float) and out <= 0:
+    if key == "max_clock_skew":
+        if not 0 <= out <= 10 * 365 * 86400:  # also refuses nan
+            raise UsageError(f"bad value for {key}: {value!r} (seconds, 0 to 315360000)")
+    elif typ in (int, float) and out <= 0:
         raise UsageError(f"bad value for {key}: {value!r} (must be positive)")
     return out
 

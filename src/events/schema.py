@@ -96,6 +96,15 @@ def m0401(db: sqlite_utils.Database):
     )
 
 
+@migrations(name="1101_events_stored")
+def m1101(db: sqlite_utils.Database):
+    # Issue 11, clock poisoning: the local time (µs since the epoch, this machine's clock)
+    # at which this store recorded each event. Liveness takes the earlier of an event's ts
+    # and this, so an event dated ahead cannot keep a silent worker alive. Events stored
+    # before this migration have NULL (their ts is used).
+    db.execute("ALTER TABLE events ADD COLUMN stored INTEGER")
+
+
 MIGRATIONS = migrations
 SCHEMA_VERSION = len(migrations._migrations)
 

@@ -15,14 +15,15 @@ from contextlib import contextmanager
 
 import msgspec
 
-from .envelope import Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
+from .codec import decode_body, local_problem
+from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from .errors import Busy, CoordError, IntegrityError, UsageError
 from .failpoints import failpoint
 from .home import Home
 
 # Must equal the number of migrations in schema.py (a test checks it). Kept here so the
 # per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # events.audit values (see schema 0301): not for the file, dirty, written.
 AUDIT_NONE, AUDIT_DIRTY, AUDIT_WRITTEN = 0, 1, 2
@@ -35,6 +36,7 @@ class StoredEvent(msgspec.Struct):
     env: Envelope
     origin: str = "local"
     audit: int | None = None  # the events.audit mark given at append (None: not known here)
+    stored: int | None = None  # local clock (µs) when this store recorded it (None: not known)
 
 
 def worker_of(env: Envelope) -> str | None:
@@ -60,18 +62,35 @@ class Tx:
         # workers a batch of imported events touched), keyed so each runs once.
         self.before_commit: dict = {}
 
+    def _horizon(self, now: int) -> int:
+        """The latest ts that may set the clock: now + max_clock_skew."""
+        return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
+
     def _load_heads(self):
+        # One indexed lookup (events_ts, backwards from the horizon): events dated further
+        # ahead than max_clock_skew are stored and folded, but never set the clock.
         seq, ts = self.conn.execute(
-            "SELECT (SELECT max(seq) FROM events), (SELECT ts FROM events ORDER BY ts DESC LIMIT 1)"
+            "SELECT (SELECT max(seq) FROM events), "
+            "(SELECT ts FROM events WHERE ts <= ? ORDER BY ts DESC LIMIT 1)",
+            (us_to_ts(self._horizon(now_us())),),
         ).fetchone()
         self._seq = seq or 0
-        self._last_us = ts_to_us(ts) if ts else 0
+        try:
+            self._last_us = ts_to_us(ts) if ts else 0
+        except ValueError:  # a malformed ts stored by an older coord: `verify` reports it
+            self._last_us = 0
 
     def next_ts(self) -> str:
-        """max(now, greatest ts in the store + 1 µs), imported events included."""
+        """max(now, g + 1 µs), g the greatest ts of a stored event (imported ones included)
+        no more than max_clock_skew ahead of now (contract: Event envelope)."""
         if self._last_us is None:
             self._load_heads()
         us = max(now_us(), self._last_us + 1)
+        if us > MAX_US:
+            raise IntegrityError(
+                "cannot stamp a new event: its ts would lie past 9999-12-31T23:59:59.999999Z "
+                "(an event that late is within max_clock_skew of this clock: lower max_clock_skew)"
+            )
         self._last_us = us
         return us_to_ts(us)
 
@@ -87,6 +106,7 @@ class Tx:
         body: bytes | None = None,
         origin: str = "local",
         audit: int | None = None,
+        checked: bool = False,
     ) -> StoredEvent | None:
         """The one way an event enters the store. Given bytes (an import), they are kept
         as they are; given an envelope, it is encoded once. Returns None when the id is
@@ -96,7 +116,11 @@ class Tx:
         again: by default a local event is dirty (to be written) unless it is a heartbeat
         and the audit_heartbeats setting is off; an imported event came from some audit
         file, so it is dirty too (our file becomes the union). An import from our own
-        audit file passes AUDIT_WRITTEN (it is already there)."""
+        audit file passes AUDIT_WRITTEN (it is already there).
+
+        Shape rules (coord.events.codec) hold for both: a local event that would break one
+        is a usage error (exit 2); given bytes are checked whole (exit 5) unless the caller
+        read them through the codec already (`checked`)."""
         if body is None:
             body = canonical(env)
             if origin == "local" and len(body) > self.store.home.config["blob_threshold"]:
@@ -106,13 +130,20 @@ class Tx:
                 if stored is not env.payload:
                     env = msgspec.structs.replace(env, payload=stored)
                     body = canonical(env)
+            if origin == "local":
+                why = local_problem(env, body)
+                if why is not None:
+                    raise UsageError(why)
         elif env is None:
-            env = decode(body)
+            env = decode(body) if checked else decode_body(body)
         eid = event_id(body)
         if origin != "local" and self.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone():
             return None
+        now = now_us()
         if origin != "local" and self._last_us is not None:
-            self._last_us = max(self._last_us, ts_to_us(env.ts))
+            us = ts_to_us(env.ts)
+            if us <= self._horizon(now):
+                self._last_us = max(self._last_us, us)
         if audit is None:
             audit = AUDIT_DIRTY
             if (
@@ -123,11 +154,11 @@ class Tx:
                 audit = AUDIT_NONE
         seq = self._next_seq()
         self.conn.execute(
-            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit) '
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit),
+            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit, stored) '
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit, now),
         )
-        ev = StoredEvent(seq, eid, body, env, origin, audit)
+        ev = StoredEvent(seq, eid, body, env, origin, audit, now)
         self.appended.append(ev)
         if self.store.projector is not None:
             self.store.projector(self, ev)

@@ -84,7 +84,7 @@ def project(tx, ev) -> None:
                 pending.workers.add(env.to)
                 tx.cache.pop(("worker", env.to), None)
             else:
-                new = fold(view, env, ev.id)
+                new = fold(view, env, ev.id, ev.stored)
                 if new is not None:
                     save_tx(tx, new, view)
     tx.conn.execute(
@@ -116,8 +116,10 @@ class _Refold:
 
 
 def worker_events(conn, worker: str):
-    for eid, body in conn.execute("SELECT id, body FROM events WHERE worker = ? ORDER BY ts, id", (worker,)):
-        yield readable(decode(body), conn=conn), eid
+    for eid, body, stored in conn.execute(
+        "SELECT id, body, stored FROM events WHERE worker = ? ORDER BY ts, id", (worker,)
+    ):
+        yield readable(decode(body), conn=conn), eid, stored
 
 
 def refold(conn, workers) -> None:
@@ -160,15 +162,15 @@ def rebuild(store, batch: int = 20000, progress=None) -> int:
     while True:  # (ts, id) keyset pagination in short read transactions
         with store.read() as c:
             rows = c.execute(
-                "SELECT ts, id, body FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
+                "SELECT ts, id, body, stored FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
                 "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?",
                 (upto, *last, batch),
             ).fetchall()
         if not rows:
             break
-        for _ts, eid, body in rows:
+        for _ts, eid, body, stored in rows:
             env = readable(decode(body), store.blobs)
-            v = fold(views.get(env.to), env, eid)
+            v = fold(views.get(env.to), env, eid, stored)
             if v is not None:
                 views[env.to] = v
         total += len(rows)
@@ -206,8 +208,10 @@ def fresh_fold(conn) -> dict[str, Worker]:
     """All views folded from zero (for verify and tests)."""
 
     def events():
-        for eid, body in conn.execute("SELECT id, body FROM events WHERE worker IS NOT NULL ORDER BY ts, id"):
-            yield readable(decode(body), conn=conn), eid
+        for eid, body, stored in conn.execute(
+            "SELECT id, body, stored FROM events WHERE worker IS NOT NULL ORDER BY ts, id"
+        ):
+            yield readable(decode(body), conn=conn), eid, stored
 
     return fold_all(events())
 

@@ -16,18 +16,15 @@ the audit file, and not shared between clones.
 import re
 from collections import defaultdict
 
+from ..events.codec import BROADCAST, RECIPIENT_RE, recipient_ok  # noqa: F401  (the shape rules)
 from ..events.errors import UsageError
 
-BROADCAST = "*"
-# An agent name or worker id: the contract's worker-id charset plus ':' and '@', so that
-# 'human:alice' and 'agent@host' are addressable. No spaces, slashes or control characters.
-RECIPIENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-NAME_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+NAME_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*\Z")
 _MSG = ("msg.", "msg/")  # type >= 'msg.' AND type < 'msg/': every msg.* type, by index
 
 
 def check_recipient(to: str) -> str:
-    if to == BROADCAST or RECIPIENT_RE.match(to or ""):
+    if recipient_ok(to):
         return to
     raise UsageError(
         f"bad recipient {to!r}: use an agent name or worker id (letters, digits, "

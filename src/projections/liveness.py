@@ -12,10 +12,14 @@ def interval_of(view: Worker, default_interval: float) -> float:
 
 
 def since_us(view: Worker) -> int:
-    """The later of the last heartbeat and entering the state."""
-    base = ts_to_us(view.state_since)
+    """The later of the last heartbeat and entering the state, each taken as the earlier
+    of its ts and the local time this store recorded it (contract: Liveness; the view
+    keeps the local time only where it is the earlier), so an event dated ahead of this
+    clock cannot keep a silent worker OK or put off `reap`."""
+    base = view.since_local if view.since_local is not None else ts_to_us(view.state_since)
     if view.last_heartbeat:
-        base = max(base, ts_to_us(view.last_heartbeat))
+        beat = view.beat_local if view.beat_local is not None else ts_to_us(view.last_heartbeat)
+        base = max(base, beat)
     return base
 
 

@@ -13,6 +13,7 @@ import sqlite3
 import msgspec
 
 from ..events.blobs import BlobStore, is_ref
+from ..events.codec import too_deep
 from ..events.errors import UsageError
 
 SKIP_TYPES = frozenset({"worker.heartbeat"})
@@ -44,11 +45,11 @@ def _blob_text(ref: dict, out, blobs: BlobStore, as_payload: bool):
     head = blobs.head(ref["$blob"], INDEX_LIMIT)
     if not head or b"\0" in head:
         return  # missing (verify reports it) or binary
-    if as_payload and len(head) < INDEX_LIMIT:
+    if as_payload and len(head) < INDEX_LIMIT and not too_deep(head):
         try:
             _walk(msgspec.json.decode(head), out, blobs)
             return
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             pass
     out.append(head.decode("utf-8", errors="ignore"))
 

@@ -8,7 +8,7 @@ decide both what a command may do and what a fold applies.
 
 import msgspec
 
-from ..events.envelope import Envelope, encode_json
+from ..events.envelope import Envelope, encode_json, ts_to_us
 
 ASSIGNED, WORKING, IN_REVIEW, CONFLICTED = "ASSIGNED", "WORKING", "IN_REVIEW", "CONFLICTED"
 APPROVED, COMPLETED, FAILED, CANCELED = "APPROVED", "COMPLETED", "FAILED", "CANCELED"
@@ -81,6 +81,12 @@ class Worker(msgspec.Struct):
     hb_note: str | None = None
     idle_s: float | None = None
     heartbeats: int = 0
+    # Local, for liveness (contract: a beat's time is the earlier of its ts and the local
+    # time it was stored): set only when the event that set last_heartbeat / state_since
+    # was stored before its ts (a clock running ahead), then the µs it was stored; None
+    # means its ts stands. So a store whose clocks agree folds exactly the pure fold's views.
+    beat_local: int | None = None
+    since_local: int | None = None
     # Position of the last folded event in (ts, id) order.
     pos_ts: str = ""
     pos_id: str = ""
@@ -131,8 +137,17 @@ def is_repeat(view: Worker | None, env: Envelope) -> bool:
     )
 
 
-def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
-    """Apply one event. Illegal events are kept as conflicts, never applied."""
+def _local_time(env: Envelope, stored: int | None) -> int | None:
+    """When an event was stored before its ts (it is dated ahead of this clock), the µs it
+    was stored; else None (its ts stands)."""
+    if stored is None:
+        return None
+    return stored if stored < ts_to_us(env.ts) else None
+
+
+def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None) -> Worker | None:
+    """Apply one event. Illegal events are kept as conflicts, never applied. `stored` is
+    the local time the store recorded it (µs), for liveness; None where there is none."""
     if env.type not in TRANSITIONS:
         return view
     bad = check(view, env)
@@ -156,6 +171,7 @@ def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
             hb_interval=p.get("interval", view.hb_interval),
             hb_note=p.get("note", view.hb_note),
             idle_s=p.get("idle_s", view.idle_s),
+            beat_local=_local_time(env, stored),
             pos_ts=env.ts,
             pos_id=eid,
         )
@@ -168,6 +184,7 @@ def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
         last_type=env.type,
         last_from=env.from_,
         last_args=args_of(p),
+        since_local=_local_time(env, stored),
         pos_ts=env.ts,
         pos_id=eid,
     )
@@ -214,11 +231,13 @@ def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
 
 
 def fold_all(events, views: dict | None = None) -> dict[str, Worker]:
-    """Fold (env, id) pairs, already in (ts, id) order, onto `views` (default: nothing)."""
+    """Fold (env, id) or (env, id, stored) tuples, already in (ts, id) order, onto `views`
+    (default: nothing)."""
     views = {} if views is None else views
-    for env, eid in events:
+    for item in events:
+        env = item[0]
         if env.type.startswith("worker."):
-            v = fold(views.get(env.to), env, eid)
+            v = fold(views.get(env.to), env, item[1], item[2] if len(item) > 2 else None)
             if v is not None:
                 views[env.to] = v
     return views
