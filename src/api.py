@@ -46,13 +46,18 @@ def check_payload(payload) -> dict:
     """A caller's payload: a JSON object, no reserved `$` keys, nested at most MAX_DEPTH
     levels (checked on its encoding, before any claim-check puts it in a blob). The other
     shape rules are checked on the event in Tx.append."""
-    from .events.codec import MAX_DEPTH, too_deep
-
     if not isinstance(payload, dict):
         raise BadPayload("payload must be a JSON object")
     bad = [k for k in payload if isinstance(k, str) and k.startswith("$")]
     if bad:
         raise BadPayload(f"payload key {bad[0]!r} is reserved (keys starting with $)")
+    for v in payload.values():
+        if isinstance(v, (dict, list)):
+            break
+    else:
+        return payload  # flat (a heartbeat's): nothing nests
+    from .events.codec import MAX_DEPTH, too_deep
+
     try:
         data = msgspec.json.encode(payload)
     except RecursionError:

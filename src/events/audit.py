@@ -248,19 +248,27 @@ class AuditTrail:
             self._lock_fd = None
 
     # --- what we last wrote ----------------------------------------------------------
+    _BOOK = ["audit_length", "audit_last", "audit_count", "audit_sum"]
+
+    def _book(self) -> tuple[int, str, tuple[int, int, int] | None]:
+        """One read of the bookkeeping: (length, last id, record)."""
+        m = _meta_get(self.store.conn, self._BOOK)
+        length = int(m.get("audit_length", 0))
+        if "audit_count" in m:
+            rec = (length, int(m["audit_count"]), int(m["audit_sum"], 16))
+        else:
+            rec = (0, 0, 0) if length == 0 else None
+        return length, m.get("audit_last", ""), rec
+
     def recorded(self) -> tuple[int, str]:
-        m = _meta_get(self.store.conn, ["audit_length", "audit_last"])
-        return int(m.get("audit_length", 0)), m.get("audit_last", "")
+        length, last, _ = self._book()
+        return length, last
 
     def record(self) -> tuple[int, int, int] | None:
         """(length, count, sum) of the part of the file this store recorded writing, or
         None when not known (a store from before the record was kept: the next export
         scans the file and starts it)."""
-        m = _meta_get(self.store.conn, ["audit_length", "audit_count", "audit_sum"])
-        length = int(m.get("audit_length", 0))
-        if "audit_count" not in m:
-            return (0, 0, 0) if length == 0 else None
-        return length, int(m["audit_count"]), int(m["audit_sum"], 16)
+        return self._book()[2]
 
     def _line_of(self, eid: str) -> bytes | None:
         row = self.store.conn.execute("SELECT body FROM events WHERE id = ?", (eid,)).fetchone()
@@ -269,7 +277,7 @@ class AuditTrail:
     def is_as_written(self) -> bool:
         """The cheap check: the file has the length we recorded and ends with the line we
         last wrote. Costs a stat and one small read, whatever the size of the log."""
-        length, last = self.recorded()
+        length, last, rec = self._book()
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
@@ -278,7 +286,7 @@ class AuditTrail:
             return False
         if length == 0:
             return True
-        if self.record() is None:
+        if rec is None:
             return False  # no record of what we wrote yet: the scan starts one
         line = self._line_of(last) if last else None
         if line is None or len(line) > length:
@@ -389,8 +397,7 @@ class AuditTrail:
             data, good = self._lines_of(rows)
             if not good:
                 continue
-            length, _ = self.recorded()
-            rec = self.record()
+            length, _, rec = self._book()
             fd = open_in_home(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
                 if "audit-mid-write" in _active_failpoints():
