@@ -648,6 +648,9 @@ def test_a_deleted_row_is_an_integrity_error_and_rebuild_refuses_to_bless_it(hom
     assert r.exit_code == 5
     assert "events seq 2 missing" in r.stdout
     assert f"event {gone} was recorded by this store and is no longer in it" in r.stdout
+    r = cli("export", "--check")
+    assert r.exit_code == 5 and f"{gone} was written by this store" in r.stdout
+    one_line_error(r, "1 lost from the store")
     before = snapshot(home)
     r = cli("rebuild")
     assert r.exit_code == 5
@@ -908,3 +911,32 @@ def test_import_takes_exactly_the_valid_lines_or_refuses_the_batch(home, cli, tm
         first_bad = next(i for i, (_, ok) in enumerate(lines, 1) if not ok)
         assert f"line {first_bad}:" in r.stderr
         assert snapshot(home) == before
+
+
+def test_a_store_from_before_the_stored_column_migrates_and_checks_out(home, cli):
+    """Schema 4 (no events.stored, no record of what it wrote): the migration adds the
+    column (old rows NULL: their ts stands for liveness), the next export starts the record."""
+    from coord.events.store import SCHEMA_VERSION
+
+    lifecycle(cli)
+    con = sqlite3.connect(str(home / "coord.db"))
+    con.execute("ALTER TABLE events DROP COLUMN stored")
+    con.execute("DELETE FROM _sqlite_migrations WHERE name = '1101_events_stored'")
+    con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_sum')")
+    con.execute("PRAGMA user_version = 4")
+    con.commit()
+    con.close()
+    r = cli("status", "--json")  # any command migrates
+    assert r.exit_code == 0 and r.json()[0]["liveness"] == "OK"
+    con = sqlite3.connect(str(home / "coord.db"))
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert {r[0] for r in con.execute("SELECT stored FROM events")} == {None}
+    con.close()
+    assert cli("verify").exit_code == 0
+    assert cli("spawn", "w-3").exit_code == 0  # the export scans once and starts the record
+    con = sqlite3.connect(str(home / "coord.db"))
+    assert (
+        con.execute("SELECT value FROM meta WHERE key = 'audit_count'").fetchone()[0] == "5"
+    )  # 4 lines scanned, then w-3
+    con.close()
+    assert cli("verify", "--json").json()["checks"]["audit_file"]["recorded"]["lines"] == 5

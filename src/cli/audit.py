@@ -59,6 +59,8 @@ def export_cmd(check_, rewrite):
                 echo(f"missing: {eid}")
             for eid in r["dirty"]:
                 echo(f"not yet written: {eid}")
+            for x in r["lost"]:
+                echo(f"line {x['line']}: {x['id']} was written by this store and is no longer in it")
             if r["unknown"]:
                 echo(f"{r['unknown']} valid line(s) not in the store yet (the next export imports them)")
             echo(_file_summary(r))
@@ -66,6 +68,7 @@ def export_cmd(check_, rewrite):
             raise IntegrityError(
                 f"audit file does not check out: {len(r['bad'])} bad line(s), "
                 f"{len(r['missing'])} missing, {len(r['dirty'])} not yet written"
+                + (f", {len(r['lost'])} lost from the store" if r["lost"] else "")
             )
         return
     if rewrite:
