@@ -335,6 +335,21 @@ def test_init_in_a_subdirectory_of_a_project_with_a_home_is_refused(repo, cli, p
     assert r.returncode == 0, r.stderr
 
 
+def test_init_in_a_subdirectory_of_a_fresh_clone_names_the_clones_home(repo, proc, tmp_path):  # noqa: F811
+    """A clone checks out .coord/ without its database: `init` in a subdirectory says to
+    run it at the top instead of making a second home there."""
+    clone = tmp_path / "clone"
+    g(tmp_path, "clone", "-q", str(repo), str(clone))
+    (clone / "sub").mkdir()
+    r = proc("init", cwd=clone / "sub")
+    assert r.returncode == 4, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert f"run `coord init` in {clone}" in line
+    assert not (clone / "sub" / ".coord").exists() and not (clone / ".coord" / "coord.db").exists()
+    r = proc("init", cwd=clone)
+    assert r.returncode == 0 and r.stdout.strip() == f"created {clone / '.coord'}", r.stderr
+
+
 def test_init_home_inside_another_home_is_refused(repo, cli, tmp_path):  # noqa: F811
     before = state(repo)
     for inner in (repo / ".coord" / "inner", repo / ".coord" / "worktrees" / "x" / ".coord"):

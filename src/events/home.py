@@ -263,10 +263,22 @@ def init_target(explicit: str | None = None, cwd: Path | None = None) -> Path:
             if h is not None:
                 _need_directory(h, "home")
                 return h
+        if _checked_out_home(d / ".coord"):
+            if d == here:
+                break  # a clone's home, its database not built yet: init builds it
+            raise Refused(
+                f"{here} is inside the project of {d / '.coord'} (a home checked out without its "
+                f"database): run `coord init` in {d}, or pass --home {target} for a separate home"
+            )
         if g.is_dir():
             break  # the root of a repository: homes above it belong to other projects
     _need_directory(target, "home")
     return target
+
+
+def _checked_out_home(d: Path) -> bool:
+    """A .coord/ that git checked out (its committed files) but that has no database yet."""
+    return (d / "events.jsonl").is_file() or (d / "config.toml").is_file()
 
 
 def init_home_dirs(path: Path) -> Home:
