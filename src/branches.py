@@ -437,6 +437,12 @@ def merge(c: Coord, wid: str, payload: dict, actor: str, request_id=None, into=N
         branch = guard(c, view)
         if branch == into:
             raise Refused(f"{wid}: cannot merge branch {branch} into itself")
+        owners = [w for w, role in _others_naming(c, wid, into) if role == "branch"]
+        if owners:
+            raise Refused(
+                f"{into} is the branch of worker {owners[0]}: coord merges into it only through "
+                f"that worker (merge {wid} with --into another branch)"
+            )
         tip = repo.need_branch(branch, "worker")
         head = view.info.get("head")
         commit = None

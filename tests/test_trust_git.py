@@ -254,6 +254,20 @@ def test_a_branch_another_worker_is_based_on_is_not_deleted(repo, cli):  # noqa:
     assert state(repo) == before
 
 
+def test_merge_into_another_workers_branch_is_refused(repo, cli, w1):  # noqa: F811
+    ok(cli("spawn", "w2", "--base", "coord/w1"))
+    ok(cli("--as", "ag2", "start", "w2"))
+    commit_file(repo / ".coord" / "worktrees" / "w2", "w2.txt", "w2\n")
+    ok(cli("--as", "ag2", "done", "w2"))
+    ok(cli("--as", "rv", "approve", "w2"))
+    before = state(repo)
+    line = one_line_error(cli("merge", "w2"), 4)
+    assert "coord/w1 is the branch of worker w1" in line and "--into" in line
+    assert state(repo) == before
+    ok(cli("merge", "w2", "--into", "main"))  # the way: merge into the base of both
+    assert (repo / "w2.txt").read_text() == "w2\n"
+
+
 # --- item 12: --base is a branch ---------------------------------------------------------
 @pytest.mark.parametrize("base", ["main~1", "HEAD^", "@{-1}", "main:a.txt"])
 def test_spawn_base_that_is_not_a_branch_name_is_a_usage_error(repo, cli, base):  # noqa: F811

@@ -77,7 +77,7 @@ def _drop_none(**kw):
     "--worktree",
     "worktree",
     metavar="PATH",
-    help="Where to check the branch out (default: .coord/worktrees/ID).",
+    help="Where to check the branch out, outside the home and every worktree (default: .coord/worktrees/ID).",
 )
 @click.option("--no-worktree", is_flag=True, help="Create the branch only, no worktree.")
 @click.option("--no-git", is_flag=True, help="No branch or worktree, even inside a git repository.")
@@ -86,8 +86,10 @@ def _drop_none(**kw):
 def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, request_id):
     """Create worker ID in state ASSIGNED.
 
-    Inside a git repository it also creates branch coord/ID from --base and a worktree at
-    .coord/worktrees/ID (see docs/git.md).
+    Inside a git repository it also creates branch coord/ID (the branch_prefix setting plus
+    ID) from --base and a worktree at .coord/worktrees/ID (see docs/git.md). An existing
+    branch of that name is refused (exit 4) unless it is the leftover of a spawn that died
+    before recording it (at the tip of the base). --base must name a local branch.
 
     \b
     Example:
