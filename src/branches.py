@@ -81,33 +81,51 @@ def worker_branch(view) -> str:
     return prefix + view.worker
 
 
-def _others_naming(c: Coord, wid: str, branch: str) -> list[tuple[str, str]]:
-    """Other workers (any state) that name `branch`: [(worker, 'branch' or 'base')]."""
+def _others_naming(c: Coord, wid: str, branch: str) -> list[tuple[str, str, bool]]:
+    """Other workers that name `branch`: [(worker, 'branch' or 'base', live)], live meaning
+    not COMPLETED or CANCELED."""
     with c.store.read() as conn:
         rows = conn.execute(
-            "SELECT worker, json_extract(CAST(view AS TEXT), '$.branch'), "
-            "json_extract(CAST(view AS TEXT), '$.base') FROM workers WHERE worker != ?1 AND "
-            "(json_extract(CAST(view AS TEXT), '$.branch') = ?2 "
+            "SELECT worker, state, json_extract(CAST(view AS TEXT), '$.branch') FROM workers "
+            "WHERE worker != ?1 AND (json_extract(CAST(view AS TEXT), '$.branch') = ?2 "
             "OR json_extract(CAST(view AS TEXT), '$.base') = ?2)",
             (wid, branch),
         ).fetchall()
-    return [(w, "branch" if b == branch else "base") for w, b, _base in rows]
+    return [(w, "branch" if b == branch else "base", st not in TERMINAL) for w, st, b in rows]
+
+
+def _worktree_owner(c: Coord, wid: str, path) -> str | None:
+    """Another live worker whose spawn recorded `path` as its worktree: coord does not touch
+    that directory for this worker (a rebase in it, its removal)."""
+    real = os.path.realpath(path)
+    with c.store.read() as conn:
+        rows = conn.execute(
+            "SELECT worker, json_extract(CAST(view AS TEXT), '$.worktree') FROM workers "
+            "WHERE worker != ? AND state NOT IN ('COMPLETED', 'CANCELED') "
+            "AND json_extract(CAST(view AS TEXT), '$.worktree') IS NOT NULL",
+            (wid,),
+        ).fetchall()
+    for other, recorded in rows:
+        if isinstance(recorded, str) and os.path.realpath(recorded) == real:
+            return other
+    return None
 
 
 def guard(c: Coord, view, deleting: bool = False) -> str:
-    """The worker's branch, when coord may act on it: refused (exit 4) when another worker
-    names the same branch, or, for a deletion, uses it as its base; or when it is the
-    worker's own base."""
+    """The worker's branch, when coord may act on it. Refused (exit 4) when the branch is
+    its own base, or when another worker names it: as its branch while live (any state for
+    a deletion), or as its base while live for a deletion. Two workers naming one branch
+    block each other until one of them is canceled (`cancel --no-git`)."""
     branch = worker_branch(view)
     if branch == view.base:
         raise Refused(f"{view.worker}: its branch {branch} is also its base; coord will not touch it")
-    for other, role in _others_naming(c, view.worker, branch):
-        if role == "branch":
+    for other, role, live in _others_naming(c, view.worker, branch):
+        if role == "branch" and (live or deleting):
             raise Refused(
                 f"{view.worker}: branch {branch} is also the branch of worker {other}; coord will "
-                "not touch it (act with --no-git)"
+                f"not touch it (act with --no-git, or cancel {other} with --no-git)"
             )
-        if deleting:
+        if role == "base" and live and deleting:
             raise Refused(f"branch {branch} is the base of worker {other}; coord will not delete it")
     return branch
 
@@ -227,7 +245,7 @@ def spawn(
             raise Refused(f"the worker's branch {branch} would be its own base: pass another --base")
         named = _others_naming(c, wid, branch)
         if named:
-            other, role = named[0]
+            other, role, _live = named[0]
             raise Refused(f"branch {branch} is already the {role} of worker {other}: spawn under another id")
         path = None
         if not no_worktree:
@@ -345,12 +363,20 @@ class _Checkout:
     """Where the worker's branch is checked out (git's list, never a recorded path), or a
     temporary worktree made for this command and removed afterwards."""
 
-    def __init__(self, repo: Repo, view, branch: str, home_path: Path):
-        self.repo, self.view, self.branch, self.home_path = repo, view, branch, home_path
+    def __init__(self, c: Coord, repo: Repo, view, branch: str):
+        self.c, self.repo, self.view, self.branch = c, repo, view, branch
+        self.home_path = c.home.path
         self.temp = None
 
     def __enter__(self) -> Path:
         where = self.repo.checked_out_at(self.branch)
+        if where is not None:
+            other = _worktree_owner(self.c, self.view.worker, where)
+            if other is not None:
+                raise Refused(
+                    f"{self.branch} is checked out at {where}, the worktree of worker {other}: "
+                    "coord will not work there (check the branch out elsewhere)"
+                )
         if where is None and self.view.worktree:
             # The worktree recorded at spawn is on another branch (or detached): say so
             # rather than rebasing elsewhere. The recorded path only ever refuses.
@@ -387,7 +413,7 @@ def done(c: Coord, wid: str, payload: dict, actor: str, request_id=None, rebase=
         repo.need_branch(branch, "worker")
         onto = view.base
         rebased = False
-        with _Checkout(repo, view, branch, c.home.path) as wt:
+        with _Checkout(c, repo, view, branch) as wt:
             if repo.current_branch(cwd=wt) != branch:
                 raise Refused(f"{wt} is on a detached HEAD, not {branch}: run `git switch {branch}` there")
             op = repo.operation_in_progress(wt)
@@ -437,7 +463,7 @@ def merge(c: Coord, wid: str, payload: dict, actor: str, request_id=None, into=N
         branch = guard(c, view)
         if branch == into:
             raise Refused(f"{wid}: cannot merge branch {branch} into itself")
-        owners = [w for w, role in _others_naming(c, wid, into) if role == "branch"]
+        owners = [w for w, role, live in _others_naming(c, wid, into) if role == "branch" and live]
         if owners:
             raise Refused(
                 f"{into} is the branch of worker {owners[0]}: coord merges into it only through "
@@ -470,24 +496,24 @@ def merge(c: Coord, wid: str, payload: dict, actor: str, request_id=None, into=N
         else:
             raise Refused(f"{into} kept moving while merging {wid}; run merge again")
         failpoint("merge-after-git")
-        removed = _remove_after_merge(repo, view, branch)
+        removed = _remove_after_merge(c, repo, view, branch)
         full = {**payload, "into": into, "worktree_removed": removed}
         if commit:
             full["commit"] = commit
         return c.act("merge", wid, full, actor=actor, request_id=request_id)
 
 
-def _remove_after_merge(repo: Repo, view, branch: str) -> bool:
-    """Remove the worker's worktree (the one git lists for its branch; the main working
-    tree never) unless it holds uncommitted work (ignored files such as build output do
-    not count). True when it no longer exists."""
+def _remove_after_merge(c: Coord, repo: Repo, view, branch: str) -> bool:
+    """Remove the worker's worktree (the one git lists for its branch; never the main
+    working tree, nor one another live worker records) unless it holds uncommitted work
+    (ignored files such as build output do not count). True when it no longer exists."""
     if not view.worktree:
         return False
     w = repo.worktree_of(branch)
     if w is None or not Path(w["path"]).exists():
         _quietly(repo.git, "worktree", "prune")
         return True
-    if w["main"]:
+    if w["main"] or _worktree_owner(c, view.worker, w["path"]) is not None:
         return False
     path = Path(w["path"])
     status = repo.git("status", "--porcelain", "-z", cwd=path).stdout
@@ -533,6 +559,13 @@ def cancel(
         # Everything is checked before anything is removed.
         w = repo.worktree_of(branch)
         removable = w is not None and not w["main"] and bool(view.worktree)
+        if removable:
+            other = _worktree_owner(c, wid, w["path"])
+            if other is not None:
+                raise Refused(
+                    f"{branch} is checked out at {w['path']}, the worktree of worker {other}: "
+                    "coord will not remove it (cancel with --no-git, or check the branch out elsewhere)"
+                )
         tip = repo.branch_tip(branch) if delete_branch else None
         unmerged = 0
         if tip is not None:

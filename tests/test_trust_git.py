@@ -121,6 +121,15 @@ def test_prefix_that_spells_another_workers_branch_is_refused(repo, cli, tmp_pat
     line = one_line_error(cli("--as", "ag2", "done", "1"), 4)
     assert "also the branch of worker w1" in line
     assert state(repo) == before
+    # while both name coord/w1, coord touches it for neither; canceling one (record only)
+    # lets the other go on
+    g(w1, "checkout", "--", "a.txt")
+    before = state(repo)
+    line = one_line_error(cli("--as", "ag", "done", "w1"), 4)
+    assert "also the branch of worker 1" in line and "cancel 1 with --no-git" in line
+    assert state(repo) == before
+    ok(cli("cancel", "1", "--no-git"))
+    assert ok(cli("--as", "ag", "done", "w1")).stdout.startswith("w1: done")
 
 
 def test_a_recorded_worktree_path_is_never_acted_on(repo, cli, proc, tmp_path, w1):  # noqa: F811
@@ -149,10 +158,15 @@ def test_a_recorded_worktree_path_is_never_acted_on(repo, cli, proc, tmp_path, w
     assert not (w1 / "from-evil.txt").exists()
     after = state(repo)
     assert after["files"] == before["files"] and after["refs"] == before["refs"]
+    # while evil is live and records w1's worktree, coord does not work there for w1 either
+    line = one_line_error(cli("--as", "ag", "done", "w1"), 4)
+    assert "the worktree of worker evil" in line
     ok(cli("cancel", "evil"))
     after = state(repo)
     assert after["files"] == before["files"] and after["worktrees"] == before["worktrees"]
     assert (w1 / "a.txt").read_text() == "uncommitted work of w1\n"
+    line = one_line_error(cli("--as", "ag", "done", "w1"), 4)
+    assert "uncommitted changes" in line  # evil is canceled: w1's own rules again
 
 
 def test_the_worker_here_is_the_one_whose_branch_is_checked_out(repo, cli, proc, tmp_path):  # noqa: F811

@@ -255,7 +255,8 @@ def merge(worker_id, into, no_git, request_id):
         v = state().open().worker(r.worker)
         if v.worktree:
             warn(
-                f"kept worktree {v.worktree}: it has uncommitted changes (remove it with `git worktree remove`)"
+                f"kept worktree {v.worktree}: it has uncommitted changes, or another worker "
+                "records it (remove it with `git worktree remove`)"
             )
 
 
