@@ -447,17 +447,17 @@ def _refuse_if_illegal(action: str, view: Worker | None, env: Envelope) -> None:
         )
 
 
-def init(path: str | Path | None = None) -> tuple[Home, bool]:
-    """Create a home (idempotent). Returns (home, created). In a fresh clone whose
+def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home, bool]:
+    """Create a home (idempotent). Returns (home, created). Where: `path`, else
+    COORD_HOME, else found from cwd (coord.events.home.init_target: inside a worktree, the
+    repository's home; a home inside another is refused, exit 4). In a fresh clone whose
     events.jsonl exists without a database, the store is built from that file (every
     line checked first: a bad file is refused with exit 5 and no database is created);
     the file itself is never truncated."""
     from .events.home import Home as _Home
-    from .events.home import init_home_dirs
+    from .events.home import init_home_dirs, init_target
 
-    if path is None:
-        path = os.environ.get("COORD_HOME") or (Path.cwd() / ".coord")
-    p = Path(path).expanduser().absolute()
+    p = init_target(str(path) if path is not None else None, cwd)
     created = not (p / "coord.db").exists()
     pairs = []
     if created:

@@ -22,6 +22,7 @@ import time
 import msgspec
 
 from .events.errors import CoordError, Refused, UsageError
+from .events.files import USER_UMASK
 from .projections.workers import ACTIVE
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -250,6 +251,7 @@ class Supervisor:
                 cwd=self.cwd,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                umask=USER_UMASK,  # the agent writes the user's files: not the home's umask
             )
             for s in list(self.received):  # arrived before the child existed
                 self._signal_group(s)
@@ -393,7 +395,11 @@ def run_worker(
     env = dict(os.environ if env is None else env)
     env.update(COORD_HOME=str(coord.home.path), COORD_AGENT=actor, COORD_WORKER=wid)
     view = coord.worker(wid)
-    cwd = view.worktree if (view.worktree and not here and os.path.isdir(view.worktree)) else None
+    cwd = None
+    if view.branch and not here:
+        from .branches import worktree_path
+
+        cwd = worktree_path(coord, view)  # where git has its branch, never a recorded path
     check_command(cmd, env, cwd)
     claim = coord.act("start", wid, {}, actor=actor, request_id=request_id)
     if claim.repeat:

@@ -61,7 +61,8 @@ class Worker(msgspec.Struct):
     holder: str | None = None
     holder_clone: str | None = None
     assignee: str | None = None
-    branch: str | None = None
+    branch: str | None = None  # prefix + worker id (derived here, never read whole from a payload)
+    prefix: str | None = None  # the branch_prefix in force at spawn (recorded in worker.spawned)
     base: str | None = None
     worktree: str | None = None
     summary: str | None = None
@@ -111,6 +112,20 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
     if env.type in NOT_HOLDER and env.from_ == view.holder:
         return ("actor", f"{env.from_} holds {env.to} and cannot review its own work")
     return None
+
+
+def branch_of(worker: str, p: dict) -> tuple[str | None, str | None]:
+    """(prefix, branch) of a worker.spawned payload. The branch is the recorded prefix plus
+    the worker id, never a name taken whole from the payload. A spawn from before `prefix`
+    was recorded carries only `branch`: its prefix is what precedes the id there; a `branch`
+    that does not end with the id keeps prefix None (shown, but no git step uses it)."""
+    prefix = p.get("prefix")
+    if isinstance(prefix, str):
+        return prefix, prefix + worker
+    b = p.get("branch")
+    if not isinstance(b, str):
+        return None, None
+    return (b[: -len(worker)] if b.endswith(worker) else None), b
 
 
 def args_of(payload: dict) -> str:
@@ -172,12 +187,14 @@ def fold(view: Worker | None, env: Envelope, eid: str) -> Worker | None:
         pos_id=eid,
     )
     if view is None:
+        prefix, branch = branch_of(env.to, p)
         return Worker(
             worker=env.to,
             created=env.ts,
             task=p.get("task", ""),
             assignee=p.get("assignee"),
-            branch=p.get("branch"),
+            branch=branch,
+            prefix=prefix,
             base=p.get("base"),
             worktree=p.get("worktree"),
             transitions=1,
