@@ -91,7 +91,8 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
       COORD_AGENT=agent-1 coord run w-1 --idle-timeout 10m -- claude -p "fix the parser"
       coord --as agent-2 run w-2 --interval 5 --timeout 2h -- ./agent.sh
     """
-    from ..runner import run_worker
+    from ..api import with_args
+    from ..runner import run_args, run_worker
     from .lifecycle import infer_worker
 
     st = state()
@@ -99,7 +100,11 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
     argv = ctx.meta.get("child_argv")
     if not argv:
         raise UsageError("no command after --")
-    for name, v in (("--interval", interval), ("--idle-timeout", idle_timeout), ("--timeout", timeout)):
+    from ..projections.liveness import interval_error
+
+    if interval is not None and interval_error(interval):
+        raise UsageError(f"--interval {interval_error(interval)}")
+    for name, v in (("--idle-timeout", idle_timeout), ("--timeout", timeout)):
         if v is not None and v <= 0:
             raise UsageError(f"{name} must be positive")
     if grace < 0:
@@ -107,13 +112,16 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
     actor = st.identity(explicit_required=True)
     c = st.open()
     wid = infer_worker(c, worker_id)
-    interval = interval or c.home.config["heartbeat_interval"]
+    given = run_args(wid, argv, interval, idle_timeout, timeout, grace, summary, here)
+    if interval is None:
+        interval = c.home.config["heartbeat_interval"]
+        if interval_error(interval):
+            raise UsageError(f"the heartbeat_interval setting {interval_error(interval)}: pass --interval")
 
     def say(text):
         if not st.json:
             click.echo(f"coord run: {clean(text)}", err=True)
 
-    say(f"{wid}: started as {actor}; heartbeat every {interval:g}s")
     res = run_worker(
         c,
         wid,
@@ -128,12 +136,12 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
         err=sys.stderr.buffer,
         say=say,
         here=here,
-        request_id=request_id,
+        request_id=with_args(request_id, **given),
     )
-    if res.returncode is None and res.ended_by is None:
+    if res.repeat:
         say(
-            f"{wid}: request id {request_id!r} was used before and that run is over ({res.state}); "
-            "the command was not run again"
+            f"{wid}: request id {request_id!r} was used before and that run is over "
+            f"(exit {res.exit}, {res.state}); the command was not run again"
         )
     elif res.ended_by == "exec-failed":
         say(f"{wid}: could not start {argv[0]} (exit {res.exit}) → {res.state}")
@@ -145,6 +153,10 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
         )
     elif res.conflict:
         say(f"{wid}: child exit 0, but {res.conflict} → {res.state}")
+    elif res.done_refused:
+        say(f"{wid}: child exit 0, but done was refused: {res.done_refused} → {res.state}")
+    elif res.heartbeat_error and res.ended_by == "heartbeat-failed":
+        say(f"{wid}: the child was ended because coord run could not beat for it → {res.state}")
     elif res.record_error:
         say(f"{wid}: outcome not recorded: {res.record_error}")
     else:
