@@ -158,7 +158,9 @@ def start(worker_id, next_, request_id):
 @click.command()
 @click.argument("worker_id", metavar="[ID]", required=False)
 @click.option("--note", help="What the agent is doing now.")
-@click.option("--interval", type=float, help="Declare this worker's heartbeat interval (seconds).")
+@click.option(
+    "--interval", type=float, help="Declare this worker's heartbeat interval (seconds, 0.05 to 86400)."
+)
 @click.option("--force", is_flag=True, help="Beat for a worker you do not hold (recorded).")
 @request_id_option
 @global_options

@@ -50,7 +50,7 @@ class CommandAfterDashes(click.Command):
     "--interval",
     type=DURATION,
     metavar="SECS",
-    help="Seconds between heartbeats (default: the heartbeat_interval setting). "
+    help="Seconds between heartbeats, 0.05 to 86400 (default: the heartbeat_interval setting). "
     "Recorded in each beat, so liveness uses it.",
 )
 @click.option(
@@ -83,7 +83,9 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
     has been silent (`status` shows `idle 4m`). Exit 0 → `done` (with a branch: rebased,
     as `coord done` does); anything else → `fail` with the exit code or signal and the
     last lines of output. SIGINT, SIGTERM and SIGHUP are forwarded to the child. Exits
-    with the child's status (128+N when killed by signal N); errors before the child
+    with the child's status (128+N when killed by signal N), 124 when --timeout or
+    --idle-timeout ended it, 127 when CMD is not found and 126 when it cannot be executed
+    (both checked before claiming: nothing appended); coord's own errors before the child
     starts use coord's exit codes.
 
     \b
