@@ -1,7 +1,6 @@
 """Lifecycle commands: spawn, start, heartbeat, done, approve, request-changes, merge,
 release, cancel, fail, retry. Each is one transaction in coord.api."""
 
-import math
 import os
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
     c = st.open()
     if action != "spawn":
         wid = infer_worker(c, wid)
-    r = c.act(action, wid, payload, actor=actor, request_id=request_id)
+    r = c.act(action, wid, payload, actor=actor, request_id=_request(request_id, wid, payload))
     report(r, verb or action)
     return r
 
@@ -57,9 +56,21 @@ def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
     c = st.open()
     if infer:
         wid = infer_worker(c, wid)
-    r = getattr(branches, fn_name)(c, wid, payload, actor, request_id=request_id, **kw)
+    rid = _request(request_id, wid, payload, kw)
+    r = getattr(branches, fn_name)(c, wid, payload, actor, request_id=rid, **kw)
     report(r, verb)
     return r
+
+
+def _request(key, wid, payload, kw=None):
+    """--request-id KEY with the arguments the user gave (the worker resolved; a relative
+    --worktree made absolute), so a repeat with other arguments is refused."""
+    from ..api import with_args
+
+    kw = dict(kw or {})
+    if kw.get("worktree"):
+        kw["worktree"] = os.path.abspath(kw["worktree"])
+    return with_args(key, worker=wid, **payload, **kw)
 
 
 def _drop_none(**kw):
@@ -148,7 +159,9 @@ def start(worker_id, next_, request_id):
 @click.command()
 @click.argument("worker_id", metavar="[ID]", required=False)
 @click.option("--note", help="What the agent is doing now.")
-@click.option("--interval", type=float, help="Declare this worker's heartbeat interval (seconds).")
+@click.option(
+    "--interval", type=float, help="Declare this worker's heartbeat interval (seconds, 0.05 to 86400)."
+)
 @click.option("--force", is_flag=True, help="Beat for a worker you do not hold (recorded).")
 @request_id_option
 @global_options
@@ -159,8 +172,11 @@ def heartbeat(worker_id, note, interval, force, request_id):
     Example:
       coord heartbeat w-1 --note "running tests"
     """
-    if interval is not None and not (math.isfinite(interval) and interval > 0):
-        raise UsageError("--interval must be positive")
+    if interval is not None:
+        from ..projections.liveness import interval_error
+
+        if interval_error(interval):
+            raise UsageError(f"--interval {interval_error(interval)}")
     _act(
         "heartbeat", worker_id, _drop_none(note=note, interval=interval, force=force), request_id, verb="beat"
     )

@@ -109,8 +109,13 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
         return ("actor", f"{env.to} is assigned to {view.assignee}, not {env.from_}")
     if env.type in HOLDER_ONLY and view.holder and env.from_ != view.holder and not forced:
         return ("actor", f"{env.to} is held by {view.holder}, not {env.from_} (use --force)")
-    if env.type in NOT_HOLDER and env.from_ == view.holder:
-        return ("actor", f"{env.from_} holds {env.to} and cannot review its own work")
+    if env.type in NOT_HOLDER:
+        # Nobody reviews work they hold or handed in: IN_REVIEW is entered only by done,
+        # so the last transition names who handed it in (a `done --force` included).
+        if env.from_ == view.holder:
+            return ("actor", f"{env.from_} holds {env.to} and cannot review its own work")
+        if view.last_type == "worker.done" and env.from_ == view.last_from:
+            return ("actor", f"{env.from_} handed {env.to} in (done) and cannot review it")
     return None
 
 
