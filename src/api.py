@@ -115,6 +115,9 @@ _ADDED_BY_STEPS = frozenset(
         "into",
         "worktree_removed",
         "branch_deleted",
+        "prefix",
+        "deleted_tip",
+        "unmerged",
     }
 )
 
