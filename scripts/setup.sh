@@ -5,7 +5,14 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import coord, msgspec, sqlite_utils, click, blake3, pytest, hypothesis" 2>/dev/null; then
+# Installed already? coord with its dependencies, and the test extra: pytest, hypothesis,
+# websockets, and the optional extras (postgres, mcp, web), looked up without importing them.
+if ! .venv/bin/python -c "
+import importlib.util, sys
+import coord, msgspec, sqlite_utils, click, blake3, pytest, hypothesis
+extras = ['psycopg', 'psycopg_binary', 'mcp', 'starlette', 'uvicorn', 'websockets']
+sys.exit(any(importlib.util.find_spec(m) is None for m in extras))
+" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 fi
 # Users' machines keep bytecode; precompile so start-up is not paid twice.

@@ -33,6 +33,95 @@ def request_key(command: str, key: str) -> str:
     return f"{command}\x1f{key}"
 
 
+class RequestIdReused(Refused):
+    code = "request_id_reused"
+
+
+class RequestId(str):
+    """A request id (`--request-id KEY`) that carries the arguments of the request, as the
+    caller sees them (the CLI: the options the user gave, the worker resolved). A repeat
+    with the same key and other arguments is refused (exit 4). A plain str key works too:
+    each API call then compares the arguments it was given (see `Coord.act`)."""
+
+    args: dict | None = None
+
+
+def with_args(key: str | None, **args) -> "RequestId | None":
+    """KEY with the request's arguments attached (None stays None)."""
+    if key is None:
+        return None
+    r = RequestId(key)
+    r.args = args
+    return r
+
+
+def args_digest(args: dict) -> dict:
+    """One short digest per argument (so a mismatch can be named without storing the
+    values): canonical JSON, BLAKE3. Absent, None and False are the same (no digest), so
+    an option added later does not change the digest of requests that do not use it."""
+    import blake3
+
+    from .events.envelope import encode_json
+
+    return {
+        k: blake3.blake3(encode_json(v)).hexdigest()[:32]
+        for k, v in sorted(args.items())
+        if v is not None and v is not False
+    }
+
+
+def _request_args(request_id, default: dict | None) -> dict | None:
+    """The digests to compare: the arguments the RequestId carries, else the call's own."""
+    args = getattr(request_id, "args", None)
+    if args is None:
+        args = default
+    return None if args is None else args_digest(args)
+
+
+def _stored_request(raw: bytes) -> tuple[dict | None, object]:
+    """(argument digests, result) of a stored request-id row. Rows written before digests
+    were kept (a bare result) have no arguments to compare: they match any arguments."""
+    data = msgspec.json.decode(raw)
+    if isinstance(data, dict) and "$result" in data:
+        return data.get("$args"), data["$result"]
+    return None, data
+
+
+def _same_args(command: str, request_id: str, stored: dict | None, given: dict | None) -> None:
+    if stored is None or given is None:
+        return
+    differ = sorted(k for k in stored.keys() | given.keys() if stored.get(k) != given.get(k))
+    if differ:
+        raise RequestIdReused(
+            f"request id {str(request_id)!r} was already used for {command} with other arguments "
+            f"({', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'}); "
+            "nothing was done: use a new key for a new request",
+            differ=differ,
+        )
+
+
+# Payload keys the steps around a transition add (the clone at start; the git fields of
+# spawn, done, merge and cancel): not the caller's arguments, so a plain-str request id
+# does not compare them. The CLI attaches the arguments the user gave instead.
+_ADDED_BY_STEPS = frozenset(
+    {
+        "clone",
+        "branch",
+        "base",
+        "worktree",
+        "head",
+        "rebased",
+        "commit",
+        "into",
+        "worktree_removed",
+        "branch_deleted",
+        "prefix",
+        "deleted_tip",
+        "unmerged",
+    }
+)
+
+
 class Result(msgspec.Struct):
     worker: str
     state: str
@@ -141,17 +230,17 @@ class Coord:
         return v
 
     # --- writing ---------------------------------------------------------------------
-    def _repeat_of_request(self, tx, actor, request_id, command):
+    def _repeat_of_request(self, tx, actor, request_id, command, args=None):
         """The first Result of a request id this actor already used for this command."""
-        earlier = self.earlier_result(tx, actor, request_id, command)
+        earlier = self.earlier_result(tx, actor, request_id, command, args)
         if earlier is None:
             return None
         r = msgspec.convert(earlier, Result)
         r.repeat = True
         return r
 
-    def _remember_request(self, tx, actor, request_id, result: Result, command: str):
-        self.remember_result(tx, actor, request_id, result, command)
+    def _remember_request(self, tx, actor, request_id, result: Result, command: str, args=None):
+        self.remember_result(tx, actor, request_id, result, command, args)
 
     def _transition(
         self, tx, action: str, wid: str, actor: str, payload: dict, stored: dict | None = None
@@ -184,12 +273,8 @@ class Coord:
         if not actor:
             raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
         with self.store.read() as conn:
-            if (
-                request_id is not None
-                and conn.execute(
-                    "SELECT 1 FROM request_ids WHERE actor = ? AND key = ?",
-                    (actor, request_key(action, request_id)),
-                ).fetchone()
+            if request_id is not None and self._find_request(
+                conn, actor, request_id, action, _lifecycle_args(wid, payload)
             ):
                 return True, None
             view = board.load(conn, wid)
@@ -210,26 +295,30 @@ class Coord:
         actor: str | None = None,
         request_id: str | None = None,
         expect_repeat: bool = False,
+        request_command: str | None = None,
     ) -> Result:
         """Run one lifecycle action as one transaction. expect_repeat: the caller skipped
         work outside the transaction because `precheck` saw a repeat; refuse rather than
-        append if the worker moved meanwhile."""
+        append if the worker moved meanwhile. request_command: the command the request id
+        belongs to, when it is not the action itself (`run` claims with `start`)."""
         actor = actor or self.actor
         if not actor:
             raise UsageError("no actor: pass --as NAME or set COORD_AGENT")
         payload = check_payload(payload if payload is not None else {})
         if action == "spawn":
             check_worker_id(wid)
+        args = _lifecycle_args(wid, payload)
         if action == "start":
             payload = {**payload, "clone": self.clone_id}
         stored = self.claim_check(payload)  # a big payload's blob is written before the lock
+        command = request_command or action
         with self.store.write() as tx:
-            r = self._repeat_of_request(tx, actor, request_id, action)
+            r = self._repeat_of_request(tx, actor, request_id, command, args)
             if r is None:
                 r = self._transition(tx, action, wid, actor, payload, stored)
                 if expect_repeat and not r.repeat:
                     raise Refused(f"{wid} changed while {action} ran; run it again")
-                self._remember_request(tx, actor, request_id, r, action)
+                self._remember_request(tx, actor, request_id, r, command, args)
         return r
 
     def start_next(
@@ -240,7 +329,7 @@ class Coord:
         payload = {**check_payload(payload or {}), "clone": self.clone_id}
         stored = self.claim_check(payload)
         with self.store.write() as tx:
-            r = self._repeat_of_request(tx, actor, request_id, "start")
+            r = self._repeat_of_request(tx, actor, request_id, "start", {"next": True})
             if r is None:
                 row = tx.conn.execute(
                     "SELECT worker FROM workers WHERE state = ? AND (assignee IS NULL OR assignee = ?) "
@@ -250,7 +339,7 @@ class Coord:
                 if row is None:
                     raise NothingToClaim(f"nothing to claim: no ASSIGNED worker {actor} may start")
                 r = self._transition(tx, "start", row[0], actor, payload, stored)
-                self._remember_request(tx, actor, request_id, r, "start")
+                self._remember_request(tx, actor, request_id, r, "start", {"next": True})
         return r
 
     def append_raw(
@@ -259,12 +348,13 @@ class Coord:
         """Append a non-lifecycle event (messages)."""
         actor = actor or self.actor
         stored = self.claim_check(check_payload(payload))
+        args = {"to": to, "type": etype, "payload": payload}
         with self.store.write() as tx:
-            r = self._repeat_of_request(tx, actor, request_id, "send")
+            r = self._repeat_of_request(tx, actor, request_id, "send", args)
             if r is None:
                 ev = tx.append(Envelope(tx.next_ts(), actor, to, etype, stored))
                 r = Result(to, "", ev.id, etype, seq=ev.seq)
-                self._remember_request(tx, actor, request_id, r, "send")
+                self._remember_request(tx, actor, request_id, r, "send", args)
         return r
 
     def reap(
@@ -279,22 +369,59 @@ class Coord:
 
         return reap(self, actor or self.actor, requeue=requeue, dry_run=dry_run, request_id=request_id)
 
-    # --- request ids for results that are not a Result (reap, ack) --------------------
-    def earlier_result(self, tx, actor: str, request_id: str | None, command: str):
-        """The stored result of a request id this actor already used, decoded; else None."""
-        if request_id is None:
-            return None
-        row = tx.conn.execute(
+    # --- request ids for results that are not a Result (reap, ack, run) ---------------
+    # A row's result is {"$args": {name: digest}, "$result": <the first result>}: the
+    # digests of the request's arguments ride inside the stored JSON (no schema change).
+    # The arguments compared are the ones a RequestId carries (the CLI attaches what the
+    # user gave), else `args` from the API call.
+    @staticmethod
+    def _find_request(conn, actor: str, request_id, command: str, args: dict | None = None):
+        """(True, first result) when this actor used the key for this command with the same
+        arguments; None when unused; RequestIdReused (exit 4) when used with others."""
+        row = conn.execute(
             "SELECT result FROM request_ids WHERE actor = ? AND key = ?",
             (actor, request_key(command, request_id)),
         ).fetchone()
-        return msgspec.json.decode(row[0]) if row else None
+        if row is None:
+            return None
+        stored_args, result = _stored_request(row[0])
+        _same_args(command, request_id, stored_args, _request_args(request_id, args))
+        return True, result
 
-    def remember_result(self, tx, actor: str, request_id: str | None, result, command: str) -> None:
+    def earlier_result(self, tx, actor: str, request_id: str | None, command: str, args: dict | None = None):
+        """The stored result of a request id this actor already used, decoded; else None.
+        The same key with other arguments is refused (RequestIdReused, exit 4)."""
+        if request_id is None:
+            return None
+        found = self._find_request(tx.conn, actor, request_id, command, args)
+        return found[1] if found else None
+
+    def used_request(self, actor: str, request_id: str | None, command: str, args: dict | None = None):
+        """earlier_result, read-only and outside a write transaction."""
+        if request_id is None:
+            return None
+        with self.store.read() as conn:
+            found = self._find_request(conn, actor, request_id, command, args)
+        return found[1] if found else None
+
+    def remember_result(
+        self, tx, actor: str, request_id: str | None, result, command: str, args: dict | None = None
+    ) -> None:
         if request_id is not None:
             tx.conn.execute(
                 "INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)",
-                (actor, request_key(command, request_id), msgspec.json.encode(result)),
+                (actor, request_key(command, request_id), _request_row(result, request_id, args)),
+            )
+
+    def settle_request(self, actor: str, request_id: str | None, command: str, result, args=None) -> None:
+        """Replace the stored result of a request id (coord run: the claim's result, kept
+        while the child runs, by the run's outcome once it is recorded)."""
+        if request_id is None:
+            return
+        with self.store.write() as tx:
+            tx.conn.execute(
+                "UPDATE request_ids SET result = ? WHERE actor = ? AND key = ?",
+                (_request_row(result, request_id, args), actor, request_key(command, request_id)),
             )
 
     def backup(self, dest: Path, force: bool = False) -> int:
@@ -425,12 +552,25 @@ class Coord:
         from .projections import inbox
 
         with self.store.write() as tx:
-            earlier = self.earlier_result(tx, actor, request_id, "ack")
+            earlier = self.earlier_result(tx, actor, request_id, "ack", {"through": seq})
             if earlier is not None:
                 return earlier["seq"]
             inbox.acknowledge_upto(tx.conn, actor, seq)
-            self.remember_result(tx, actor, request_id, {"seq": seq}, "ack")
+            self.remember_result(tx, actor, request_id, {"seq": seq}, "ack", {"through": seq})
         return seq
+
+
+def _lifecycle_args(wid: str, payload: dict) -> dict:
+    """The arguments of a lifecycle action, for a plain-str request id."""
+    return {**{k: v for k, v in payload.items() if k not in _ADDED_BY_STEPS}, "worker": wid}
+
+
+def _request_row(result, request_id, args: dict | None) -> bytes:
+    row = {"$result": result}
+    given = _request_args(request_id, args)
+    if given is not None:
+        row["$args"] = given
+    return msgspec.json.encode(row)
 
 
 def _stderr_warning(msg: str) -> None:
@@ -478,17 +618,17 @@ def _refuse_if_illegal(action: str, view: Worker | None, env: Envelope) -> None:
         )
 
 
-def init(path: str | Path | None = None) -> tuple[Home, bool]:
-    """Create a home (idempotent). Returns (home, created). In a fresh clone whose
+def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home, bool]:
+    """Create a home (idempotent). Returns (home, created). Where: `path`, else
+    COORD_HOME, else found from cwd (coord.events.home.init_target: inside a worktree, the
+    repository's home; a home inside another is refused, exit 4). In a fresh clone whose
     events.jsonl exists without a database, the store is built from that file (every
     line checked first: a bad file is refused with exit 5 and no database is created);
     the file itself is never truncated."""
     from .events.home import Home as _Home
-    from .events.home import init_home_dirs
+    from .events.home import init_home_dirs, init_target
 
-    if path is None:
-        path = os.environ.get("COORD_HOME") or (Path.cwd() / ".coord")
-    p = Path(path).expanduser().absolute()
+    p = init_target(str(path) if path is not None else None, cwd)
     created = not (p / "coord.db").exists()
     pairs = []
     if created:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .events.errors import CoordError, NotFound, Refused, UsageError
+from .events.files import USER_UMASK
 
 
 class GitError(CoordError):
@@ -69,11 +70,115 @@ def first_line(text: str) -> str:
     return "no message"
 
 
+# --- names ---------------------------------------------------------------------------
+_REF_FORBIDDEN = frozenset(" ~^:?*[\\")
+
+
+def is_branch_name(name) -> bool:
+    """A plain branch name: what git accepts as refs/heads/NAME (the rules of `git
+    check-ref-format`), never a revision (`main~1`, `HEAD^`, `@{-1}`), an option (`-x`) or
+    `HEAD`. Checked without running git."""
+    if not isinstance(name, str) or not name or name in ("HEAD", "@") or name.startswith("-"):
+        return False
+    if name.startswith("/") or name.endswith(("/", ".")) or ".." in name or "//" in name or "@{" in name:
+        return False
+    if any(ch in _REF_FORBIDDEN or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return False
+    return not any(part.startswith(".") or part.endswith(".lock") for part in name.split("/"))
+
+
+_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/")
+PREFIX_RULE = (
+    "1 to 64 of letters, digits, '.', '_', '-' and '/', starting with a letter or digit and "
+    "ending with '/', '-', '_' or '.' (e.g. coord/ or agents-)"
+)
+
+
+def branch_prefix_problem(prefix, recorded: bool = False) -> str | None:
+    """Why `prefix` cannot be a branch prefix (None when it can). A worker's branch is the
+    prefix plus its id, and the prefix must keep that a branch of coord's own: never empty
+    (any branch, `main` or `dev`, would be some worker's), never path-like (`/x/`, `../`,
+    `refs/heads/`), and ending with a separator so the id stays visible. A prefix
+    `recorded` in an older spawn event is held to the first two rules only (it was valid
+    then; a name it shares with another worker is refused where it is used)."""
+    if not isinstance(prefix, str):
+        return "not a string"
+    if not prefix:
+        return "it is empty: every branch name (main, dev, ...) would be some worker's branch"
+    if prefix.startswith(("/", ".", "~")) or ".." in prefix or "//" in prefix or "\\" in prefix:
+        return "it is path-like (a leading '/', '.' or '~', or '..', '//', '\\')"
+    if prefix.startswith("refs/"):
+        return "it starts with refs/ (branch names are under refs/heads/ already)"
+    if not recorded:
+        ok = len(prefix) <= 64 and set(prefix) <= _PREFIX_CHARS
+        if not (ok and prefix[0].isalnum() and prefix[-1] in "/-_."):
+            return "want " + PREFIX_RULE
+    if not is_branch_name(prefix + "x"):
+        return "worker branches would not be valid branch names"
+    return None
+
+
+def check_branch_prefix(prefix, what: str = "branch_prefix") -> str:
+    """The prefix when usable; else UsageError (exit 2) naming why (for settings checks)."""
+    problem = branch_prefix_problem(prefix)
+    if problem is not None:
+        raise UsageError(f"{what} {prefix!r} is not usable: {problem}")
+    return prefix
+
+
+def checkout_at(cwd: Path) -> tuple[Path, Path, str | None] | None:
+    """(working tree root, common git directory, branch) of the git checkout that holds cwd,
+    read from git's own files (no git process: this runs on commands given without a worker
+    id). The branch is None on a detached HEAD, except in a rebase, where it is the branch
+    being rebased. None outside git."""
+    for d in (cwd, *cwd.parents):
+        g = d / ".git"
+        try:
+            if g.is_dir():
+                gitdir = common = g
+            elif g.is_file():
+                text = g.read_text(errors="replace").strip()
+                if not text.startswith("gitdir:"):
+                    return None
+                gitdir = d / text.removeprefix("gitdir:").strip()
+                try:
+                    common = gitdir / (gitdir / "commondir").read_text().strip()
+                except FileNotFoundError:
+                    common = gitdir
+            else:
+                continue
+            return d, common.resolve(), _head_branch(gitdir)
+        except OSError:
+            return None
+    return None
+
+
+def _head_branch(gitdir: Path) -> str | None:
+    for name in ("HEAD", "rebase-merge/head-name", "rebase-apply/head-name"):
+        try:
+            text = (gitdir / name).read_text(errors="replace").strip()
+        except OSError:
+            continue
+        text = text.removeprefix("ref:").strip()
+        if text.startswith("refs/heads/"):
+            return text.removeprefix("refs/heads/")
+    return None
+
+
 def run(args, cwd, check=True, what=None) -> subprocess.CompletedProcess:
-    """Run `git ARGS` in cwd. check=True raises GitError on a non-zero exit."""
+    """Run `git ARGS` in cwd. check=True raises GitError on a non-zero exit.
+
+    git runs with the umask the user started coord with (not the home's private one): what
+    it writes (checkouts, merges) belongs to the user's project, not to the home."""
     try:
         out = subprocess.run(
-            ["git", *args], cwd=str(cwd), capture_output=True, text=True, env=_env(), timeout=600
+            ["git", *args],
+            cwd=str(cwd),
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=600,
+            umask=USER_UMASK,
         )
     except FileNotFoundError:
         raise GitMissing(
@@ -118,9 +223,15 @@ class Repo:
         return r.stdout.strip() if r.returncode == 0 else None
 
     def branch_tip(self, branch: str) -> str | None:
+        """The tip of local branch `branch`; None when there is none (or the name is not a
+        plain branch name, so no revision expression is ever resolved as a branch)."""
+        if not is_branch_name(branch):
+            return None
         return self.rev("refs/heads/" + branch)
 
     def need_branch(self, branch: str, role: str) -> str:
+        if not is_branch_name(branch):
+            raise NoSuchBranch(f"{role} branch {branch!r} is not a branch name (a revision is not a branch)")
         tip = self.branch_tip(branch)
         if tip is None:
             hint = ""
@@ -140,9 +251,34 @@ class Repo:
     def create_branch(self, branch: str, start: str) -> None:
         self.git("branch", "--no-track", branch, start, what=f"creating branch {branch}")
 
-    def delete_branch(self, branch: str) -> None:
-        if self.branch_tip(branch) is not None:
-            self.git("branch", "-D", branch, what=f"deleting branch {branch}")
+    def delete_branch(self, branch: str, tip: str | None = None) -> None:
+        """Delete a branch; with `tip`, only while it still points there (compare-and-set:
+        a commit added meanwhile is never deleted with it)."""
+        if tip is None:
+            tip = self.branch_tip(branch)
+            if tip is None:
+                return
+        self.git("update-ref", "-d", "refs/heads/" + branch, tip, what=f"deleting branch {branch}")
+
+    def unmerged(self, branch: str) -> int:
+        """How many commits of `branch` no other branch has (local or remote-tracking):
+        what deleting it would lose."""
+        return int(
+            self.out(
+                "rev-list",
+                "--count",
+                "refs/heads/" + branch,
+                "--not",
+                "--exclude=" + branch,  # a pattern relative to refs/heads/ (no glob: see is_branch_name)
+                "--branches",
+                "--remotes",
+                what=f"counting the commits of {branch}",
+            )
+        )
+
+    def count(self, tip: str, base_tip: str) -> int:
+        """Commits reachable from tip and not from base_tip."""
+        return int(self.out("rev-list", "--count", tip, "--not", base_tip))
 
     def is_ancestor(self, a: str, b: str) -> bool:
         r = self.git("merge-base", "--is-ancestor", a, b, check=False)
@@ -152,6 +288,8 @@ class Repo:
 
     def ahead_behind(self, branch: str, base: str) -> tuple[int, int] | None:
         """(ahead, behind) of branch against base; None when either is missing."""
+        if not (is_branch_name(branch) and is_branch_name(base)):
+            return None
         r = self.git(
             "rev-list", "--left-right", "--count", f"refs/heads/{base}...refs/heads/{branch}", check=False
         )
@@ -163,7 +301,7 @@ class Repo:
     # --- worktrees -------------------------------------------------------------------
     def worktrees(self) -> list[dict]:
         """`git worktree list --porcelain` as dicts with path, head, branch (short name or
-        None when detached), prunable."""
+        None when detached), prunable, main (the first: the main working tree)."""
         text = self.out("worktree", "list", "--porcelain")
         items, cur = [], None
         for line in text.splitlines() + [""]:
@@ -174,7 +312,7 @@ class Repo:
                 continue
             key, _, val = line.partition(" ")
             if key == "worktree":
-                cur = {"path": val, "head": None, "branch": None, "prunable": False}
+                cur = {"path": val, "head": None, "branch": None, "prunable": False, "main": not items}
             elif cur is not None:
                 if key == "HEAD":
                     cur["head"] = val
@@ -191,11 +329,16 @@ class Repo:
                 return w
         return None
 
-    def checked_out_at(self, branch: str) -> Path | None:
+    def worktree_of(self, branch: str) -> dict | None:
+        """The working tree git lists with `branch` checked out (the main one included)."""
         for w in self.worktrees():
             if w["branch"] == branch and not w["prunable"]:
-                return Path(w["path"])
+                return w
         return None
+
+    def checked_out_at(self, branch: str) -> Path | None:
+        w = self.worktree_of(branch)
+        return Path(w["path"]) if w else None
 
     def add_worktree(self, path: Path, branch: str) -> None:
         self.git("worktree", "add", "--quiet", str(path), branch, what=f"creating worktree {path}")

@@ -21,7 +21,9 @@ def reap(
     clone = coord.clone_id
     done = []
     with coord.store.write() as tx:
-        earlier = None if dry_run else coord.earlier_result(tx, actor, request_id, "reap")
+        earlier = (
+            None if dry_run else coord.earlier_result(tx, actor, request_id, "reap", {"requeue": requeue})
+        )
         if earlier is not None:
             return earlier
         now = now_us()  # judged under the write lock, not before it
@@ -50,5 +52,5 @@ def reap(
                 item.update(state=v.state, event=None)
             done.append(item)
         if not dry_run:
-            coord.remember_result(tx, actor, request_id, done, "reap")
+            coord.remember_result(tx, actor, request_id, done, "reap", {"requeue": requeue})
     return done

@@ -16,12 +16,14 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 import msgspec
 
 from .events.errors import CoordError, Refused, UsageError
+from .events.files import USER_UMASK
 from .projections.workers import ACTIVE
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -76,24 +78,85 @@ def last_line(tail: bytes, width: int = 200) -> str:
     return ""
 
 
+class CommandNotFound(CoordError):
+    """CMD (or its #! interpreter) does not exist: exit 127, as shells, env and timeout
+    report it."""
+
+    exit_code = 127
+    code = "command_not_found"
+
+
+class CommandNotExecutable(CoordError):
+    """CMD exists but cannot be executed (a directory, no execute permission, not an
+    executable format): exit 126."""
+
+    exit_code = 126
+    code = "not_executable"
+
+
 def check_command(cmd: list[str], env: dict, cwd: str | None = None) -> str:
-    """Fail before claiming when CMD cannot be run (exit 2, nothing appended). A relative
-    path with a slash is looked up from the directory the child will run in."""
+    """Fail before claiming when CMD cannot be run (exit 127 or 126, nothing appended).
+    Checks what exec would: the file (a relative path with a slash is looked up from the
+    directory the child will run in, a bare name on PATH), its execute permission, and its
+    format (a #! line naming an interpreter that exists, or an ELF binary)."""
     if not cmd:
         raise UsageError("no command: coord run [ID] -- CMD [ARGS…]")
     name = cmd[0]
+    what = f"cannot run {name!r}" + (f" (from {cwd})" if cwd and "/" in name else "")
     if "/" in name:
         path = os.path.join(cwd or os.getcwd(), name)
-        ok = os.path.isfile(path) and os.access(path, os.X_OK)
+        if not os.path.exists(path):
+            raise CommandNotFound(f"{what}: no such file")
     else:
-        path = shutil.which(name, path=env.get("PATH"))
-        ok = path is not None
-    if not ok:
-        raise UsageError(
-            f"command not found or not executable: {name!r}"
-            + (f" (from {cwd})" if cwd and "/" in name else "")
-        )
+        search = env.get("PATH", os.defpath)
+        path = shutil.which(name, path=search)
+        if path is None:
+            there = [
+                os.path.join(d, name)
+                for d in search.split(os.pathsep)
+                if os.path.isfile(os.path.join(d or ".", name))
+            ]
+            if there:
+                raise CommandNotExecutable(f"{what}: {there[0]} is not executable")
+            raise CommandNotFound(f"{what}: command not found on PATH")
+    if os.path.isdir(path):
+        raise CommandNotExecutable(f"{what}: {path} is a directory")
+    if not os.access(path, os.X_OK):
+        raise CommandNotExecutable(f"{what}: {path} is not executable (permission denied)")
+    _check_format(what, path)
     return path
+
+
+def _check_format(what: str, path: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return  # execute-only: exec will tell
+    if head.startswith(b"#!"):
+        words = head[2:].split(b"\n", 1)[0].split()
+        interp = os.fsdecode(words[0]) if words else ""
+        if not interp:
+            raise CommandNotExecutable(f"{what}: its #! line names no interpreter")
+        if os.path.isabs(interp):
+            if not os.path.exists(interp):
+                raise CommandNotFound(f"{what}: its interpreter {interp} (#! line) does not exist")
+            if os.path.isdir(interp) or not os.access(interp, os.X_OK):
+                raise CommandNotExecutable(f"{what}: its interpreter {interp} (#! line) is not executable")
+        return
+    if sys.platform == "linux" and not head.startswith(b"\x7fELF") and not _binfmt_misc_in_use():
+        raise CommandNotExecutable(f"{what}: not an executable format (a script needs a #! line)")
+
+
+def _binfmt_misc_in_use() -> bool:
+    """Linux runs other formats when binfmt_misc has entries: then exec decides."""
+    try:
+        names = os.listdir("/proc/sys/fs/binfmt_misc")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return bool(set(names) - {"register", "status"})
 
 
 def _die_with_parent():  # runs in the child between fork and exec
@@ -122,11 +185,12 @@ class HeartbeatThread(threading.Thread):
 
     def run(self):
         try:
-            c = self.open_coord()
-        except CoordError as e:
-            self.outbox.put(("error", e.message))
-            return
-        with c:
+            self._beat()
+        except BaseException as e:  # never die unnoticed: the main thread ends the run
+            self.outbox.put(("crashed", getattr(e, "message", None) or f"{type(e).__name__}: {e}"))
+
+    def _beat(self):
+        with self.open_coord() as c:  # a store that cannot be opened here is fatal too
             last_output = self.started
             next_beat = time.monotonic()  # beat at once: it declares the interval
             while True:
@@ -169,6 +233,9 @@ class RunResult(msgspec.Struct):
     record_error: str | None = None  # the outcome could not be recorded (why)
     recorded_by_child: bool = False  # the child ran `coord done`/`fail`/`release` itself
     conflict: str | None = None  # done's rebase conflicted: the worker is CONFLICTED
+    done_refused: str | None = None  # exit 0, but done was refused (why): FAILED
+    heartbeat_error: str | None = None  # the heartbeat thread failed (why): child ended
+    repeat: bool = False  # a --request-id used before: the first run's result
 
 
 class Supervisor:
@@ -201,6 +268,7 @@ class Supervisor:
         self.received: list[int] = []
         self.ended_by = None
         self.lost_claim = None
+        self.beat_failed = None
         self.kill_at = None
         self.proc = None
 
@@ -250,6 +318,7 @@ class Supervisor:
                 cwd=self.cwd,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                umask=USER_UMASK,  # the agent writes the user's files: not the home's umask
             )
             for s in list(self.received):  # arrived before the child existed
                 self._signal_group(s)
@@ -313,6 +382,13 @@ class Supervisor:
                         self.lost_claim = lost
                         self.say(f"heartbeat refused ({lost}); the claim is lost")
                         self._end("lost-claim", now)
+                elif kind == "crashed":
+                    # No more beats: the worker would go DEAD and be reaped under a live
+                    # child. End the child now and record why.
+                    self.beat_failed = msg
+                    self.say(f"the heartbeat thread failed: {msg}")
+                    if exited_at is None:
+                        self._end("heartbeat-failed", now)
                 else:
                     self.say(f"heartbeat not recorded: {msg}")
             except queue.Empty:
@@ -369,6 +445,29 @@ class Supervisor:
         return p.wait(), time.monotonic() - started
 
 
+def run_args(
+    wid: str,
+    cmd: list[str],
+    interval: float | None = None,
+    idle_timeout: float | None = None,
+    timeout: float | None = None,
+    grace: float = DEFAULT_GRACE,
+    summary: str | None = None,
+    here: bool = False,
+) -> dict:
+    """The arguments of a run, as compared for --request-id (a default counts as absent)."""
+    return {
+        "worker": wid,
+        "cmd": list(cmd),
+        "interval": interval,
+        "idle_timeout": idle_timeout,
+        "timeout": timeout,
+        "grace": None if grace == DEFAULT_GRACE else grace,
+        "summary": summary,
+        "here": here,
+    }
+
+
 def run_worker(
     coord,
     wid: str,
@@ -389,20 +488,83 @@ def run_worker(
     """Claim `wid` (start), run CMD under supervision, record the outcome (done/fail).
 
     The child runs in the worker's worktree when it has one (unless `here`), else in the
-    current directory."""
+    current directory.
+
+    A request id belongs to the command `run`: the claim stores its result under it, and
+    the run's own result (its exit status included) replaces it once the outcome is
+    recorded. A repeat after that returns the first result without running CMD again; a
+    repeat with other arguments is refused (exit 4). A plain-str key is compared with
+    run_args() of this call; the CLI attaches the arguments as the user gave them."""
+    from .api import with_args
+
+    say = say or (lambda text: None)
+    if request_id is not None and getattr(request_id, "args", None) is None:
+        request_id = with_args(
+            request_id, **run_args(wid, cmd, interval, idle_timeout, timeout, grace, summary, here)
+        )
+    first = coord.used_request(actor, request_id, "run")
+    if isinstance(first, dict) and "exit" in first:
+        res = msgspec.convert(first, RunResult)
+        res.repeat = True
+        return res
     env = dict(os.environ if env is None else env)
     env.update(COORD_HOME=str(coord.home.path), COORD_AGENT=actor, COORD_WORKER=wid)
     view = coord.worker(wid)
-    cwd = view.worktree if (view.worktree and not here and os.path.isdir(view.worktree)) else None
+    cwd = None
+    if view.branch and not here:
+        from .branches import worktree_path
+
+        cwd = worktree_path(coord, view)  # where git has its branch, never a recorded path
     check_command(cmd, env, cwd)
-    claim = coord.act("start", wid, {}, actor=actor, request_id=request_id)
+    claim = coord.act("start", wid, {}, actor=actor, request_id=request_id, request_command="run")
     if claim.repeat:
         v = coord.worker(wid)
         if v.state not in ACTIVE or v.holder != actor:
-            # A request id used before, for a claim that has since run its course: return
-            # that first result; running the child again would redo finished work.
-            return RunResult(wid, 0, state=v.state, event=claim.event)
+            # This key's claim was made by a run that ended before it stored its result
+            # (killed between the outcome and the request id's update, say).
+            return _result_of_outcome(v, actor, request_id)
+        say(f"{wid}: already started by {actor}; running it, heartbeat every {interval:g}s")
+    else:
+        say(f"{wid}: started as {actor}; heartbeat every {interval:g}s")
+    res = _supervise(
+        coord, wid, cmd, actor, interval, idle_timeout, timeout, grace, summary, out, err, say, env, cwd
+    )
+    try:
+        coord.settle_request(actor, request_id, "run", res)
+    except CoordError as e:  # the outcome is recorded; a repeat reads it back from there
+        say(f"request id {str(request_id)!r} not updated: {e.message}")
+    return res
 
+
+def _result_of_outcome(v, actor: str, request_id) -> RunResult:
+    """The first result of a run that recorded its outcome but not its request id's
+    result, read back from the outcome event; refused when the worker has moved on."""
+    import json
+
+    p = json.loads(v.last_args)
+    code = None
+    if v.last_from == actor and v.last_type in ("worker.done", "worker.conflicted"):
+        code = 0
+    elif v.last_from == actor and v.last_type == "worker.failed" and ("exit" in p or "signal" in p):
+        if p.get("ended_by") in ("timeout", "idle-timeout"):
+            code = 124
+        elif p.get("ended_by") == "heartbeat-failed":
+            code = 1
+        elif "signal" in p and hasattr(signal, p["signal"]):
+            code = 128 + int(getattr(signal, p["signal"]))
+        elif isinstance(p.get("exit"), int):
+            code = p["exit"]
+    if code is None:
+        raise Refused(
+            f"request id {str(request_id)!r}: the run of {v.worker} it claimed ended without a result "
+            f"({v.worker} is {v.state}, last by {v.last_from}); the command was not run again"
+        )
+    return RunResult(v.worker, code, state=v.state, event=v.last_event, repeat=True)
+
+
+def _supervise(
+    coord, wid, cmd, actor, interval, idle_timeout, timeout, grace, summary, out, err, say, env, cwd
+):
     beat = None
 
     def start_beats(started):
@@ -427,33 +589,35 @@ def run_worker(
     sup = Supervisor(cmd, env, interval, idle_timeout, timeout, grace, out, err, say, claim_lost, cwd)
     try:
         returncode, duration = sup.run(start_beats)
-    except OSError as e:  # the command vanished or is not executable
-        if beat is not None:
-            beat.inbox.put(("stop", None))
+    except OSError as e:
+        if sup.proc is not None:
+            raise
+        # exec failed although check_command passed: the file changed in between, or a
+        # format the check cannot see (another architecture, say). The claim is already
+        # recorded, so the failure is too.
         code = 127 if isinstance(e, FileNotFoundError) else 126  # as shells report them
-        r = coord.act(
-            "fail", wid, {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code}, actor=actor
-        )
-        return RunResult(
-            wid,
-            code,
-            returncode=code,
-            state=r.state,
-            event=r.event,
-            record_error=None,
-            ended_by="exec-failed",
-        )
+        res = RunResult(wid, code, returncode=code, ended_by="exec-failed")
+        try:
+            r = coord.act(
+                "fail", wid, {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code}, actor=actor
+            )
+            res.state, res.event = r.state, r.event
+        except CoordError as ce:
+            res.record_error = ce.message
+        return res
     finally:
         if beat is not None:
             beat.inbox.put(("stop", None))
             beat.join(coord.home.config["busy_timeout"] + 1)
 
-    # A child ended by --timeout/--idle-timeout failed, even if it exited 0 on SIGTERM;
-    # coord run then exits 124, as timeout(1) does.
+    # A child ended by --timeout/--idle-timeout failed, whatever it exited with: coord run
+    # exits 124, as timeout(1) does. One ended because coord run could not keep beating
+    # for it exits 1 (coord's own unexpected error).
     timed_out = sup.ended_by in ("timeout", "idle-timeout")
+    beat_failed = sup.ended_by == "heartbeat-failed"
     res = RunResult(
         wid,
-        124 if timed_out and returncode == 0 else exit_status(returncode),
+        124 if timed_out else 1 if beat_failed else exit_status(returncode),
         returncode=returncode,
         signal=signal_name(-returncode) if returncode < 0 else None,
         ended_by=sup.ended_by,
@@ -461,6 +625,7 @@ def run_worker(
         duration_s=round(duration, 3),
         beats=beat.beats if beat else 0,
         lost_claim=sup.lost_claim,
+        heartbeat_error=sup.beat_failed,
     )
     if sup.lost_claim:
         return res  # not ours any more: the new state says what happened
@@ -478,7 +643,7 @@ def run_worker(
         facts["signals"] = res.signals
     facts = {k: v for k, v in facts.items() if v is not None}
     try:
-        if returncode == 0 and not timed_out:
+        if returncode == 0 and not timed_out and not beat_failed:
             text = (
                 summary
                 or last_line(bytes(sup.stdout_tail))
@@ -519,6 +684,7 @@ def _record_done(coord, wid, payload, actor, res: RunResult):
         res.conflict = e.message
         return _Recorded(coord.worker(wid))
     except Refused as e:
+        res.done_refused = e.message
         return coord.act(
             "fail",
             wid,
@@ -542,6 +708,8 @@ def fail_reason(res: RunResult, idle_timeout, timeout, tail: bytes) -> str:
         why = f"no output for {idle_timeout:g}s (--idle-timeout); "
     elif res.ended_by == "timeout":
         why = f"ran longer than {timeout:g}s (--timeout); "
+    elif res.ended_by == "heartbeat-failed":
+        why = f"coord run could not beat ({res.heartbeat_error}); "
     elif res.signals:
         why = f"coord run got {', '.join(res.signals)}; "
     else:

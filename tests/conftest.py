@@ -1,6 +1,9 @@
 """Shared fixtures: every test gets its own home under tmp_path (COORD_HOME), and two ways
 to run coord: in-process through the real entry point (`cli`), or as a real subprocess
-(`proc`) for concurrency, crashes and signals."""
+(`proc`) for concurrency, crashes and signals. Real components, started when a test first
+asks for them: a PostgreSQL server (`pg_server`, with a fresh database per test:
+`pg_database`, `pg_url`) and a headless chromium (`browser`, `page`). With CI=true a
+skipped test fails the run (tests/skips.py)."""
 
 import json
 import os
@@ -11,12 +14,20 @@ from dataclasses import dataclass
 import pytest
 from click.testing import CliRunner
 
+import skips
+from browser import Browser, BrowserUnavailable
 from coord.cli import cli as click_group
 from coord.cli.common import run_main
+from pgserver import PostgresServer, PostgresUnavailable
 
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="run large/slow tests too")
+
+
+def pytest_configure(config):
+    # Declared here too, for runs that do not read pyproject.toml (tests/subpytest.py).
+    config.addinivalue_line("markers", "slow: large runs, only with --runslow")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,6 +37,94 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """CI=true: a skipped test is a failure (a missing component), except slow tests
+    without --runslow and skips.not_applicable()."""
+    report = (yield).get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = skips.skip_reason(report.longrepr)
+        slow_skipped = "slow" in item.keywords and not item.config.getoption("--runslow")
+        if skips.ci_fails(reason, slow_skipped=slow_skipped):
+            report.outcome = "failed"
+            report.longrepr = f"CI=true, so this skip fails the run: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a module skipped as a whole (pytest.importorskip at import)."""
+    report = (yield).get_result()
+    if report.skipped:
+        reason = skips.skip_reason(report.longrepr)
+        if skips.ci_fails(reason, slow_skipped=False):
+            report.outcome = "failed"
+            report.longrepr = f"CI=true, so this skip fails the run: {reason}"
+
+
+# ---- PostgreSQL: one real server per session, a fresh database per test ----
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server (tests/pgserver.py), started when a test first needs it and
+    stopped at the end of the session. Tests may stop(), kill(), start() or restart() it."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as e:
+        pytest.skip(str(e))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """A new, empty database for this test (a pgserver.PgDatabase: name, url, tcp_url,
+    server), dropped afterwards even if clients are still connected."""
+    pg_server.ensure_running()
+    db = pg_server.create_database()
+    yield db
+    pg_server.ensure_running()  # the test may have stopped or killed the server
+    pg_server.drop_database(db.name)
+
+
+@pytest.fixture
+def pg_url(pg_database):
+    """The fresh database's libpq URL, over the Unix socket, without a password:
+    postgresql://USER@/coord_…?host=/tmp/coord-pg-…&port=N."""
+    return pg_database.url
+
+
+# ---- chromium: one real browser per session, a fresh isolated page per test ----
+@pytest.fixture(scope="session")
+def browser():
+    """A headless chromium driven over DevTools (tests/browser.py), started when a test
+    first needs it; launched again if a test crashed it."""
+    try:
+        b = Browser()
+    except BrowserUnavailable as e:
+        pytest.skip(str(e))
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        pytest.skip("needs the websockets package (pip install -e '.[test]')")
+    b.launch()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A new tab in its own browser context (own cookies and storage), with every request
+    that leaves loopback refused and listed in page.blocked; closed afterwards."""
+    if not browser.alive:
+        browser.close()
+        browser.launch()
+    p = browser.new_page(isolated=True)
+    p.block_external()
+    yield p
+    p.close()
 
 
 @dataclass

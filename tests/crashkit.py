@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 from coord.events.envelope import event_id
@@ -86,30 +87,86 @@ RUN_WRITER = textwrap.dedent("""
 WRITERS = {"lib": LIB_WRITER, "cli": CLI_WRITER, "run": RUN_WRITER}
 
 
-def run_round(home, tmp, rnd: random.Random, writers=3, kind="lib", min_s=0.2, max_s=1.2, env=None):
-    """Start writers, SIGKILL each (its whole process group) at a random moment.
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+FIRST_ACK_TIMEOUT = 180.0  # s a writer may take to get its first event acknowledged
+
+
+class _Writer:
+    """One writer process and a thread reading what it tells (its ACK/ERR lines)."""
+
+    def __init__(self, p: subprocess.Popen, delay: float, name: str):
+        self.p, self.delay, self.name = p, delay, name
+        self.lines: list[str] = []
+        self.first_ack_at = None
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.append(line)
+            if self.first_ack_at is None and line.startswith("ACK ") and line.endswith("\n"):
+                self.first_ack_at = time.monotonic()
+
+
+def run_round(home, tmp, rnd: random.Random, writers=3, kind="lib", min_s=0.0, max_s=1.0, env=None):
+    """Start writers, SIGKILL each (its whole process group) at a random moment after it
+    was told its first event succeeded: between min_s and max_s seconds after that first
+    acknowledgement. A kill is never scheduled by the clock alone, so a slow or loaded
+    machine cannot turn a round into one where nothing could be acknowledged; a writer
+    that acknowledges nothing within FIRST_ACK_TIMEOUT fails the round.
     Returns (acknowledged ids, error lines)."""
     script = tmp / f"{kind}_writer.py"
     script.write_text(WRITERS[kind])
     e = dict(os.environ, **(env or {}))
-    procs = []
-    for _i in range(writers):
-        me = f"{kind}{rnd.randrange(10**9)}"
-        p = subprocess.Popen(
-            [sys.executable, str(script), str(home), me],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=e,
-            start_new_session=True,
-        )
-        procs.append((p, time.monotonic() + rnd.uniform(min_s, max_s)))
+    ws = []
+    try:
+        for _i in range(writers):
+            me = f"{kind}{rnd.randrange(10**9)}"
+            p = subprocess.Popen(
+                [sys.executable, str(script), str(home), me],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=e,
+                start_new_session=True,
+            )
+            ws.append(_Writer(p, rnd.uniform(min_s, max_s), me))
+        give_up = time.monotonic() + FIRST_ACK_TIMEOUT
+        alive = list(ws)
+        while alive:
+            now = time.monotonic()
+            for w in list(alive):
+                if w.first_ack_at is not None and now >= w.first_ack_at + w.delay:
+                    _kill_group(w.p.pid)
+                    alive.remove(w)
+                elif w.first_ack_at is None and (now >= give_up or w.p.poll() is not None):
+                    w.reader.join(5)  # it may have told before it exited
+                    if w.first_ack_at is not None:
+                        continue
+                    raise AssertionError(
+                        f"writer {w.name} acknowledged nothing "
+                        + (
+                            f"in {FIRST_ACK_TIMEOUT:g}s"
+                            if w.p.poll() is None
+                            else f"and exited {w.p.returncode}"
+                        )
+                        + f"; it said: {''.join(w.lines)[-500:]!r}"
+                    )
+            time.sleep(0.005)
+    finally:
+        for w in ws:
+            _kill_group(w.p.pid)  # what it started, too, if it exited by itself
+            w.p.wait()
     acks, errs = [], []
-    for p, deadline in sorted(procs, key=lambda x: x[1]):
-        time.sleep(max(0.0, deadline - time.monotonic()))
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
-        for line in out.splitlines(keepends=True):
+    for w in ws:
+        w.reader.join(30)
+        for line in w.lines:
             if not line.endswith("\n"):
                 continue  # killed while telling: the caller was never told
             line = line[:-1]

@@ -6,13 +6,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import coord_cmd, count_events
+from conftest import count_events
 from coord.api import check_payload
 from coord.events.errors import BadPayload
+from helpers import unprivileged, world_reachable_tmp
 
 
 def one_line_error(text):
@@ -104,18 +104,16 @@ def test_store_locked_past_busy_timeout_exits_7_and_appends_nothing(home, cli, t
 def world_reachable_dir():
     """pytest's tmp_path sits in root-only directories; `nobody` must be able to reach this."""
     import shutil
-    import tempfile
 
-    d = tempfile.mkdtemp(prefix="coord-perm-", dir="/tmp")
-    os.chmod(d, 0o755)
-    yield Path(d)
+    d = world_reachable_tmp()
+    yield d
     shutil.rmtree(d, ignore_errors=True)
 
 
 def test_unwritable_home_for_an_unprivileged_user(world_reachable_dir, proc):
-    """Tests run as root, who can write anywhere: drop to `nobody` so this can fail."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop privileges")
+    """Tests run as root, who can write anywhere: drop to `nobody` so this can fail. coord
+    runs from a world-readable copy (tests/helpers.py), so this works from any clone."""
+    nobody = unprivileged()
     h = world_reachable_dir / ".coord"
     env = {"COORD_HOME": str(h)}
     assert proc("init", env=env).returncode == 0
@@ -126,9 +124,7 @@ def test_unwritable_home_for_an_unprivileged_user(world_reachable_dir, proc):
         for f in files:
             os.chmod(os.path.join(root, f), 0o644)
     n = count_events(h)
-    drop = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    e = dict(os.environ, COORD_HOME=str(h), COORD_AGENT="a")
-    r = subprocess.run([*drop, *coord_cmd(), "start", "w-1"], env=e, capture_output=True, text=True)
+    r = nobody.run("start", "w-1", env={**env, "COORD_AGENT": "a"})
     assert r.returncode == 1, r.stderr
     assert one_line_error(r.stderr) and ("cannot write" in r.stderr or "readonly" in r.stderr), r.stderr
     assert count_events(h) == n

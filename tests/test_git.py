@@ -91,7 +91,13 @@ def test_spawn_makes_branch_and_worktree_and_start_prints_it(repo, cli):
     v = view(cli, "w1")
     assert (v["branch"], v["base"], v["worktree"]) == ("coord/w1", "main", str(wt))
     ev = [e for e in ok(cli("log", "--json")).jsonl() if e["type"] == "worker.spawned"][0]
-    assert ev["payload"] == {"task": "t", "branch": "coord/w1", "base": "main", "worktree": str(wt)}
+    assert ev["payload"] == {
+        "task": "t",
+        "branch": "coord/w1",
+        "base": "main",
+        "worktree": str(wt),
+        "prefix": "coord/",
+    }
     assert str(wt) in ok(cli("--as", "ag", "start", "w1")).stdout
     # the main working tree stays clean: worktrees and coord's files are ignored
     assert porcelain(repo) == ""

@@ -12,6 +12,10 @@ from .common import echo, emit_json, global_options, state
 def init_cmd():
     """Create a home (.coord/) here, or at --home / COORD_HOME. Safe to repeat.
 
+    Inside a git worktree the home is the repository's (it says "already a home: PATH").
+    In a subdirectory of a project that has a home, or inside a home, it refuses (exit 4)
+    and names that home; an explicit --home makes a separate home anywhere else.
+
     \b
     Example:
       cd my-repo && coord init

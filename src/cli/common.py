@@ -102,7 +102,8 @@ def request_id_option(f):
     return click.option(
         "--request-id",
         metavar="KEY",
-        help="Idempotency key: a repeat with a key already used returns the first result and appends nothing.",
+        help="Idempotency key: a repeat with a key already used returns the first result and appends "
+        "nothing; the same key with other arguments is refused (exit 4).",
     )(f)
 
 

@@ -1,7 +1,6 @@
 """Lifecycle commands: spawn, start, heartbeat, done, approve, request-changes, merge,
 release, cancel, fail, retry. Each is one transaction in coord.api."""
 
-import math
 import os
 from pathlib import Path
 
@@ -12,22 +11,18 @@ from .common import echo, emit_json, global_options, request_id_option, state, w
 
 
 def infer_worker(c, wid: str | None) -> str:
-    """An explicit id (or unique prefix); else COORD_WORKER; else the worker whose worktree
-    holds the current directory."""
+    """An explicit id (or unique prefix); else COORD_WORKER; else the worker whose branch is
+    checked out where the current directory is (git's own record, not a recorded path)."""
     if wid:
         return c.resolve_worker(wid)
     env = os.environ.get("COORD_WORKER")
     if env:
         return c.resolve_worker(env)
-    cwd = Path.cwd().resolve()
-    for w, view in c.conn.execute(
-        "SELECT worker, view FROM workers WHERE state NOT IN ('COMPLETED','CANCELED')"
-    ):
-        from ..projections.board import decode_view
+    from ..branches import worker_here
 
-        wt = decode_view(view).worktree
-        if wt and (cwd == Path(wt).resolve() or Path(wt).resolve() in cwd.parents):
-            return w
+    here = worker_here(c, Path.cwd().absolute())
+    if here is not None:
+        return here
     raise UsageError("no worker given: pass ID, set COORD_WORKER, or run inside its worktree")
 
 
@@ -47,7 +42,7 @@ def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
     c = st.open()
     if action != "spawn":
         wid = infer_worker(c, wid)
-    r = c.act(action, wid, payload, actor=actor, request_id=request_id)
+    r = c.act(action, wid, payload, actor=actor, request_id=_request(request_id, wid, payload))
     report(r, verb or action)
     return r
 
@@ -61,9 +56,21 @@ def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
     c = st.open()
     if infer:
         wid = infer_worker(c, wid)
-    r = getattr(branches, fn_name)(c, wid, payload, actor, request_id=request_id, **kw)
+    rid = _request(request_id, wid, payload, kw)
+    r = getattr(branches, fn_name)(c, wid, payload, actor, request_id=rid, **kw)
     report(r, verb)
     return r
+
+
+def _request(key, wid, payload, kw=None):
+    """--request-id KEY with the arguments the user gave (the worker resolved; a relative
+    --worktree made absolute), so a repeat with other arguments is refused."""
+    from ..api import with_args
+
+    kw = dict(kw or {})
+    if kw.get("worktree"):
+        kw["worktree"] = os.path.abspath(kw["worktree"])
+    return with_args(key, worker=wid, **payload, **kw)
 
 
 def _drop_none(**kw):
@@ -81,7 +88,7 @@ def _drop_none(**kw):
     "--worktree",
     "worktree",
     metavar="PATH",
-    help="Where to check the branch out (default: .coord/worktrees/ID).",
+    help="Where to check the branch out, outside the home and every worktree (default: .coord/worktrees/ID).",
 )
 @click.option("--no-worktree", is_flag=True, help="Create the branch only, no worktree.")
 @click.option("--no-git", is_flag=True, help="No branch or worktree, even inside a git repository.")
@@ -90,8 +97,10 @@ def _drop_none(**kw):
 def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, request_id):
     """Create worker ID in state ASSIGNED.
 
-    Inside a git repository it also creates branch coord/ID from --base and a worktree at
-    .coord/worktrees/ID (see docs/git.md).
+    Inside a git repository it also creates branch coord/ID (the branch_prefix setting plus
+    ID) from --base and a worktree at .coord/worktrees/ID (see docs/git.md). An existing
+    branch of that name is refused (exit 4) unless it is the leftover of a spawn that died
+    before recording it (at the tip of the base). --base must name a local branch.
 
     \b
     Example:
@@ -139,15 +148,20 @@ def start(worker_id, next_, request_id):
     else:
         r = _act("start", worker_id, {}, request_id, explicit_identity=True, verb="started")
     if not st.json and not r.repeat:
-        v = st.open().worker(r.worker)
-        if v.worktree:
-            echo(f"worktree: {v.worktree}")
+        from ..branches import worktree_path
+
+        c = st.open()
+        where = worktree_path(c, c.worker(r.worker))
+        if where:
+            echo(f"worktree: {where}")
 
 
 @click.command()
 @click.argument("worker_id", metavar="[ID]", required=False)
 @click.option("--note", help="What the agent is doing now.")
-@click.option("--interval", type=float, help="Declare this worker's heartbeat interval (seconds).")
+@click.option(
+    "--interval", type=float, help="Declare this worker's heartbeat interval (seconds, 0.05 to 86400)."
+)
 @click.option("--force", is_flag=True, help="Beat for a worker you do not hold (recorded).")
 @request_id_option
 @global_options
@@ -158,8 +172,11 @@ def heartbeat(worker_id, note, interval, force, request_id):
     Example:
       coord heartbeat w-1 --note "running tests"
     """
-    if interval is not None and not (math.isfinite(interval) and interval > 0):
-        raise UsageError("--interval must be positive")
+    if interval is not None:
+        from ..projections.liveness import interval_error
+
+        if interval_error(interval):
+            raise UsageError(f"--interval {interval_error(interval)}")
     _act(
         "heartbeat", worker_id, _drop_none(note=note, interval=interval, force=force), request_id, verb="beat"
     )
@@ -254,7 +271,8 @@ def merge(worker_id, into, no_git, request_id):
         v = state().open().worker(r.worker)
         if v.worktree:
             warn(
-                f"kept worktree {v.worktree}: it has uncommitted changes (remove it with `git worktree remove`)"
+                f"kept worktree {v.worktree}: it has uncommitted changes, or another worker "
+                "records it (remove it with `git worktree remove`)"
             )
 
 
@@ -276,15 +294,19 @@ def release(worker_id, force, request_id):
 @click.command()
 @click.argument("worker_id", metavar="ID")
 @click.option("--reason", help="Why.")
-@click.option("--delete-branch", is_flag=True, help="Also delete the worker's branch (its commits go too).")
+@click.option("--delete-branch", is_flag=True, help="Also delete the worker's branch.")
+@click.option(
+    "--force", is_flag=True, help="With --delete-branch: delete it even with commits no other branch has."
+)
 @click.option("--no-git", is_flag=True, help="Leave the worktree and branch alone.")
 @request_id_option
 @global_options
-def cancel(worker_id, reason, delete_branch, no_git, request_id):
+def cancel(worker_id, reason, delete_branch, force, no_git, request_id):
     """Cancel a worker (any non-terminal state → CANCELED, terminal).
 
     Removes the worker's worktree, uncommitted changes included; the branch stays unless
-    --delete-branch.
+    --delete-branch. A branch with commits that no other branch has is deleted only with
+    --force (exit 4 otherwise: they would be lost).
 
     \b
     Example:
@@ -298,6 +320,7 @@ def cancel(worker_id, reason, delete_branch, no_git, request_id):
         "canceled",
         delete_branch=delete_branch,
         no_git=no_git,
+        force=force,
     )
 
 

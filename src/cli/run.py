@@ -50,7 +50,7 @@ class CommandAfterDashes(click.Command):
     "--interval",
     type=DURATION,
     metavar="SECS",
-    help="Seconds between heartbeats (default: the heartbeat_interval setting). "
+    help="Seconds between heartbeats, 0.05 to 86400 (default: the heartbeat_interval setting). "
     "Recorded in each beat, so liveness uses it.",
 )
 @click.option(
@@ -83,7 +83,9 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
     has been silent (`status` shows `idle 4m`). Exit 0 → `done` (with a branch: rebased,
     as `coord done` does); anything else → `fail` with the exit code or signal and the
     last lines of output. SIGINT, SIGTERM and SIGHUP are forwarded to the child. Exits
-    with the child's status (128+N when killed by signal N); errors before the child
+    with the child's status (128+N when killed by signal N), 124 when --timeout or
+    --idle-timeout ended it, 127 when CMD is not found and 126 when it cannot be executed
+    (both checked before claiming: nothing appended); coord's own errors before the child
     starts use coord's exit codes.
 
     \b
@@ -91,7 +93,8 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
       COORD_AGENT=agent-1 coord run w-1 --idle-timeout 10m -- claude -p "fix the parser"
       coord --as agent-2 run w-2 --interval 5 --timeout 2h -- ./agent.sh
     """
-    from ..runner import run_worker
+    from ..api import with_args
+    from ..runner import run_args, run_worker
     from .lifecycle import infer_worker
 
     st = state()
@@ -99,7 +102,11 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
     argv = ctx.meta.get("child_argv")
     if not argv:
         raise UsageError("no command after --")
-    for name, v in (("--interval", interval), ("--idle-timeout", idle_timeout), ("--timeout", timeout)):
+    from ..projections.liveness import interval_error
+
+    if interval is not None and interval_error(interval):
+        raise UsageError(f"--interval {interval_error(interval)}")
+    for name, v in (("--idle-timeout", idle_timeout), ("--timeout", timeout)):
         if v is not None and v <= 0:
             raise UsageError(f"{name} must be positive")
     if grace < 0:
@@ -107,13 +114,16 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
     actor = st.identity(explicit_required=True)
     c = st.open()
     wid = infer_worker(c, worker_id)
-    interval = interval or c.home.config["heartbeat_interval"]
+    given = run_args(wid, argv, interval, idle_timeout, timeout, grace, summary, here)
+    if interval is None:
+        interval = c.home.config["heartbeat_interval"]
+        if interval_error(interval):
+            raise UsageError(f"the heartbeat_interval setting {interval_error(interval)}: pass --interval")
 
     def say(text):
         if not st.json:
             click.echo(f"coord run: {clean(text)}", err=True)
 
-    say(f"{wid}: started as {actor}; heartbeat every {interval:g}s")
     res = run_worker(
         c,
         wid,
@@ -128,12 +138,12 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
         err=sys.stderr.buffer,
         say=say,
         here=here,
-        request_id=request_id,
+        request_id=with_args(request_id, **given),
     )
-    if res.returncode is None and res.ended_by is None:
+    if res.repeat:
         say(
-            f"{wid}: request id {request_id!r} was used before and that run is over ({res.state}); "
-            "the command was not run again"
+            f"{wid}: request id {request_id!r} was used before and that run is over "
+            f"(exit {res.exit}, {res.state}); the command was not run again"
         )
     elif res.ended_by == "exec-failed":
         say(f"{wid}: could not start {argv[0]} (exit {res.exit}) → {res.state}")
@@ -145,6 +155,10 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
         )
     elif res.conflict:
         say(f"{wid}: child exit 0, but {res.conflict} → {res.state}")
+    elif res.done_refused:
+        say(f"{wid}: child exit 0, but done was refused: {res.done_refused} → {res.state}")
+    elif res.heartbeat_error and res.ended_by == "heartbeat-failed":
+        say(f"{wid}: the child was ended because coord run could not beat for it → {res.state}")
     elif res.record_error:
         say(f"{wid}: outcome not recorded: {res.record_error}")
     else:

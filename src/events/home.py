@@ -4,7 +4,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import NoHome, UsageError
+from .errors import NoHome, Refused, UsageError
 from .files import USER_UMASK  # noqa: F401  (read before any home sets its umask)
 
 DB_NAME = "coord.db"
@@ -207,6 +207,86 @@ def _find_home(explicit: str | None, cwd: Path | None) -> Home:
             if h is not None and (h / DB_NAME).exists():
                 return Home(h)
     raise NoHome(f"no coord home found from {here} upwards (run `coord init` or set COORD_HOME)")
+
+
+def _is_home(d: Path) -> bool:
+    return (d / DB_NAME).exists()
+
+
+def _need_directory(path: Path, what: str) -> None:
+    """path may be created as a directory: it is one, or its nearest existing ancestor is."""
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                raise UsageError(f"{what} {path}: {p} exists and is not a directory")
+            return
+
+
+def init_target(explicit: str | None = None, cwd: Path | None = None) -> Path:
+    """Where `coord init` creates (or finds) the home, checked against the homes around it
+    so that one project never gets a second, silently split log (docs/architecture.md,
+    "Where the home is").
+
+    Without --home or COORD_HOME: inside a linked git worktree, the repository's home (the
+    `.coord/` beside its common git directory), created there if missing; else `./.coord`,
+    refused (exit 4) when the current directory lies inside an existing home or inside the
+    project of a home found above it (walking up to the root of the git repository that
+    holds the current directory: homes above a repository belong to other projects).
+
+    With an explicit path (a separate home is legitimate: another log for the same tree, a
+    home outside any project): refused only when it lies inside another home's directory,
+    or inside a linked worktree of a repository that has a home. Anything in the way that
+    is not a directory: exit 2."""
+    if explicit is None:
+        explicit = os.environ.get("COORD_HOME") or None
+    if explicit:
+        t = Path(explicit).expanduser().absolute()
+        _need_directory(t, "--home")
+        for a in t.parents:
+            if _is_home(a):
+                raise Refused(f"{t} lies inside the home {a}: a home inside another home is refused")
+            if (a / ".git").is_file():
+                h = _git_common_home(a)
+                if h is not None and h != t and _is_home(h):
+                    raise Refused(
+                        f"{t} lies in a git worktree ({a}) whose home is {h}: use that home "
+                        "(a worktree's home is its repository's)"
+                    )
+        return t
+    here = (cwd or Path.cwd()).absolute()
+    target = here / ".coord"
+    for d in (here, *here.parents):
+        if _is_home(d):
+            raise Refused(f"{here} lies inside the home {d}: a home inside another home is refused")
+        if _is_home(d / ".coord"):
+            if d == here:
+                return target  # already a home
+            raise Refused(
+                f"{here} is inside the project of the home {d / '.coord'} (commands here use it): "
+                f"a second home would split its log; pass --home {target} for a separate one anyway"
+            )
+        g = d / ".git"
+        if g.is_file():  # a linked worktree: its home is its repository's
+            h = _git_common_home(d)
+            if h is not None:
+                _need_directory(h, "home")
+                return h
+        if _checked_out_home(d / ".coord"):
+            if d == here:
+                break  # a clone's home, its database not built yet: init builds it
+            raise Refused(
+                f"{here} is inside the project of {d / '.coord'} (a home checked out without its "
+                f"database): run `coord init` in {d}, or pass --home {target} for a separate home"
+            )
+        if g.is_dir():
+            break  # the root of a repository: homes above it belong to other projects
+    _need_directory(target, "home")
+    return target
+
+
+def _checked_out_home(d: Path) -> bool:
+    """A .coord/ that git checked out (its committed files) but that has no database yet."""
+    return (d / "events.jsonl").is_file() or (d / "config.toml").is_file()
 
 
 def init_home_dirs(path: Path) -> Home:

@@ -53,7 +53,8 @@ def expected_next(v: Worker, live: str | None, now_us: int) -> dict:
     if s == IN_REVIEW:
         return {
             "actions": ["approve", "request-changes"],
-            "by": f"anyone but the holder ({holder})",
+            "by": f"anyone but the holder ({holder})"
+            + (f" and {v.last_from}, who handed it in" if v.last_from not in ("", v.holder) else ""),
             "waiting_on": "a reviewer",
             "why": "the work is handed in and waits for review",
         }

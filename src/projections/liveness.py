@@ -4,6 +4,21 @@ from ..events.envelope import ts_to_us
 from .workers import ACTIVE, Worker
 
 OK, WARN, STALE, DEAD, REMOTE = "OK", "WARN", "STALE", "DEAD", "REMOTE"
+# Heartbeat intervals (`run --interval`, `heartbeat --interval`, the heartbeat_interval
+# setting): finite, at least MIN_INTERVAL (a floor: 0.001 s wrote 863 events a second),
+# at most a day.
+MIN_INTERVAL = 0.05
+MAX_INTERVAL = 86400.0
+
+
+def interval_error(value) -> str | None:
+    """Why `value` is not a usable heartbeat interval (None when it is). nan and inf fail
+    the comparisons."""
+    if not (isinstance(value, (int, float)) and MIN_INTERVAL <= value <= MAX_INTERVAL):
+        return f"must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds, not {value!r}"
+    return None
+
+
 ORDER = {None: -1, OK: 0, REMOTE: 0, WARN: 1, STALE: 2, DEAD: 3}
 
 

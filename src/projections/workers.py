@@ -61,7 +61,8 @@ class Worker(msgspec.Struct):
     holder: str | None = None
     holder_clone: str | None = None
     assignee: str | None = None
-    branch: str | None = None
+    branch: str | None = None  # prefix + worker id (derived here, never read whole from a payload)
+    prefix: str | None = None  # the branch_prefix in force at spawn (recorded in worker.spawned)
     base: str | None = None
     worktree: str | None = None
     summary: str | None = None
@@ -114,9 +115,28 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
         return ("actor", f"{env.to} is assigned to {view.assignee}, not {env.from_}")
     if env.type in HOLDER_ONLY and view.holder and env.from_ != view.holder and not forced:
         return ("actor", f"{env.to} is held by {view.holder}, not {env.from_} (use --force)")
-    if env.type in NOT_HOLDER and env.from_ == view.holder:
-        return ("actor", f"{env.from_} holds {env.to} and cannot review its own work")
+    if env.type in NOT_HOLDER:
+        # Nobody reviews work they hold or handed in: IN_REVIEW is entered only by done,
+        # so the last transition names who handed it in (a `done --force` included).
+        if env.from_ == view.holder:
+            return ("actor", f"{env.from_} holds {env.to} and cannot review its own work")
+        if view.last_type == "worker.done" and env.from_ == view.last_from:
+            return ("actor", f"{env.from_} handed {env.to} in (done) and cannot review it")
     return None
+
+
+def branch_of(worker: str, p: dict) -> tuple[str | None, str | None]:
+    """(prefix, branch) of a worker.spawned payload. The branch is the recorded prefix plus
+    the worker id, never a name taken whole from the payload. A spawn from before `prefix`
+    was recorded carries only `branch`: its prefix is what precedes the id there; a `branch`
+    that does not end with the id keeps prefix None (shown, but no git step uses it)."""
+    prefix = p.get("prefix")
+    if isinstance(prefix, str):
+        return prefix, prefix + worker
+    b = p.get("branch")
+    if not isinstance(b, str):
+        return None, None
+    return (b[: -len(worker)] if b.endswith(worker) else None), b
 
 
 def args_of(payload: dict) -> str:
@@ -189,12 +209,14 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
         pos_id=eid,
     )
     if view is None:
+        prefix, branch = branch_of(env.to, p)
         return Worker(
             worker=env.to,
             created=env.ts,
             task=p.get("task", ""),
             assignee=p.get("assignee"),
-            branch=p.get("branch"),
+            branch=branch,
+            prefix=prefix,
             base=p.get("base"),
             worktree=p.get("worktree"),
             transitions=1,
