@@ -20,6 +20,7 @@ import msgspec
 from .api import Coord, Result
 from .events.errors import Refused, UsageError
 from .events.failpoints import failpoint
+from .events.files import ensure_dir_in_home
 from .events.ids import check_worker_id
 from .gitops import Conflict, DirtyWorktree, GitError, Repo, repo_of
 
@@ -107,6 +108,8 @@ def spawn(
         path = None
         if not no_worktree:
             path = Path(os.path.abspath(worktree)) if worktree else c.home.path / "worktrees" / wid
+            if not worktree:
+                ensure_dir_in_home(c.home.path / "worktrees")  # never a symlink out of the home
         made_branch = made_tree = False
         try:
             if repo.branch_tip(branch) is None:
@@ -188,7 +191,7 @@ class _Checkout:
         if where is None:
             self.temp = self.home_path / "worktrees" / f".tmp-{self.view.worker}-{os.getpid()}"
             _quietly(self.repo.remove_worktree, self.temp, True)
-            self.temp.parent.mkdir(parents=True, exist_ok=True)
+            ensure_dir_in_home(self.temp.parent)
             self.repo.add_worktree(self.temp, self.view.branch)
             where = self.temp
         return where

@@ -17,6 +17,7 @@ import msgspec
 from .envelope import decode
 from .errors import IntegrityError, UsageError
 from .failpoints import failpoint
+from .files import open_file_in_home, open_in_home
 from .ids import audit_line, check_line
 from .store import AUDIT_DIRTY, AUDIT_NONE, AUDIT_WRITTEN, exclusive_flock
 
@@ -99,11 +100,14 @@ class FileScan(msgspec.Struct):
         return not self.bad
 
 
-def scan_file(path, keep_bodies: bool = True, stop_at_first_bad: bool = False) -> FileScan:
-    """Read and check every line of an events file. A missing file is an empty one."""
+def scan_file(
+    path, keep_bodies: bool = True, stop_at_first_bad: bool = False, in_home: bool = False
+) -> FileScan:
+    """Read and check every line of an events file. A missing file is an empty one. The
+    home's own file (in_home) is never read through a symlink (exit 5)."""
     s = FileScan()
     try:
-        fh = open(path, "rb")
+        fh = open_file_in_home(path) if in_home else open(path, "rb")
     except FileNotFoundError:
         s.b3 = "b3:" + blake3.blake3(b"").hexdigest()
         return s
@@ -161,11 +165,11 @@ def import_bodies(store, pairs, audit: int, progress=None) -> int:
     return added
 
 
-def read_checked(path) -> list[tuple[str, bytes]]:
+def read_checked(path, in_home: bool = False) -> list[tuple[str, bytes]]:
     """Every line of an events file, checked; bad lines raise IntegrityError (exit 5)
     naming each with its line number, so nothing is imported from a bad file."""
     try:
-        s = scan_file(path)
+        s = scan_file(path, in_home=in_home)
     except IsADirectoryError:
         raise UsageError(f"{path} is a directory, not an events file") from None
     except PermissionError as e:
@@ -212,7 +216,7 @@ class AuditTrail:
     @contextmanager
     def lock(self):
         if self._lock_fd is None:
-            self._lock_fd = os.open(str(self.home.path / "audit.lock"), os.O_RDWR | os.O_CREAT, 0o660)
+            self._lock_fd = open_in_home(self.home.path / "audit.lock", os.O_RDWR | os.O_CREAT)
         with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the audit file"):
             yield
 
@@ -245,7 +249,7 @@ class AuditTrail:
         line = self._line_of(last) if last else None
         if line is None or len(line) > length:
             return False
-        with open(self.path, "rb") as f:
+        with open_file_in_home(self.path) as f:
             f.seek(length - len(line))
             return f.read(len(line)) == line and (
                 length == len(line) or _byte_before(f, length - len(line)) == b"\n"
@@ -282,7 +286,7 @@ class AuditTrail:
         extra = size - length
         if extra <= 0 or extra > self.TORN_TAIL_MAX:
             return False
-        with open(self.path, "rb") as f:
+        with open_file_in_home(self.path) as f:
             f.seek(length)
             tail = f.read(extra)
             if length and _byte_before(f, length) != b"\n":
@@ -296,7 +300,7 @@ class AuditTrail:
                 break
         if not expected.startswith(tail):
             return False
-        fd = os.open(str(self.path), os.O_WRONLY)
+        fd = open_in_home(self.path, os.O_WRONLY)
         try:
             os.ftruncate(fd, length)
             os.fsync(fd)
@@ -320,7 +324,7 @@ class AuditTrail:
                 return
             data = b"".join(audit_line(eid, body) for _, eid, body in rows)
             length, _ = self.recorded()
-            fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o660)
+            fd = open_in_home(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
                 if "audit-mid-write" in _active_failpoints():
                     os.write(fd, data[: max(1, len(data) // 2)])
@@ -354,7 +358,7 @@ class AuditTrail:
         between write and bookkeeping). Read it all: refuse it if any line is bad; import
         valid unknown lines; mark dirty events already there as written; mark events
         missing from it dirty again (they are appended by the caller, with a warning)."""
-        s = scan_file(self.path)
+        s = scan_file(self.path, in_home=True)
         if s.bad:
             b = s.bad[0]
             more = f" (and {len(s.bad) - 1} more bad line(s))" if len(s.bad) > 1 else ""
@@ -405,7 +409,7 @@ class AuditTrail:
         dropped (returned, for the caller to report)."""
         res = ExportResult()
         with self.lock():
-            s = scan_file(self.path)
+            s = scan_file(self.path, in_home=True)
             conn = self.store.conn
             unknown = [
                 (i, b)
@@ -419,7 +423,9 @@ class AuditTrail:
             size = 0
             last = ""
             n = 0
-            fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o660)
+            if os.path.lexists(tmp):
+                os.unlink(tmp)  # a leftover (or a link put there): never written through
+            fd = open_in_home(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
                 with self.store.read() as c:
                     # Events committed after this snapshot have a higher seq: they stay
@@ -462,7 +468,7 @@ class AuditTrail:
         each event that belongs in the file but is missing from it. Also reports the
         whole file's BLAKE3 and compares it with the one recorded at the last clean
         check or rewrite."""
-        s = scan_file(self.path, keep_bodies=False)
+        s = scan_file(self.path, keep_bodies=False, in_home=True)
         conn = self.store.conn
         missing, dirty = [], []
         for eid, audit in conn.execute("SELECT id, audit FROM events WHERE audit != 0 ORDER BY seq"):
@@ -501,7 +507,7 @@ class AuditTrail:
 
     def adopt(self):
         """After building the store from this file (init), record it as what we wrote."""
-        s = scan_file(self.path, keep_bodies=False)
+        s = scan_file(self.path, keep_bodies=False, in_home=True)
         with self._quick_write() as tx:
             _meta_set(tx.conn, audit_length=s.size, audit_last=s.last_id)
 

@@ -98,12 +98,22 @@ def parse_time(text: str, now: int | None = None) -> int:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", t)
     if m:
         mult = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
-        return (now if now is not None else now_us()) - int(float(m.group(1)) * mult * 1_000_000)
-    try:
-        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadPayload(f"not a time: {text!r} (use RFC 3339, a date, or an age like 10m)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        age = float(m.group(1)) * mult * 1_000_000
+        us = (now if now is not None else now_us()) - int(age) if age < 1e18 else MIN_TIME_US - 1
+    else:
+        try:
+            dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadPayload(f"not a time: {text!r} (use RFC 3339, a date, or an age like 10m)") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+        us = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if not MIN_TIME_US <= us <= MAX_TIME_US:
+        raise BadPayload(f"time out of range: {text!r} (years 0001 to 9999)")
+    return us
+
+
+# The times a ts can spell: 0001-01-01T00:00:00.000000Z .. 9999-12-31T23:59:59.999999Z.
+MIN_TIME_US = -62135596800 * 1_000_000
+MAX_TIME_US = 253402300800 * 1_000_000 - 1

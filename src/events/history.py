@@ -34,6 +34,8 @@ class History:
         means "after every event at T" (--at/--until) or "before them" (--since)."""
         t = text.strip()
         if re.fullmatch(r"\d+", t):
+            if len(t) > 18:
+                raise UsageError(f"event number {t[:20]}… is out of range")
             n = int(t)
             if n == 0:
                 return ("", "")  # before the first event
@@ -71,7 +73,8 @@ class StoreHistory(History):
                 ).fetchall()
             blobs = self.store.blobs
             for _, eid, body in rows:
-                yield eid, readable(decode(body), blobs)  # as the board folds it
+                # As the board folds it; a big blob's payload from its head (bounded memory).
+                yield eid, readable(decode(body), blobs, summary=True)
             if len(rows) < self.batch:
                 return
             last = (rows[-1][0], rows[-1][1])
@@ -122,7 +125,8 @@ class FileHistory(History):
         blob_dir = os.path.join(os.path.dirname(os.path.abspath(self.path)), "blobs")
         blobs = BlobStore(blob_dir) if os.path.isdir(blob_dir) else None
         self.items = sorted(
-            ((env.ts, eid, readable(env, blobs)) for eid, env in seen.items()), key=lambda t: (t[0], t[1])
+            ((env.ts, eid, readable(env, blobs, summary=True)) for eid, env in seen.items()),
+            key=lambda t: (t[0], t[1]),
         )
 
     def events(self, since=None, until=None, lifecycle_only=False):

@@ -4,6 +4,12 @@ from ..events.envelope import ts_to_us
 from .workers import ACTIVE, Worker
 
 OK, WARN, STALE, DEAD, REMOTE = "OK", "WARN", "STALE", "DEAD", "REMOTE"
+
+# Bounds of a heartbeat interval (the setting, run/heartbeat --interval): below the floor a
+# supervisor would write hundreds of events a second; above the ceiling (a day) nobody is
+# ever reaped in practice.
+MIN_INTERVAL = 0.05
+MAX_INTERVAL = 86400.0
 ORDER = {None: -1, OK: 0, REMOTE: 0, WARN: 1, STALE: 2, DEAD: 3}
 
 
