@@ -10,7 +10,6 @@ import blake3
 import msgspec
 
 from coord.api import Coord
-from coord.events.blobs import SUMMARY_HEAD, partial_object
 from coord.events.envelope import Envelope
 from trust_helpers import one_line_error, snapshot
 
@@ -152,6 +151,8 @@ def test_a_reference_that_names_no_blob_file_is_no_reference(home, cli):
 
 
 def test_partial_object_rebuilds_what_a_head_holds():
+    from coord.events.blobs import SUMMARY_HEAD, partial_object
+
     enc = msgspec.json.Encoder(order="deterministic")
     data = enc.encode({"a": 1, "b": "x" * 100, "c": {"d": [1, 2]}, "e": "y" * 100})
     assert partial_object(data) == msgspec.json.decode(data)

@@ -226,3 +226,60 @@ def test_output_files_keep_the_users_umask(home, proc, tmp_path):
     for root, dirs, files in os.walk(home):
         for n in dirs + files:
             assert os.stat(os.path.join(root, n)).st_mode & 0o077 == 0, n
+
+
+# --- another user's home -------------------------------------------------------------------
+@pytest.fixture
+def world_reachable(tmp_path):
+    """A directory `nobody` can reach (pytest's tmp_path sits in root-only directories)."""
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="coord-trust-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_another_users_home_is_one_line_exit_1(world_reachable, proc):
+    """The docs promise exit 1 and one line for a home the user may not use; it was
+    "unexpected PermissionError". Runs as `nobody` (tests run as root, who may do anything),
+    from a copy of coord that `nobody` can read."""
+    from trust_helpers import copy_for_unprivileged
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop privileges")
+    lib = os.path.join(world_reachable, "lib")
+    os.mkdir(lib)
+    coord_as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    coord_as_nobody += copy_for_unprivileged(lib)
+    repo = os.path.join(world_reachable, "repo")
+    os.mkdir(repo, 0o755)
+    home = os.path.join(repo, ".coord")
+    env = {"COORD_HOME": home}
+    assert proc("init", env=env).returncode == 0 and proc("spawn", "w-1", env=env).returncode == 0
+    os.chmod(home, 0o755)  # nobody may look in, but every file is root's, mode 0600
+    from pathlib import Path
+
+    snap = snapshot(Path(home))
+    for args in (("status",), ("--as", "a", "start", "w-1"), ("log",), ("config",), ("init",)):
+        for how in ({"COORD_HOME": home}, None):  # named, and found by walking up
+            r = subprocess.run(
+                [*coord_as_nobody, *args],
+                cwd=repo,
+                env={"PATH": os.environ["PATH"], **(how or {})},
+                capture_output=True,
+                text=True,
+            )
+            assert r.returncode == 1, (args, r.stderr)
+            assert one_line_error(r.stderr) and "unexpected" not in r.stderr, (args, r.stderr)
+            assert "permission denied" in r.stderr and "belongs to root" in r.stderr, r.stderr
+    os.chmod(home, 0o700)  # now nobody cannot even look in
+    r = subprocess.run(
+        [*coord_as_nobody, "status"],
+        env={"PATH": os.environ["PATH"], "COORD_HOME": home},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and one_line_error(r.stderr) and "permission denied" in r.stderr, r.stderr
+    assert snapshot(Path(home)) == snap

@@ -59,3 +59,35 @@ def file_state(path) -> tuple:
             return (True, hashlib.sha256(f.read()).hexdigest())
     except FileNotFoundError:
         return (False, None)
+
+
+def copy_for_unprivileged(dest) -> list[str]:
+    """What an unprivileged user needs to run coord, copied into `dest` (made readable by
+    everyone): the coord package and the packages it imports on the per-action path. The
+    clone (and its .venv) may sit in a directory others cannot read (a clone in root's
+    home is mode 0700). Returns the command that runs coord from there with the base
+    interpreter."""
+    import importlib.util
+    import sys
+
+    import coord
+
+    shutil.copytree(os.path.dirname(coord.__file__), os.path.join(dest, "coord"), ignore=_no_pyc)
+    for name in ("click", "msgspec", "blake3"):
+        spec = importlib.util.find_spec(name)
+        if spec.submodule_search_locations:
+            src = list(spec.submodule_search_locations)[0]
+            shutil.copytree(src, os.path.join(dest, os.path.basename(src)), ignore=_no_pyc)
+        else:
+            shutil.copy(spec.origin, dest)
+    for root, _dirs, files in os.walk(dest):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644 if not f.endswith(".so") else 0o755)
+    boot = f"import sys; sys.path.insert(0, {str(dest)!r}); from coord.cli import main; main()"
+    python = os.path.realpath(sys.executable)  # the base interpreter, not the .venv's link
+    return [python, "-I", "-c", boot]
+
+
+def _no_pyc(_dir, names):
+    return [n for n in names if n == "__pycache__" or n.endswith(".pyc")]

@@ -39,11 +39,15 @@ def _number(lo: float, hi: float, unit: str, lo_open: bool = False):
     return check
 
 
-def _interval(v):
-    # The floor and ceiling coord run and heartbeat --interval use too (liveness is
-    # computed from multiples of the interval).
-    from ..projections.liveness import MAX_INTERVAL, MIN_INTERVAL
+# Bounds of any heartbeat interval: this setting, and `run`/`heartbeat --interval` (which
+# take them from projections/liveness.py, where they are re-exported: the log room never
+# imports the projections). Below the floor a supervisor writes hundreds of events a
+# second; above the ceiling (a day) nobody would ever be reaped.
+MIN_INTERVAL = 0.05
+MAX_INTERVAL = 86400.0
 
+
+def _interval(v):
     return _number(MIN_INTERVAL, MAX_INTERVAL, "seconds")(v)
 
 

@@ -1,15 +1,11 @@
 """Liveness, computed when read and never stored (contract: Liveness)."""
 
 from ..events.envelope import ts_to_us
+from ..events.settings import MAX_INTERVAL, MIN_INTERVAL  # noqa: F401  (interval bounds: 0.05 s .. 1 day)
 from .workers import ACTIVE, Worker
 
 OK, WARN, STALE, DEAD, REMOTE = "OK", "WARN", "STALE", "DEAD", "REMOTE"
 
-# Bounds of a heartbeat interval (the setting, run/heartbeat --interval): below the floor a
-# supervisor would write hundreds of events a second; above the ceiling (a day) nobody is
-# ever reaped in practice.
-MIN_INTERVAL = 0.05
-MAX_INTERVAL = 86400.0
 ORDER = {None: -1, OK: 0, REMOTE: 0, WARN: 1, STALE: 2, DEAD: 3}
 
 
