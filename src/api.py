@@ -463,6 +463,7 @@ def init(path: str | Path | None = None) -> tuple[Home, bool]:
         path = os.environ.get("COORD_HOME") or (Path.cwd() / ".coord")
     p = Path(path).expanduser().absolute()
     check_home_dir(p)  # a .coord that is a symlink is refused before anything is created
+    _ = _Home(p).config  # and so are invalid settings a clone checked out (exit 2)
     created = not (p / "coord.db").exists()
     pairs = []
     if created:

@@ -254,7 +254,8 @@ def test_another_users_home_is_one_line_exit_1(world_reachable, proc):
     coord_as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
     coord_as_nobody += copy_for_unprivileged(lib)
     repo = os.path.join(world_reachable, "repo")
-    os.mkdir(repo, 0o755)
+    os.mkdir(repo)
+    os.chmod(repo, 0o755)  # whatever umask an in-process command left this process with
     home = os.path.join(repo, ".coord")
     env = {"COORD_HOME": home}
     assert proc("init", env=env).returncode == 0 and proc("spawn", "w-1", env=env).returncode == 0

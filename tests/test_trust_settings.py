@@ -231,3 +231,17 @@ def test_a_settings_file_is_never_read_through_a_link(home, cli, tmp_path):
         r = cli(*args)
         assert r.exit_code == 5 and one_line_error(r.stderr) and "symlink" in r.stderr, (args, r.stderr)
     assert secret.read_text() == "busy_timeout = 1.0\n" and os.path.islink(home / "local.toml")
+
+
+def test_a_fresh_clone_with_an_invalid_config_can_be_repaired_then_initialised(tmp_path, cli):
+    """A clone has .coord/config.toml (committed) but no database: init refuses the
+    invalid value, and config repairs it there, before any database exists."""
+    h = tmp_path / ".coord"
+    h.mkdir()
+    (h / "config.toml").write_text("heartbeat_interval = nan\n")
+    r = cli("init")
+    assert r.exit_code == 2 and "coord config heartbeat_interval VALUE" in r.stderr, r.stderr
+    assert os.listdir(h) == ["config.toml"]  # refused before anything was created
+    assert "INVALID" in cli("config").stdout
+    assert cli("config", "heartbeat_interval", "12").exit_code == 0
+    assert cli("init").exit_code == 0 and cli("config", "heartbeat_interval").stdout.strip() == "12.0"

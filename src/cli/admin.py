@@ -49,7 +49,7 @@ def config_cmd(key, value):
     from ..events.settings import SETTINGS, Settings, known
 
     st = state()
-    home = find_home(st.home)
+    home = _settings_home(st.home)
     check_home_dir(home.path)
     if key is not None:
         known(key)
@@ -98,6 +98,32 @@ def config_cmd(key, value):
         for no, k, reason in f.broken:
             if k not in s.entries:
                 echo(f"# {f.path}{f' line {no}' if no else ''}: {reason}")
+
+
+def _settings_home(explicit):
+    """The home whose settings to show or set. A fresh clone has `.coord/` (with the
+    committed config.toml) but no database yet; when that config.toml is invalid, `init`
+    refuses (exit 2) until it is repaired, so `config` must work there too."""
+    import os
+    from pathlib import Path
+
+    from ..events.errors import NoHome
+    from ..events.home import Home
+
+    try:
+        return find_home(explicit)
+    except NoHome:
+        explicit = explicit or os.environ.get("COORD_HOME") or None
+        if explicit:
+            p = Path(explicit).expanduser().absolute()
+            candidates = [p, p / ".coord"]
+        else:
+            here = Path.cwd().absolute()
+            candidates = [d / ".coord" for d in (here, *here.parents)]
+        for c in candidates:
+            if (c / "config.toml").is_file() or (c / "local.toml").is_file():
+                return Home(c)
+        raise
 
 
 def _shown(v) -> str:

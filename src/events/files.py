@@ -164,7 +164,7 @@ def check_home_dir(path) -> None:
             "(point --home or COORD_HOME at the directory itself)"
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise IntegrityError(f"{path} is not a directory")
+        raise UsageError(f"{path} is not a directory, so it cannot be a home")
 
 
 def check_dir_in_home(path) -> None:
