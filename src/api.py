@@ -425,27 +425,30 @@ class Coord:
             )
 
     def backup(self, dest: Path, force: bool = False) -> int:
-        """VACUUM INTO dest: a consistent snapshot even while others write."""
+        """VACUUM INTO dest: a consistent snapshot even while others write. dest is an
+        output file: refused inside the home (exit 4, even with force), when it exists
+        without force (exit 4) or its directory is missing (exit 2); written with the
+        user's umask, to a temporary file renamed into place."""
         import sqlite3
 
         from .events.errors import CoordError
+        from .events.files import check_output_path, place, user_umask
 
-        dest = Path(dest).absolute()
-        if dest.exists():
-            if not force:
-                raise UsageError(f"{dest} exists (use --force to overwrite)")
-            dest.unlink()
-        if not dest.parent.is_dir():
-            raise UsageError(f"no such directory: {dest.parent}")
-        tmp = dest.with_name(dest.name + ".tmp")
-        tmp.unlink(missing_ok=True)
+        dest = Path(check_output_path(dest, self.home.path, force))
+        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
         try:
-            self.conn.execute("VACUUM INTO ?", (str(tmp),))
+            with user_umask():
+                self.conn.execute("VACUUM INTO ?", (str(tmp),))
+            check = sqlite3.connect(str(tmp))
+            try:
+                n = check.execute("SELECT count(*) FROM events").fetchone()[0]
+            finally:
+                check.close()
+            place(str(tmp), str(dest), force)
         except sqlite3.DatabaseError as e:
-            tmp.unlink(missing_ok=True)
             raise CoordError(f"backup to {dest} failed: {e}") from None
-        n = sqlite3.connect(str(tmp)).execute("SELECT count(*) FROM events").fetchone()[0]
-        os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
         return n
 
     def rebuild(self, progress=None) -> int:
@@ -625,15 +628,18 @@ def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home,
     events.jsonl exists without a database, the store is built from that file (every
     line checked first: a bad file is refused with exit 5 and no database is created);
     the file itself is never truncated."""
+    from .events.files import check_home_dir, check_regular
     from .events.home import Home as _Home
     from .events.home import init_home_dirs, init_target
 
     p = init_target(str(path) if path is not None else None, cwd)
+    check_home_dir(p)  # a .coord that is a symlink is refused before anything is created
+    _ = _Home(p).config  # and so are invalid settings a clone checked out (exit 2)
     created = not (p / "coord.db").exists()
     pairs = []
     if created:
         audit_path = _Home(p).audit_path
-        if audit_path.exists() and audit_path.stat().st_size:
+        if check_regular(audit_path) and audit_path.stat().st_size:
             from .events.audit import read_checked
 
             pairs = read_checked(audit_path, in_home=True).new

@@ -25,6 +25,7 @@ import msgspec
 from .api import Coord, Result
 from .events.errors import CoordError, Refused, UsageError
 from .events.failpoints import failpoint
+from .events.files import ensure_dir_in_home
 from .events.ids import check_worker_id
 from .gitops import (
     Conflict,
@@ -254,6 +255,7 @@ def spawn(
                 _check_worktree_location(c, repo, path, branch)
             else:
                 path = c.home.path / "worktrees" / wid
+                ensure_dir_in_home(c.home.path / "worktrees")  # never a symlink out of the home
         tip = repo.branch_tip(branch)
         if tip is not None and tip != base_tip:
             _refuse_adoption(repo, branch, tip, base, base_tip, wid)
@@ -389,7 +391,7 @@ class _Checkout:
         if where is None:
             self.temp = self.home_path / "worktrees" / f".tmp-{self.view.worker}-{os.getpid()}"
             _quietly(self.repo.remove_worktree, self.temp, True)
-            self.temp.parent.mkdir(parents=True, exist_ok=True)
+            ensure_dir_in_home(self.temp.parent)
             self.repo.add_worktree(self.temp, self.branch)
             where = self.temp
         return where

@@ -42,7 +42,7 @@ def test_backup_while_agents_write_is_consistent(home, proc, tmp_path):
             view_hb = con.execute("SELECT json_extract(view, '$.heartbeats') FROM workers").fetchone()
             assert view_hb is None or view_hb[0] == hb
     r = proc("backup", backups[0], env={"COORD_HOME": str(home)})
-    assert r.returncode == 2 and "exists" in r.stderr
+    assert r.returncode == 4 and "exists" in r.stderr  # an output file that exists: refused
 
 
 def test_full_disk_gives_a_clear_error_and_loses_nothing_acknowledged(home, proc):
@@ -121,8 +121,10 @@ def test_verify_finds_a_corrupted_and_a_missing_blob(home, cli):
     assert r.exit_code == 5
     assert blobs[0].name[:12] in r.stdout + r.stderr
     assert "missing blob" in r.stdout + r.stderr
-    r = cli("--as", "b", "poll")  # reading the corrupted one is an integrity error too
-    assert r.exit_code in (3, 5) and len(r.stderr.strip().splitlines()) == 1
+    r = cli("--as", "b", "poll")  # delivered unresolved (never stuck), each bad blob said once
+    assert r.exit_code == 0 and len(r.stderr.strip().splitlines()) == 2 and r.stdout.count("unresolved") == 2
+    r = cli("log")  # everything listed, then the corrupt blob is an integrity error
+    assert r.exit_code == 5 and "corrupt" in r.stderr and r.stdout.count("unresolved") == 2
 
 
 def test_rebuild_a_lost_store_from_the_audit_file_and_blobs(home, cli, tmp_path):

@@ -7,16 +7,16 @@ from conftest import count_events
 
 
 def test_reap_with_a_used_request_id_returns_the_first_result(home, cli):
-    assert cli("config", "heartbeat_interval", "0.01").exit_code == 0
+    assert cli("config", "heartbeat_interval", "0.05").exit_code == 0
     for w in ("w-1", "w-2"):
         assert cli("spawn", w).exit_code == 0
         assert cli("--as", "a", "start", w).exit_code == 0
-    time.sleep(0.5)  # 30 intervals: DEAD
+    time.sleep(1.6)  # 30 intervals: DEAD
     first = cli("--as", "janitor", "reap", "--request-id", "k", "--json")
     assert first.exit_code == 0 and {d["worker"] for d in first.json()} == {"w-1", "w-2"}
     n = count_events(home)
     assert cli("spawn", "w-3").exit_code == 0 and cli("--as", "a", "start", "w-3").exit_code == 0
-    time.sleep(0.5)
+    time.sleep(1.6)
     n = count_events(home)
     again = cli("--as", "janitor", "reap", "--request-id", "k", "--json")
     assert again.exit_code == 0 and again.json() == first.json()

@@ -93,11 +93,11 @@ def test_show_explains_a_worker_waiting_for_review(home, cli):
 
 
 def test_show_explains_a_silent_holder(home, cli):
-    cli("config", "heartbeat_interval", "0.01")
+    cli("config", "heartbeat_interval", "0.05")
     cli("spawn", "w-1")
     cli("--as", "a1", "start", "w-1")
     cli("--as", "a1", "heartbeat", "w-1")
-    time.sleep(0.4)  # 30 intervals: DEAD
+    time.sleep(1.6)  # 30 intervals (the floor is 0.05 s): DEAD
     d = cli("show", "w-1", "--json").json()
     assert d["liveness"] == "DEAD"
     assert "reap --requeue" in d["expected"]["actions"] and d["expected"]["waiting_on"] == "a1"

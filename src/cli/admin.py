@@ -2,9 +2,8 @@
 
 import click
 
-from ..events.errors import UsageError
-from ..events.home import SETTINGS, find_home, parse_setting
-from .common import echo, emit_json, global_options, state
+from ..events.home import find_home
+from .common import clean, echo, emit_json, global_options, state, warn
 
 
 @click.command("init")
@@ -35,29 +34,104 @@ def init_cmd():
 @click.argument("value", required=False)
 @global_options
 def config_cmd(key, value):
-    """Show all settings, one setting, or set one (in .coord/config.toml).
+    """Show all settings, one setting, or set one.
+
+    Shared settings (heartbeat_interval, blob_threshold, audit_heartbeats, branch_prefix)
+    live in .coord/config.toml, committed so clones agree; local ones (synchronous,
+    busy_timeout, write_lock, max_clock_skew) in .coord/local.toml, git-ignored, mode 0600.
+    Every value is checked when set and when read (other commands exit 2 on an invalid
+    one); this command still reads an invalid file, marks what is wrong, and repairs it
+    when you set the value again.
 
     \b
     Example:
       coord config
       coord config heartbeat_interval 5
+      coord config busy_timeout 30
     """
+    from ..events.files import check_home_dir
+    from ..events.settings import SETTINGS, Settings, known
+
     st = state()
-    home = find_home(st.home)
-    cfg = dict(home.config)
-    if key is not None and key not in SETTINGS:
-        raise UsageError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)})")
+    home = _settings_home(st.home)
+    check_home_dir(home.path)
+    if key is not None:
+        known(key)
+    s = Settings(home.path)
     if value is not None:
-        cfg[key] = parse_setting(key, value)
         home.set_umask()
-        home.write_config(cfg)
-    if st.json:
-        emit_json({key: cfg[key]} if key else cfg)
-    elif key:
-        echo(str(cfg[key]).lower() if isinstance(cfg[key], bool) else str(cfg[key]))
+        for note in s.set(key, value):
+            warn(note)
     else:
-        for k, v in cfg.items():
-            echo(f"{k} = {str(v).lower() if isinstance(v, bool) else v}")
+        for note in s.notes:
+            warn(note)
+    entries = [s.entries[key]] if key else list(s.entries.values())
+    problems = [p for p in s.problems() if not key or f": {key} = " in p]
+    if st.json:
+        out = {e.key: e.value for e in entries}
+        if problems:
+            out["$problems"] = problems
+        emit_json(out)
+        return
+    if key:
+        e = entries[0]
+        echo(
+            _shown(e.value)
+            if e.problem is None
+            else f"{e.raw}  # INVALID: {e.problem}; in force: {_shown(e.value)}"
+        )
+        return
+    for scope, title in (
+        ("shared", "committed: clones share them"),
+        ("local", "this machine only, git-ignored"),
+    ):
+        echo(f"# {scope}: {home.path / ('config.toml' if scope == 'shared' else 'local.toml')} ({title})")
+        for e in entries:
+            if SETTINGS[e.key].scope != scope:
+                continue
+            if e.problem is None:
+                echo(f"{e.key} = {_shown(e.value)}")
+            else:
+                echo(
+                    f"{e.key} = {e.raw}  # INVALID: {e.problem}; in force: {_shown(e.value)}; "
+                    f"repair: coord config {e.key} VALUE"
+                )
+    for fname, k in s.unknown:
+        echo(f"# {fname}: {k} is not a setting this coord knows (kept, ignored)")
+    for f in s.files.values():
+        for no, k, reason in f.broken:
+            if k not in s.entries:
+                echo(f"# {f.path}{f' line {no}' if no else ''}: {reason}")
+
+
+def _settings_home(explicit):
+    """The home whose settings to show or set. A fresh clone has `.coord/` (with the
+    committed config.toml) but no database yet; when that config.toml is invalid, `init`
+    refuses (exit 2) until it is repaired, so `config` must work there too."""
+    import os
+    from pathlib import Path
+
+    from ..events.errors import NoHome
+    from ..events.home import Home
+
+    try:
+        return find_home(explicit)
+    except NoHome:
+        explicit = explicit or os.environ.get("COORD_HOME") or None
+        if explicit:
+            p = Path(explicit).expanduser().absolute()
+            candidates = [p, p / ".coord"]
+        else:
+            here = Path.cwd().absolute()
+            candidates = [d / ".coord" for d in (here, *here.parents)]
+        for c in candidates:
+            if (c / "config.toml").is_file() or (c / "local.toml").is_file():
+                return Home(c)
+        raise
+
+
+def _shown(v) -> str:
+    return str(v).lower() if isinstance(v, bool) else clean(v)
 
 
 @click.command("rebuild")
@@ -104,6 +178,8 @@ def backup_cmd(file, force):
     Safe while agents keep writing: the copy is one read snapshot. Never copy coord.db
     with cp, which can catch it mid-write. To restore, stop writers and put the file at
     .coord/coord.db (events appended after the backup are in events.jsonl: `coord import`).
+    FILE is written with your umask; an existing FILE needs --force, and a FILE inside a
+    coord home is refused (exit 4).
 
     \b
     Example:

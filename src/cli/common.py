@@ -1,5 +1,7 @@
-"""Shared options (--json, --as, --home) defined once, error printing, and output helpers."""
+"""Shared options (--json, --as, --home) defined once, option types, error printing, and
+output helpers."""
 
+import math
 import os
 import re
 import sys
@@ -7,6 +9,12 @@ import sys
 import click
 
 from ..events.errors import CoordError, UsageError
+
+# Upper bounds of numeric options, so no number reaches SQLite, a sleep or a string
+# repetition it cannot hold (exit 2 instead of an OverflowError).
+MAX_COUNT = 1_000_000_000
+MAX_WIDTH = 10_000
+MAX_SECONDS = 1e9
 
 
 def _login_name() -> str:
@@ -48,7 +56,37 @@ class State:
             self.coord = Coord(self.home, actor=None, on_warning=warn)
             ctx = click.get_current_context()
             ctx.call_on_close(self.coord.close)
+            for note in self.coord.home.config_notes:
+                warn(note)
         return self.coord
+
+
+def current_home_path():
+    """The home's path if there is one (for refusing output files inside it); never fails."""
+    st = state()
+    if st.coord is not None:
+        return st.coord.home.path
+    from ..events.home import find_home
+
+    try:
+        return find_home(st.home).path
+    except (CoordError, OSError):
+        return None
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that is a real number in range: nan and inf are refused (exit 2)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 def state() -> State:
@@ -173,10 +211,47 @@ def report_error(code: str, message: str, exit_code: int, as_json: bool) -> int:
     return exit_code
 
 
+def check_utf8(argv) -> None:
+    """Every argument (and COORD_* variable) must be UTF-8: what coord records is UTF-8 JSON.
+    Python hands undecodable bytes over as lone surrogates; name the first such argument.
+    The child command line of `coord run` (after its `--`) is passed on untouched."""
+    end = len(argv)
+    if _command_of(argv) == "run" and "--" in argv:
+        end = argv.index("--")
+    for i, a in enumerate(argv[:end], 1):
+        try:
+            a.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(a).decode("ascii", "backslashreplace")
+            raise UsageError(f"argument {i} ({shown}) is not valid UTF-8") from None
+    for k, v in os.environ.items():
+        if k.startswith("COORD_"):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UsageError(f"environment variable {k} is not valid UTF-8") from None
+
+
+def _command_of(argv) -> str | None:
+    """The subcommand's name: the first word that is not a global option or its value."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--home", "--as"):
+            i += 2
+            continue
+        if a.startswith("-"):
+            i += 1
+            continue
+        return a
+    return None
+
+
 def run_main(cli, argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = _json_wanted(argv)
     try:
+        check_utf8(argv)
         rv = cli.main(args=argv, prog_name="coord", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except CoordError as e:
@@ -210,6 +285,13 @@ def run_main(cli, argv=None) -> int:
         except (OSError, ValueError):
             pass
         return 0
+    except PermissionError as e:  # another user's home or file: one line, exit 1 (docs/reliability.md)
+        if os.environ.get("COORD_DEBUG"):
+            raise
+        from ..events.files import denied
+
+        err = denied(e.filename, e) if e.filename else CoordError(f"permission denied: {e.strerror}")
+        return report_error("permission", err.message, 1, as_json)
     except Exception as e:  # a bug or an I/O error: one line, no traceback
         if os.environ.get("COORD_DEBUG"):
             raise

@@ -7,7 +7,7 @@ from .live import reader_gone, until_interrupted, write
 
 def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
     """Continue after `last_seq`, the top seq of the snapshot the initial listing read."""
-    from .views import build_log_query, event_json_resolved, format_event_line
+    from .views import build_log_query, event_json_parts, format_event_line, report_unresolved
 
     st = state()
     with c.store.read() as conn:
@@ -17,7 +17,11 @@ def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
     where = where.replace(" WHERE ", "", 1)
     with until_interrupted():
         for seq, eid, body in follow(c.store, last_seq, where, args, poll=poll, stop=reader_gone):
+            problems = []
             if st.json:
-                write(event_json_resolved(c.blobs, seq, eid, body, problems=[]) + b"\n")
+                for part in event_json_parts(c.blobs, seq, eid, body, problems=problems):
+                    write(part)
+                write(b"\n")
             else:
-                write((format_event_line(seq, eid, body, c.blobs, []) + "\n").encode())
+                write((format_event_line(seq, eid, body, c.blobs, problems) + "\n").encode())
+            report_unresolved(problems, fail=False)  # said, and the follow goes on

@@ -8,7 +8,18 @@ import click
 
 from ..events.errors import BadPayload, TimedOut, UsageError
 from ..events.failpoints import failpoint
-from .common import clean, echo, emit_json, global_options, one_line, request_id_option, state
+from .common import (
+    MAX_COUNT,
+    MAX_SECONDS,
+    FiniteFloat,
+    clean,
+    echo,
+    emit_json,
+    global_options,
+    one_line,
+    request_id_option,
+    state,
+)
 
 _TYPE_PATTERN = re.compile(r"^[a-z0-9_.*?\[\]-]+$")
 
@@ -124,9 +135,10 @@ def _message_line(d: dict) -> str:
     import msgspec
 
     payload = msgspec.json.encode(d["payload"]).decode()
+    mark = f"[unresolved: {clean(d['blob_error'])}] " if "blob_error" in d else ""
     return (
         f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 24)} → {one_line(d['to'], 24)} "
-        f"{d['type']} {clean(payload)}"
+        f"{d['type']} {mark}{clean(payload)}"
     )
 
 
@@ -134,11 +146,13 @@ def _message_line(d: dict) -> str:
 @click.option("--peek", is_flag=True, help="Show the messages but do not move the cursor.")
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=MAX_SECONDS),
     metavar="SECONDS",
     help="Block up to SECONDS for a message (exit 6 if none comes).",
 )
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N messages (the oldest).")
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=MAX_COUNT), metavar="N", help="At most N messages (the oldest)."
+)
 @click.option(
     "--type",
     "types",
@@ -158,7 +172,7 @@ def poll(peek, wait, limit, types):
       coord --as agent-2 poll --wait 30 --json
       coord --as agent-2 poll --peek --type review_request
     """
-    from .views import event_json_resolved
+    from .views import event_json_parts, report_unresolved
 
     st = state()
     actor = st.identity()
@@ -170,22 +184,26 @@ def poll(peek, wait, limit, types):
             raise TimedOut(f"no message for {actor} within {wait:g}s")
     else:
         rows = c.pending(actor, types, limit)
-    # Resolve every blob first: a missing or corrupt one fails the poll before any output.
-    forms = [event_json_resolved(c.blobs, seq, eid, body) for seq, eid, body, _ in rows]
+    # A message whose blob is missing or corrupt is delivered with its reference and a
+    # blob_error (and said on stderr): one bad message never holds up the ones after it.
+    problems = []
     out = sys.stdout.buffer
-    if st.json:
-        for f in forms:
-            out.write(f + b"\n")
-    else:
-        import msgspec
+    for seq, eid, body, _ in rows:
+        parts = event_json_parts(c.blobs, seq, eid, body, problems=problems)
+        if st.json:
+            for part in parts:
+                out.write(part)
+            out.write(b"\n")
+        else:
+            import msgspec
 
-        for f in forms:
-            out.write(_message_line(msgspec.json.decode(f)).encode() + b"\n")
+            out.write(_message_line(msgspec.json.decode(b"".join(parts))).encode() + b"\n")
     out.flush()
     sys.stdout.flush()
     failpoint("poll-after-output")
     if rows and not peek:
         c.acknowledge(actor, rows)
+    report_unresolved(problems, fail=False)
 
 
 @click.command()
@@ -224,7 +242,9 @@ def ack(event, request_id):
 )
 @click.option("--from", "from_", metavar="A", help="Only events from actor A.")
 @click.option("--to", "to", metavar="X", help="Only events to X (an agent, a worker, '*').")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N")
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=MAX_COUNT), default=20, show_default=True, metavar="N"
+)
 @global_options
 def search(query, types, from_, to, limit):
     """Full-text search over event types and payload text (blobs' text included), best

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..events.errors import UnknownWorker, UsageError
-from .common import global_options, one_line, state
+from .common import FiniteFloat, global_options, one_line, state
 
 
 def open_history(from_file):
@@ -137,11 +137,11 @@ class Pacer:
 )
 @click.option("--step", is_flag=True, help="Wait for a key (Enter) between events; q quits.")
 @click.option(
-    "--speed", type=click.FloatRange(min=0, min_open=True), metavar="N", help="Play back in real time ×N."
+    "--speed", type=FiniteFloat(min=0, min_open=True), metavar="N", help="Play back in real time ×N."
 )
 @click.option(
     "--max-gap",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=86400),
     default=5.0,
     show_default=True,
     metavar="S",

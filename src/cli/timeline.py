@@ -8,7 +8,8 @@ import sys
 import click
 
 from ..events.envelope import ts_to_us
-from .common import echo, emit_json, global_options, one_line, state
+from ..events.errors import UsageError
+from .common import MAX_WIDTH, current_home_path, echo, emit_json, global_options, one_line, state
 
 # One character per state in the text timeline; a terminal state shows once, then blank.
 GLYPH = {
@@ -81,16 +82,19 @@ def text_lines(data: dict, width: int) -> list[str]:
 )
 @click.option(
     "--width",
-    type=click.IntRange(min=40),
+    type=click.IntRange(min=40, max=MAX_WIDTH),
     metavar="COLS",
     help="Text width (default: the terminal's, else 80).",
 )
+@click.option("--force", is_flag=True, help="With --html: overwrite FILE if it exists.")
 @global_options
-def timeline(html, workers, since, until, from_file, width):
+def timeline(html, workers, since, until, from_file, width, force):
     """Each worker's states over time: text here, or an HTML page with --html.
 
     The page draws one lane per worker (state segments, heartbeats as circles, messages as
-    diamonds, conflicts as crosses) with details on hover; it needs no network.
+    diamonds, conflicts as crosses) with details on hover; it needs no network. FILE is
+    written with your umask; an existing FILE needs --force, and a FILE inside a coord
+    home is refused (exit 4).
 
     \b
     Example:
@@ -102,7 +106,14 @@ def timeline(html, workers, since, until, from_file, width):
     from .replay import open_history, resolve_worker_in
 
     st = state()
+    if force and not html:
+        raise UsageError("--force only applies to --html FILE")
     history, _, _ = open_history(from_file)
+    out_path = None
+    if html:  # refused before any work: an existing file (without --force), the home
+        from ..events.files import check_output_path
+
+        out_path = check_output_path(html, current_home_path(), force)
     wanted = {resolve_worker_in(history, w) for w in workers}
     hi = history.point(until, end=True) if until else None
     lo = history.point(since, end=False) if since else None
@@ -124,15 +135,13 @@ def timeline(html, workers, since, until, from_file, width):
     if wanted:
         data["lanes"] = [lane for lane in data["lanes"] if lane["worker"] in wanted]
     if html:
+        from ..events.files import write_output
         from .timeline_page import render
 
-        page = render(data, count[0])
-        tmp = f"{html}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, html)
+        page = render(data, count[0]).encode()
+        write_output(out_path, lambda fd: _write_all(fd, page), force)
         if st.json:
-            emit_json({"file": os.path.abspath(html), "workers": len(data["lanes"]), "events": count[0]})
+            emit_json({"file": out_path, "workers": len(data["lanes"]), "events": count[0]})
         else:
             echo(f"wrote {html}: {len(data['lanes'])} workers, {count[0]} events")
         return
@@ -143,6 +152,12 @@ def timeline(html, workers, since, until, from_file, width):
         width = shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
     for line in text_lines(data, width):
         echo(line)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def clip(lane: dict, start: str) -> dict:

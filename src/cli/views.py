@@ -8,7 +8,19 @@ from ..events.ids import normalize_event_prefix
 from ..projections import board, liveness
 from ..projections.explain import expected_next
 from ..projections.workers import STATES, legal_actions
-from .common import clean, echo, emit_json, emit_raw_json, fmt_age, global_options, one_line, state
+from .common import (
+    MAX_COUNT,
+    FiniteFloat,
+    clean,
+    echo,
+    emit_json,
+    emit_raw_json,
+    fmt_age,
+    global_options,
+    one_line,
+    state,
+    warn,
+)
 
 
 def worker_dict(c, v, now=None) -> dict:
@@ -53,48 +65,72 @@ def event_json_bytes(seq: int, eid: str, body: bytes) -> bytes:
     return b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:]
 
 
-def event_json_resolved(blobs, seq: int, eid: str, body: bytes, problems: list | None = None) -> bytes:
-    """The reading form with a claim-checked payload resolved: the blob's bytes (checked
-    against their hash) stand in for the reference, and a `blob` member names it. The
-    stored bytes and the audit file keep the reference. Attachments (`send --file`) stay
-    references: `coord blob cat` fetches them. A missing or corrupt blob raises (exit 3 or
-    5); given a `problems` list instead (log, show), it leaves the reference, adds
-    `blob_error`, and appends the error, so one bad blob never hides the rest of history:
-    the command raises the first problem after printing."""
+def event_json_parts(blobs, seq: int, eid: str, body: bytes, problems: list | None = None) -> list[bytes]:
+    """The reading form with a claim-checked payload resolved, as pieces to write one
+    after another (a 200 MB payload is held once, never copied into one line): the blob's
+    bytes (checked against their hash, and checked to be one JSON object) stand in for
+    the reference, and a `blob` member names it. The stored bytes and the audit file keep
+    the reference. Attachments (`send --file`) stay references: `coord blob cat` fetches
+    them.
+
+    An unresolved blob (missing: not arrived yet; corrupt; not a regular file) raises
+    (exit 3 or 5); given a `problems` list instead, the event keeps its reference, gains
+    `blob_error` (the reason), and the error is appended, so one bad blob never hides the
+    rest: see report_unresolved."""
     if b'"$blob"' not in body:
-        return event_json_bytes(seq, eid, body)
+        return [event_json_bytes(seq, eid, body)]
     import msgspec
 
-    from ..events.blobs import is_ref
+    from ..events.blobs import check_object, is_ref
 
     payload = msgspec.json.decode(body)["payload"]
     if not is_ref(payload):
-        return event_json_bytes(seq, eid, body)
+        return [event_json_bytes(seq, eid, body)]
     from ..events.errors import IntegrityError, NotFound
 
+    ref = payload["$blob"]
     try:
-        data = blobs.read(payload["$blob"])
+        data = blobs.read(ref)
         from ..events.codec import MAX_DEPTH, too_deep
 
         if too_deep(data):
-            raise IntegrityError(f"blob {payload['$blob']} holds JSON nested deeper than {MAX_DEPTH} levels")
+            raise IntegrityError(f"blob {ref} holds JSON nested deeper than {MAX_DEPTH} levels")
+        check_object(data, ref)
     except (NotFound, IntegrityError) as e:
         if problems is None:
             raise
         problems.append(e)
-        return (
+        return [
             event_json_bytes(seq, eid, body)[:-1] + b',"blob_error":' + msgspec.json.encode(e.message) + b"}"
-        )
+        ]
     at = body.rfind(b',"payload":')  # the last member; a reference holds no such text
-    return (
-        b'{"seq":%d,"id":"%s",' % (seq, eid.encode())
-        + body[1:at]
-        + b',"payload":'
-        + data
-        + b',"blob":"'
-        + payload["$blob"].encode()
-        + b'"}'
-    )
+    return [
+        b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:at] + b',"payload":',
+        data,
+        b',"blob":"' + ref.encode() + b'"}',
+    ]
+
+
+def event_json_resolved(blobs, seq: int, eid: str, body: bytes, problems: list | None = None) -> bytes:
+    """event_json_parts as one bytes object (for a single event)."""
+    parts = event_json_parts(blobs, seq, eid, body, problems)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def report_unresolved(problems: list, fail: bool = True) -> None:
+    """After printing everything: each unresolved blob is said on stderr. A missing blob
+    (one that has not arrived yet: the contract accepts the reference) leaves the exit
+    status alone; a corrupt one (or one that is not a regular file) makes the command
+    exit 5 with it as the error, unless fail=False (poll: it delivered and acknowledged,
+    so it succeeds)."""
+    from ..events.errors import NotFound
+
+    worst = None if not fail else next((e for e in problems if not isinstance(e, NotFound)), None)
+    for e in problems:
+        if e is not worst:
+            warn(f"{e.message}; its event is shown unresolved (`coord verify` lists blob problems)")
+    if worst is not None:
+        raise worst
 
 
 BOARD_HEADERS = ("WORKER", "STATE", "HOLDER", "AGE", "HEARTBEAT", "LIVENESS", "SUMMARY")
@@ -177,7 +213,7 @@ def _board_items(c, worker_id, want, stale, all_, now):
 @click.option("-w", "--watch", is_flag=True, help="Refresh the board in place until interrupted.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.05),
+    type=FiniteFloat(min=0.05, max=86400),
     default=2.0,
     show_default=True,
     metavar="SECONDS",
@@ -185,7 +221,7 @@ def _board_items(c, worker_id, want, stale, all_, now):
 )
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_COUNT),
     metavar="N",
     help="With --watch: stop after N refreshes (implies --watch).",
 )
@@ -332,11 +368,12 @@ def show(ident):
             except (UsageError, UnknownEvent):
                 raise UnknownWorker(f"no worker or event matches {ident!r}") from None
             ahead = msgspec.json.decode(body)["ts"] > _horizon(c)
+            problems = []
+            form = event_json_resolved(c.blobs, seq, eid, body, problems=problems)
             if st.json:
-                form = event_json_resolved(c.blobs, seq, eid, body)
                 emit_raw_json(form[:-1] + b',"ahead":true}' if ahead else form)
             else:
-                d = msgspec.json.decode(event_json_resolved(c.blobs, seq, eid, body))
+                d = msgspec.json.decode(form)
                 echo(
                     f"event  {eid}\nseq    {seq}\nts     {d['ts']}"
                     + (
@@ -347,11 +384,17 @@ def show(ident):
                     + f"\nfrom   {clean(d['from'])}\n"
                     f"to     {clean(d['to'])}\ntype   {d['type']}\norigin {origin}"
                     + (f"\nblob   {d['blob']}" if "blob" in d else "")
+                    + (
+                        f"\nblob   {d['payload']['$blob']} UNRESOLVED: {clean(d['blob_error'])}"
+                        if "blob_error" in d
+                        else ""
+                    )
                 )
                 echo(
                     "payload "
                     + clean(msgspec.json.format(msgspec.json.encode(d["payload"]), indent=2).decode())
                 )
+            report_unresolved(problems)
             return
         v = board.load(conn, wid)
         hist = _history(conn, wid)
@@ -375,8 +418,7 @@ def show(ident):
             for s, i, _, _, _, b in hist
         ]
         emit_json(d)
-        if problems:
-            raise problems[0]
+        report_unresolved(problems)
         return
     echo(
         f"worker    {clean(v.worker)}\nstate     {v.state} for {fmt_age((now - ts_to_us(v.state_since)) / 1e6)}"
@@ -463,12 +505,39 @@ def build_log_query(conn, worker=None, types=(), from_=None, since=None):
 
 
 def format_event_line(seq, eid, body, blobs=None, problems=None) -> str:
+    """One event as a log line. A claim-checked payload is shown from its blob's head
+    (BlobStore.summary: bounded memory, whatever the blob's size); an unresolved blob is
+    marked, with its reference (problems collects the error, as in event_json_parts)."""
     import msgspec
 
-    d = msgspec.json.decode(body if blobs is None else event_json_resolved(blobs, seq, eid, body, problems))
+    from ..events.blobs import is_ref
+
+    d = msgspec.json.decode(body)
     p = d["payload"]
+    mark = ""
+    if blobs is not None and is_ref(p):
+        from ..events.errors import IntegrityError, NotFound
+
+        try:
+            p = blobs.summary(p["$blob"])
+            p.pop("$head", None)
+        except (NotFound, IntegrityError) as e:
+            if problems is None:
+                raise
+            problems.append(e)
+            why = (
+                "missing"
+                if isinstance(e, NotFound)
+                else "corrupt"
+                if "corrupt" in e.message
+                else "unreadable"
+            )
+            mark = f" [unresolved blob {p['$blob'][:15]}: {why}]"
     ptxt = "" if not p else " " + msgspec.json.encode(p).decode()
-    return f"{seq:>6} {d['ts']} {one_line(d['from'], 16):<16} {d['type']:<24} → {one_line(d['to'], 16)}{one_line(ptxt, 60)}"
+    return (
+        f"{seq:>6} {d['ts']} {one_line(d['from'], 16):<16} {d['type']:<24} → "
+        f"{one_line(d['to'], 16)}{mark}{one_line(ptxt, 60)}"
+    )
 
 
 @click.command()
@@ -481,7 +550,9 @@ def format_event_line(seq, eid, body, blobs=None, problems=None) -> str:
 @click.option(
     "--since", metavar="T", help="Only events at or after T (RFC 3339, an age like 10m, or an event id)."
 )
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the last N matching events.")
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=MAX_COUNT), metavar="N", help="Only the last N matching events."
+)
 @global_options
 def log(follow, worker, types, from_, since, limit):
     """The events, oldest first (JSON lines with --json).
@@ -506,15 +577,18 @@ def log(follow, worker, types, from_, since, limit):
             rows = conn.execute(f"SELECT seq, id, body FROM events{where} ORDER BY ts, id", args).fetchall()
     from .live import until_interrupted, write
 
-    problems = []  # a bad blob shows as its reference; the command then exits 3 or 5
+    problems = []  # an unresolved blob shows as its reference: report_unresolved
     with until_interrupted():
         for seq, eid, body in rows:
             if st.json:
-                write(event_json_resolved(c.blobs, seq, eid, body, problems=problems) + b"\n")
+                for part in event_json_parts(c.blobs, seq, eid, body, problems=problems):
+                    write(part)
+                write(b"\n")
             else:
                 write((format_event_line(seq, eid, body, c.blobs, problems) + "\n").encode())
-        if problems and not follow:
-            raise problems[0]
+        if problems:
+            report_unresolved(problems, fail=not follow)
+            problems.clear()
         if follow:  # inside: a reader gone during the listing ends the command here
             from .follow import follow_log
 

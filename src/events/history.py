@@ -35,6 +35,8 @@ class History:
         means "after every event at T" (--at/--until) or "before them" (--since)."""
         t = text.strip()
         if re.fullmatch(r"\d+", t):
+            if len(t) > 18:
+                raise UsageError(f"event number {t[:20]}… is out of range")
             n = int(t)
             if n == 0:
                 return ("", "")  # before the first event
@@ -72,7 +74,8 @@ class StoreHistory(History):
                 ).fetchall()
             blobs = self.store.blobs
             for _, eid, body in rows:
-                yield eid, readable(decode(body), blobs)  # as the board folds it
+                # As the board folds it; a big blob's payload from its head (bounded memory).
+                yield eid, readable(decode(body), blobs, summary=True)
             if len(rows) < self.batch:
                 return
             last = (rows[-1][0], rows[-1][1])
@@ -137,7 +140,7 @@ class FileHistory(History):
             env = decode(body)
             if lifecycle_only and not env.type.startswith("worker."):
                 continue
-            yield eid, readable(env, self.blobs)
+            yield eid, readable(env, self.blobs, summary=True)
 
     def key_of_event(self, prefix):
         p = normalize_event_prefix(prefix)

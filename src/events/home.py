@@ -1,99 +1,27 @@
-"""Finding and creating a home (.coord/), and its settings (config.toml)."""
+"""Finding and creating a home (.coord/), and its settings (config.toml, local.toml:
+coord.events.settings)."""
 
 import os
 import stat
 from pathlib import Path
 
 from .errors import NoHome, Refused, UsageError
-from .files import USER_UMASK  # noqa: F401  (read before any home sets its umask)
+from .files import (
+    USER_UMASK,  # noqa: F401  (read before any home sets its umask)
+    check_home_dir,
+    create_file_in_home,
+    ensure_dir_in_home,
+    read_file_in_home,
+    write_file_in_home,
+)
+from .settings import SETTINGS, Settings, load, parse_setting  # noqa: F401  (the names others import)
 
 DB_NAME = "coord.db"
-GITIGNORE = "coord.db\ncoord.db-wal\ncoord.db-shm\nworktrees/\nwrite.lock\naudit.lock\nrebuild.lock\n"
+GITIGNORE = (
+    "coord.db\ncoord.db-wal\ncoord.db-shm\nworktrees/\nlocal.toml\nserve.token\n"
+    "write.lock\naudit.lock\nrebuild.lock\n"
+)
 GITATTRIBUTES_LINE = "events.jsonl merge=union -text"
-
-# name: (type, default, help). config.toml is committed, so clones share these.
-SETTINGS = {
-    "heartbeat_interval": (float, 10.0, "seconds between heartbeats; liveness levels are multiples of it"),
-    "blob_threshold": (int, 4096, "payloads whose encoding exceeds this many bytes are stored as blobs"),
-    "audit_heartbeats": (bool, False, "whether worker.heartbeat events go into events.jsonl"),
-    "branch_prefix": (str, "coord/", "prefix of worker branches"),
-    "synchronous": (str, "FULL", "SQLite synchronous pragma: FULL or NORMAL"),
-    "busy_timeout": (float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)"),
-    "write_lock": (bool, True, "take an exclusive flock around each write transaction (fair queueing)"),
-    "max_clock_skew": (
-        float,
-        300.0,
-        "seconds an event's ts may lie ahead of this clock and still set the ts of new events (local)",
-    ),
-}
-
-
-def parse_setting(key: str, value: str):
-    if key not in SETTINGS:
-        raise UsageError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)})")
-    typ = SETTINGS[key][0]
-    try:
-        if typ is bool:
-            v = value.strip().lower()
-            if v not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                raise ValueError
-            return v in ("true", "1", "yes", "on")
-        out = typ(value)
-    except ValueError:
-        raise UsageError(f"bad value for {key}: {value!r} (want {typ.__name__})") from None
-    if key == "synchronous":
-        out = out.upper()
-        if out not in ("FULL", "NORMAL", "EXTRA"):
-            raise UsageError(f"bad value for synchronous: {value!r} (FULL, NORMAL or EXTRA)")
-    if key == "max_clock_skew":
-        if not 0 <= out <= 10 * 365 * 86400:  # also refuses nan
-            raise UsageError(f"bad value for {key}: {value!r} (seconds, 0 to 315360000)")
-    elif typ in (int, float) and out <= 0:
-        raise UsageError(f"bad value for {key}: {value!r} (must be positive)")
-    return out
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_SIMPLE_LINE = None
-
-
-def _parse_simple_toml(data: bytes) -> dict | None:
-    """The flat `key = value` form that coord writes, parsed without importing tomllib
-    (start-up matters on the per-action path). None when the text is anything else."""
-    global _SIMPLE_LINE
-    if _SIMPLE_LINE is None:
-        import re
-
-        _SIMPLE_LINE = re.compile(
-            r'^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(true|false|-?\d+(?:\.\d+)?|"[^"\\]*")\s*$'
-        )
-    out = {}
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        return None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _SIMPLE_LINE.match(line)
-        if m is None:
-            return None
-        k, v = m.groups()
-        if v in ("true", "false"):
-            out[k] = v == "true"
-        elif v.startswith('"'):
-            out[k] = v[1:-1]
-        else:
-            out[k] = float(v) if "." in v else int(v)
-    return out
 
 
 class Home:
@@ -106,6 +34,7 @@ class Home:
         self.blobs_path = self.path / "blobs"
         self.config_path = self.path / "config.toml"
         self._config = None
+        self.config_notes: list[str] = []  # e.g. local settings still read from config.toml
 
     def __repr__(self):
         return f"Home({str(self.path)!r})"
@@ -115,37 +44,25 @@ class Home:
         return self.path.parent
 
     @property
-    def config(self) -> dict:
-        if self._config is None:
-            cfg = {k: v[1] for k, v in SETTINGS.items()}
-            try:
-                data = self.config_path.read_bytes()
-            except FileNotFoundError:
-                data = b""
-            if data.strip():
-                loaded = _parse_simple_toml(data)
-                if loaded is None:  # not the flat form coord writes: the real parser decides
-                    import tomllib
+    def local_config_path(self) -> Path:
+        return self.path / "local.toml"
 
-                    try:
-                        loaded = tomllib.loads(data.decode())
-                    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-                        raise UsageError(f"{self.config_path}: not valid TOML: {e}") from None
-                for k, v in loaded.items():
-                    if k in SETTINGS:
-                        cfg[k] = parse_setting(k, str(v).lower() if isinstance(v, bool) else str(v))
-            self._config = cfg
+    @property
+    def config(self) -> dict:
+        """The settings in force: defaults, then config.toml (shared), then local.toml
+        (this machine). An invalid value is exit 2 naming the file, key and repair."""
+        if self._config is None:
+            self._config, self.config_notes = load(self.path)
         return self._config
 
     def write_config(self, cfg: dict):
-        lines = ["# coord settings (committed: clones share them). `coord config KEY VALUE` sets one.\n"]
-        for k, (_typ, default, help_) in SETTINGS.items():
-            lines.append(
-                f"\n# {help_} (default {_toml_value(default)})\n{k} = {_toml_value(cfg.get(k, default))}\n"
-            )
-        tmp = self.config_path.with_suffix(".toml.tmp")
-        tmp.write_text("".join(lines))
-        os.replace(tmp, self.config_path)
+        """Set settings (each checked), each into its own file; with nothing given, write
+        config.toml with every shared setting (a new home's)."""
+        s = Settings(self.path)
+        for k, v in cfg.items():
+            s.set(k, v if isinstance(v, str) else _text(v))
+        if not cfg:
+            s.write_shared()
         self._config = None
 
     def set_umask(self):
@@ -156,6 +73,12 @@ class Home:
         except FileNotFoundError:
             mode = 0
         os.umask(0o007 if mode & stat.S_IWGRP else 0o077)
+
+
+def _text(v) -> str:
+    from .settings import toml_value
+
+    return toml_value(v)
 
 
 def _git_common_home(start: Path) -> Path | None:
@@ -291,18 +214,25 @@ def _checked_out_home(d: Path) -> bool:
 
 def init_home_dirs(path: Path) -> Home:
     home = Home(path)
+    check_home_dir(home.path)
     home.path.mkdir(parents=True, exist_ok=True)
     home.set_umask()
-    home.blobs_path.mkdir(exist_ok=True)
-    if not home.config_path.exists():
+    ensure_dir_in_home(home.blobs_path)
+    if not home.config_path.exists() and not home.config_path.is_symlink():
         home.write_config({})
     gi = home.path / ".gitignore"
-    if not gi.exists():
-        gi.write_text(GITIGNORE)
+    if not create_file_in_home(gi, GITIGNORE.encode()):
+        # A home made by an older coord: add the names it lacks (local.toml, serve.token).
+        text = read_file_in_home(gi).decode(errors="replace")
+        missing = [n for n in GITIGNORE.split() if n not in text.split()]
+        if missing:
+            sep = "" if not text or text.endswith("\n") else "\n"
+            write_file_in_home(gi, (text + sep + "\n".join(missing) + "\n").encode())
     ga = home.path / ".gitattributes"
-    text = ga.read_text() if ga.exists() else ""
+    data = read_file_in_home(ga)
+    text = data.decode(errors="replace") if data is not None else ""
     if GITATTRIBUTES_LINE not in text:
-        ga.write_text(text + ("" if not text or text.endswith("\n") else "\n") + GITATTRIBUTES_LINE + "\n")
-    if not home.audit_path.exists():
-        home.audit_path.touch()
+        sep = "" if not text or text.endswith("\n") else "\n"
+        write_file_in_home(ga, (text + sep + GITATTRIBUTES_LINE + "\n").encode())
+    create_file_in_home(home.audit_path)
     return home

@@ -19,6 +19,7 @@ from .codec import decode_body, local_problem
 from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from .errors import Busy, CoordError, IntegrityError, UsageError
 from .failpoints import failpoint
+from .files import check_dir_in_home, check_home_dir, check_regular, open_in_home
 from .home import Home
 
 # Must equal the number of migrations in schema.py (a test checks it). Kept here so the
@@ -185,6 +186,7 @@ class Store:
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> "Store":
+        check_home_files(self.home)
         cfg = self.home.config
         self.home.set_umask()
         try:
@@ -246,7 +248,7 @@ class Store:
             return
         if self._lock_fd is None:
             try:
-                self._lock_fd = os.open(str(self.home.path / "write.lock"), os.O_RDWR | os.O_CREAT, 0o660)
+                self._lock_fd = open_in_home(self.home.path / "write.lock", os.O_RDWR | os.O_CREAT)
             except OSError as e:
                 raise _translate(e, self.home) from None
         with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the store"):
@@ -257,7 +259,7 @@ class Store:
         """Serialises whole rebuilds (views, search index) between processes; appends go
         on meanwhile. Held for as long as a rebuild takes, hence its own lock file."""
         try:
-            fd = os.open(str(self.home.path / "rebuild.lock"), os.O_RDWR | os.O_CREAT, 0o660)
+            fd = open_in_home(self.home.path / "rebuild.lock", os.O_RDWR | os.O_CREAT)
         except OSError as e:
             raise _translate(e, self.home) from None
         try:
@@ -340,6 +342,21 @@ def exclusive_flock(fd: int, timeout: float, what: str):
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def check_home_files(home: Home) -> None:
+    """Before SQLite opens anything: the home is a real directory and the database and its
+    -wal and -shm are regular files, never symlinks SQLite would follow (exit 5)."""
+    check_home_dir(home.path)
+    for suffix in ("", "-wal", "-shm"):
+        check_regular(f"{home.db_path}{suffix}")
+    # The audit file, the lock files and the directories beside them too, so a command
+    # refuses before it appends anything rather than after (when the audit file could
+    # only be a warning).
+    for name in ("events.jsonl", "write.lock", "audit.lock", "rebuild.lock"):
+        check_regular(home.path / name)
+    for d in (home.blobs_path, home.path / "worktrees"):
+        check_dir_in_home(d)
 
 
 def row_to_event(row) -> StoredEvent:

@@ -1,14 +1,13 @@
 """Liveness, computed when read and never stored (contract: Liveness)."""
 
 from ..events.envelope import ts_to_us
+from ..events.settings import MAX_INTERVAL, MIN_INTERVAL
 from .workers import ACTIVE, Worker
 
 OK, WARN, STALE, DEAD, REMOTE = "OK", "WARN", "STALE", "DEAD", "REMOTE"
 # Heartbeat intervals (`run --interval`, `heartbeat --interval`, the heartbeat_interval
 # setting): finite, at least MIN_INTERVAL (a floor: 0.001 s wrote 863 events a second),
-# at most a day.
-MIN_INTERVAL = 0.05
-MAX_INTERVAL = 86400.0
+# at most a day (the bounds live in coord.events.settings).
 
 
 def interval_error(value) -> str | None:

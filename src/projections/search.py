@@ -8,6 +8,7 @@ head) are not. `rebuild` builds a fresh index beside the live one in short trans
 and swaps it in.
 """
 
+import re
 import sqlite3
 
 import msgspec
@@ -136,7 +137,12 @@ def ensure_current(store) -> None:
 
 
 def query(conn, text: str, types=(), from_=None, to=None, limit=20):
-    """Best matches first: (seq, id, ts, from, to, type, snippet, rank) rows."""
+    """Best matches first: (seq, id, ts, from, to, type, snippet, rank) rows.
+
+    The snippet is cut here, in one pass over the text of each row returned, not by
+    FTS5's snippet() or highlight(): both are quadratic in how often a word repeats in one
+    event (snippet() scores every window at every match; highlight() re-copies its output
+    at each one), so a 1 MB log of one repeated word took minutes."""
     where, args = ["search MATCH ?"], [text]
     if types:
         ors = []
@@ -151,14 +157,14 @@ def query(conn, text: str, types=(), from_=None, to=None, limit=20):
         where.append('e."to" = ?')
         args.append(to)
     sql = (
-        'SELECT e.seq, e.id, e.ts, e."from", e."to", e.type, '
-        "snippet(search, -1, '[', ']', '…', 12), rank "
+        'SELECT e.seq, e.id, e.ts, e."from", e."to", e.type, rank '
         "FROM search JOIN events e ON e.seq = search.rowid WHERE "
         + " AND ".join(where)
         + " ORDER BY rank LIMIT ?"
     )
     try:
-        return conn.execute(sql, args + [limit]).fetchall()
+        rows = conn.execute(sql, args + [limit]).fetchall()
+        return [(*r[:6], snippet(conn, text, r[0]), r[6]) for r in rows]
     except sqlite3.OperationalError as e:
         msg = str(e)
         if (
@@ -173,6 +179,95 @@ def query(conn, text: str, types=(), from_=None, to=None, limit=20):
                 "'\"foo-bar\"'; operators: AND OR NOT, prefix*)"
             ) from None
         raise
+
+
+SNIPPET_BEFORE, SNIPPET_AFTER = 4, 8  # words around the first match (about FTS5's 12 tokens)
+SNIPPET_SCAN = 4 << 20  # characters of an event's text searched for the first match
+# A token as the unicode61 tokenizer sees one: letters and digits; all else separates.
+_TOKEN = re.compile(r"[^\W_]+")
+_QUERY_WORDS = re.compile(r'"[^"]*"\s*\*?|[^\s()"]+')
+
+
+def query_terms(text: str) -> list[tuple[str, bool]]:
+    """The words of an FTS5 query as (folded word, is a prefix), for marking matches:
+    operators, column filters, NEAR's distance and what follows NOT are left out. A `*`
+    makes the word before it (the last of a phrase) a prefix."""
+    terms = []
+    skip_next = False
+    prev = ""
+    for part in _QUERY_WORDS.findall(text):
+        after_comma, prev = prev.endswith(","), part
+        if part.isdigit() and after_comma:
+            continue  # NEAR(a b, 5): the distance
+        if part in ("AND", "OR", "NEAR"):
+            continue
+        if part == "NOT":
+            skip_next = True
+            continue
+        if skip_next:
+            skip_next = False
+            continue
+        if part.endswith(":") or part.startswith("{"):
+            continue  # a column filter
+        if ":" in part and not part.startswith('"'):
+            part = part.split(":", 1)[1]  # type:review
+        prefix = part.rstrip().endswith("*")
+        words = [_fold(m.group(0)) for m in _TOKEN.finditer(part)]
+        terms += [(w, prefix and i == len(words) - 1) for i, w in enumerate(words)]
+    return terms
+
+
+def _fold(word: str) -> str:
+    """Lower case without diacritics (as unicode61 remove_diacritics 2 folds a token)."""
+    w = word.lower()
+    if w.isascii():
+        return w
+    import unicodedata
+
+    return "".join(ch for ch in unicodedata.normalize("NFKD", w) if not unicodedata.combining(ch))
+
+
+def _matches(token: str, terms) -> bool:
+    t = _fold(token)
+    return any(t.startswith(w) if prefix else t == w for w, prefix in terms)
+
+
+def snippet(conn, query_text: str, seq: int) -> str:
+    """A few words around the first match in the event's text (else its type, else the
+    text's start), matches marked [like this]."""
+    row = conn.execute("SELECT text, type FROM search WHERE rowid = ?", (seq,)).fetchone()
+    if row is None:
+        return ""
+    terms = query_terms(query_text)
+    text, etype = row[0] or "", row[1] or ""
+    for col in (text, etype):
+        for m in _TOKEN.finditer(col, 0, min(len(col), SNIPPET_SCAN)):
+            if _matches(m.group(0), terms):
+                return _window(col, m.start(), terms)
+    return _window(text, 0, terms)
+
+
+def _window(text: str, i: int, terms) -> str:
+    """SNIPPET_BEFORE words before position i and SNIPPET_AFTER from it, with the tokens
+    that match marked; '…' where the text goes on."""
+    lo = max(0, i - 400)
+    before = text[lo:i].split()
+    glued = ""
+    if before and i > 0 and not text[i - 1].isspace():
+        glued = before.pop()  # the match starts inside a word ("foo-[bar]"): keep it whole
+    cut_left = lo > 0 or len(before) > SNIPPET_BEFORE
+    before = before[-SNIPPET_BEFORE:]
+    after = text[i : i + 800].split()
+    cut_right = len(after) > SNIPPET_AFTER or i + 800 < len(text)
+    after = after[:SNIPPET_AFTER]
+    if after:
+        after[0] = glued + after[0]
+    words = [_mark(w, terms) for w in before + after]
+    return ("…" if cut_left else "") + " ".join(words) + ("…" if cut_right else "")
+
+
+def _mark(word: str, terms) -> str:
+    return _TOKEN.sub(lambda m: f"[{m.group(0)}]" if _matches(m.group(0), terms) else m.group(0), word)
 
 
 def count(conn) -> int:
