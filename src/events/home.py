@@ -139,7 +139,9 @@ def _is_home(d: Path) -> bool:
 def _need_directory(path: Path, what: str) -> None:
     """path may be created as a directory: it is one, or its nearest existing ancestor is."""
     for p in (path, *path.parents):
-        if p.exists() or p.is_symlink():
+        if p.is_symlink():
+            return  # a link is refused (exit 5) by check_home_dir, dangling or not
+        if p.exists():
             if not p.is_dir():
                 raise UsageError(f"{what} {path}: {p} exists and is not a directory")
             return
