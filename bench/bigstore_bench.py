@@ -164,7 +164,7 @@ def read_decode(store) -> int:
 def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
     """The worker-view rebuild (board.rebuild: read, decode, fold, swap the table in)
     against read_decode on the same store; best of `repeat`, alternating."""
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
     from coord.projections import board
 
     best_r = best_d = float("inf")

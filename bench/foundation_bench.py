@@ -77,7 +77,7 @@ RAW_INSERT = (
 
 def _coord_appender(n_hint: int):
     """One heartbeat per call through the library API (one transaction each)."""
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
 
     c = Coord(fresh_home(), actor="bench")
     c.act("spawn", "w-1")
@@ -176,7 +176,7 @@ def inprocess(n: int, peer: bool = False, block: int = 50) -> dict:
 
 WRITER = textwrap.dedent("""
     import sys, time, json
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
     home, me, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     lat = []
     with Coord(home, actor=me) as c:
@@ -240,7 +240,7 @@ def claim_race(racers: int = 8, workers: int = 3, rounds: int = 5) -> dict:
     """Each round: spawn `workers` fresh workers, then `racers` real `coord start --next`
     processes at once (more racers than workers). Every worker must be claimed exactly
     once; the losers must exit 4 (nothing to claim)."""
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
 
     home = fresh_home("coord-bench-race-")
     env = bench_env(COORD_HOME=str(home))

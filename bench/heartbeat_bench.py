@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from coord.api import Coord, init
+from coord.app.lifecycle import Coord, init
+from coord.app.runner import HeartbeatThread
 from coord.events.envelope import Envelope
-from coord.runner import HeartbeatThread
 
 ENV = {
     k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "COORD_AGENT", "COORD_WORKER")
@@ -192,7 +192,7 @@ def history_query(home: Path, reps: int = 20):
     dropping migration 0401's partial index (what it saves)."""
     import sqlite3
 
-    from coord.cli.views import _history
+    from coord.cli.board import _history
 
     con = sqlite3.connect(str(home / "coord.db"))
     try:

@@ -27,7 +27,7 @@ WORDS = (
 def latency(rounds: int) -> dict:
     """Each round: a fresh `coord poll --wait` process blocks; this process (a different
     one) sends through the library; the clock stops when the waiter's line arrives."""
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
 
     home = fresh_home("coord-bench-msg-")
     env = bench_env(COORD_HOME=str(home))
@@ -58,7 +58,7 @@ def latency(rounds: int) -> dict:
 
 def build_store(n: int, batch: int = 2000) -> Path:
     """n events through the library's append path (projectors included), in batches."""
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
     from coord.events.envelope import Envelope
 
     rnd = random.Random(5)

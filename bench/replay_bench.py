@@ -19,7 +19,7 @@ PER_WORKER_BEATS = 40
 
 
 def build(home: Path, n: int) -> int:
-    from coord.api import Coord, init
+    from coord.app.lifecycle import Coord, init
     from coord.events.envelope import Envelope
 
     init(home)

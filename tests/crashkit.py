@@ -17,7 +17,7 @@ from coord.events.envelope import event_id
 # returned, i.e. after COMMIT: what a caller was told succeeded.
 LIB_WRITER = textwrap.dedent("""
     import sys, random
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
     from coord.events.errors import CoordError
     home, me = sys.argv[1], sys.argv[2]
     rnd = random.Random(me)
@@ -180,7 +180,7 @@ def run_round(home, tmp, rnd: random.Random, writers=3, kind="lib", min_s=0.0, m
 def check_store(home, acks):
     """After a crash: integrity ok, seq gapless, every acknowledged event present once,
     every stored event hashes to its id, views equal a fresh fold."""
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
     from coord.projections import board
 
     con = sqlite3.connect(str(home / "coord.db"))

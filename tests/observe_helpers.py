@@ -22,7 +22,7 @@ def fixture_events(path=FIXTURE):
 
 def load_into_store(home_path, path=FIXTURE):
     """Append every line of an audit file through Tx.append (as an import would)."""
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
 
     with Coord(home_path) as c:
         with c.store.write() as tx:

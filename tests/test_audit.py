@@ -160,7 +160,7 @@ def test_concurrent_writers_never_interleave_or_duplicate(home, proc):
     procs = []
     for a in range(4):
         script = (
-            "from coord.api import Coord\n"
+            "from coord.app.lifecycle import Coord\n"
             f"c = Coord(actor='p{a}')\n"
             f"for i in range(15): c.act('spawn', 'p{a}-' + str(i))\n"
         )

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import count_events
-from coord.api import check_payload
+from coord.app.lifecycle import check_payload
 from coord.events.errors import BadPayload
 from helpers import unprivileged, world_reachable_tmp
 

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from conftest import coord_cmd, count_events
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 from coord.projections import board
 
 

@@ -11,7 +11,7 @@ from conftest import coord_cmd
 
 HAMMER = textwrap.dedent("""
     import sys
-    from coord.api import Coord
+    from coord.app.lifecycle import Coord
     from coord.events.errors import Busy
     home, me, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     ok = []

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 from coord.events.envelope import Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from coord.events.errors import IntegrityError
 from coord.events.ids import audit_line, check_line

@@ -89,7 +89,7 @@ def test_crash_at_failpoint_loses_nothing(home, fp, cmd, committed):
 
 def test_import_killed_between_batches_then_retried(home, tmp_path):
     src = tmp_path / "src" / ".coord"
-    from coord.api import Coord, init
+    from coord.app.lifecycle import Coord, init
 
     init(src)
     with Coord(src, actor="gen") as c:

@@ -13,7 +13,7 @@ from coord.events.envelope import event_id
 
 def test_backup_while_agents_write_is_consistent(home, proc, tmp_path):
     writer = textwrap.dedent(f"""
-        from coord.api import Coord
+        from coord.app.lifecycle import Coord
         with Coord({str(home)!r}, actor="w") as c:
             c.act("spawn", "w-1"); c.act("start", "w-1")
             for i in range(400):
@@ -179,7 +179,7 @@ def test_a_hash_valid_line_that_is_no_event_is_a_bad_line(home, cli, tmp_path):
 
 
 def test_init_from_a_file_with_a_late_bad_line_builds_nothing(tmp_path, cli):
-    from coord.api import Coord, init
+    from coord.app.lifecycle import Coord, init
 
     src, _ = init(tmp_path / "src" / ".coord")
     with Coord(src, actor="g") as c:

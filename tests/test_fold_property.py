@@ -4,7 +4,7 @@ zero and equals `rebuild`, on random sequences of legal and illegal actions."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coord.api import Coord, init
+from coord.app.lifecycle import Coord, init
 from coord.events.errors import CoordError
 from coord.projections import board
 

@@ -13,7 +13,7 @@ from conftest import coord_cmd
 
 WRITER = """
 import sys
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 k, n = sys.argv[1], int(sys.argv[2])
 with Coord() as c:
     for i in range(n):

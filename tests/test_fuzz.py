@@ -7,7 +7,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 from coord.events.envelope import event_id
 from coord.projections import board
 
@@ -134,7 +134,7 @@ def test_random_bytes_through_import_are_refused_cleanly(home, cli, tmp_path, da
 def test_valid_lines_mixed_with_fuzz_import_nothing(home, cli, tmp_path):
     assert cli("spawn", "w-1").exit_code == 0
     good = (home / "events.jsonl").read_bytes()
-    from coord.api import init
+    from coord.app.lifecycle import init
 
     other, _ = init(tmp_path / "o" / ".coord")
     r = cli("--home", str(other.path), "import", str(home / "events.jsonl"))

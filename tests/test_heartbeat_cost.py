@@ -3,9 +3,9 @@ index of migration 0401, on a new database and on one migrated from schema 1."""
 
 import sqlite3
 
-from coord.api import Coord
-from coord.cli.views import _history
-from coord.events.store import SCHEMA_VERSION
+from coord.app.lifecycle import Coord
+from coord.cli.board import _history
+from coord.events.sqlite_store import SCHEMA_VERSION
 
 
 def plan(con, wid="w-1"):

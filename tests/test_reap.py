@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from conftest import coord_cmd, count_events
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 
 
 def reap_events(home):

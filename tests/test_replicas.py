@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coord.api import Coord, init
+from coord.app.lifecycle import Coord, init
 from coord.events.audit import AUDIT_DIRTY, import_bodies
 from coord.events.envelope import decode
 from coord.events.errors import CoordError
@@ -120,7 +120,7 @@ def test_two_git_clones_append_concurrently_merge_and_converge(tmp_path, cli):
 
     # concurrent appends in both clones, as real processes
     script = (
-        "import sys\nfrom coord.api import Coord\n"
+        "import sys\nfrom coord.app.lifecycle import Coord\n"
         "c = Coord(sys.argv[1], actor=sys.argv[2])\n"
         "for i in range(8): c.act('spawn', sys.argv[2] + '-' + str(i))\n"
         "c.act('start', sys.argv[2] + '-0')\n"

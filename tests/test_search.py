@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from conftest import count_events
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 
 
 def one_line_error(text):

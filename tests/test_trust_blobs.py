@@ -9,7 +9,7 @@ import os
 import blake3
 import msgspec
 
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 from coord.events.envelope import Envelope
 from trust_helpers import one_line_error, snapshot
 

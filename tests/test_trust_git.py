@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 from test_git import commit_file, g, ok, repo  # noqa: F401  (repo is a fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coord.api import Coord
+from coord.app.lifecycle import Coord
 
 # --- building lines the contract's way -----------------------------------------------------
 
@@ -916,7 +916,7 @@ def test_import_takes_exactly_the_valid_lines_or_refuses_the_batch(home, cli, tm
 def test_a_store_from_before_the_stored_column_migrates_and_checks_out(home, cli):
     """Schema 4 (no events.stored, no record of what it wrote): the migration adds the
     column (old rows NULL: their ts stands for liveness), the next export starts the record."""
-    from coord.events.store import SCHEMA_VERSION
+    from coord.events.sqlite_store import SCHEMA_VERSION
 
     lifecycle(cli)
     con = sqlite3.connect(str(home / "coord.db"))

@@ -163,8 +163,8 @@ def test_exit_statuses(home, cli, proc, w1, opts, child, code, ended_by):
 def test_exec_failing_after_the_claim_is_recorded_as_a_failed_run(home, cli, w1, tmp_path, monkeypatch):
     """The race the check before the claim cannot close: the file goes away between the
     check and exec. The claim is recorded already, so the failure is too (126/127)."""
-    from coord import runner
-    from coord.api import Coord
+    from coord.app import runner
+    from coord.app.lifecycle import Coord
 
     gone = tmp_path / "agent.sh"
     monkeypatch.setattr(runner, "check_command", lambda cmd, env, cwd=None: gone.unlink(missing_ok=True))
@@ -343,7 +343,7 @@ def test_rows_stored_before_digests_match_any_arguments(home, cli):
 
 
 def test_library_calls_compare_their_own_arguments(home, w1):
-    from coord.api import Coord, RequestIdReused
+    from coord.app.lifecycle import Coord, RequestIdReused
 
     with Coord(home, actor="a") as c:
         c.act("fail", "w-1", {"reason": "x"}, request_id="k")
@@ -356,8 +356,8 @@ def test_library_calls_compare_their_own_arguments(home, w1):
 def test_a_git_step_retried_after_the_worker_moved_on_is_not_refused(tmp_path, monkeypatch, cli):
     """branches.spawn with a plain-str key: the first call records git fields the retry
     cannot guess once the worker has moved on; they are not the caller's arguments."""
-    from coord import branches
-    from coord.api import Coord
+    from coord.app import gitsteps as branches
+    from coord.app.lifecycle import Coord
     from test_git import g
 
     root = tmp_path / "proj"
@@ -480,8 +480,8 @@ def test_huge_timeouts_are_just_long(home, proc, w1):
 @pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("where", ["beat", "open"])
 def test_a_failing_heartbeat_thread_ends_the_run_and_says_why(home, cli, w1, where):
-    from coord import runner
-    from coord.api import Coord
+    from coord.app import runner
+    from coord.app.lifecycle import Coord
 
     said = []
     with Coord(home) as c:

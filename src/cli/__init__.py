@@ -23,9 +23,9 @@ COMMANDS = {
     "cancel": "lifecycle:cancel",
     "fail": "lifecycle:fail",
     "retry": "lifecycle:retry",
-    "status": "views:status",
-    "show": "views:show",
-    "log": "views:log",
+    "status": "board:status",
+    "show": "board:show",
+    "log": "board:log",
     "replay": "replay:replay",
     "stats": "stats:stats",
     "timeline": "timeline:timeline",
@@ -54,7 +54,7 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(f"coord.cli.{mod}"), attr)
 
 
-from .common import global_options  # noqa: E402
+from .options import global_options  # noqa: E402
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,6 +75,6 @@ def cli():
 
 
 def main(argv=None):
-    from .common import run_main
+    from .options import run_main
 
     sys.exit(run_main(cli, argv))

@@ -3,7 +3,7 @@
 import click
 
 from ..events.home import find_home
-from .common import clean, echo, emit_json, global_options, state, warn
+from .options import clean, echo, emit_json, global_options, state, warn
 
 
 @click.command("init")
@@ -19,7 +19,7 @@ def init_cmd():
     Example:
       cd my-repo && coord init
     """
-    from ..api import init
+    from ..app.lifecycle import init
 
     st = state()
     home, created = init(st.home)

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..events.errors import IntegrityError, UsageError
-from .common import clean, echo, emit_json, global_options, state, warn
+from .options import clean, echo, emit_json, global_options, state, warn
 
 
 def _file_summary(r: dict) -> str:
@@ -165,7 +165,7 @@ def verify_cmd():
       coord verify
       coord verify --json | jq .problems
     """
-    from ..verify import verify
+    from ..app.verification import verify
 
     st = state()
     c = st.open()

@@ -5,7 +5,7 @@ import sys
 import click
 
 from ..events.errors import IntegrityError
-from .common import echo, emit_json, global_options, state
+from .options import echo, emit_json, global_options, state
 
 
 @click.group("blob")

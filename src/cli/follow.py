@@ -1,13 +1,13 @@
 """`coord log -f`: print events as they commit, with log's filters, until interrupted."""
 
 from ..events.follow import follow
-from .common import state
 from .live import reader_gone, until_interrupted, write
+from .options import state
 
 
 def follow_log(c, worker, types, from_, last_seq, poll: float = 0.05):
     """Continue after `last_seq`, the top seq of the snapshot the initial listing read."""
-    from .views import build_log_query, event_json_parts, format_event_line, report_unresolved
+    from .board import build_log_query, event_json_parts, format_event_line, report_unresolved
 
     st = state()
     with c.store.read() as conn:

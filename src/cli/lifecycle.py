@@ -1,5 +1,5 @@
 """Lifecycle commands: spawn, start, heartbeat, done, approve, request-changes, merge,
-release, cancel, fail, retry. Each is one transaction in coord.api."""
+release, cancel, fail, retry. Each is one transaction in coord.app.lifecycle."""
 
 import os
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..events.errors import UsageError
-from .common import echo, emit_json, global_options, request_id_option, state, warn
+from .options import echo, emit_json, global_options, request_id_option, state, warn
 
 
 def infer_worker(c, wid: str | None) -> str:
@@ -18,7 +18,7 @@ def infer_worker(c, wid: str | None) -> str:
     env = os.environ.get("COORD_WORKER")
     if env:
         return c.resolve_worker(env)
-    from ..branches import worker_here
+    from ..app.gitsteps import worker_here
 
     here = worker_here(c, Path.cwd().absolute())
     if here is not None:
@@ -48,8 +48,8 @@ def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
 
 
 def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
-    """An action that may touch git (coord.branches): the git step, then the record."""
-    from .. import branches
+    """An action that may touch git (coord.app.gitsteps): the git step, then the record."""
+    from ..app import gitsteps as branches
 
     st = state()
     actor = st.identity()
@@ -65,7 +65,7 @@ def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
 def _request(key, wid, payload, kw=None):
     """--request-id KEY with the arguments the user gave (the worker resolved; a relative
     --worktree made absolute), so a repeat with other arguments is refused."""
-    from ..api import with_args
+    from ..app.lifecycle import with_args
 
     kw = dict(kw or {})
     if kw.get("worktree"):
@@ -148,7 +148,7 @@ def start(worker_id, next_, request_id):
     else:
         r = _act("start", worker_id, {}, request_id, explicit_identity=True, verb="started")
     if not st.json and not r.repeat:
-        from ..branches import worktree_path
+        from ..app.gitsteps import worktree_path
 
         c = st.open()
         where = worktree_path(c, c.worker(r.worker))

@@ -8,7 +8,7 @@ import click
 
 from ..events.errors import BadPayload, TimedOut, UsageError
 from ..events.failpoints import failpoint
-from .common import (
+from .options import (
     MAX_COUNT,
     MAX_SECONDS,
     FiniteFloat,
@@ -104,7 +104,7 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
     if reply_to is not None:
         import msgspec
 
-        from .views import resolve_event
+        from .board import resolve_event
 
         with c.store.read() as conn:
             _, reply_id, body, _ = resolve_event(conn, reply_to)
@@ -113,7 +113,7 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
     if to is None:
         raise UsageError("missing --to AGENT|WORKER|'*' (or --reply-to EVENT to answer its sender)")
     check_recipient(to)
-    from ..api import check_payload
+    from ..app.lifecycle import check_payload
 
     check_payload(obj)
     if file_ is not None:
@@ -172,7 +172,7 @@ def poll(peek, wait, limit, types):
       coord --as agent-2 poll --wait 30 --json
       coord --as agent-2 poll --peek --type review_request
     """
-    from .views import event_json_parts, report_unresolved
+    from .board import event_json_parts, report_unresolved
 
     st = state()
     actor = st.identity()
@@ -220,7 +220,7 @@ def ack(event, request_id):
       coord --as agent-2 poll --peek
       coord --as agent-2 ack b3:4f2a
     """
-    from .views import resolve_event
+    from .board import resolve_event
 
     st = state()
     actor = st.identity()

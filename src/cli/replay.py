@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..events.errors import UnknownWorker, UsageError
-from .common import FiniteFloat, global_options, one_line, state
+from .options import FiniteFloat, global_options, one_line, state
 
 
 def open_history(from_file):
@@ -52,7 +52,7 @@ def resolve_worker_in(history, text):
 
 
 def board_at_items(views, now, interval, worker=None):
-    from .views import view_dict
+    from .board import view_dict
 
     vs = sorted(views.values(), key=lambda v: (v.created, v.worker))
     if worker:
@@ -189,11 +189,11 @@ def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_fi
         now = ts_to_us(at_ts) if at_ts else 0
         items = board_at_items(views, now, interval, wid)
         if st.json:
-            from .common import emit_json
+            from .options import emit_json
 
             emit_json({"at": at_ts, "event": key[1] if key[1].startswith("b3:") else None, "workers": items})
             return
-        from .views import render_board
+        from .board import render_board
 
         point = f" (event {key[1][:15]})" if key[1].startswith("b3:") else ""
         lines = [f"board at {at_ts or 'the beginning'}{point}"]

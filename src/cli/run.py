@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..events.errors import UsageError
-from .common import clean, echo, emit_json, global_options, request_id_option, state
+from .options import clean, echo, emit_json, global_options, request_id_option, state
 
 
 class Duration(click.ParamType):
@@ -93,8 +93,8 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
       COORD_AGENT=agent-1 coord run w-1 --idle-timeout 10m -- claude -p "fix the parser"
       coord --as agent-2 run w-2 --interval 5 --timeout 2h -- ./agent.sh
     """
-    from ..api import with_args
-    from ..runner import run_args, run_worker
+    from ..app.lifecycle import with_args
+    from ..app.runner import run_args, run_worker
     from .lifecycle import infer_worker
 
     st = state()

@@ -2,11 +2,11 @@
 
 import click
 
-from .common import echo, emit_json, global_options, one_line, state
+from .options import echo, emit_json, global_options, one_line, state
 
 
 def _dur(s):
-    from .common import fmt_age
+    from .options import fmt_age
 
     return "-" if s is None else fmt_age(s)
 

@@ -9,7 +9,7 @@ import click
 
 from ..events.envelope import ts_to_us
 from ..events.errors import UsageError
-from .common import MAX_WIDTH, current_home_path, echo, emit_json, global_options, one_line, state
+from .options import MAX_WIDTH, current_home_path, echo, emit_json, global_options, one_line, state
 
 # One character per state in the text timeline; a terminal state shows once, then blank.
 GLYPH = {

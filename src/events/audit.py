@@ -19,7 +19,7 @@ from .envelope import event_id
 from .errors import IntegrityError, UsageError
 from .failpoints import failpoint
 from .files import open_file_in_home, open_in_home
-from .store import AUDIT_DIRTY, AUDIT_NONE, AUDIT_WRITTEN, exclusive_flock
+from .sqlite_store import AUDIT_DIRTY, AUDIT_NONE, AUDIT_WRITTEN, exclusive_flock
 
 # Lines per write() (and per bookkeeping transaction) when exporting a large backlog.
 EXPORT_CHUNK = 5000

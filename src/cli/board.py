@@ -8,7 +8,7 @@ from ..events.ids import normalize_event_prefix
 from ..projections import board, liveness
 from ..projections.explain import expected_next
 from ..projections.workers import STATES, legal_actions
-from .common import (
+from .options import (
     MAX_COUNT,
     FiniteFloat,
     clean,
@@ -302,7 +302,7 @@ def add_branch_counts(c, items) -> None:
     """ahead/behind of each worker's branch against its base: one git call per worker,
     only when asked, so a plain `status` never runs git. None where git cannot tell
     (no branch, a branch or base deleted, no repository)."""
-    from ..gitops import repo_of
+    from ..app.gitrepo import repo_of
 
     repo = repo_of(c.home.project_dir) if any(d["branch"] for d in items) else None
     for d in items:

@@ -212,7 +212,7 @@ class Store:
         return self
 
     def _migrate(self):
-        from . import schema
+        from . import sqlite_schema as schema
 
         with self._flock():
             try:

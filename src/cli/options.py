@@ -51,7 +51,7 @@ class State:
     def open(self):
         """The command's store, opened once and closed when the command ends."""
         if self.coord is None:
-            from ..api import Coord
+            from ..app.lifecycle import Coord
 
             self.coord = Coord(self.home, actor=None, on_warning=warn)
             ctx = click.get_current_context()

@@ -4,9 +4,9 @@ All in one write transaction: the liveness of each worker is judged inside BEGIN
 IMMEDIATE, so a second reaper running at the same time sees the first one's events and
 finds nothing left to reap (one reap event per dead worker)."""
 
-from .events.envelope import now_us
-from .projections import board, liveness
-from .projections.workers import ACTIVE
+from ..events.envelope import now_us
+from ..projections import board, liveness
+from ..projections.workers import ACTIVE
 
 REAP_REASON = "heartbeat timeout"
 

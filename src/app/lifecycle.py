@@ -10,8 +10,8 @@ from pathlib import Path
 
 import msgspec
 
-from .events.envelope import Envelope
-from .events.errors import (
+from ..events.envelope import Envelope
+from ..events.errors import (
     BadPayload,
     IllegalTransition,
     NothingToClaim,
@@ -20,11 +20,11 @@ from .events.errors import (
     UnknownWorker,
     UsageError,
 )
-from .events.home import Home, find_home
-from .events.ids import check_worker_id
-from .events.store import AUDIT_DIRTY, Store
-from .projections import board, search
-from .projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
+from ..events.home import Home, find_home
+from ..events.ids import check_worker_id
+from ..events.sqlite_store import AUDIT_DIRTY, Store
+from ..projections import board, search
+from ..projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
 
 
 def request_key(command: str, key: str) -> str:
@@ -61,7 +61,7 @@ def args_digest(args: dict) -> dict:
     an option added later does not change the digest of requests that do not use it."""
     import blake3
 
-    from .events.envelope import encode_json
+    from ..events.envelope import encode_json
 
     return {
         k: blake3.blake3(encode_json(v)).hexdigest()[:32]
@@ -145,7 +145,7 @@ def check_payload(payload) -> dict:
             break
     else:
         return payload  # flat (a heartbeat's): nothing nests
-    from .events.codec import MAX_DEPTH, too_deep
+    from ..events.codec import MAX_DEPTH, too_deep
 
     try:
         data = msgspec.json.encode(payload)
@@ -180,7 +180,7 @@ class Coord:
     def audit(self):
         """The home's audit file (coord.events.audit.AuditTrail), opened on first use."""
         if self._audit is None:
-            from .events.audit import AuditTrail
+            from ..events.audit import AuditTrail
 
             self._audit = AuditTrail(self.store, warn=lambda m: self.on_warning(m))
         return self._audit
@@ -365,7 +365,7 @@ class Coord:
         request_id: str | None = None,
     ) -> list[dict]:
         """Fail (or, with requeue, release) every DEAD worker, in one transaction."""
-        from .reaper import reap
+        from .reaping import reap
 
         return reap(self, actor or self.actor, requeue=requeue, dry_run=dry_run, request_id=request_id)
 
@@ -431,8 +431,8 @@ class Coord:
         user's umask, to a temporary file renamed into place."""
         import sqlite3
 
-        from .events.errors import CoordError
-        from .events.files import check_output_path, place, user_umask
+        from ..events.errors import CoordError
+        from ..events.files import check_output_path, place, user_umask
 
         dest = Path(check_output_path(dest, self.home.path, force))
         tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
@@ -456,8 +456,8 @@ class Coord:
         Returns the number of lifecycle events folded. Refused (exit 5) while the events
         themselves do not check out (a row deleted or changed behind coord's back): views
         folded from them would bless the damage."""
-        from .events.errors import IntegrityError
-        from .verify import damage
+        from ..events.errors import IntegrityError
+        from .verification import damage
 
         problems = damage(self)
         if problems:
@@ -503,7 +503,7 @@ class Coord:
         reply_to: str | None = None,
     ) -> Result:
         """Append a msg.<name> event to an agent, a worker or '*'."""
-        from .projections.inbox import check_recipient, message_type
+        from ..projections.inbox import check_recipient, message_type
 
         check_recipient(to)
         etype = message_type(name)
@@ -516,7 +516,7 @@ class Coord:
 
     def pending(self, actor: str, types=(), limit: int | None = None) -> list[tuple]:
         """Unacknowledged messages for actor, oldest first: (seq, id, body, to) rows."""
-        from .projections import inbox
+        from ..projections import inbox
 
         with self.store.read() as conn:
             return inbox.pending(conn, actor, types, limit)
@@ -544,7 +544,7 @@ class Coord:
 
     def acknowledge(self, actor: str, rows) -> None:
         """Move actor's cursors past delivered (seq, …, to) rows."""
-        from .projections import inbox
+        from ..projections import inbox
 
         with self.store.write() as tx:
             inbox.acknowledge(tx.conn, actor, [(r[0], r[3]) for r in rows])
@@ -552,7 +552,7 @@ class Coord:
     def ack_upto(self, actor: str, seq: int, request_id: str | None = None) -> int:
         """Acknowledge through seq; returns the seq acknowledged (the first one, for a
         request id used before)."""
-        from .projections import inbox
+        from ..projections import inbox
 
         with self.store.write() as tx:
             earlier = self.earlier_result(tx, actor, request_id, "ack", {"through": seq})
@@ -596,7 +596,7 @@ def export_audit(coord: Coord, events) -> None:
         and coord.conn.execute("SELECT 1 FROM events WHERE audit = 1 LIMIT 1").fetchone() is None
     ):
         return
-    from .events.errors import CoordError
+    from ..events.errors import CoordError
 
     try:
         coord.audit.export()
@@ -628,9 +628,9 @@ def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home,
     events.jsonl exists without a database, the store is built from that file (every
     line checked first: a bad file is refused with exit 5 and no database is created);
     the file itself is never truncated."""
-    from .events.files import check_home_dir, check_regular
-    from .events.home import Home as _Home
-    from .events.home import init_home_dirs, init_target
+    from ..events.files import check_home_dir, check_regular
+    from ..events.home import Home as _Home
+    from ..events.home import init_home_dirs, init_target
 
     p = init_target(str(path) if path is not None else None, cwd)
     check_home_dir(p)  # a .coord that is a symlink is refused before anything is created
@@ -640,7 +640,7 @@ def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home,
     if created:
         audit_path = _Home(p).audit_path
         if check_regular(audit_path) and audit_path.stat().st_size:
-            from .events.audit import read_checked
+            from ..events.audit import read_checked
 
             pairs = read_checked(audit_path, in_home=True).new
     home = init_home_dirs(p)
@@ -650,7 +650,7 @@ def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home,
     try:
         with Coord(home) as c:
             if pairs:
-                from .events.audit import AUDIT_WRITTEN, import_bodies
+                from ..events.audit import AUDIT_WRITTEN, import_bodies
 
                 import_bodies(c.store, pairs, AUDIT_WRITTEN)
                 c.audit.adopt()

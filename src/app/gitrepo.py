@@ -2,7 +2,7 @@
 coord errors with one-line messages.
 
 This module knows git, not the log: it never opens the store, so every call here runs
-outside the store's write transaction (see coord.branches for the order of steps). Merges
+outside the store's write transaction (see coord.app.gitsteps for the order of steps). Merges
 are computed with `git merge-tree --write-tree` and installed with a compare-and-set on
 the branch ref, so no working tree ever holds a half-done merge.
 """
@@ -13,8 +13,8 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from .events.errors import CoordError, NotFound, Refused, UsageError
-from .events.files import USER_UMASK
+from ..events.errors import CoordError, NotFound, Refused, UsageError
+from ..events.files import USER_UMASK
 
 
 class GitError(CoordError):

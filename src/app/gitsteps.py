@@ -22,12 +22,12 @@ from pathlib import Path
 
 import msgspec
 
-from .api import Coord, Result
-from .events.errors import CoordError, Refused, UsageError
-from .events.failpoints import failpoint
-from .events.files import ensure_dir_in_home
-from .events.ids import check_worker_id
-from .gitops import (
+from ..events.errors import CoordError, Refused, UsageError
+from ..events.failpoints import failpoint
+from ..events.files import ensure_dir_in_home
+from ..events.ids import check_worker_id
+from ..projections.workers import TERMINAL, branch_of
+from .gitrepo import (
     Conflict,
     DirtyWorktree,
     GitError,
@@ -38,7 +38,7 @@ from .gitops import (
     is_branch_name,
     repo_of,
 )
-from .projections.workers import TERMINAL, branch_of
+from .lifecycle import Coord, Result
 
 SPAWN_KEYS = ("branch", "base", "worktree", "prefix")
 DONE_KEYS = ("head", "rebased")
@@ -156,7 +156,7 @@ def worker_here(c: Coord, cwd: Path) -> str | None:
     home_checkout = checkout_at(c.home.project_dir.absolute())
     if home_checkout is None or home_checkout[1] != common:
         return None  # not a checkout of the home's repository
-    from .projections.board import decode_view
+    from ..projections.board import decode_view
 
     with c.store.read() as conn:
         rows = conn.execute(
@@ -325,7 +325,7 @@ def _check_worktree_location(c: Coord, repo: Repo, path: Path, branch: str) -> N
 
 
 def _peek(c, wid):
-    from .projections import board
+    from ..projections import board
 
     with c.store.read() as conn:
         return board.load(conn, wid)

@@ -6,7 +6,7 @@ check found a problem. Features add their own check by appending to CHECKS (e.g.
 import os
 from dataclasses import dataclass, field
 
-from .events.envelope import MAX_US, event_id
+from ..events.envelope import MAX_US, event_id
 
 PAGE = 20000
 
@@ -32,10 +32,10 @@ def check_events(c, report: Report) -> None:
     the last seq the projector saw (a deleted row shows as a gap); a claim-checked payload
     whose blob is here fits its type. Events dated more than max_clock_skew ahead of this
     clock are noticed (they never set the clock), not failed: clones keep them alike."""
-    from .events.codec import decode_body, payload_problem
-    from .events.envelope import now_us, us_to_ts
-    from .events.errors import CoordError, IntegrityError
-    from .events.store import worker_of
+    from ..events.codec import decode_body, payload_problem
+    from ..events.envelope import now_us, us_to_ts
+    from ..events.errors import CoordError, IntegrityError
+    from ..events.sqlite_store import worker_of
 
     horizon = us_to_ts(min(now_us() + int(c.home.config["max_clock_skew"] * 1e6), MAX_US))
     bad, columns, gaps, ahead = [], [], [], []
@@ -142,7 +142,7 @@ def check_audit_file(c, report: Report) -> None:
 
 def check_projections(c, report: Report) -> None:
     """The stored views equal a fresh fold of all events in (ts, id) order."""
-    from .projections import board
+    from ..projections import board
 
     with c.store.read() as conn:
         fresh = board.fresh_fold(conn)

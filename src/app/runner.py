@@ -22,9 +22,9 @@ import time
 
 import msgspec
 
-from .events.errors import CoordError, Refused, UsageError
-from .events.files import USER_UMASK
-from .projections.workers import ACTIVE
+from ..events.errors import CoordError, Refused, UsageError
+from ..events.files import USER_UMASK
+from ..projections.workers import ACTIVE
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # A forwarded SIGTERM/SIGHUP means "stop": after the grace period the child is SIGKILLed.
@@ -495,7 +495,7 @@ def run_worker(
     recorded. A repeat after that returns the first result without running CMD again; a
     repeat with other arguments is refused (exit 4). A plain-str key is compared with
     run_args() of this call; the CLI attaches the arguments as the user gave them."""
-    from .api import with_args
+    from .lifecycle import with_args
 
     say = say or (lambda text: None)
     if request_id is not None and getattr(request_id, "args", None) is None:
@@ -512,7 +512,7 @@ def run_worker(
     view = coord.worker(wid)
     cwd = None
     if view.branch and not here:
-        from .branches import worktree_path
+        from .gitsteps import worktree_path
 
         cwd = worktree_path(coord, view)  # where git has its branch, never a recorded path
     check_command(cmd, env, cwd)
@@ -670,13 +670,13 @@ def _supervise(
 
 def _record_done(coord, wid, payload, actor, res: RunResult):
     """`done` as `coord done` does it: with a branch, rebase onto its base first
-    (coord.branches). A rebase conflict is recorded there (CONFLICTED: the agent resolves,
+    (coord.app.gitsteps). A rebase conflict is recorded there (CONFLICTED: the agent resolves,
     then runs `coord done`). When done is refused otherwise (uncommitted changes, say), the
     worker is failed with the reason, so it does not sit WORKING without a heartbeat."""
     if not coord.worker(wid).branch:
         return coord.act("done", wid, payload, actor=actor)
-    from .branches import done as git_done
-    from .gitops import Conflict
+    from .gitrepo import Conflict
+    from .gitsteps import done as git_done
 
     try:
         return git_done(coord, wid, payload, actor)
