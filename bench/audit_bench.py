@@ -22,8 +22,8 @@ from pathlib import Path
 from coord.app.lifecycle import Coord, init
 from coord.app.verification import verify
 from coord.events.audit import AUDIT_WRITTEN, import_bodies, read_checked
+from coord.events.codec import audit_line
 from coord.events.envelope import Envelope, canonical, event_id, us_to_ts
-from coord.events.ids import audit_line
 
 STEPS = [
     ("worker.spawned", "human:bench", lambda w: {"task": f"task {w}"}),

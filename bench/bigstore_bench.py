@@ -62,8 +62,8 @@ def _worker_events(w: int, k: int, rnd: random.Random):
 def generate(path: Path, workers: int, events: int, seed: int = 8) -> int:
     """Write an audit file (valid ids) of about `events` events over `workers` workers;
     returns how many lines were written."""
+    from coord.events.codec import audit_line
     from coord.events.envelope import Envelope, canonical, event_id, us_to_ts
-    from coord.events.ids import audit_line
 
     rnd = random.Random(seed)
     per = max(2, events // workers)
@@ -85,8 +85,8 @@ def generate(path: Path, workers: int, events: int, seed: int = 8) -> int:
 
 def raw_rows(path: Path):
     """The rows `coord import` stores, parsed from the file (not timed)."""
+    from coord.events.codec import check_line
     from coord.events.envelope import decode
-    from coord.events.ids import check_line
 
     rows = []
     with open(path, "rb") as f:

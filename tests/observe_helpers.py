@@ -4,8 +4,8 @@ through the real write path, and audit files written from a store."""
 import sqlite3
 from pathlib import Path
 
+from coord.events.codec import audit_line, check_line
 from coord.events.envelope import decode
-from coord.events.ids import audit_line, check_line
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "history.jsonl"
 

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from conftest import count_events
-from coord.events.ids import check_line
+from coord.events.codec import check_line
 
 
 def lines_of(home):

@@ -3,7 +3,7 @@ nothing is dirty (the most frequent action stays cheap), but never when an earli
 command left events dirty."""
 
 from conftest import count_events
-from coord.events.ids import check_line
+from coord.events.codec import check_line
 
 
 def ids_in_file(home):

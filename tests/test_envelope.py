@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coord.app.lifecycle import Coord
+from coord.events.codec import audit_line, check_line
 from coord.events.envelope import Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from coord.events.errors import IntegrityError
-from coord.events.ids import audit_line, check_line
 
 
 def test_canonical_bytes_are_the_five_fields_in_order_compact():

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import coord_cmd
-from coord.events.ids import check_line
+from coord.events.codec import check_line
 from crashkit import check_store
 
 

@@ -145,7 +145,7 @@ def check_payload(payload) -> dict:
             break
     else:
         return payload  # flat (a heartbeat's): nothing nests
-    from ..events.codec import MAX_DEPTH, too_deep
+    from ..events.shapes import MAX_DEPTH, too_deep
 
     try:
         data = msgspec.json.encode(payload)

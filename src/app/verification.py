@@ -27,14 +27,15 @@ MAX_NAMED = 20  # ids named per kind of notice
 
 def check_events(c, report: Report) -> None:
     """Every stored event, in short read transactions: its bytes hash to its id and meet
-    every shape rule (coord.events.codec); the columns the queries use (ts, from, to,
+    every shape rule (coord.events.shapes); the columns the queries use (ts, from, to,
     type, worker) say what the hashed bytes say; `seq` runs 1, 2, … with no gap and up to
     the last seq the projector saw (a deleted row shows as a gap); a claim-checked payload
     whose blob is here fits its type. Events dated more than max_clock_skew ahead of this
     clock are noticed (they never set the clock), not failed: clones keep them alike."""
-    from ..events.codec import decode_body, payload_problem
+    from ..events.codec import decode_body
     from ..events.envelope import now_us, us_to_ts
     from ..events.errors import CoordError, IntegrityError
+    from ..events.shapes import payload_problem
     from ..events.sqlite_store import worker_of
 
     horizon = us_to_ts(min(now_us() + int(c.home.config["max_clock_skew"] * 1e6), MAX_US))

@@ -91,7 +91,7 @@ def event_json_parts(blobs, seq: int, eid: str, body: bytes, problems: list | No
     ref = payload["$blob"]
     try:
         data = blobs.read(ref)
-        from ..events.codec import MAX_DEPTH, too_deep
+        from ..events.shapes import MAX_DEPTH, too_deep
 
         if too_deep(data):
             raise IntegrityError(f"blob {ref} holds JSON nested deeper than {MAX_DEPTH} levels")

@@ -36,7 +36,7 @@ def _parse_payload(text: str | None) -> dict | None:
     else:
         data = text.encode()
         where = "PAYLOAD"
-    from ..events.codec import loads_object
+    from ..events.shapes import loads_object
 
     try:
         return loads_object(data)

@@ -41,7 +41,7 @@ class State:
             if explicit_required:
                 raise UsageError("this command needs an explicit identity: --as NAME or COORD_AGENT")
             actor = "human:" + (os.environ.get("USER") or os.environ.get("LOGNAME") or _login_name())
-        from ..events.codec import name_problem
+        from ..events.shapes import name_problem
 
         why = name_problem(actor)
         if why is not None:

@@ -300,7 +300,7 @@ def readable(env, blobs: "BlobStore | None", summary: bool = False):
             payload = blobs.payload_of(env.payload)
     except (NotFound, IntegrityError, UsageError):
         return env
-    from .codec import payload_problem
+    from .shapes import payload_problem
 
     checked = {k: v for k, v in payload.items() if k != "$head"} if "$head" in payload else payload
     if payload_problem(env.type, checked) is not None:
@@ -309,7 +309,7 @@ def readable(env, blobs: "BlobStore | None", summary: bool = False):
 
 
 def _decode_payload(data: bytes, ref: str) -> dict:
-    from .codec import MAX_DEPTH, too_deep
+    from .shapes import MAX_DEPTH, too_deep
 
     if too_deep(data):
         raise IntegrityError(f"blob {ref} holds JSON nested deeper than {MAX_DEPTH} levels")

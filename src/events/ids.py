@@ -1,10 +1,10 @@
-"""Worker ids and id prefixes. (The audit line itself lives in coord.events.codec.)"""
+"""Worker ids and id prefixes. (The audit line lives in coord.events.codec.)"""
 
 import re
 
-from .codec import WORKER_ID_RE, audit_line, check_line  # noqa: F401  (audit_line, check_line: re-exported)
 from .envelope import ID_RE
 from .errors import UsageError
+from .shapes import WORKER_ID_RE
 
 
 def check_worker_id(wid: str) -> str:

@@ -15,12 +15,13 @@ from contextlib import contextmanager
 
 import msgspec
 
-from .codec import decode_body, local_problem
+from .codec import decode_body
 from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from .errors import Busy, CoordError, IntegrityError, UsageError
 from .failpoints import failpoint
 from .files import check_dir_in_home, check_home_dir, check_regular, open_in_home
 from .home import Home
+from .shapes import local_problem
 
 # Must equal the number of migrations in schema.py (a test checks it). Kept here so the
 # per-action path can tell "current" without importing sqlite_utils.
@@ -119,7 +120,7 @@ class Tx:
         file, so it is dirty too (our file becomes the union). An import from our own
         audit file passes AUDIT_WRITTEN (it is already there).
 
-        Shape rules (coord.events.codec) hold for both: a local event that would break one
+        Shape rules (coord.events.shapes) hold for both: a local event that would break one
         is a usage error (exit 2); given bytes are checked whole (exit 5) unless the caller
         read them through the codec already (`checked`)."""
         if body is None:

@@ -16,8 +16,8 @@ the audit file, and not shared between clones.
 import re
 from collections import defaultdict
 
-from ..events.codec import BROADCAST, RECIPIENT_RE, recipient_ok  # noqa: F401  (the shape rules)
 from ..events.errors import UsageError
+from ..events.shapes import BROADCAST, recipient_ok
 
 NAME_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*\Z")
 _MSG = ("msg.", "msg/")  # type >= 'msg.' AND type < 'msg/': every msg.* type, by index

@@ -14,8 +14,8 @@ import sqlite3
 import msgspec
 
 from ..events.blobs import BlobStore, is_ref
-from ..events.codec import too_deep
 from ..events.errors import UsageError
+from ..events.shapes import too_deep
 
 SKIP_TYPES = frozenset({"worker.heartbeat"})
 INDEX_LIMIT = 2 << 20
