@@ -76,7 +76,7 @@ class Home:
 
 
 def _text(v) -> str:
-    from .settings import toml_value
+    from .settings_files import toml_value
 
     return toml_value(v)
 
