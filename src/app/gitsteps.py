@@ -27,17 +27,8 @@ from ..events.failpoints import failpoint
 from ..events.files import ensure_dir_in_home
 from ..events.ids import check_worker_id
 from ..projections.workers import TERMINAL, branch_of
-from .gitrepo import (
-    Conflict,
-    DirtyWorktree,
-    GitError,
-    Repo,
-    branch_prefix_problem,
-    check_branch_prefix,
-    checkout_at,
-    is_branch_name,
-    repo_of,
-)
+from .gitnames import branch_prefix_problem, check_branch_prefix, checkout_at, is_branch_name
+from .gitrepo import Conflict, DirtyWorktree, GitError, Repo, repo_of
 from .lifecycle import Coord, Result
 
 SPAWN_KEYS = ("branch", "base", "worktree", "prefix")
