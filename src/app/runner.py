@@ -1,52 +1,30 @@
-"""`coord run`: supervise an agent's process and keep its worker's liveness real.
+"""`coord run`'s protocol: claim the worker, keep its liveness real while a supervised
+child (coord.app.supervisor) works on it, and record the outcome.
 
-Three parties, no shared mutable state between threads:
-- the main thread runs the child, pumps its stdout/stderr to ours as they arrive (so it
-  knows when the child went silent), enforces --idle-timeout/--timeout, forwards signals;
+Two threads, no shared mutable state between them:
+- the main thread runs the supervisor (the child, its output, timeouts, signals);
 - a heartbeat thread owns its own Coord (SQLite connections are per thread) and appends
   `worker.heartbeat` every interval, so a store held locked never stalls the output pump;
-- they talk through two queues: main → beat ("output", t) / ("note", text) / ("stop", None),
-  beat → main ("refused", message) / ("error", message).
+- they talk through two queues (the supervisor's watcher, `Beats`, holds them): main →
+  beat ("output", t) / ("note", text) / ("stop", None), beat → main ("refused", message) /
+  ("error", message) / ("crashed", message).
 The outcome (done or fail) is appended by the main thread after the beat thread stopped.
 """
 
 import os
 import queue
-import selectors
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import msgspec
 
-from ..events.errors import CoordError, Refused, UsageError
-from ..events.files import USER_UMASK
+from ..events.errors import CoordError, Refused
 from ..projections.workers import ACTIVE
+from .supervisor import DEFAULT_GRACE, Supervisor, Watcher, check_command, exit_status, signal_name
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# A forwarded SIGTERM/SIGHUP means "stop": after the grace period the child is SIGKILLed.
-# A forwarded SIGINT only interrupts (agents use it to cancel one step), so it never escalates.
-ESCALATE = (signal.SIGTERM, signal.SIGHUP)
-TAIL_KEEP = 256 * 1024  # bytes of recent output kept for the fail event (a blob)
 TAIL_LINES = 20  # lines of output recorded in a fail event
-TAIL_MAX_BYTES = 2048  # and at most this many bytes of them (until blobs exist)
-DRAIN_AFTER_EXIT = 0.5  # s to keep reading pipes that grandchildren hold open
-DEFAULT_GRACE = 5.0
-
-
-def signal_name(n: int) -> str:
-    try:
-        return signal.Signals(n).name
-    except ValueError:
-        return f"signal {n}"
-
-
-def exit_status(returncode: int) -> int:
-    """A child's status as a shell reports it: 128+N for a child killed by signal N."""
-    return 128 - returncode if returncode < 0 else returncode
+TAIL_MAX_BYTES = 2048  # and at most this many bytes of them, so the event stays inline (under blob_threshold)
 
 
 def output_tail_payload(tail: bytes, total: int, blobs=None) -> dict:
@@ -76,99 +54,6 @@ def last_line(tail: bytes, width: int = 200) -> str:
             s = line.strip()
             return s if len(s) <= width else s[: width - 1] + "…"
     return ""
-
-
-class CommandNotFound(CoordError):
-    """CMD (or its #! interpreter) does not exist: exit 127, as shells, env and timeout
-    report it."""
-
-    exit_code = 127
-    code = "command_not_found"
-
-
-class CommandNotExecutable(CoordError):
-    """CMD exists but cannot be executed (a directory, no execute permission, not an
-    executable format): exit 126."""
-
-    exit_code = 126
-    code = "not_executable"
-
-
-def check_command(cmd: list[str], env: dict, cwd: str | None = None) -> str:
-    """Fail before claiming when CMD cannot be run (exit 127 or 126, nothing appended).
-    Checks what exec would: the file (a relative path with a slash is looked up from the
-    directory the child will run in, a bare name on PATH), its execute permission, and its
-    format (a #! line naming an interpreter that exists, or an ELF binary)."""
-    if not cmd:
-        raise UsageError("no command: coord run [ID] -- CMD [ARGS…]")
-    name = cmd[0]
-    what = f"cannot run {name!r}" + (f" (from {cwd})" if cwd and "/" in name else "")
-    if "/" in name:
-        path = os.path.join(cwd or os.getcwd(), name)
-        if not os.path.exists(path):
-            raise CommandNotFound(f"{what}: no such file")
-    else:
-        search = env.get("PATH", os.defpath)
-        path = shutil.which(name, path=search)
-        if path is None:
-            there = [
-                os.path.join(d, name)
-                for d in search.split(os.pathsep)
-                if os.path.isfile(os.path.join(d or ".", name))
-            ]
-            if there:
-                raise CommandNotExecutable(f"{what}: {there[0]} is not executable")
-            raise CommandNotFound(f"{what}: command not found on PATH")
-    if os.path.isdir(path):
-        raise CommandNotExecutable(f"{what}: {path} is a directory")
-    if not os.access(path, os.X_OK):
-        raise CommandNotExecutable(f"{what}: {path} is not executable (permission denied)")
-    _check_format(what, path)
-    return path
-
-
-def _check_format(what: str, path: str) -> None:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(256)
-    except OSError:
-        return  # execute-only: exec will tell
-    if head.startswith(b"#!"):
-        words = head[2:].split(b"\n", 1)[0].split()
-        interp = os.fsdecode(words[0]) if words else ""
-        if not interp:
-            raise CommandNotExecutable(f"{what}: its #! line names no interpreter")
-        if os.path.isabs(interp):
-            if not os.path.exists(interp):
-                raise CommandNotFound(f"{what}: its interpreter {interp} (#! line) does not exist")
-            if os.path.isdir(interp) or not os.access(interp, os.X_OK):
-                raise CommandNotExecutable(f"{what}: its interpreter {interp} (#! line) is not executable")
-        return
-    if sys.platform == "linux" and not head.startswith(b"\x7fELF") and not _binfmt_misc_in_use():
-        raise CommandNotExecutable(f"{what}: not an executable format (a script needs a #! line)")
-
-
-def _binfmt_misc_in_use() -> bool:
-    """Linux runs other formats when binfmt_misc has entries: then exec decides."""
-    try:
-        names = os.listdir("/proc/sys/fs/binfmt_misc")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return bool(set(names) - {"register", "status"})
-
-
-def _die_with_parent():  # runs in the child between fork and exec
-    """Linux: the child gets SIGTERM if `coord run` dies (e.g. SIGKILLed), so no orphan
-    keeps working on a worker that is about to be reaped."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 class HeartbeatThread(threading.Thread):
@@ -236,213 +121,6 @@ class RunResult(msgspec.Struct):
     done_refused: str | None = None  # exit 0, but done was refused (why): FAILED
     heartbeat_error: str | None = None  # the heartbeat thread failed (why): child ended
     repeat: bool = False  # a --request-id used before: the first run's result
-
-
-class Supervisor:
-    """Runs one child to its end. Output goes to `out`/`err` (binary files) as it comes."""
-
-    def __init__(
-        self,
-        cmd,
-        env,
-        interval,
-        idle_timeout=None,
-        timeout=None,
-        grace=DEFAULT_GRACE,
-        out=None,
-        err=None,
-        say=None,
-        claim_lost=None,
-        cwd=None,
-    ):
-        self.cmd, self.env, self.interval, self.cwd = cmd, env, interval, cwd
-        self.idle_timeout, self.timeout, self.grace = idle_timeout, timeout, grace
-        self.sinks = {"out": out, "err": err}
-        self.say = say or (lambda text: None)
-        # called when a heartbeat is refused: returns why the claim is lost, or None when
-        # the child itself moved the worker on (e.g. ran `coord done`)
-        self.claim_lost = claim_lost or (lambda msg: msg)
-        self.tail = bytearray()
-        self.output_bytes = 0
-        self.stdout_tail = bytearray()  # the summary comes from stdout's last line
-        self.received: list[int] = []
-        self.ended_by = None
-        self.lost_claim = None
-        self.beat_failed = None
-        self.kill_at = None
-        self.proc = None
-
-    # --- the child's process group -------------------------------------------------
-    def _signal_group(self, sig):
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def _on_signal(self, signum, frame):
-        # Only async-signal-safe work here: forward, and remember for the main loop.
-        self.received.append(signum)
-        if self.proc is not None:
-            self._signal_group(signum)
-
-    def _write(self, key, data):
-        sink = self.sinks.get(key)
-        if sink is None:
-            return
-        try:
-            sink.write(data)
-            sink.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            self.sinks[key] = None  # our reader went away: keep draining the child anyway
-
-    def run(self, start_beats) -> tuple[int, float]:
-        """Start the child, then `start_beats(started)` -> (inbox, outbox); returns
-        (returncode, duration)."""
-        sel = selectors.DefaultSelector()
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        in_main = threading.current_thread() is threading.main_thread()
-        old = {}
-        old_wakeup = None
-        if in_main:
-            old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-            for s in FORWARDED:
-                old[s] = signal.signal(s, self._on_signal)
-        try:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-                umask=USER_UMASK,  # the agent writes the user's files: not the home's umask
-            )
-            for s in list(self.received):  # arrived before the child existed
-                self._signal_group(s)
-            return self._pump(sel, wake_r, start_beats)
-        except BaseException:
-            if self.proc is not None and self.proc.poll() is None:  # never leave it unsupervised
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait()
-            raise
-        finally:
-            if in_main:
-                for s, h in old.items():
-                    signal.signal(s, h)
-                signal.set_wakeup_fd(old_wakeup if old_wakeup is not None else -1)
-            sel.close()
-            os.close(wake_r)
-            os.close(wake_w)
-
-    def _end(self, why, now):
-        if self.ended_by is None:
-            self.ended_by = why
-            self.say(f"ending the child: {why}; SIGTERM, SIGKILL in {self.grace:g}s")
-            self._signal_group(signal.SIGTERM)
-            self.kill_at = now + self.grace
-
-    def _pump(self, sel, wake_r, start_beats):
-        p = self.proc
-        sel.register(p.stdout, selectors.EVENT_READ, "out")
-        sel.register(p.stderr, selectors.EVENT_READ, "err")
-        sel.register(wake_r, selectors.EVENT_READ, "wake")
-        started = time.monotonic()
-        inbox, outbox = start_beats(started)
-        flush_every = min(1.0, self.interval / 4)
-        last_out = last_sent = started
-        unsent = False
-        handled = 0
-        exited_at = None
-        open_pipes = 2
-        while True:
-            now = time.monotonic()
-            if self.ended_by is None and exited_at is None:
-                if self.timeout is not None and now - started >= self.timeout:
-                    self._end("timeout", now)
-                elif self.idle_timeout is not None and now - last_out >= self.idle_timeout:
-                    self._end("idle-timeout", now)
-            if self.kill_at is not None and now >= self.kill_at:
-                self.say(f"still running after {self.grace:g}s grace: SIGKILL")
-                self._signal_group(signal.SIGKILL)
-                self.kill_at = None
-            while handled < len(self.received):
-                s = self.received[handled]
-                handled += 1
-                inbox.put(("note", f"coord run got {signal_name(s)}; forwarded to the child"))
-                if s in ESCALATE and self.kill_at is None and exited_at is None:
-                    self.kill_at = now + self.grace
-            try:
-                kind, msg = outbox.get_nowait()
-                if kind == "refused":
-                    lost = self.claim_lost(msg)
-                    if lost:
-                        self.lost_claim = lost
-                        self.say(f"heartbeat refused ({lost}); the claim is lost")
-                        self._end("lost-claim", now)
-                elif kind == "crashed":
-                    # No more beats: the worker would go DEAD and be reaped under a live
-                    # child. End the child now and record why.
-                    self.beat_failed = msg
-                    self.say(f"the heartbeat thread failed: {msg}")
-                    if exited_at is None:
-                        self._end("heartbeat-failed", now)
-                else:
-                    self.say(f"heartbeat not recorded: {msg}")
-            except queue.Empty:
-                pass
-            if unsent and now - last_sent >= flush_every:
-                inbox.put(("output", last_out))
-                unsent, last_sent = False, now
-            if exited_at is None and p.poll() is not None:
-                exited_at = now
-            if exited_at is not None and (open_pipes == 0 or now - exited_at >= DRAIN_AFTER_EXIT):
-                break
-            wait = [0.5, flush_every if unsent else 0.5]
-            if self.ended_by is None:
-                if self.timeout is not None:
-                    wait.append(started + self.timeout - now)
-                if self.idle_timeout is not None:
-                    wait.append(last_out + self.idle_timeout - now)
-            if self.kill_at is not None:
-                wait.append(self.kill_at - now)
-            if exited_at is not None:
-                wait.append(exited_at + DRAIN_AFTER_EXIT - now)
-            elif open_pipes == 0:
-                wait.append(0.1)  # pipes closed, child not yet reaped: poll soon
-            for key, _ in sel.select(max(0.0, min(wait))):
-                if key.data == "wake":
-                    try:
-                        os.read(wake_r, 512)
-                    except BlockingIOError:
-                        pass
-                    continue
-                try:
-                    data = os.read(key.fileobj.fileno(), 65536)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    sel.unregister(key.fileobj)
-                    key.fileobj.close()
-                    open_pipes -= 1
-                    continue
-                self._write(key.data, data)
-                self.tail += data
-                self.output_bytes += len(data)
-                if key.data == "out":
-                    self.stdout_tail += data
-                    if len(self.stdout_tail) > 4096:
-                        del self.stdout_tail[: len(self.stdout_tail) - 4096]
-                if len(self.tail) > TAIL_KEEP:
-                    del self.tail[: len(self.tail) - TAIL_KEEP]
-                last_out = time.monotonic()
-                unsent = True
-        for f in (p.stdout, p.stderr):
-            if not f.closed:
-                f.close()
-        return p.wait(), time.monotonic() - started
 
 
 def run_args(
@@ -562,18 +240,68 @@ def _result_of_outcome(v, actor: str, request_id) -> RunResult:
     return RunResult(v.worker, code, state=v.state, event=v.last_event, repeat=True)
 
 
+class Beats(Watcher):
+    """The supervisor's watcher for `coord run`: a heartbeat thread started with the child,
+    told when the child prints and which signals were forwarded, and ending the child when
+    its claim is lost or the thread fails."""
+
+    def __init__(self, coord, wid: str, actor: str, interval: float, say, claim_lost):
+        self.coord, self.wid, self.actor, self.interval = coord, wid, actor, interval
+        self.say, self.claim_lost = say, claim_lost
+        self.thread = None
+        self.lost_claim = None  # why the claim is lost (a heartbeat was refused)
+        self.failed = None  # why the heartbeat thread died
+
+    def started(self, t):
+        self.inbox, self.outbox = queue.Queue(), queue.Queue()
+        self.thread = HeartbeatThread(
+            lambda: self.coord.twin(self.actor), self.wid, self.interval, t, self.inbox, self.outbox
+        )
+        self.thread.start()
+
+    def output(self, t):
+        self.inbox.put(("output", t))
+
+    def signalled(self, signum):
+        self.inbox.put(("note", f"coord run got {signal_name(signum)}; forwarded to the child"))
+
+    def poll(self, now, exited):
+        if self.thread is None:
+            return None
+        try:
+            kind, msg = self.outbox.get_nowait()
+        except queue.Empty:
+            return None
+        if kind == "refused":
+            lost = self.claim_lost(msg)
+            if lost:
+                self.lost_claim = lost
+                self.say(f"heartbeat refused ({lost}); the claim is lost")
+                return "lost-claim"
+        elif kind == "crashed":
+            # No more beats: the worker would go DEAD and be reaped under a live child.
+            # End the child now and record why.
+            self.failed = msg
+            self.say(f"the heartbeat thread failed: {msg}")
+            if not exited:
+                return "heartbeat-failed"
+        else:
+            self.say(f"heartbeat not recorded: {msg}")
+        return None
+
+    def stop(self):
+        if self.thread is not None:
+            self.inbox.put(("stop", None))
+            self.thread.join(self.coord.home.config["busy_timeout"] + 1)
+
+    @property
+    def beats(self) -> int:
+        return self.thread.beats if self.thread is not None else 0
+
+
 def _supervise(
     coord, wid, cmd, actor, interval, idle_timeout, timeout, grace, summary, out, err, say, env, cwd
 ):
-    beat = None
-
-    def start_beats(started):
-        nonlocal beat
-        inbox, outbox = queue.Queue(), queue.Queue()
-        beat = HeartbeatThread(lambda: coord.twin(actor), wid, interval, started, inbox, outbox)
-        beat.start()
-        return inbox, outbox
-
     def moved_on_by_child():
         """The worker left WORKING/CONFLICTED by this actor's own action (the child ran
         `coord done`, `fail` or `release` itself): its outcome stands, nothing is lost."""
@@ -586,9 +314,12 @@ def _supervise(
         v = coord.worker(wid)
         return f"{wid} is {v.state}, last by {v.last_from}" if v.state not in ACTIVE else msg
 
-    sup = Supervisor(cmd, env, interval, idle_timeout, timeout, grace, out, err, say, claim_lost, cwd)
+    beats = Beats(coord, wid, actor, interval, say, claim_lost)
+    sup = Supervisor(
+        cmd, env, idle_timeout, timeout, grace, out, err, say, beats, min(1.0, interval / 4), cwd
+    )
     try:
-        returncode, duration = sup.run(start_beats)
+        returncode, duration = sup.run()
     except OSError as e:
         if sup.proc is not None:
             raise
@@ -605,10 +336,6 @@ def _supervise(
         except CoordError as ce:
             res.record_error = ce.message
         return res
-    finally:
-        if beat is not None:
-            beat.inbox.put(("stop", None))
-            beat.join(coord.home.config["busy_timeout"] + 1)
 
     # A child ended by --timeout/--idle-timeout failed, whatever it exited with: coord run
     # exits 124, as timeout(1) does. One ended because coord run could not keep beating
@@ -623,11 +350,11 @@ def _supervise(
         ended_by=sup.ended_by,
         signals=[signal_name(s) for s in sup.received],
         duration_s=round(duration, 3),
-        beats=beat.beats if beat else 0,
-        lost_claim=sup.lost_claim,
-        heartbeat_error=sup.beat_failed,
+        beats=beats.beats,
+        lost_claim=beats.lost_claim,
+        heartbeat_error=beats.failed,
     )
-    if sup.lost_claim:
+    if beats.lost_claim:
         return res  # not ours any more: the new state says what happened
     own = moved_on_by_child()
     if own is not None:
