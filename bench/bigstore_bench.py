@@ -145,10 +145,10 @@ def read_decode(store) -> int:
     events and a msgspec decode of each envelope, folding nothing."""
     from coord.events.envelope import decode
 
-    upto, last, total = store.max_seq(), ("", ""), 0
+    upto, last, total = store.reader.max_seq(), ("", ""), 0
     while True:
-        with store.read() as c:
-            rows = c.execute(
+        with store.read():  # the raw baseline reads the connection itself
+            rows = store.conn.execute(
                 "SELECT ts, id, body FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
                 "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?",
                 (upto, *last, 20000),
@@ -164,7 +164,7 @@ def read_decode(store) -> int:
 def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
     """The worker-view rebuild (board.rebuild: read, decode, fold, swap the table in)
     against read_decode on the same store; best of `repeat`, alternating."""
-    from coord.app.lifecycle import Coord
+    from coord.app.context import Coord
     from coord.projections import board
 
     best_r = best_d = float("inf")
@@ -177,7 +177,7 @@ def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
             read = read_decode(c.store)
             best_d = min(best_d, time.perf_counter() - t)
         assert folded == read, (folded, read)
-        total = c.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        total = c.store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
     t = time.perf_counter()  # the whole command: views and the search index, one process
     subprocess.run([COORD, "rebuild"], env=bench_env(COORD_HOME=str(home)), check=True, capture_output=True)
     full_s = time.perf_counter() - t

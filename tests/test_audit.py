@@ -27,7 +27,7 @@ def stored(home, where="1"):
         con.close()
 
 
-def lifecycle(cli, n=3):
+def run_lifecycle(cli, n=3):
     for i in range(n):
         assert cli("spawn", f"w-{i}", "--task", f"task {i}").exit_code == 0
         assert cli("--as", "a1", "start", f"w-{i}").exit_code == 0
@@ -35,7 +35,7 @@ def lifecycle(cli, n=3):
 
 
 def test_every_committed_event_is_one_checked_line(home, cli):
-    lifecycle(cli)
+    run_lifecycle(cli)
     assert cli("--as", "a1", "done", "w-0", "--summary", "line\u2028sep\nnewline").exit_code == 0
     lines = lines_of(home)
     # heartbeats stay out by default; everything else is in, once, in store order
@@ -51,7 +51,7 @@ def test_every_committed_event_is_one_checked_line(home, cli):
 
 
 def test_heartbeats_go_in_when_the_setting_is_on(home, cli):
-    lifecycle(cli, 1)
+    run_lifecycle(cli, 1)
     assert cli("config", "audit_heartbeats", "true").exit_code == 0
     assert cli("--as", "a1", "heartbeat", "w-0").exit_code == 0
     types = [json.loads(x)["type"] for x in lines_of(home)]
@@ -60,7 +60,7 @@ def test_heartbeats_go_in_when_the_setting_is_on(home, cli):
 
 
 def test_single_byte_edit_is_found_by_verify_with_its_line(home, cli):
-    lifecycle(cli)
+    run_lifecycle(cli)
     data = bytearray((home / "events.jsonl").read_bytes())
     second = data.index(b"\n") + 1
     pos = data.index(b"task 1", second) + 5
@@ -75,7 +75,7 @@ def test_single_byte_edit_is_found_by_verify_with_its_line(home, cli):
 
 
 def test_deleted_line_is_found_then_restored_by_the_next_append(home, cli):
-    lifecycle(cli)
+    run_lifecycle(cli)
     lines = lines_of(home)
     gone = check_line(lines[2])[0]
     (home / "events.jsonl").write_bytes(b"".join(x + b"\n" for i, x in enumerate(lines) if i != 2))
@@ -92,7 +92,7 @@ def test_deleted_line_is_found_then_restored_by_the_next_append(home, cli):
 
 
 def test_truncation_mid_line_is_refused_then_rewrite_recovers(home, cli):
-    lifecycle(cli)
+    run_lifecycle(cli)
     data = (home / "events.jsonl").read_bytes()
     cut = data.rindex(b"\n", 0, len(data) - 1) + 40  # 40 bytes into the last line
     (home / "events.jsonl").write_bytes(data[:cut])
@@ -115,7 +115,7 @@ def test_truncation_mid_line_is_refused_then_rewrite_recovers(home, cli):
 
 
 def test_conflict_markers_are_refused(home, cli):
-    lifecycle(cli, 1)
+    run_lifecycle(cli, 1)
     with open(home / "events.jsonl", "ab") as f:
         f.write(b"<<<<<<< HEAD\n")
     r = cli("spawn", "w-9")
@@ -125,7 +125,7 @@ def test_conflict_markers_are_refused(home, cli):
 
 @pytest.mark.parametrize("point", ["after-commit", "audit-after-write"])
 def test_killed_between_commit_and_bookkeeping_loses_and_duplicates_nothing(home, cli, proc, point):
-    lifecycle(cli, 1)
+    run_lifecycle(cli, 1)
     before = count_events(home)
     r = proc("spawn", "w-crash", env={"COORD_FAILPOINTS": point})
     assert r.returncode == -9
@@ -143,7 +143,7 @@ def test_killed_between_commit_and_bookkeeping_loses_and_duplicates_nothing(home
 
 
 def test_killed_mid_write_leaves_a_partial_line_that_verify_names(home, cli, proc):
-    lifecycle(cli, 1)
+    run_lifecycle(cli, 1)
     good = lines_of(home)
     r = proc("spawn", "w-crash", env={"COORD_FAILPOINTS": "audit-mid-write"})
     assert r.returncode == -9
@@ -160,9 +160,10 @@ def test_concurrent_writers_never_interleave_or_duplicate(home, proc):
     procs = []
     for a in range(4):
         script = (
-            "from coord.app.lifecycle import Coord\n"
+            "from coord.app.context import Coord\n"
+            "from coord.app import lifecycle\n"
             f"c = Coord(actor='p{a}')\n"
-            f"for i in range(15): c.act('spawn', 'p{a}-' + str(i))\n"
+            f"for i in range(15): lifecycle.act(c, 'spawn', 'p{a}-' + str(i))\n"
         )
         procs.append(subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ)))
     for p in procs:
@@ -172,7 +173,7 @@ def test_concurrent_writers_never_interleave_or_duplicate(home, proc):
 
 
 def test_import_is_a_set_union_and_rejects_bad_files_whole(home, cli, tmp_path):
-    lifecycle(cli, 2)
+    run_lifecycle(cli, 2)
     other = tmp_path / "other" / ".coord"
     assert cli("--home", str(other), "init").exit_code == 0
     assert cli("--home", str(other), "spawn", "o-1").exit_code == 0
@@ -201,7 +202,7 @@ def test_import_is_a_set_union_and_rejects_bad_files_whole(home, cli, tmp_path):
 
 
 def test_init_builds_the_store_from_an_existing_file(home, cli, tmp_path):
-    lifecycle(cli, 3)
+    run_lifecycle(cli, 3)
     assert cli("--as", "rev", "cancel", "w-2").exit_code == 0
     clone = tmp_path / "clone" / ".coord"
     clone.mkdir(parents=True)
@@ -227,7 +228,7 @@ def test_init_refuses_a_bad_file_and_creates_no_database(tmp_path, cli):
 
 
 def test_verify_finds_a_tampered_event_and_a_stale_view(home, cli):
-    lifecycle(cli, 2)
+    run_lifecycle(cli, 2)
     con = sqlite3.connect(str(home / "coord.db"))
     body = con.execute("SELECT body FROM events WHERE seq = 5").fetchone()[0]
     con.execute("UPDATE events SET body = ? WHERE seq = 5", (body.replace(b"a1", b"a2"),))
@@ -247,7 +248,7 @@ def test_verify_finds_a_tampered_event_and_a_stale_view(home, cli):
 
 
 def test_export_check_changes_nothing(home, cli):
-    lifecycle(cli, 1)
+    run_lifecycle(cli, 1)
     (home / "events.jsonl").write_bytes(lines_of(home)[0] + b"\n")
     before = stored(home)
     r = cli("export", "--check")
@@ -259,11 +260,11 @@ def test_export_check_changes_nothing(home, cli):
 def test_migrating_an_old_database_exports_its_events(home, cli):
     """A store from before the audit column (schema 1, whose file stayed empty): after
     the migration its events are dirty and the next export writes them, once."""
-    lifecycle(cli, 2)
+    run_lifecycle(cli, 2)
     con = sqlite3.connect(str(home / "coord.db"))
     con.execute("DROP INDEX events_dirty")
     con.execute("ALTER TABLE events DROP COLUMN audit")
-    con.execute("DELETE FROM _sqlite_migrations WHERE name = '0301_audit_dirty'")
+    con.execute("DELETE FROM _sqlite_migrations WHERE name = '0002_audit_dirty'")
     con.execute("DELETE FROM meta WHERE key LIKE 'audit%'")
     con.execute("PRAGMA user_version = 1")
     con.commit()

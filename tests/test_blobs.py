@@ -13,7 +13,8 @@ import msgspec
 import pytest
 
 from conftest import coord_cmd, count_events
-from coord.app.lifecycle import Coord
+from coord.app import admin
+from coord.app.context import Coord
 from coord.projections import board
 
 
@@ -171,9 +172,11 @@ def test_huge_lifecycle_payload_is_claim_checked_and_folded_resolved(home, cli):
     assert cli("--as", "dev", "done", "w-1", "--summary", summary, "--json").json()["repeat"]
     assert count_events(home) == n
     with Coord(home) as c:
-        assert board.fresh_fold(c.conn) == board.stored_views(c.conn)
-        c.rebuild()
-        assert board.stored_views(c.conn)["w-1"].summary == summary
+        assert board.fold_from_zero(c.store)[0] == board.stored_views(c.store.reader)
+        admin.rebuild(
+            c,
+        )
+        assert board.stored_views(c.store.reader)["w-1"].summary == summary
 
 
 def test_append_path_claim_checks_even_without_the_helper(home):
@@ -181,10 +184,11 @@ def test_append_path_claim_checks_even_without_the_helper(home):
     from coord.events.envelope import Envelope
 
     with Coord(home) as c:
-        with c.store.write() as tx:
-            ev = tx.append(Envelope(tx.next_ts(), "x", "a", "msg.raw", {"t": "q" * 9000}))
+        ev = c.store.transact(
+            lambda tx: tx.append(Envelope(tx.next_ts(), "x", "a", "msg.raw", {"t": "q" * 9000}))
+        )
         assert set(msgspec.json.decode(ev.body)["payload"]) == {"$blob", "size"}
-        assert c.payload_of(msgspec.json.decode(ev.body)["payload"]) == {"t": "q" * 9000}
+        assert c.blobs.payload_of(msgspec.json.decode(ev.body)["payload"]) == {"t": "q" * 9000}
 
 
 def _peak_rss_kb_of(cmd, env, stdin=None):

@@ -11,15 +11,16 @@ from conftest import coord_cmd
 
 HAMMER = textwrap.dedent("""
     import sys
-    from coord.app.lifecycle import Coord
+    from coord.app.context import Coord
+    from coord.app import lifecycle
     from coord.events.errors import Busy
     home, me, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     ok = []
     with Coord(home, actor=me) as c:
-        c.act("spawn", f"w-{me}")
-        c.act("start", f"w-{me}")
+        lifecycle.act(c, "spawn", f"w-{me}")
+        lifecycle.act(c, "start", f"w-{me}")
         for i in range(n):
-            r = c.act("heartbeat", f"w-{me}", {"note": f"{me}-{i}"})
+            r = lifecycle.act(c, "heartbeat", f"w-{me}", {"note": f"{me}-{i}"})
             ok.append(r.event)
     print("\\n".join(ok))
 """)

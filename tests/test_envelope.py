@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coord.app.lifecycle import Coord
+from coord.app import lifecycle
+from coord.app.context import Coord
 from coord.events.codec import audit_line, check_line
 from coord.events.envelope import Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from coord.events.errors import IntegrityError
@@ -70,21 +71,24 @@ def test_new_ts_follows_stored_events_within_the_skew_but_not_beyond(home):
     """The amended ts rule: max(now, g + 1 µs), g the greatest stored ts no more than
     max_clock_skew (default 300 s) ahead of now."""
     with Coord(home, actor="a") as c:
-        c.act("spawn", "w-1")
+        lifecycle.act(c, "spawn", "w-1")
         near = us_to_ts(now_us() + 120_000_000)  # 2 min ahead: within the skew
         far = "2099-01-01T00:00:00.000000Z"  # beyond it: stored, never sets the clock
-        with c.store.write() as tx:
+
+        def append_both(tx):
             for ts in (near, far):
                 tx.append(body=canonical(Envelope(ts, "other", "w-9", "msg.note", {})), origin="import")
-        c.act("spawn", "w-2")
-        ts = [r[0] for r in c.conn.execute("SELECT ts FROM events ORDER BY seq")]
+
+        c.store.transact(append_both)
+        lifecycle.act(c, "spawn", "w-2")
+        ts = [r[0] for r in c.store.conn.execute("SELECT ts FROM events ORDER BY seq")]
     assert ts[-1] == us_to_ts(ts_to_us(near) + 1)
     assert ts[0] < near < far
 
 
 def test_stored_bytes_hash_to_the_stored_id(home):
     with Coord(home, actor="a") as c:
-        c.act("spawn", "w-1", {"task": "é \u2028 \x00"})
-        c.act("start", "w-1")
-        for eid, body in c.conn.execute("SELECT id, body FROM events"):
+        lifecycle.act(c, "spawn", "w-1", {"task": "é \u2028 \x00"})
+        lifecycle.act(c, "start", "w-1")
+        for eid, body in c.store.conn.execute("SELECT id, body FROM events"):
             assert event_id(body) == eid

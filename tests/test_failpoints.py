@@ -89,12 +89,14 @@ def test_crash_at_failpoint_loses_nothing(home, fp, cmd, committed):
 
 def test_import_killed_between_batches_then_retried(home, tmp_path):
     src = tmp_path / "src" / ".coord"
-    from coord.app.lifecycle import Coord, init
+    from coord.app import lifecycle
+    from coord.app.admin import init
+    from coord.app.context import Coord
 
     init(src)
     with Coord(src, actor="gen") as c:
         for i in range(2600):  # more than one import batch
-            c.act("spawn", f"g-{i}")
+            lifecycle.act(c, "spawn", f"g-{i}")
     r = run(home, "import", src / "events.jsonl", fail="import-between-batches")
     assert r.returncode == -9
     n1 = sqlite3.connect(home / "coord.db").execute("SELECT count(*) FROM events").fetchone()[0]

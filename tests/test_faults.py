@@ -13,11 +13,12 @@ from coord.events.envelope import event_id
 
 def test_backup_while_agents_write_is_consistent(home, proc, tmp_path):
     writer = textwrap.dedent(f"""
-        from coord.app.lifecycle import Coord
+        from coord.app.context import Coord
+        from coord.app import lifecycle
         with Coord({str(home)!r}, actor="w") as c:
-            c.act("spawn", "w-1"); c.act("start", "w-1")
+            lifecycle.act(c, "spawn", "w-1"); lifecycle.act(c, "start", "w-1")
             for i in range(400):
-                c.act("heartbeat", "w-1")
+                lifecycle.act(c, "heartbeat", "w-1")
     """)
     p = subprocess.Popen([sys.executable, "-c", writer])
     backups = []
@@ -179,12 +180,14 @@ def test_a_hash_valid_line_that_is_no_event_is_a_bad_line(home, cli, tmp_path):
 
 
 def test_init_from_a_file_with_a_late_bad_line_builds_nothing(tmp_path, cli):
-    from coord.app.lifecycle import Coord, init
+    from coord.app import lifecycle
+    from coord.app.admin import init
+    from coord.app.context import Coord
 
     src, _ = init(tmp_path / "src" / ".coord")
     with Coord(src, actor="g") as c:
         for i in range(2500):  # more than one import batch before the bad line
-            c.act("spawn", f"g-{i}")
+            lifecycle.act(c, "spawn", f"g-{i}")
     clone = tmp_path / "clone" / ".coord"
     clone.mkdir(parents=True)
     data = src.audit_path.read_bytes() + _hash_valid_non_event_line(

@@ -4,7 +4,9 @@ zero and equals `rebuild`, on random sequences of legal and illegal actions."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coord.app.lifecycle import Coord, init
+from coord.app import admin, lifecycle
+from coord.app.admin import init
+from coord.app.context import Coord
 from coord.events.errors import CoordError
 from coord.projections import board
 
@@ -38,16 +40,18 @@ def test_incremental_equals_fresh_fold_and_rebuild(tmp_path_factory, steps):
             if action == "request-changes":
                 payload["reason"] = "r"
             try:
-                r = c.act(action, w, payload, actor=actor)
+                r = lifecycle.act(c, action, w, payload, actor=actor)
                 accepted += r.event is not None
             except CoordError as e:
                 assert e.exit_code in (3, 4)
-        n = c.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        n = c.store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
         assert n == accepted
-        incremental = board.stored_views(c.conn)
-        assert incremental == board.fresh_fold(c.conn)
+        incremental = board.stored_views(c.store.reader)
+        assert incremental == board.fold_from_zero(c.store)[0]
         assert all(not v.conflicts for v in incremental.values())  # commands never append illegal events
-        c.rebuild()
-        assert board.stored_views(c.conn) == incremental
-        last = c.conn.execute("SELECT last_seq FROM projection_state WHERE name='workers'").fetchone()
+        admin.rebuild(
+            c,
+        )
+        assert board.stored_views(c.store.reader) == incremental
+        last = c.store.conn.execute("SELECT last_seq FROM projection_state WHERE name='workers'").fetchone()
         assert (last[0] if last else 0) == n

@@ -13,13 +13,14 @@ from conftest import coord_cmd
 
 WRITER = """
 import sys
-from coord.app.lifecycle import Coord
+from coord.app import lifecycle
+from coord.app.context import Coord
 k, n = sys.argv[1], int(sys.argv[2])
 with Coord() as c:
     for i in range(n):
-        c.append_raw("*", "msg.ping", {"w": k, "i": i}, actor="writer-" + k)
+        lifecycle.append_raw(c, "*", "msg.ping", {"w": k, "i": i}, actor="writer-" + k)
         if i % 10 == 0:
-            c.act("spawn", f"w-{k}-{i}", {}, actor="writer-" + k)
+            lifecycle.act(c, "spawn", f"w-{k}-{i}", {}, actor="writer-" + k)
 """
 
 

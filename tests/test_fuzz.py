@@ -7,7 +7,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coord.app.lifecycle import Coord
+from coord.app.context import Coord
 from coord.events.envelope import event_id
 from coord.projections import board
 
@@ -99,9 +99,9 @@ def test_random_commands_only_documented_outcomes(home, cli, cmds):
         if r.exit_code:
             assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
     with Coord(home) as c:
-        for eid, body in c.conn.execute("SELECT id, body FROM events"):
+        for eid, body in c.store.conn.execute("SELECT id, body FROM events"):
             assert event_id(body) == eid
-        assert board.stored_views(c.conn) == board.fresh_fold(c.conn)
+        assert board.stored_views(c.store.reader) == board.fold_from_zero(c.store)[0]
 
 
 @settings(
@@ -120,12 +120,12 @@ def test_random_bytes_through_import_are_refused_cleanly(home, cli, tmp_path, da
     f = tmp_path / "in.jsonl"
     f.write_bytes(data)
     with Coord(home) as c:
-        before = c.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        before = c.store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
     r = cli("import", str(f))
     assert r.exit_code in (0, 5), (data, r.exit_code, r.stderr)
     assert "Traceback" not in r.stderr and "Error: unexpected" not in r.stderr
     with Coord(home) as c:
-        after = c.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        after = c.store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
     if r.exit_code == 5:
         assert after == before  # nothing imported from a bad file
     assert cli("verify").exit_code == 0
@@ -134,7 +134,7 @@ def test_random_bytes_through_import_are_refused_cleanly(home, cli, tmp_path, da
 def test_valid_lines_mixed_with_fuzz_import_nothing(home, cli, tmp_path):
     assert cli("spawn", "w-1").exit_code == 0
     good = (home / "events.jsonl").read_bytes()
-    from coord.app.lifecycle import init
+    from coord.app.admin import init
 
     other, _ = init(tmp_path / "o" / ".coord")
     r = cli("--home", str(other.path), "import", str(home / "events.jsonl"))

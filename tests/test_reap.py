@@ -8,7 +8,8 @@ import subprocess
 import time
 
 from conftest import coord_cmd, count_events
-from coord.app.lifecycle import Coord
+from coord.app import lifecycle
+from coord.app.context import Coord
 
 
 def reap_events(home):
@@ -27,18 +28,18 @@ def make_dead(home, names, interval=0.02, actor="a1"):
     """Workers that declared a tiny interval and then went quiet: DEAD after 30 intervals."""
     with Coord(home, actor=actor) as c:
         for w in names:
-            c.act("spawn", w, {})
-            c.act("start", w, {})
-            c.act("heartbeat", w, {"interval": interval})
+            lifecycle.act(c, "spawn", w, {})
+            lifecycle.act(c, "start", w, {})
+            lifecycle.act(c, "heartbeat", w, {"interval": interval})
     time.sleep(30 * interval + 0.1)
 
 
 def test_reap_fails_only_dead_workers(home, cli):
     make_dead(home, ["d-1", "d-2"])
     with Coord(home, actor="a2") as c:
-        c.act("spawn", "alive", {})
-        c.act("start", "alive", {})  # default interval 10 s: OK
-        c.act("spawn", "waiting", {})  # ASSIGNED: no liveness
+        lifecycle.act(c, "spawn", "alive", {})
+        lifecycle.act(c, "start", "alive", {})  # default interval 10 s: OK
+        lifecycle.act(c, "spawn", "waiting", {})  # ASSIGNED: no liveness
     r = cli("--as", "reaper", "reap")
     assert r.exit_code == 0, r.stderr
     assert "d-1: reaped" in r.stdout and "d-2: reaped" in r.stdout and "alive" not in r.stdout
@@ -75,10 +76,10 @@ def test_reap_dry_run_appends_nothing(home, cli):
 
 def test_reap_leaves_remote_workers_alone(home, cli):
     with Coord(home, actor="a1") as c:
-        c.act("spawn", "far", {})
+        lifecycle.act(c, "spawn", "far", {})
         # a start that came from another clone (as an import would bring it)
-        c.append_raw("far", "worker.started", {"clone": "another-clone"}, actor="remote-agent")
-        c.act("heartbeat", "far", {"interval": 0.01}, actor="remote-agent")
+        lifecycle.append_raw(c, "far", "worker.started", {"clone": "another-clone"}, actor="remote-agent")
+        lifecycle.act(c, "heartbeat", "far", {"interval": 0.01}, actor="remote-agent")
     time.sleep(0.5)
     assert cli("status", "far", "--json").json()[0]["liveness"] == "REMOTE"
     n = count_events(home)

@@ -12,10 +12,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coord.app.lifecycle import Coord, init
-from coord.events.audit import AUDIT_DIRTY, import_bodies
+from coord.app import lifecycle
+from coord.app.admin import init
+from coord.app.context import Coord
+from coord.events.audit_read import import_bodies
 from coord.events.envelope import decode
 from coord.events.errors import CoordError
+from coord.events.records import AUDIT_DIRTY
 from coord.projections import board
 from coord.projections.workers import fold_all
 
@@ -120,11 +123,11 @@ def test_two_git_clones_append_concurrently_merge_and_converge(tmp_path, cli):
 
     # concurrent appends in both clones, as real processes
     script = (
-        "import sys\nfrom coord.app.lifecycle import Coord\n"
+        "import sys\nfrom coord.app.context import Coord\nfrom coord.app import lifecycle\n"
         "c = Coord(sys.argv[1], actor=sys.argv[2])\n"
-        "for i in range(8): c.act('spawn', sys.argv[2] + '-' + str(i))\n"
-        "c.act('start', sys.argv[2] + '-0')\n"
-        "c.act('start', 'shared')\n"
+        "for i in range(8): lifecycle.act(c, 'spawn', sys.argv[2] + '-' + str(i))\n"
+        "lifecycle.act(c, 'start', sys.argv[2] + '-0')\n"
+        "lifecycle.act(c, 'start', 'shared')\n"
     )
     ps = [
         subprocess.Popen([sys.executable, "-c", script, str(d / ".coord"), who])
@@ -176,13 +179,13 @@ op = st.tuples(
 def _apply(c, action, w, actor):
     payload = {"reason": "r"} if action == "request-changes" else {}
     try:
-        c.act(action, w, payload, actor=actor)
+        lifecycle.act(c, action, w, payload, actor=actor)
     except CoordError:
         pass  # refused locally: nothing appended
 
 
 def _bodies(c):
-    return [(eid, body) for eid, body in c.conn.execute("SELECT id, body FROM events")]
+    return [(eid, body) for eid, body in c.store.conn.execute("SELECT id, body FROM events")]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -220,8 +223,8 @@ def test_any_interleaving_of_two_replicas_gives_the_same_views(shared, apart, se
             import_bodies(A.store, _bodies(B), AUDIT_DIRTY)
             import_bodies(B.store, _bodies(A), AUDIT_DIRTY)
             for c in (A, B, C):
-                assert board.stored_views(c.conn) == expected
-                assert board.fresh_fold(c.conn) == expected
+                assert board.stored_views(c.store.reader) == expected
+                assert board.fold_from_zero(c.store)[0] == expected
         finally:
             for c in homes.values():
                 c.close()

@@ -263,10 +263,11 @@ def test_status_shows_idle_from_the_beats(home, cli, spawned):
     # A worker whose run-beats say it has been silent for 4 minutes.
     assert cli("--as", "a1", "start", "w-1").exit_code == 0
     assert cli("--as", "a1", "heartbeat", "w-1").exit_code == 0
-    from coord.app.lifecycle import Coord
+    from coord.app import lifecycle
+    from coord.app.context import Coord
 
     with Coord(home, actor="a1") as c:
-        c.act("heartbeat", "w-1", {"interval": 10.0, "idle_s": 245.0})
+        lifecycle.act(c, "heartbeat", "w-1", {"interval": 10.0, "idle_s": 245.0})
     r = cli("status")
     assert "idle 4m" in r.stdout
 

@@ -7,7 +7,8 @@ import sqlite3
 import pytest
 
 from conftest import count_events
-from coord.app.lifecycle import Coord
+from coord.app import messages
+from coord.app.context import Coord
 
 
 def one_line_error(text):
@@ -114,15 +115,15 @@ def test_search_rebuild_while_appending_loses_nothing(home):
 
     with Coord(home, actor="a") as c:
         for i in range(50):
-            c.send("y", "n", {"text": f"word{i} common"})
+            messages.send(c, "y", "n", {"text": f"word{i} common"})
         calls = []
 
         def progress(n):  # runs between batches: another append lands mid-rebuild
             calls.append(n)
-            c.send("y", "n", {"text": f"late{len(calls)} common"})
+            messages.send(c, "y", "n", {"text": f"late{len(calls)} common"})
 
         search.rebuild(c.store, batch=10, progress=progress)
         assert calls
-        with c.store.read() as conn:
-            assert search.count(conn) == count_events(home)
-            assert len(search.query(conn, "common", limit=1000)) == count_events(home)
+        with c.store.read() as r:
+            assert r.search_count() == count_events(home)
+            assert len(r.search("common", None, None, None, 1000)) == count_events(home)

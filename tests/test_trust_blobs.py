@@ -9,7 +9,7 @@ import os
 import blake3
 import msgspec
 
-from coord.app.lifecycle import Coord
+from coord.app.context import Coord
 from coord.events.envelope import Envelope
 from trust_helpers import one_line_error, snapshot
 
@@ -125,8 +125,11 @@ def test_a_blob_replaced_by_a_directory_is_exit_5(home, cli):
 def _append_ref(home, ref, size, to="a"):
     """An event referring to a blob, as an import from another clone could bring."""
     with Coord(home) as c:
-        with c.store.write() as tx:
-            tx.append(Envelope(tx.next_ts(), "other-clone", to, "msg.ref", {"$blob": ref, "size": size}))
+        c.store.transact(
+            lambda tx: tx.append(
+                Envelope(tx.next_ts(), "other-clone", to, "msg.ref", {"$blob": ref, "size": size})
+            )
+        )
 
 
 def test_a_hash_valid_blob_that_is_not_a_json_object_never_breaks_a_json_line(home, cli):

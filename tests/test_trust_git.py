@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from coord.app.lifecycle import Coord
+from coord.app import lifecycle
+from coord.app.context import Coord
 from test_git import commit_file, g, ok, repo  # noqa: F401  (repo is a fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -77,7 +78,7 @@ def import_from_elsewhere(cli, tmp_path, wid, payload, name="other"):
     other = tmp_path / name / ".coord"
     ok(cli("--home", str(other), "init"))
     with Coord(other, actor="mallory") as c:
-        c.act("spawn", wid, payload)
+        lifecycle.act(c, "spawn", wid, payload)
     ok(cli("import", str(other / "events.jsonl")))
 
 
@@ -405,7 +406,7 @@ def test_old_spawn_events_without_prefix_still_work(repo, cli):  # noqa: F811
         wt = repo / ".coord" / "worktrees" / wid
         g(repo, "worktree", "add", "-q", "-b", f"coord/{wid}", str(wt), "main")
         with Coord(repo / ".coord", actor="lead") as c:
-            c.act("spawn", wid, {"branch": f"coord/{wid}", "base": "main", "worktree": str(wt)})
+            lifecycle.act(c, "spawn", wid, {"branch": f"coord/{wid}", "base": "main", "worktree": str(wt)})
         assert ok(cli("show", wid, "--json")).json()["branch"] == f"coord/{wid}"
     ok(cli("--as", "ag", "start", "o1"))
     commit_file(repo / ".coord" / "worktrees" / "o1", "o1.txt", "o1\n")

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coord.app.lifecycle import Coord
+from coord.app import lifecycle, messages
+from coord.app.context import Coord
 
 # --- building lines the contract's way -----------------------------------------------------
 
@@ -431,13 +432,13 @@ def test_the_library_refuses_a_deep_payload_and_bad_names(home):
     before = snapshot(home)
     with Coord(home, actor="a") as c:
         for call in (
-            lambda: c.send("b", "note", d),
-            lambda: c.act("spawn", "w-1", {"x": d}),
-            lambda: c.act("spawn", "w-1", {"task": 5}),
-            lambda: c.act("spawn", "w-1", actor="bad\x00actor"),
-            lambda: c.append_raw("bob", "msg.note", {}, actor="\x1b[2J"),
-            lambda: c.append_raw("bob smith", "msg.note", {}),
-            lambda: c.append_raw("bob", "msg." + "x" * 200, {}),
+            lambda: messages.send(c, "b", "note", d),
+            lambda: lifecycle.act(c, "spawn", "w-1", {"x": d}),
+            lambda: lifecycle.act(c, "spawn", "w-1", {"task": 5}),
+            lambda: lifecycle.act(c, "spawn", "w-1", actor="bad\x00actor"),
+            lambda: lifecycle.append_raw(c, "bob", "msg.note", {}, actor="\x1b[2J"),
+            lambda: lifecycle.append_raw(c, "bob smith", "msg.note", {}),
+            lambda: lifecycle.append_raw(c, "bob", "msg." + "x" * 200, {}),
         ):
             with pytest.raises(UsageError):
                 call()
@@ -541,8 +542,8 @@ def wait_for(pred, timeout=60.0):
 def test_a_heartbeat_dated_an_hour_ahead_does_not_keep_a_silent_worker_ok(home, cli, tmp_path):
     """Its time for liveness is when it was stored: the worker goes DEAD and reap fires."""
     with Coord(home, actor="a1") as c:
-        c.act("spawn", "w-1")
-        c.act("start", "w-1")
+        lifecycle.act(c, "spawn", "w-1")
+        lifecycle.act(c, "start", "w-1")
     f = tmp_path / "theirs.jsonl"
     f.write_bytes(
         good(ts=now_ts(3600), frm="a1", to="w-1", typ="worker.heartbeat", payload={"interval": 0.05})
@@ -567,9 +568,9 @@ def test_local_events_stamped_ahead_within_the_skew_do_not_keep_a_worker_ok(home
     f.write_bytes(good(ts=now_ts(240), to="bob"))
     assert cli("import", str(f)).exit_code == 0
     with Coord(home, actor="a1") as c:
-        c.act("spawn", "w-1")
-        c.act("start", "w-1")
-        c.act("heartbeat", "w-1", {"interval": 0.05})
+        lifecycle.act(c, "spawn", "w-1")
+        lifecycle.act(c, "start", "w-1")
+        lifecycle.act(c, "heartbeat", "w-1", {"interval": 0.05})
     assert ts_of(home, "origin = 'local'")[-1] > now_ts(200)  # stamped ahead, as the rule says
 
     def dead():
@@ -594,14 +595,14 @@ def test_no_ts_past_year_9999_is_ever_emitted(home, cli, tmp_path):
     with Coord(home, actor="a") as c:
         c.home.config["max_clock_skew"] = 1e13
         with pytest.raises(IntegrityError, match="past 9999-12-31T23:59:59.999999Z"):
-            c.act("spawn", "w-1")
+            lifecycle.act(c, "spawn", "w-1")
     assert snapshot(home) == before
 
 
 # --- 3. verify sees database tampering ---------------------------------------------------------
 
 
-def lifecycle(cli):
+def run_lifecycle(cli):
     assert cli("spawn", "w-1").exit_code == 0
     assert cli("--as", "a1", "start", "w-1").exit_code == 0
     assert cli("--as", "lead", "send", "note", "--text", "hi", "--to", "a1").exit_code == 0
@@ -620,7 +621,7 @@ def lifecycle(cli):
     ],
 )
 def test_verify_checks_each_column_against_the_hashed_bytes(home, cli, column, value):
-    lifecycle(cli)
+    run_lifecycle(cli)
     assert cli("verify").exit_code == 0
     con = sqlite3.connect(str(home / "coord.db"))
     con.execute(f'UPDATE events SET "{column}" = ? WHERE seq = 3', (value,))
@@ -638,7 +639,7 @@ def test_verify_checks_each_column_against_the_hashed_bytes(home, cli, column, v
 
 
 def test_a_deleted_row_is_an_integrity_error_and_rebuild_refuses_to_bless_it(home, cli):
-    lifecycle(cli)
+    run_lifecycle(cli)
     con = sqlite3.connect(str(home / "coord.db"))
     gone = con.execute("SELECT id FROM events WHERE seq = 2").fetchone()[0]
     con.execute("DELETE FROM events WHERE seq = 2")  # w-1's start
@@ -660,7 +661,7 @@ def test_a_deleted_row_is_an_integrity_error_and_rebuild_refuses_to_bless_it(hom
 
 
 def test_a_deleted_last_row_is_seen_too(home, cli):
-    lifecycle(cli)
+    run_lifecycle(cli)
     con = sqlite3.connect(str(home / "coord.db"))
     con.execute("DELETE FROM events WHERE seq = (SELECT max(seq) FROM events)")
     con.commit()
@@ -673,7 +674,7 @@ def test_a_deleted_last_row_is_seen_too(home, cli):
 def test_a_deleted_row_is_restored_from_the_file_by_the_next_reconcile(home, cli):
     """After a pull changed the file, the scan finds the line this store wrote and lost,
     says so, and takes it back in; verify still names the hole in seq."""
-    lifecycle(cli)
+    run_lifecycle(cli)
     con = sqlite3.connect(str(home / "coord.db"))
     gone = con.execute("SELECT id FROM events WHERE seq = 1").fetchone()[0]
     con.execute("DELETE FROM events WHERE seq = 1")
@@ -689,7 +690,7 @@ def test_a_deleted_row_is_restored_from_the_file_by_the_next_reconcile(home, cli
 
 
 def test_unknown_valid_lines_after_a_pull_are_imports_not_losses(home, cli):
-    lifecycle(cli)
+    run_lifecycle(cli)
     pulled = good(to="bob")
     with open(home / "events.jsonl", "ab") as f:
         f.write(pulled)
@@ -701,7 +702,7 @@ def test_unknown_valid_lines_after_a_pull_are_imports_not_losses(home, cli):
 
 
 def test_a_forged_row_is_reported_and_never_copied_into_the_audit_file(home, cli):
-    lifecycle(cli)
+    run_lifecycle(cli)
     forged = body(now_ts(), "mallory", "a1", "msg.note", {"text": "trust me"})
     wrong = "b3:" + "0" * 64
     con = sqlite3.connect(str(home / "coord.db"))
@@ -918,10 +919,10 @@ def test_a_store_from_before_the_stored_column_migrates_and_checks_out(home, cli
     column (old rows NULL: their ts stands for liveness), the next export starts the record."""
     from coord.events.sqlite_store import SCHEMA_VERSION
 
-    lifecycle(cli)
+    run_lifecycle(cli)
     con = sqlite3.connect(str(home / "coord.db"))
     con.execute("ALTER TABLE events DROP COLUMN stored")
-    con.execute("DELETE FROM _sqlite_migrations WHERE name = '1101_events_stored'")
+    con.execute("DELETE FROM _sqlite_migrations WHERE name = '0005_events_stored'")
     con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_sum')")
     con.execute("PRAGMA user_version = 4")
     con.commit()

@@ -164,7 +164,7 @@ def test_exec_failing_after_the_claim_is_recorded_as_a_failed_run(home, cli, w1,
     """The race the check before the claim cannot close: the file goes away between the
     check and exec. The claim is recorded already, so the failure is too (126/127)."""
     from coord.app import runner
-    from coord.app.lifecycle import Coord
+    from coord.app.context import Coord
 
     gone = tmp_path / "agent.sh"
     monkeypatch.setattr(runner, "check_command", lambda cmd, env, cwd=None: gone.unlink(missing_ok=True))
@@ -343,13 +343,15 @@ def test_rows_stored_before_digests_match_any_arguments(home, cli):
 
 
 def test_library_calls_compare_their_own_arguments(home, w1):
-    from coord.app.lifecycle import Coord, RequestIdReused
+    from coord.app import lifecycle
+    from coord.app.context import Coord
+    from coord.app.requests import RequestIdReused
 
     with Coord(home, actor="a") as c:
-        c.act("fail", "w-1", {"reason": "x"}, request_id="k")
-        assert c.act("fail", "w-1", {"reason": "x"}, request_id="k").repeat
+        lifecycle.act(c, "fail", "w-1", {"reason": "x"}, request_id="k")
+        assert lifecycle.act(c, "fail", "w-1", {"reason": "x"}, request_id="k").repeat
         with pytest.raises(RequestIdReused, match="reason differs"):
-            c.act("fail", "w-1", {"reason": "y"}, request_id="k")
+            lifecycle.act(c, "fail", "w-1", {"reason": "y"}, request_id="k")
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -357,7 +359,8 @@ def test_a_git_step_retried_after_the_worker_moved_on_is_not_refused(tmp_path, m
     """branches.spawn with a plain-str key: the first call records git fields the retry
     cannot guess once the worker has moved on; they are not the caller's arguments."""
     from coord.app import gitsteps as branches
-    from coord.app.lifecycle import Coord
+    from coord.app import lifecycle
+    from coord.app.context import Coord
     from test_git import g
 
     root = tmp_path / "proj"
@@ -368,7 +371,7 @@ def test_a_git_step_retried_after_the_worker_moved_on_is_not_refused(tmp_path, m
     assert cli("init").exit_code == 0
     with Coord(root / ".coord") as c:
         first = branches.spawn(c, "g-1", {"task": "t"}, "lead", request_id="k")
-        c.act("start", "g-1", {}, actor="a")
+        lifecycle.act(c, "start", "g-1", {}, actor="a")
         again = branches.spawn(c, "g-1", {"task": "t"}, "lead", request_id="k")
         assert again.repeat and again.event == first.event
         with pytest.raises(Exception, match="task differs"):
@@ -481,7 +484,7 @@ def test_huge_timeouts_are_just_long(home, proc, w1):
 @pytest.mark.parametrize("where", ["beat", "open"])
 def test_a_failing_heartbeat_thread_ends_the_run_and_says_why(home, cli, w1, where):
     from coord.app import runner
-    from coord.app.lifecycle import Coord
+    from coord.app.context import Coord
 
     said = []
     with Coord(home) as c:
@@ -492,10 +495,10 @@ def test_a_failing_heartbeat_thread_ends_the_run_and_says_why(home, cli, w1, whe
                 raise RuntimeError("cannot open the store here")
             t = real_twin(actor)
 
-            def act(action, *a, **kw):
+            def transact(*a, **kw):  # every append of the heartbeat thread fails
                 raise RuntimeError("disk on fire")
 
-            t.act = act
+            t.store.transact = transact
             return t
 
         c.twin = twin

@@ -21,6 +21,9 @@ import msgspec
 
 from ..events.errors import CoordError, Refused
 from ..projections.workers import ACTIVE
+from . import requests
+from .lifecycle import act, worker
+from .requests import with_args
 from .supervisor import DEFAULT_GRACE, Supervisor, Watcher, check_command, exit_status, signal_name
 
 TAIL_LINES = 20  # lines of output recorded in a fail event
@@ -93,7 +96,7 @@ class HeartbeatThread(threading.Thread):
                 if kind == "note":
                     payload["note"] = value
                 try:
-                    c.act("heartbeat", self.wid, payload)
+                    act(c, "heartbeat", self.wid, payload)
                     self.beats += 1
                 except Refused as e:  # the worker was taken away (reaped, canceled, forced)
                     self.outbox.put(("refused", e.message))
@@ -173,30 +176,28 @@ def run_worker(
     recorded. A repeat after that returns the first result without running CMD again; a
     repeat with other arguments is refused (exit 4). A plain-str key is compared with
     run_args() of this call; the CLI attaches the arguments as the user gave them."""
-    from .lifecycle import with_args
-
     say = say or (lambda text: None)
     if request_id is not None and getattr(request_id, "args", None) is None:
         request_id = with_args(
             request_id, **run_args(wid, cmd, interval, idle_timeout, timeout, grace, summary, here)
         )
-    first = coord.used_request(actor, request_id, "run")
+    first = requests.earlier(coord.store.reader, actor, request_id, "run")
     if isinstance(first, dict) and "exit" in first:
         res = msgspec.convert(first, RunResult)
         res.repeat = True
         return res
     env = dict(os.environ if env is None else env)
     env.update(COORD_HOME=str(coord.home.path), COORD_AGENT=actor, COORD_WORKER=wid)
-    view = coord.worker(wid)
+    view = worker(coord, wid)
     cwd = None
     if view.branch and not here:
-        from .gitsteps import worktree_path
+        from .worktrees import worktree_path
 
         cwd = worktree_path(coord, view)  # where git has its branch, never a recorded path
     check_command(cmd, env, cwd)
-    claim = coord.act("start", wid, {}, actor=actor, request_id=request_id, request_command="run")
+    claim = act(coord, "start", wid, {}, actor=actor, request_id=request_id, request_command="run")
     if claim.repeat:
-        v = coord.worker(wid)
+        v = worker(coord, wid)
         if v.state not in ACTIVE or v.holder != actor:
             # This key's claim was made by a run that ended before it stored its result
             # (killed between the outcome and the request id's update, say).
@@ -208,7 +209,7 @@ def run_worker(
         coord, wid, cmd, actor, interval, idle_timeout, timeout, grace, summary, out, err, say, env, cwd
     )
     try:
-        coord.settle_request(actor, request_id, "run", res)
+        requests.settle(coord.store, actor, request_id, "run", res)
     except CoordError as e:  # the outcome is recorded; a repeat reads it back from there
         say(f"request id {str(request_id)!r} not updated: {e.message}")
     return res
@@ -305,13 +306,13 @@ def _supervise(
     def moved_on_by_child():
         """The worker left WORKING/CONFLICTED by this actor's own action (the child ran
         `coord done`, `fail` or `release` itself): its outcome stands, nothing is lost."""
-        v = coord.worker(wid)
+        v = worker(coord, wid)
         return v if v.state not in ACTIVE and v.last_from == actor else None
 
     def claim_lost(msg):
         if moved_on_by_child() is not None:
             return None
-        v = coord.worker(wid)
+        v = worker(coord, wid)
         return f"{wid} is {v.state}, last by {v.last_from}" if v.state not in ACTIVE else msg
 
     beats = Beats(coord, wid, actor, interval, say, claim_lost)
@@ -329,8 +330,12 @@ def _supervise(
         code = 127 if isinstance(e, FileNotFoundError) else 126  # as shells report them
         res = RunResult(wid, code, returncode=code, ended_by="exec-failed")
         try:
-            r = coord.act(
-                "fail", wid, {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code}, actor=actor
+            r = act(
+                coord,
+                "fail",
+                wid,
+                {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code},
+                actor=actor,
             )
             res.state, res.event = r.state, r.event
         except CoordError as ce:
@@ -379,7 +384,8 @@ def _supervise(
             )
             r = _record_done(coord, wid, {"summary": text, **facts}, actor, res)
         else:
-            r = coord.act(
+            r = act(
+                coord,
                 "fail",
                 wid,
                 {
@@ -400,8 +406,8 @@ def _record_done(coord, wid, payload, actor, res: RunResult):
     (coord.app.gitsteps). A rebase conflict is recorded there (CONFLICTED: the agent resolves,
     then runs `coord done`). When done is refused otherwise (uncommitted changes, say), the
     worker is failed with the reason, so it does not sit WORKING without a heartbeat."""
-    if not coord.worker(wid).branch:
-        return coord.act("done", wid, payload, actor=actor)
+    if not worker(coord, wid).branch:
+        return act(coord, "done", wid, payload, actor=actor)
     from .gitrepo import Conflict
     from .gitsteps import done as git_done
 
@@ -409,10 +415,11 @@ def _record_done(coord, wid, payload, actor, res: RunResult):
         return git_done(coord, wid, payload, actor)
     except Conflict as e:
         res.conflict = e.message
-        return _Recorded(coord.worker(wid))
+        return _Recorded(worker(coord, wid))
     except Refused as e:
         res.done_refused = e.message
-        return coord.act(
+        return act(
+            coord,
             "fail",
             wid,
             {

@@ -3,10 +3,11 @@ changes nothing, and adds problems (and facts) to the report; verify passes only
 check found a problem. Features add their own check by appending to CHECKS (e.g. blobs).
 """
 
-import os
 from dataclasses import dataclass, field
 
+from ..events import audit_check
 from ..events.envelope import MAX_US, event_id
+from ..events.records import EventQuery, worker_of
 
 PAGE = 20000
 
@@ -36,22 +37,18 @@ def check_events(c, report: Report) -> None:
     from ..events.envelope import now_us, us_to_ts
     from ..events.errors import CoordError, IntegrityError
     from ..events.shapes import payload_problem
-    from ..events.sqlite_store import worker_of
 
     horizon = us_to_ts(min(now_us() + int(c.home.config["max_clock_skew"] * 1e6), MAX_US))
     bad, columns, gaps, ahead = [], [], [], []
     n = 0
     last = 0
     while True:
-        with c.store.read() as conn:
-            rows = conn.execute(
-                'SELECT seq, id, body, ts, "from", "to", type, worker FROM events WHERE seq > ? '
-                "ORDER BY seq LIMIT ?",
-                (last, PAGE),
-            ).fetchall()
+        with c.store.read() as r:
+            rows = r.events(EventQuery(after_seq=last, limit=PAGE))
         if not rows:
             break
-        for seq, eid, body, ts, frm, to, typ, worker in rows:
+        for row in rows:
+            seq, eid, body = row.seq, row.id, row.body
             if seq != last + 1:
                 gaps.append((last + 1, seq - 1))
                 report.problems.append(
@@ -71,7 +68,7 @@ def check_events(c, report: Report) -> None:
                 report.problems.append(f"event seq {seq} ({eid[:15]}): {e.message}")
                 continue
             want = {"ts": env.ts, "from": env.from_, "to": env.to, "type": env.type, "worker": worker_of(env)}
-            got = {"ts": ts, "from": frm, "to": to, "type": typ, "worker": worker}
+            got = {"ts": row.ts, "from": row.from_, "to": row.to, "type": row.type, "worker": row.worker}
             for col in want:
                 if want[col] != got[col]:
                     columns.append(seq)
@@ -81,7 +78,7 @@ def check_events(c, report: Report) -> None:
                     )
             if env.ts > horizon:
                 ahead.append(eid)
-            if "$blob" in env.payload and os.path.exists(c.blobs.file_of(env.payload["$blob"])):
+            if "$blob" in env.payload and c.blobs.has(env.payload["$blob"]):
                 try:
                     why = payload_problem(env.type, c.blobs.payload_of(env.payload))
                 except CoordError as e:
@@ -93,9 +90,7 @@ def check_events(c, report: Report) -> None:
                         f"{why} (shown unresolved)"
                     )
         n += len(rows)
-    with c.store.read() as conn:
-        row = conn.execute("SELECT last_seq FROM projection_state WHERE name = 'workers'").fetchone()
-    projected = row[0] if row else 0
+    projected = c.store.reader.position("workers")
     if projected > last:
         gaps.append((last + 1, projected))
         report.problems.append(
@@ -120,13 +115,9 @@ def check_events(c, report: Report) -> None:
     }
 
 
-# The name earlier code and docs used for this check.
-check_event_hashes = check_events
-
-
 def check_audit_file(c, report: Report) -> None:
     """Every line of events.jsonl checks out, and every event that belongs in it is in it."""
-    r = c.audit.check()
+    r = audit_check.check(c.audit)
     for b in r["bad"]:
         report.problems.append(f"{r['path']} line {b['line']}: {b['reason']}")
     for eid in r["missing"]:
@@ -145,13 +136,15 @@ def check_projections(c, report: Report) -> None:
     """The stored views equal a fresh fold of all events in (ts, id) order."""
     from ..projections import board
 
-    with c.store.read() as conn:
-        fresh = board.fresh_fold(conn)
-        stored = board.stored_views(conn)
-        orphans = conn.execute(
-            "SELECT count(*) FROM events WHERE worker IS NOT NULL AND worker NOT IN "
-            "(SELECT worker FROM workers)"
-        ).fetchone()[0]
+    orphans = 0  # lifecycle events of workers without a stored view
+
+    def count(rows, _total):
+        nonlocal orphans
+        orphans += sum(1 for row in rows if row.worker not in stored)
+
+    with c.store.read() as r:  # one snapshot: the stored views and the events they come from
+        stored = board.stored_views(r)
+        fresh, _ = board.fold_from_zero(c.store, reader=r, after_page=count)
     differ = sorted(w for w in set(fresh) | set(stored) if fresh.get(w) != stored.get(w))
     for w in differ:
         why = (
@@ -165,15 +158,21 @@ def check_projections(c, report: Report) -> None:
 
 def check_blobs(c, report: Report) -> None:
     """Every blob's bytes hash to its name; every reference names a blob that exists."""
-    problems = c.verify_blobs()
+    problems = blob_problems(c)
     report.problems.extend(problems)
     report.facts["blobs"] = {"problems": len(problems)}
 
 
+def blob_problems(c) -> list[str]:
+    """Corrupt blob files, and references in events to blobs that are missing."""
+    with c.store.read() as r:
+        referring = r.events(EventQuery(blob_refs=True))
+    return c.blobs.verify(referring)
+
+
 def check_database(c, report: Report) -> None:
-    """SQLite's own check of every page and index."""
-    with c.store.read() as conn:
-        rows = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
+    """The database's own check of its storage (SQLite: every page and index)."""
+    rows = c.store.integrity_check()
     if rows != ["ok"]:
         report.problems.extend(f"database: {r}" for r in rows)
     report.facts["database"] = {"integrity_check": rows[:20]}
@@ -188,15 +187,20 @@ def damage(c) -> list[str]:
     audit file that it no longer holds."""
     report = Report()
     check_events(c, report)
-    lost = c.audit.check()["lost"]
+    lost = audit_check.check(c.audit)["lost"]
     report.problems.extend(
         f"event {x['id']} (audit file line {x['line']}) is no longer in the store" for x in lost
     )
     return report.problems
 
 
-def verify(c, checks=None) -> Report:
+def verify(c, checks=None, remember: bool = False) -> Report:
+    """Run the checks. With `remember`, a clean result records the audit file's BLAKE3
+    (`export --check` and `verify` then say whether it changed since)."""
     report = Report()
     for check in CHECKS if checks is None else checks:
         check(c, report)
+    af = report.facts.get("audit_file")
+    if remember and report.ok and af:
+        c.audit.record_checked(af["b3"], af["bytes"])
     return report

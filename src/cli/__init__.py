@@ -24,8 +24,8 @@ COMMANDS = {
     "fail": "lifecycle:fail",
     "retry": "lifecycle:retry",
     "status": "board:status",
-    "show": "board:show",
-    "log": "board:log",
+    "show": "show:show",
+    "log": "log:log",
     "replay": "replay:replay",
     "stats": "stats:stats",
     "timeline": "timeline:timeline",
@@ -35,7 +35,7 @@ COMMANDS = {
     "send": "messages:send",
     "poll": "messages:poll",
     "ack": "messages:ack",
-    "search": "messages:search",
+    "search": "search:search",
     "blob": "blobs:blob",
     "run": "run:run_cmd",
     "reap": "run:reap_cmd",
@@ -75,6 +75,6 @@ def cli():
 
 
 def main(argv=None):
-    from .options import run_main
+    from .entry import run_main
 
     sys.exit(run_main(cli, argv))

@@ -39,6 +39,15 @@ class Home:
     def __repr__(self):
         return f"Home({str(self.path)!r})"
 
+    def has_store(self) -> bool:
+        """Whether this home's store exists (SQLite: coord.db)."""
+        return self.db_path.exists()
+
+    def discard_store(self) -> None:
+        """Remove a store that `init` created but could not finish (coord.db, -wal, -shm)."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.db_path) + suffix).unlink(missing_ok=True)
+
     @property
     def project_dir(self) -> Path:
         return self.path.parent

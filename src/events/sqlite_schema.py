@@ -1,7 +1,9 @@
-"""Schema migrations: ordered, named, recorded (sqlite-utils' Migrations) and skipped
-quickly once current (PRAGMA user_version holds how many have run).
+"""The SQLite store's schema migrations: ordered, named, recorded (sqlite-utils'
+Migrations) and skipped quickly once current (PRAGMA user_version holds how many have run).
 
-Append new migrations at the end of MIGRATIONS; never edit or reorder an applied one.
+Append new migrations at the end; never edit or reorder an applied one. Names are
+numbered in the order they run. Stores migrated before issue 12 recorded older names
+(numbered by issue, out of order): `migrate` renames those records first (RENAMED).
 This module imports sqlite_utils, so it is only loaded when a migration must run.
 """
 
@@ -53,8 +55,8 @@ def m0001(db: sqlite_utils.Database):
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
-@migrations(name="0301_audit_dirty")
-def m0301(db: sqlite_utils.Database):
+@migrations(name="0002_audit_dirty")
+def m0002(db: sqlite_utils.Database):
     # Issue 3, the audit file. events.audit: 0 = not for the file (a heartbeat with
     # audit_heartbeats off), 1 = dirty (committed, not yet in the file), 2 = written.
     # Decided when an event is appended. Events stored before this migration were never
@@ -65,8 +67,8 @@ def m0301(db: sqlite_utils.Database):
     db.execute("CREATE INDEX events_dirty ON events(seq) WHERE audit = 1")
 
 
-@migrations(name="0501_messages_blobs_search")
-def m0501(db: sqlite_utils.Database):
+@migrations(name="0003_messages_blobs_search")
+def m0003(db: sqlite_utils.Database):
     # Message cursors (issue 5): per reader and per address (the reader's name, '*', or a
     # worker it holds), the seq up to which everything is acknowledged; msg_acks holds
     # messages acknowledged above that watermark (poll --type delivers out of order).
@@ -86,8 +88,8 @@ def m0501(db: sqlite_utils.Database):
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('search_rebuild', '1')")
 
 
-@migrations(name="0401_events_worker_transitions")
-def m0401(db: sqlite_utils.Database):
+@migrations(name="0004_events_worker_transitions")
+def m0004(db: sqlite_utils.Database):
     # A worker's history without its heartbeats (`show`): a partial index, so a worker that
     # beat 60,000 times is read in as many steps as it has transitions, not heartbeats.
     db.execute(
@@ -96,8 +98,8 @@ def m0401(db: sqlite_utils.Database):
     )
 
 
-@migrations(name="1101_events_stored")
-def m1101(db: sqlite_utils.Database):
+@migrations(name="0005_events_stored")
+def m0005(db: sqlite_utils.Database):
     # Issue 11, clock poisoning: the local time (µs since the epoch, this machine's clock)
     # at which this store recorded each event. Liveness takes the earlier of an event's ts
     # and this, so an event dated ahead cannot keep a silent worker alive. Events stored
@@ -105,7 +107,29 @@ def m1101(db: sqlite_utils.Database):
     db.execute("ALTER TABLE events ADD COLUMN stored INTEGER")
 
 
-MIGRATIONS = migrations
+@migrations(name="0006_workers_branch_columns")
+def m0006(db: sqlite_utils.Database):
+    # Issue 12, the store interface: the columns git steps look views up by (which worker
+    # names a branch, as its branch or its base; which records a worktree) are stored
+    # beside the view, so no query reads inside the view's bytes.
+    for col in ("branch", "base", "worktree"):
+        db.execute(f"ALTER TABLE workers ADD COLUMN {col} TEXT")
+    db.execute(
+        "UPDATE workers SET branch = json_extract(CAST(view AS TEXT), '$.branch'), "
+        "base = json_extract(CAST(view AS TEXT), '$.base'), "
+        "worktree = json_extract(CAST(view AS TEXT), '$.worktree')"
+    )
+    db.execute("CREATE INDEX workers_branch ON workers(branch)")
+    db.execute("CREATE INDEX workers_base ON workers(base)")
+
+
+# Names recorded by stores migrated before issue 12 -> the names they run under now.
+RENAMED = {
+    "0301_audit_dirty": "0002_audit_dirty",
+    "0501_messages_blobs_search": "0003_messages_blobs_search",
+    "0401_events_worker_transitions": "0004_events_worker_transitions",
+    "1101_events_stored": "0005_events_stored",
+}
 SCHEMA_VERSION = len(migrations._migrations)
 
 
@@ -114,6 +138,13 @@ def migrate(conn) -> None:
     import secrets
 
     db = sqlite_utils.Database(conn)
+    if db[migrations.migrations_table].exists():
+        with db.atomic():
+            for old, new in RENAMED.items():
+                conn.execute(
+                    f"UPDATE {migrations.migrations_table} SET name = ? WHERE migration_set = ? AND name = ?",
+                    (new, migrations.name, old),
+                )
     migrations.apply(db)
     conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('clone_id', ?)", (secrets.token_hex(8),))
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

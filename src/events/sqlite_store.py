@@ -1,180 +1,179 @@
-"""The store: one SQLite database per home, and the single write path.
+"""The SQLite store (coord.events.store.Store): one database per home, `coord.db`.
 
-Every write is `BEGIN IMMEDIATE` (optionally behind an exclusive flock, which makes
-waiting writers queue fairly), assigns `seq` and `ts` inside the transaction, appends the
-canonical bytes, and runs the projector on each appended event before COMMIT, so readers
-only ever see an event together with the views folded from it.
+Every write is `BEGIN IMMEDIATE` (optionally behind an exclusive flock on `write.lock`,
+which makes waiting writers queue fairly), assigns `seq` and `ts` inside the transaction,
+appends the canonical bytes and runs the projectors before COMMIT, so readers only ever
+see an event together with the views folded from it. The flock and BEGIN IMMEDIATE make
+every read inside a write current, so a write function never needs a second run.
+Connections: `isolation_level=None`, WAL, the `synchronous` and `busy_timeout` settings.
 """
 
 import errno
-import fcntl
 import os
 import sqlite3
 import time
 from contextlib import contextmanager
 
-import msgspec
+from msgspec.structs import astuple
 
-from .codec import decode_body
-from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from .errors import Busy, CoordError, IntegrityError, UsageError
 from .failpoints import failpoint
-from .files import check_dir_in_home, check_home_dir, check_regular, open_in_home
+from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
 from .home import Home
-from .shapes import local_problem
+from .records import StoredEvent, ViewRow, worker_of
+from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
+from .store import Store, WriteTx
 
-# Must equal the number of migrations in schema.py (a test checks it). Kept here so the
-# per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 5
-
-# events.audit values (see schema 0301): not for the file, dirty, written.
-AUDIT_NONE, AUDIT_DIRTY, AUDIT_WRITTEN = 0, 1, 2
-
-
-class StoredEvent(msgspec.Struct):
-    seq: int
-    id: str
-    body: bytes
-    env: Envelope
-    origin: str = "local"
-    audit: int | None = None  # the events.audit mark given at append (None: not known here)
-    stored: int | None = None  # local clock (µs) when this store recorded it (None: not known)
+# Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
+# the per-action path can tell "current" without importing sqlite_utils.
+SCHEMA_VERSION = 6
+WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 
 
-def worker_of(env: Envelope) -> str | None:
-    return env.to if env.type.startswith("worker.") else None
+class SqliteTx(SqliteReader, WriteTx):
+    """An open write transaction (inside BEGIN IMMEDIATE)."""
 
+    def __init__(self, store: "SqliteStore"):
+        SqliteReader.__init__(self, store.conn, store.translate)
+        WriteTx.__init__(self, store)
 
-def _is_locked(e: sqlite3.OperationalError) -> bool:
-    msg = str(e)
-    return "locked" in msg or "busy" in msg
+    def _x(self, sql: str, args=()) -> None:
+        self.conn.execute(sql, args)
 
-
-class Tx:
-    """An open write transaction."""
-
-    def __init__(self, store: "Store"):
-        self.store = store
-        self.conn = store.conn
-        self._seq = None
-        self._last_us = None
-        self.appended: list[StoredEvent] = []
-        self.cache: dict = {}  # projections may keep views here for the transaction's length
-        # Callbacks run once each just before COMMIT (e.g. the projector re-folding the
-        # workers a batch of imported events touched), keyed so each runs once.
-        self.before_commit: dict = {}
-
-    def _horizon(self, now: int) -> int:
-        """The latest ts that may set the clock: now + max_clock_skew."""
-        return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
-
-    def _load_heads(self):
-        # One indexed lookup (events_ts, backwards from the horizon): events dated further
-        # ahead than max_clock_skew are stored and folded, but never set the clock.
-        seq, ts = self.conn.execute(
+    def _heads(self, horizon_ts):
+        # One indexed lookup (events_ts, backwards from the horizon).
+        return self._one(
             "SELECT (SELECT max(seq) FROM events), "
             "(SELECT ts FROM events WHERE ts <= ? ORDER BY ts DESC LIMIT 1)",
-            (us_to_ts(self._horizon(now_us())),),
-        ).fetchone()
-        self._seq = seq or 0
-        try:
-            self._last_us = ts_to_us(ts) if ts else 0
-        except ValueError:  # a malformed ts stored by an older coord: `verify` reports it
-            self._last_us = 0
-
-    def next_ts(self) -> str:
-        """max(now, g + 1 µs), g the greatest ts of a stored event (imported ones included)
-        no more than max_clock_skew ahead of now (contract: Event envelope)."""
-        if self._last_us is None:
-            self._load_heads()
-        us = max(now_us(), self._last_us + 1)
-        if us > MAX_US:
-            raise IntegrityError(
-                "cannot stamp a new event: its ts would lie past 9999-12-31T23:59:59.999999Z "
-                "(an event that late is within max_clock_skew of this clock: lower max_clock_skew)"
-            )
-        self._last_us = us
-        return us_to_ts(us)
-
-    def _next_seq(self) -> int:
-        if self._seq is None:
-            self._load_heads()
-        self._seq += 1
-        return self._seq
-
-    def append(
-        self,
-        env: Envelope | None = None,
-        body: bytes | None = None,
-        origin: str = "local",
-        audit: int | None = None,
-        checked: bool = False,
-    ) -> StoredEvent | None:
-        """The one way an event enters the store. Given bytes (an import), they are kept
-        as they are; given an envelope, it is encoded once. Returns None when the id is
-        already stored (set union).
-
-        `audit` says whether the event belongs in the audit file, decided now and never
-        again: by default a local event is dirty (to be written) unless it is a heartbeat
-        and the audit_heartbeats setting is off; an imported event came from some audit
-        file, so it is dirty too (our file becomes the union). An import from our own
-        audit file passes AUDIT_WRITTEN (it is already there).
-
-        Shape rules (coord.events.shapes) hold for both: a local event that would break one
-        is a usage error (exit 2); given bytes are checked whole (exit 5) unless the caller
-        read them through the codec already (`checked`)."""
-        if body is None:
-            body = canonical(env)
-            if origin == "local" and len(body) > self.store.home.config["blob_threshold"]:
-                # The claim-check for any local event whose caller did not apply it before
-                # the transaction (Coord.act and append_raw do, to keep this one short).
-                stored = self.store.blobs.claim_check(env.payload, self.store.home.config["blob_threshold"])
-                if stored is not env.payload:
-                    env = msgspec.structs.replace(env, payload=stored)
-                    body = canonical(env)
-            if origin == "local":
-                why = local_problem(env, body)
-                if why is not None:
-                    raise UsageError(why)
-        elif env is None:
-            env = decode(body) if checked else decode_body(body)
-        eid = event_id(body)
-        if origin != "local" and self.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone():
-            return None
-        now = now_us()
-        if origin != "local" and self._last_us is not None:
-            us = ts_to_us(env.ts)
-            if us <= self._horizon(now):
-                self._last_us = max(self._last_us, us)
-        if audit is None:
-            audit = AUDIT_DIRTY
-            if (
-                origin == "local"
-                and env.type == "worker.heartbeat"
-                and not self.store.home.config["audit_heartbeats"]
-            ):
-                audit = AUDIT_NONE
-        seq = self._next_seq()
-        self.conn.execute(
-            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit, stored) '
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit, now),
+            (horizon_ts,),
         )
-        ev = StoredEvent(seq, eid, body, env, origin, audit, now)
-        self.appended.append(ev)
-        if self.store.projector is not None:
-            self.store.projector(self, ev)
-        return ev
+
+    def _has_id(self, eid):
+        return self._one("SELECT 1 FROM events WHERE id = ?", (eid,)) is not None
+
+    def _insert(self, ev: StoredEvent) -> None:
+        e = ev.env
+        self._x(
+            f"INSERT INTO events({EVENT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                ev.seq,
+                ev.id,
+                e.ts,
+                e.from_,
+                e.to,
+                e.type,
+                worker_of(e),
+                ev.body,
+                ev.origin,
+                ev.audit,
+                ev.stored,
+            ),
+        )
+
+    # --- views ---------------------------------------------------------------------------
+    def put_view(self, row: ViewRow) -> None:
+        self._x(f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", astuple(row))
+
+    def put_view_blob(self, worker, view) -> None:
+        # Only the bytes change: no index maintenance, unlike a REPLACE.
+        self._x("UPDATE workers SET view = ? WHERE worker = ?", (view, worker))
+
+    def delete_view(self, worker) -> None:
+        self._x("DELETE FROM workers WHERE worker = ?", (worker,))
+
+    def replace_views(self, rows) -> None:
+        self._x("DELETE FROM workers")
+        self.conn.executemany(
+            f"INSERT INTO workers({VIEW_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", [astuple(r) for r in rows]
+        )
+
+    def set_position(self, name, seq) -> None:
+        self._x("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))
+
+    # --- request ids and bookkeeping ----------------------------------------------------
+    def remember_request(self, actor, key, result) -> None:
+        self._x("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)", (actor, key, result))
+
+    def replace_request(self, actor, key, result) -> None:
+        self._x("UPDATE request_ids SET result = ? WHERE actor = ? AND key = ?", (result, actor, key))
+
+    def set_meta(self, values: dict) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [(k, str(v)) for k, v in values.items()]
+        )
+
+    def delete_meta(self, key) -> None:
+        self._x("DELETE FROM meta WHERE key = ?", (key,))
+
+    def set_audit(self, seqs, mark) -> None:
+        self.conn.executemany("UPDATE events SET audit = ? WHERE seq = ?", [(mark, s) for s in seqs])
+
+    # --- inboxes: a watermark per (agent, address), acks above it in msg_acks ------------
+    def _set_cursor(self, agent, address, seq) -> None:
+        self._x(
+            "INSERT INTO cursors(agent, address, seq) VALUES (?,?,?) "
+            "ON CONFLICT(agent, address) DO UPDATE SET seq = max(seq, excluded.seq)",
+            (agent, address, seq),
+        )
+        self._x("DELETE FROM msg_acks WHERE agent = ? AND address = ? AND seq <= ?", (agent, address, seq))
+
+    def _compact(self, agent, address) -> None:
+        """Move the watermark over acknowledged messages that are now contiguous."""
+        cur = self.cursors(agent).get(address, 0)
+        sql, args = pending_sql(agent, address, cur)
+        row = self._one(sql + " ORDER BY seq LIMIT 1", args)
+        if row is not None:
+            new = row[0] - 1
+        else:
+            new = self._one(
+                "SELECT coalesce(max(seq), 0) FROM msg_acks WHERE agent = ? AND address = ?", (agent, address)
+            )[0]
+        if new > cur:
+            self._set_cursor(agent, address, new)
+
+    def ack_messages(self, agent, delivered) -> None:
+        by_addr: dict = {}
+        for seq, to in delivered:
+            by_addr.setdefault(to, []).append(seq)
+        for address, seqs in by_addr.items():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO msg_acks(agent, address, seq) VALUES (?,?,?)",
+                [(agent, address, s) for s in seqs],
+            )
+            self._compact(agent, address)
+
+    def ack_through(self, agent, addresses, seq) -> None:
+        for address in addresses:
+            self._set_cursor(agent, address, seq)
+            self._compact(agent, address)
+
+    # --- search (FTS5, rowid = events.seq) -----------------------------------------------
+    def index_text(self, seq, etype, text) -> None:
+        self._x("INSERT INTO search(rowid, type, text) VALUES (?,?,?)", (seq, etype, text))
+
+    def search_shadow_reset(self) -> None:
+        self._x("DROP TABLE IF EXISTS search_new")
+        self._x(f"CREATE VIRTUAL TABLE search_new USING fts5({SEARCH_COLUMNS})")
+
+    def search_shadow_add(self, rows) -> None:
+        self.conn.executemany("INSERT INTO search_new(rowid, type, text) VALUES (?,?,?)", rows)
+
+    def search_shadow_swap(self) -> None:
+        self._x("DROP TABLE search")
+        self._x("ALTER TABLE search_new RENAME TO search")
 
 
-class Store:
-    def __init__(self, home: Home, projector=None, after_commit=None):
-        self.home = home
-        self.projector = projector  # (tx, StoredEvent) -> None, inside the transaction
-        self.after_commit = after_commit  # (store, [StoredEvent]) -> None, after COMMIT
+SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
+
+
+class SqliteStore(Store):
+    def __init__(self, home: Home, projectors=(), after_commit=()):
+        super().__init__(home, projectors, after_commit)
         self.conn = None
         self._lock_fd = None
         self._blobs = None
+        self._reader = None
+        self._seen_version = None
 
     @property
     def blobs(self):
@@ -185,8 +184,13 @@ class Store:
             self._blobs = BlobStore(self.home.blobs_path)
         return self._blobs
 
+    def translate(self, e: Exception) -> CoordError:
+        return _translate(e, self.home)
+
     # --- connection ------------------------------------------------------------------
-    def open(self) -> "Store":
+    def open(self) -> "SqliteStore":
+        if self.conn is not None:
+            return self
         check_home_files(self.home)
         cfg = self.home.config
         self.home.set_umask()
@@ -203,6 +207,7 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise _translate(e, self.home) from None
         self.conn = conn
+        self._reader = SqliteReader(conn, self.translate)
         if version < SCHEMA_VERSION:
             self._migrate()
         elif version > SCHEMA_VERSION:
@@ -213,13 +218,13 @@ class Store:
         return self
 
     def _migrate(self):
-        from . import sqlite_schema as schema
+        from . import sqlite_schema
 
         with self._flock():
             try:
                 if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     self.conn.execute("PRAGMA journal_mode = WAL")
-                schema.migrate(self.conn)
+                sqlite_schema.migrate(self.conn)
             except sqlite3.DatabaseError as e:
                 raise _translate(e, self.home) from None
 
@@ -231,15 +236,8 @@ class Store:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self):
-        return self.open() if self.conn is None else self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def clone_id(self) -> str:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'clone_id'").fetchone()
-        return row[0] if row else ""
+        return self.reader.meta(["clone_id"]).get("clone_id", "")
 
     # --- locking ---------------------------------------------------------------------
     @contextmanager
@@ -257,8 +255,6 @@ class Store:
 
     @contextmanager
     def rebuild_lock(self, timeout: float = 3600.0):
-        """Serialises whole rebuilds (views, search index) between processes; appends go
-        on meanwhile. Held for as long as a rebuild takes, hence its own lock file."""
         try:
             fd = open_in_home(self.home.path / "rebuild.lock", os.O_RDWR | os.O_CREAT)
         except OSError as e:
@@ -270,40 +266,41 @@ class Store:
             os.close(fd)
 
     # --- transactions ----------------------------------------------------------------
-    @contextmanager
-    def write(self, hooks: bool = True):
-        """BEGIN IMMEDIATE … COMMIT. Validation, append and projection happen inside; the
-        after-commit hook (the audit file) runs after COMMIT, never before. hooks=False is
-        for the audit trail's own bookkeeping and batched imports, which export once at
-        the end instead of after every batch."""
-        tx = None
+    def transact(self, fn, hooks: bool = True, durable: bool = True):
         with self._flock():
+            if not durable:
+                self.conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                raise _translate(e, self.home) from None
-            try:
-                tx = Tx(self)
-                yield tx
-                for fn in list(tx.before_commit.values()):
-                    fn(tx)
-                failpoint("before-commit")
-                self.conn.execute("COMMIT")
-            except BaseException as e:
-                self._rollback_quietly()
-                if isinstance(e, sqlite3.DatabaseError):
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
                     raise _translate(e, self.home) from None
-                raise
+                try:
+                    tx = SqliteTx(self)
+                    result = fn(tx)
+                    for cb in list(tx.before_commit.values()):
+                        cb(tx)
+                    failpoint("before-commit")
+                    self.conn.execute("COMMIT")
+                except BaseException as e:
+                    self._rollback_quietly()
+                    if isinstance(e, sqlite3.DatabaseError):
+                        raise _translate(e, self.home) from None
+                    raise
+            finally:
+                if not durable:
+                    self.conn.execute(f"PRAGMA synchronous = {self.home.config['synchronous']}")
         failpoint("after-commit")
-        if hooks and tx.appended and self.after_commit is not None:
-            self.after_commit(self, tx.appended)
+        if hooks and tx.appended:
+            for hook in self.after_commit:
+                hook(self, tx.appended)
+        return result
 
     @contextmanager
     def read(self):
-        """A short consistent snapshot for a reader."""
         try:
             self.conn.execute("BEGIN")
-            yield self.conn
+            yield self._reader
             self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             self._rollback_quietly()
@@ -312,6 +309,10 @@ class Store:
             self._rollback_quietly()
             raise
 
+    @property
+    def reader(self) -> SqliteReader:
+        return self._reader
+
     def _rollback_quietly(self):
         try:
             if self.conn.in_transaction:
@@ -319,30 +320,40 @@ class Store:
         except sqlite3.DatabaseError:
             pass
 
-    # --- reading events --------------------------------------------------------------
-    def max_seq(self) -> int:
-        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    def wait_for_new(self, after_seq: int, timeout: float) -> bool:
+        """Sleeps between looks at PRAGMA data_version, which changes when another
+        connection commits: waiting costs no transaction and next to no CPU."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                v = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.DatabaseError as e:
+                raise _translate(e, self.home) from None
+            if v != self._seen_version:
+                self._seen_version = v
+                if self._reader.max_seq() > after_seq:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(WAIT_POLL, left))
 
-
-@contextmanager
-def exclusive_flock(fd: int, timeout: float, what: str):
-    """An exclusive flock on fd, waited for at most `timeout` seconds (then Busy, exit 7).
-    Polls with a short, growing sleep: a blocking flock could not honour the timeout."""
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while True:
+    # --- whole-database operations -------------------------------------------------------
+    def backup(self, dest: str) -> int:
+        """VACUUM INTO dest: one read snapshot, so a consistent copy while others write."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise Busy(f"{what} stayed locked past the busy timeout; safe to retry") from None
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.005)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+            self.conn.execute("VACUUM INTO ?", (str(dest),))
+            check = sqlite3.connect(str(dest))
+            try:
+                return check.execute("SELECT count(*) FROM events").fetchone()[0]
+            finally:
+                check.close()
+        except sqlite3.DatabaseError as e:
+            raise CoordError(str(e)) from None
+
+    def integrity_check(self) -> list[str]:
+        with self.read():
+            return [r[0] for r in self.conn.execute("PRAGMA integrity_check(20)")]
 
 
 def check_home_files(home: Home) -> None:
@@ -360,9 +371,9 @@ def check_home_files(home: Home) -> None:
         check_dir_in_home(d)
 
 
-def row_to_event(row) -> StoredEvent:
-    """(seq, id, body, origin) -> StoredEvent"""
-    return StoredEvent(row[0], row[1], row[2], decode(row[2]), row[3])
+def _is_locked(e: sqlite3.OperationalError) -> bool:
+    msg = str(e)
+    return "locked" in msg or "busy" in msg
 
 
 def _translate(e: Exception, home: Home) -> CoordError:

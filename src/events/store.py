@@ -1,0 +1,398 @@
+"""The store interface: exactly the operations the application needs from a home's log, as
+abstract classes with one implementation per database (SQLite: coord.events.sqlite_store;
+a second store is a new file that implements these classes and one line in `open_store`).
+
+- `Store`: an open home's log. Writes go through `transact(fn)`, reads through `read()`
+  (one consistent snapshot) or `reader` (each call its own snapshot).
+- `Reader`: the reads (the plain types they use: coord.events.records). Events (by seq, worker, type, actor, time), views (opaque bytes
+  plus the columns the application filters on), request ids, bookkeeping, inboxes,
+  search, audit marks.
+- `WriteTx(Reader)`: one write transaction. `append` is the one write path: it encodes,
+  checks the shape rules, stamps ts and seq, stores the bytes and runs the registered
+  projectors inside the transaction; the after-commit hooks run after COMMIT.
+
+Writes are functions the implementation may run more than once (`transact`): a store may
+read without a lock, decide, and find at commit that what it read changed (PostgreSQL's
+optimistic append), then run the function again on a fresh transaction. So a function
+given to `transact` reads everything its decision depends on through its tx (the views,
+the clock via `next_ts`, request ids, the first claimable worker, the active views) and
+has no effect outside the transaction: blobs are written before, git steps before or
+after, output after. SQLite runs it once, under BEGIN IMMEDIATE.
+
+The store never knows what a view holds or how a fold works: the projectors
+(coord.projections) encode and decode views and extract search text.
+"""
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+
+import msgspec
+
+from .codec import decode_body
+from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
+from .errors import IntegrityError, UsageError
+from .records import AUDIT_DIRTY, AUDIT_NONE, HEARTBEAT, EventQuery, Row, SearchHit, StoredEvent, ViewRow
+from .shapes import local_problem
+from .typeglobs import TypeFilter
+
+
+class Reader(ABC):
+    """The reads. On a WriteTx they see the transaction's own writes; a decision taken in
+    a write must read through its tx (see the module's docstring)."""
+
+    # --- events ------------------------------------------------------------------------
+    @abstractmethod
+    def max_seq(self) -> int:
+        """The greatest seq stored (0 when empty). seq is gapless and in commit order."""
+
+    @abstractmethod
+    def events(self, q: EventQuery) -> list[Row]:
+        """The events `q` selects, in its order."""
+
+    @abstractmethod
+    def count(self, q: EventQuery) -> int:
+        """How many events `q` selects (its limit and order ignored)."""
+
+    @abstractmethod
+    def event_at(self, seq: int) -> Row | None:
+        """The event with this seq."""
+
+    @abstractmethod
+    def find_events(self, prefix: str, limit: int = 11, upto_seq: int | None = None) -> list[Row]:
+        """Events whose id starts with `prefix` ('b3:…', lower case), by id."""
+
+    @abstractmethod
+    def nth_event(self, n: int, upto_seq: int | None = None) -> Row | None:
+        """The n-th event (1-based) in (ts, id) order, among seq <= upto_seq."""
+
+    @abstractmethod
+    def known_ids(self, ids: list[str]) -> set[str]:
+        """Which of these ids are stored."""
+
+    # --- views -------------------------------------------------------------------------
+    @abstractmethod
+    def view(self, worker: str) -> bytes | None:
+        """The stored view of a worker (None when there is none)."""
+
+    @abstractmethod
+    def views(
+        self,
+        states=None,
+        holder: str | None = None,
+        naming: str | None = None,
+        assignable_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[ViewRow]:
+        """Views ordered by (created, worker): in one of `states`, held by `holder`, whose
+        branch or base is `naming`, without an assignee or assigned to `assignable_by`."""
+
+    @abstractmethod
+    def worker_ids(self, prefix: str, limit: int = 11) -> list[str]:
+        """Workers whose id starts with `prefix`, sorted (an exact id sorts first)."""
+
+    @abstractmethod
+    def position(self, name: str) -> int:
+        """The last seq the projection `name` folded (0 when none)."""
+
+    # --- request ids and bookkeeping ----------------------------------------------------
+    @abstractmethod
+    def request(self, actor: str, key: str) -> bytes | None:
+        """The stored result of a request id (coord.app.requests encodes it)."""
+
+    @abstractmethod
+    def meta(self, keys) -> dict[str, str]:
+        """Bookkeeping values by key (clone id, the audit file's record, flags)."""
+
+    # --- inboxes -------------------------------------------------------------------------
+    @abstractmethod
+    def cursors(self, agent: str) -> dict[str, int]:
+        """Per address, the seq up to which `agent` acknowledged everything."""
+
+    @abstractmethod
+    def pending_messages(
+        self, agent: str, after: dict[str, int], types: TypeFilter | None, limit: int | None
+    ) -> list[Row]:
+        """msg.* events to each address of `after` with seq above its value, that `agent`
+        has not acknowledged (and, to '*', not its own), matching `types`, by seq."""
+
+    # --- search ------------------------------------------------------------------------
+    @abstractmethod
+    def search(self, query: str, types: TypeFilter | None, from_, to, limit: int) -> list[SearchHit]:
+        """Best matches first. A query the engine cannot read is a UsageError (exit 2)."""
+
+    @abstractmethod
+    def search_text(self, seq: int) -> tuple[str, str] | None:
+        """(type, text) the index holds for an event."""
+
+    @abstractmethod
+    def search_count(self) -> int:
+        """How many events the index holds."""
+
+    # --- the audit file's marks --------------------------------------------------------
+    @abstractmethod
+    def audit_rows(
+        self, after_seq: int = 0, upto_seq: int | None = None, dirty_only: bool = False, limit=None
+    ) -> list[Row]:
+        """Events that belong in the audit file (dirty ones only, if asked), by seq."""
+
+    @abstractmethod
+    def audit_marks(self, after_seq: int = 0, limit: int | None = None) -> list[tuple[int, str, int]]:
+        """(seq, id, mark) of the events that belong in the audit file, by seq."""
+
+    @abstractmethod
+    def any_dirty(self) -> bool:
+        """Whether an event waits to be written to the audit file."""
+
+
+class WriteTx(Reader):
+    """One write transaction. Implementations provide `_heads`, `_has_id` and `_insert`
+    plus the write operations below; `append` and `next_ts` are the same everywhere."""
+
+    def __init__(self, store: "Store"):
+        self.store = store
+        self.appended: list[StoredEvent] = []
+        self.cache: dict = {}  # projectors may keep views here for the transaction's length
+        # Callbacks run once each just before COMMIT (e.g. the projector re-folding the
+        # workers a batch of imported events touched), keyed so each runs once.
+        self.before_commit: dict = {}
+        self._seq: int | None = None
+        self._last_us: int | None = None
+
+    # --- what an implementation provides --------------------------------------------
+    @abstractmethod
+    def _heads(self, horizon_ts: str) -> tuple[int, str | None]:
+        """(max seq, greatest ts <= horizon_ts) as this transaction sees them."""
+
+    @abstractmethod
+    def _has_id(self, eid: str) -> bool:
+        """Whether an event with this id is stored."""
+
+    @abstractmethod
+    def _insert(self, ev: StoredEvent) -> None:
+        """Store one event with its columns (ts, from, to, type, worker_of(env))."""
+
+    @abstractmethod
+    def put_view(self, row: ViewRow) -> None:
+        """Insert or replace a worker's view."""
+
+    @abstractmethod
+    def put_view_blob(self, worker: str, view: bytes) -> None:
+        """Replace only the bytes of a view whose columns did not change (a heartbeat)."""
+
+    @abstractmethod
+    def delete_view(self, worker: str) -> None: ...
+
+    @abstractmethod
+    def replace_views(self, rows: list[ViewRow]) -> None:
+        """Every view at once (rebuild): readers see the old set or the new, never a mix."""
+
+    @abstractmethod
+    def set_position(self, name: str, seq: int) -> None: ...
+
+    @abstractmethod
+    def remember_request(self, actor: str, key: str, result: bytes) -> None:
+        """Store a request id's first result (a key used before is an error)."""
+
+    @abstractmethod
+    def replace_request(self, actor: str, key: str, result: bytes) -> None: ...
+
+    @abstractmethod
+    def set_meta(self, values: dict) -> None: ...
+
+    @abstractmethod
+    def delete_meta(self, key: str) -> None: ...
+
+    @abstractmethod
+    def ack_messages(self, agent: str, delivered: list[tuple[int, str]]) -> None:
+        """Record that `agent` acknowledged these (seq, address) messages."""
+
+    @abstractmethod
+    def ack_through(self, agent: str, addresses: list[str], seq: int) -> None:
+        """Everything for `agent` at these addresses up to seq counts as acknowledged."""
+
+    @abstractmethod
+    def index_text(self, seq: int, etype: str, text: str) -> None:
+        """Add one event to the search index."""
+
+    @abstractmethod
+    def search_shadow_reset(self) -> None:
+        """Start a fresh index beside the live one (rebuild)."""
+
+    @abstractmethod
+    def search_shadow_add(self, rows: list[tuple[int, str, str]]) -> None:
+        """(seq, type, text) rows into the fresh index."""
+
+    @abstractmethod
+    def search_shadow_swap(self) -> None:
+        """The fresh index replaces the live one."""
+
+    @abstractmethod
+    def set_audit(self, seqs: list[int], mark: int) -> None: ...
+
+    # --- the same for every store ------------------------------------------------------
+    def _horizon(self, now: int) -> int:
+        """The latest ts that may set the clock: now + max_clock_skew."""
+        return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
+
+    def _load_heads(self) -> None:
+        # Events dated further ahead than max_clock_skew are stored and folded, but never
+        # set the clock.
+        seq, ts = self._heads(us_to_ts(self._horizon(now_us())))
+        self._seq = seq or 0
+        try:
+            self._last_us = ts_to_us(ts) if ts else 0
+        except ValueError:  # a malformed ts stored by an older coord: `verify` reports it
+            self._last_us = 0
+
+    def next_ts(self) -> str:
+        """max(now, g + 1 µs), g the greatest ts of a stored event (imported ones included)
+        no more than max_clock_skew ahead of now (contract: Event envelope)."""
+        if self._last_us is None:
+            self._load_heads()
+        us = max(now_us(), self._last_us + 1)
+        if us > MAX_US:
+            raise IntegrityError(
+                "cannot stamp a new event: its ts would lie past 9999-12-31T23:59:59.999999Z "
+                "(an event that late is within max_clock_skew of this clock: lower max_clock_skew)"
+            )
+        self._last_us = us
+        return us_to_ts(us)
+
+    def _next_seq(self) -> int:
+        if self._seq is None:
+            self._load_heads()
+        self._seq += 1
+        return self._seq
+
+    def append(
+        self,
+        env: Envelope | None = None,
+        body: bytes | None = None,
+        origin: str = "local",
+        audit: int | None = None,
+        checked: bool = False,
+    ) -> StoredEvent | None:
+        """The one way an event enters the store. Given bytes (an import), they are kept
+        as they are; given an envelope, it is encoded once. Returns None when the id is
+        already stored (set union).
+
+        `audit` says whether the event belongs in the audit file, decided now and never
+        again: by default a local event is dirty (to be written) unless it is a heartbeat
+        and the audit_heartbeats setting is off; an imported event came from some audit
+        file, so it is dirty too (our file becomes the union). An import from our own
+        audit file passes AUDIT_WRITTEN (it is already there).
+
+        Shape rules (coord.events.shapes) hold for both: a local event that would break
+        one is a usage error (exit 2); given bytes are checked whole (exit 5) unless the
+        caller read them through the codec already (`checked`)."""
+        cfg = self.store.home.config
+        if body is None:
+            body = canonical(env)
+            if origin == "local" and len(body) > cfg["blob_threshold"]:
+                # The claim-check for a local event whose caller did not apply it before
+                # the transaction (the use cases do, to keep this one short). A blob is
+                # content-addressed: writing it again on a re-run changes nothing.
+                stored = self.store.blobs.claim_check(env.payload, cfg["blob_threshold"])
+                if stored is not env.payload:
+                    env = msgspec.structs.replace(env, payload=stored)
+                    body = canonical(env)
+            if origin == "local":
+                why = local_problem(env, body)
+                if why is not None:
+                    raise UsageError(why)
+        elif env is None:
+            env = decode(body) if checked else decode_body(body)
+        eid = event_id(body)
+        if origin != "local" and self._has_id(eid):
+            return None
+        now = now_us()
+        if origin != "local" and self._last_us is not None:
+            us = ts_to_us(env.ts)
+            if us <= self._horizon(now):
+                self._last_us = max(self._last_us, us)
+        if audit is None:
+            audit = AUDIT_DIRTY
+            if origin == "local" and env.type == HEARTBEAT and not cfg["audit_heartbeats"]:
+                audit = AUDIT_NONE
+        ev = StoredEvent(self._next_seq(), eid, body, env, origin, audit, now)
+        self._insert(ev)
+        self.appended.append(ev)
+        for project in self.store.projectors:
+            project(self, ev)
+        return ev
+
+
+class Store(ABC):
+    """An open home's log. `projectors` run inside every append, `(tx, StoredEvent)`;
+    `after_commit` hooks run after a COMMIT that appended, `(store, [StoredEvent])`."""
+
+    def __init__(self, home, projectors=(), after_commit=()):
+        self.home = home
+        self.projectors = list(projectors)
+        self.after_commit = list(after_commit)
+
+    @abstractmethod
+    def open(self) -> "Store":
+        """Connect (and bring the schema up to date); returns self."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    @abstractmethod
+    def blobs(self):
+        """The home's blobs (coord.events.blobs.BlobStore's operations)."""
+
+    @abstractmethod
+    def clone_id(self) -> str:
+        """This store's identity among clones (recorded at `start`: liveness REMOTE)."""
+
+    @abstractmethod
+    def transact(self, fn, hooks: bool = True, durable: bool = True):
+        """Run fn(tx) in one write transaction and commit; returns fn's result. fn may be
+        run more than once (see the module's docstring); an exception rolls back and is
+        raised. hooks=False skips the after-commit hooks (bookkeeping, batched imports
+        that export once at the end); durable=False allows a cheaper commit for
+        bookkeeping that is safe to lose (the audit file's record)."""
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[Reader]:
+        """A short consistent snapshot for several reads."""
+
+    @property
+    @abstractmethod
+    def reader(self) -> Reader:
+        """Reads outside any transaction, each its own snapshot."""
+
+    @abstractmethod
+    def wait_for_new(self, after_seq: int, timeout: float) -> bool:
+        """Block until an event with seq > after_seq is committed (True) or timeout
+        seconds pass (False), cheaply: no busy reading of the table."""
+
+    @abstractmethod
+    def rebuild_lock(self, timeout: float = 3600.0) -> AbstractContextManager[None]:
+        """Serialises whole rebuilds (views, search index) between processes; appends go
+        on meanwhile."""
+
+    @abstractmethod
+    def backup(self, dest: str) -> int:
+        """A consistent copy of everything into the new file dest, taken while others
+        write; returns the number of events in it."""
+
+    @abstractmethod
+    def integrity_check(self) -> list[str]:
+        """The database's own check of its storage: ['ok'], or what it found."""
+
+
+def open_store(home, projectors=(), after_commit=()) -> Store:
+    """The home's store, opened. (A second implementation is chosen here, by the home's
+    `store` setting.)"""
+    from .sqlite_store import SqliteStore
+
+    return SqliteStore(home, projectors, after_commit).open()
