@@ -25,7 +25,7 @@ from pathlib import Path
 from coord.app import lifecycle
 from coord.app.admin import init
 from coord.app.context import Coord
-from coord.app.runner import HeartbeatThread
+from coord.app.heartbeats import HeartbeatThread
 from coord.events.envelope import Envelope
 
 ENV = {

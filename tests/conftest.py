@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import skips
 from browser import Browser, BrowserUnavailable
 from coord.cli import cli as click_group
-from coord.cli.entry import run_main
+from coord.cli.output import run_main
 from pgserver import PostgresServer, PostgresUnavailable
 
 

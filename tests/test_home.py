@@ -69,7 +69,7 @@ def test_blank_database_is_migrated_and_current_one_skipped(tmp_path, cli, monke
 def test_per_action_path_does_not_import_sqlite_utils(home):
     code = (
         "import sys, os\n"
-        "from coord.cli.entry import run_main\nfrom coord.cli import cli\n"
+        "from coord.cli.output import run_main\nfrom coord.cli import cli\n"
         "rc = run_main(cli, ['spawn', 'w-1'])\n"
         "rc2 = run_main(cli, ['--as', 'a', 'start', 'w-1'])\n"
         "print(rc, rc2, 'sqlite_utils' in sys.modules)"

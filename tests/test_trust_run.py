@@ -345,7 +345,7 @@ def test_rows_stored_before_digests_match_any_arguments(home, cli):
 def test_library_calls_compare_their_own_arguments(home, w1):
     from coord.app import lifecycle
     from coord.app.context import Coord
-    from coord.app.requests import RequestIdReused
+    from coord.app.lifecycle import RequestIdReused
 
     with Coord(home, actor="a") as c:
         lifecycle.act(c, "fail", "w-1", {"reason": "x"}, request_id="k")

@@ -14,7 +14,6 @@ from ..events.errors import CoordError, IntegrityError, NotFound
 from ..events.files import check_home_dir, check_output_path, check_regular, place, user_umask
 from ..events.home import Home, init_home_dirs, init_target
 from ..events.records import AUDIT_DIRTY, AUDIT_WRITTEN, EventQuery
-from ..events.store import open_store
 from ..projections import board, search
 from .context import Coord
 
@@ -37,7 +36,7 @@ def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home,
             pairs = read_checked(audit_path, in_home=True).new
     home = init_home_dirs(p)
     if not created:
-        open_store(home).close()  # brings the schema up to date
+        home.open_store().close()  # brings the schema up to date
         return home, created
     try:
         with Coord(home) as c:

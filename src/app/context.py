@@ -5,9 +5,8 @@ audit file. The CLI opens one per command; benchmarks and tests use it directly.
 
 from pathlib import Path
 
-from ..events.audit import export_after_commit
+from ..events.audit_hook import export_after_commit
 from ..events.home import Home, find_home
-from ..events.store import open_store
 from ..projections import board, search
 
 
@@ -23,8 +22,7 @@ class Coord:
         self.on_warning = on_warning or _stderr_warning
         self._audit = None
         self._clone = None
-        self.store = open_store(
-            home,
+        self.store = home.open_store(
             projectors=[board.project, search.project],
             after_commit=[export_after_commit(lambda: self.audit, lambda m: self.on_warning(m))],
         )

@@ -7,10 +7,9 @@ import re
 import time
 
 from ..events.errors import BadPayload, UsageError
-from ..events.typeglobs import type_filter
+from ..events.records import type_filter
 from ..projections.inbox import addresses, check_recipient, message_type
-from . import requests
-from .lifecycle import Result, append_raw, check_payload, need_actor
+from .lifecycle import Result, append_raw, check_payload, need_actor, remember_request, request_result
 
 TYPE_PATTERN = re.compile(r"^[a-z0-9_.*?\[\]-]+$")
 
@@ -76,12 +75,12 @@ def ack_upto(c, actor: str, seq: int, request_id=None) -> int:
     actor = need_actor(c, actor)
 
     def do(tx):
-        earlier = requests.earlier(tx, actor, request_id, "ack", {"through": seq})
+        earlier = request_result(tx, actor, request_id, "ack", {"through": seq})
         if earlier is not None:
             return earlier["seq"]
         held = [r.worker for r in tx.views(holder=actor)]
         tx.ack_through(actor, addresses(actor, held), seq)
-        requests.remember(tx, actor, request_id, {"seq": seq}, "ack", {"through": seq})
+        remember_request(tx, actor, request_id, {"seq": seq}, "ack", {"through": seq})
         return seq
 
     return c.store.transact(do)

@@ -4,8 +4,7 @@ hits with snippets, and the history sources replay, stats and timeline walk."""
 
 from ..events.envelope import MAX_US, now_us, parse_time, ts_to_us, us_to_ts
 from ..events.errors import UnknownEvent, UnknownWorker, UsageError
-from ..events.records import EventQuery
-from ..events.typeglobs import type_filter
+from ..events.records import EventQuery, type_filter
 from ..projections import board, liveness
 from ..projections.explain import expected_next
 from ..projections.search import ensure_current, snippet

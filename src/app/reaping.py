@@ -8,8 +8,7 @@ worker)."""
 from ..events.envelope import now_us
 from ..projections import board, liveness
 from ..projections.workers import ACTIVE
-from . import requests
-from .lifecycle import need_actor, transition
+from .lifecycle import need_actor, remember_request, request_result, transition
 
 REAP_REASON = "heartbeat timeout"
 
@@ -25,7 +24,7 @@ def reap(
     clone = c.clone_id
 
     def do(tx):
-        earlier = None if dry_run else requests.earlier(tx, actor, request_id, "reap", {"requeue": requeue})
+        earlier = None if dry_run else request_result(tx, actor, request_id, "reap", {"requeue": requeue})
         if earlier is not None:
             return earlier
         now = now_us()  # judged under the write lock, not before it
@@ -50,7 +49,7 @@ def reap(
                 item.update(state=v.state, event=None)
             done.append(item)
         if not dry_run:
-            requests.remember(tx, actor, request_id, done, "reap", {"requeue": requeue})
+            remember_request(tx, actor, request_id, done, "reap", {"requeue": requeue})
         return done
 
     return c.store.transact(do)

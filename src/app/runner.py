@@ -1,30 +1,20 @@
-"""`coord run`'s protocol: claim the worker, keep its liveness real while a supervised
-child (coord.app.supervisor) works on it, and record the outcome.
-
-Two threads, no shared mutable state between them:
-- the main thread runs the supervisor (the child, its output, timeouts, signals);
-- a heartbeat thread owns its own Coord (SQLite connections are per thread) and appends
-  `worker.heartbeat` every interval, so a store held locked never stalls the output pump;
-- they talk through two queues (the supervisor's watcher, `Beats`, holds them): main →
-  beat ("output", t) / ("note", text) / ("stop", None), beat → main ("refused", message) /
-  ("error", message) / ("crashed", message).
-The outcome (done or fail) is appended by the main thread after the beat thread stopped.
+"""`coord run`'s protocol: claim the worker, run the child under a supervisor
+(coord.app.supervisor) while a heartbeat thread keeps the worker's liveness real
+(coord.app.heartbeats: its own Coord, since SQLite connections are per thread, so a store
+held locked never stalls the output pump), then record the outcome (done or fail), from
+the main thread, after the beat thread stopped.
 """
 
 import os
-import queue
 import signal
-import threading
-import time
 
 import msgspec
 
 from ..events.errors import CoordError, Refused
 from ..projections.workers import ACTIVE
-from . import requests
-from .lifecycle import act, worker
-from .requests import with_args
-from .supervisor import DEFAULT_GRACE, Supervisor, Watcher, check_command, exit_status, signal_name
+from .heartbeats import Beats
+from .lifecycle import act, request_result, settle_request, with_args, worker
+from .supervisor import DEFAULT_GRACE, Supervisor, check_command, exit_status, signal_name
 
 TAIL_LINES = 20  # lines of output recorded in a fail event
 TAIL_MAX_BYTES = 2048  # and at most this many bytes of them, so the event stays inline (under blob_threshold)
@@ -57,53 +47,6 @@ def last_line(tail: bytes, width: int = 200) -> str:
             s = line.strip()
             return s if len(s) <= width else s[: width - 1] + "…"
     return ""
-
-
-class HeartbeatThread(threading.Thread):
-    """Beats every `interval` seconds from its own store connection until told to stop."""
-
-    def __init__(
-        self, open_coord, wid: str, interval: float, started: float, inbox: queue.Queue, outbox: queue.Queue
-    ):
-        """open_coord() -> Coord is called in this thread (its own SQLite connection)."""
-        super().__init__(name="coord-heartbeat", daemon=True)
-        self.open_coord, self.wid, self.interval = open_coord, wid, interval
-        self.started, self.inbox, self.outbox = started, inbox, outbox
-        self.beats = 0
-
-    def run(self):
-        try:
-            self._beat()
-        except BaseException as e:  # never die unnoticed: the main thread ends the run
-            self.outbox.put(("crashed", getattr(e, "message", None) or f"{type(e).__name__}: {e}"))
-
-    def _beat(self):
-        with self.open_coord() as c:  # a store that cannot be opened here is fatal too
-            last_output = self.started
-            next_beat = time.monotonic()  # beat at once: it declares the interval
-            while True:
-                try:
-                    kind, value = self.inbox.get(timeout=max(0.0, next_beat - time.monotonic()))
-                except queue.Empty:
-                    kind, value = "beat", None
-                if kind == "stop":
-                    return
-                if kind == "output":
-                    last_output = max(last_output, value)
-                    continue
-                now = time.monotonic()
-                payload = {"interval": self.interval, "idle_s": round(now - last_output, 1)}
-                if kind == "note":
-                    payload["note"] = value
-                try:
-                    act(c, "heartbeat", self.wid, payload)
-                    self.beats += 1
-                except Refused as e:  # the worker was taken away (reaped, canceled, forced)
-                    self.outbox.put(("refused", e.message))
-                    return
-                except CoordError as e:  # busy: try again at the next beat
-                    self.outbox.put(("error", e.message))
-                next_beat = now + self.interval
 
 
 class RunResult(msgspec.Struct):
@@ -181,7 +124,7 @@ def run_worker(
         request_id = with_args(
             request_id, **run_args(wid, cmd, interval, idle_timeout, timeout, grace, summary, here)
         )
-    first = requests.earlier(coord.store.reader, actor, request_id, "run")
+    first = request_result(coord.store.reader, actor, request_id, "run")
     if isinstance(first, dict) and "exit" in first:
         res = msgspec.convert(first, RunResult)
         res.repeat = True
@@ -209,7 +152,7 @@ def run_worker(
         coord, wid, cmd, actor, interval, idle_timeout, timeout, grace, summary, out, err, say, env, cwd
     )
     try:
-        requests.settle(coord.store, actor, request_id, "run", res)
+        settle_request(coord.store, actor, request_id, "run", res)
     except CoordError as e:  # the outcome is recorded; a repeat reads it back from there
         say(f"request id {str(request_id)!r} not updated: {e.message}")
     return res
@@ -239,65 +182,6 @@ def _result_of_outcome(v, actor: str, request_id) -> RunResult:
             f"({v.worker} is {v.state}, last by {v.last_from}); the command was not run again"
         )
     return RunResult(v.worker, code, state=v.state, event=v.last_event, repeat=True)
-
-
-class Beats(Watcher):
-    """The supervisor's watcher for `coord run`: a heartbeat thread started with the child,
-    told when the child prints and which signals were forwarded, and ending the child when
-    its claim is lost or the thread fails."""
-
-    def __init__(self, coord, wid: str, actor: str, interval: float, say, claim_lost):
-        self.coord, self.wid, self.actor, self.interval = coord, wid, actor, interval
-        self.say, self.claim_lost = say, claim_lost
-        self.thread = None
-        self.lost_claim = None  # why the claim is lost (a heartbeat was refused)
-        self.failed = None  # why the heartbeat thread died
-
-    def started(self, t):
-        self.inbox, self.outbox = queue.Queue(), queue.Queue()
-        self.thread = HeartbeatThread(
-            lambda: self.coord.twin(self.actor), self.wid, self.interval, t, self.inbox, self.outbox
-        )
-        self.thread.start()
-
-    def output(self, t):
-        self.inbox.put(("output", t))
-
-    def signalled(self, signum):
-        self.inbox.put(("note", f"coord run got {signal_name(signum)}; forwarded to the child"))
-
-    def poll(self, now, exited):
-        if self.thread is None:
-            return None
-        try:
-            kind, msg = self.outbox.get_nowait()
-        except queue.Empty:
-            return None
-        if kind == "refused":
-            lost = self.claim_lost(msg)
-            if lost:
-                self.lost_claim = lost
-                self.say(f"heartbeat refused ({lost}); the claim is lost")
-                return "lost-claim"
-        elif kind == "crashed":
-            # No more beats: the worker would go DEAD and be reaped under a live child.
-            # End the child now and record why.
-            self.failed = msg
-            self.say(f"the heartbeat thread failed: {msg}")
-            if not exited:
-                return "heartbeat-failed"
-        else:
-            self.say(f"heartbeat not recorded: {msg}")
-        return None
-
-    def stop(self):
-        if self.thread is not None:
-            self.inbox.put(("stop", None))
-            self.thread.join(self.coord.home.config["busy_timeout"] + 1)
-
-    @property
-    def beats(self) -> int:
-        return self.thread.beats if self.thread is not None else 0
 
 
 def _supervise(

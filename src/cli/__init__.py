@@ -75,6 +75,6 @@ def cli():
 
 
 def main(argv=None):
-    from .entry import run_main
+    from .output import run_main
 
     sys.exit(run_main(cli, argv))

@@ -52,13 +52,14 @@ def config_cmd(key, value):
     """
     from ..events.files import check_home_dir
     from ..events.settings import SETTINGS, Settings, known
+    from ..events.settings_write import SettingsWriter
 
     st = state()
     home = _settings_home(st.home)
     check_home_dir(home.path)
     if key is not None:
         known(key)
-    s = Settings(home.path)
+    s = SettingsWriter(home.path) if value is not None else Settings(home.path)
     if value is not None:
         home.set_umask()
         for note in s.set(key, value):

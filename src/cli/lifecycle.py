@@ -7,7 +7,7 @@ import os
 import click
 
 from ..app import lifecycle
-from ..app.requests import with_args
+from ..app.lifecycle import with_args
 from ..app.resolve import worker_arg
 from ..events.errors import UsageError
 from .options import global_options, request_id_option, state

@@ -7,7 +7,6 @@ import os
 import click
 
 from ..events.errors import CoordError, UsageError
-from .output import warn
 
 # Upper bounds of numeric options, so no number reaches SQLite, a sleep or a string
 # repetition it cannot hold (exit 2 instead of an OverflowError).
@@ -52,11 +51,11 @@ class State:
         if self.coord is None:
             from ..app.context import Coord
 
-            self.coord = Coord(self.home, actor=None, on_warning=warn)
+            self.coord = Coord(self.home, actor=None, on_warning=_warn)
             ctx = click.get_current_context()
             ctx.call_on_close(self.coord.close)
             for note in self.coord.home.config_notes:
-                warn(note)
+                _warn(note)
         return self.coord
 
 
@@ -146,3 +145,8 @@ def request_id_option(f):
         help="Idempotency key: a repeat with a key already used returns the first result and appends "
         "nothing; the same key with other arguments is refused (exit 4).",
     )(f)
+
+
+def _warn(text: str) -> None:
+    """A warning on stderr (coord.cli.output.warn, which imports this module)."""
+    click.echo(f"warning: {text}", err=True)

@@ -9,7 +9,7 @@ import click
 from ..app.queries import board_at_items, open_history
 from ..app.resolve import worker_in_history
 from ..events.errors import UsageError
-from ..events.typeglobs import type_filter
+from ..events.records import type_filter
 from .options import FiniteFloat, global_options, state
 from .output import one_line
 

@@ -94,7 +94,7 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
       COORD_AGENT=agent-1 coord run w-1 --idle-timeout 10m -- claude -p "fix the parser"
       coord --as agent-2 run w-2 --interval 5 --timeout 2h -- ./agent.sh
     """
-    from ..app.requests import with_args
+    from ..app.lifecycle import with_args
     from ..app.resolve import worker_arg
     from ..app.runner import run_args, run_worker
 

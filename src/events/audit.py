@@ -1,7 +1,8 @@
 """The audit file .coord/events.jsonl: dirty-tracked export after each commit (the
 after-commit hook, `export_after_commit`), the cheap "is it what we last wrote" check, the
 full scan that reconciles it with the store, the atomic rewrite, and the read-only check.
-Reading any events file and importing it: coord.events.audit_read.
+Reading any events file and importing it: coord.events.audit_read; the after-commit
+hook that calls `export`: coord.events.audit_hook.
 
 The store is the truth. The file is a set of lines (order means nothing after a git
 merge). Every write to it happens under an exclusive flock on `audit.lock` beside it (a
@@ -13,10 +14,9 @@ from contextlib import contextmanager
 
 import msgspec
 
-from .audit_read import SUM_MOD, FileScan, id_int, import_bodies, scan_file
 from .codec import audit_line, decode_body
 from .envelope import event_id
-from .errors import CoordError, IntegrityError
+from .errors import IntegrityError
 from .failpoints import active, failpoint
 from .files import exclusive_flock, open_file_in_home, open_in_home
 from .records import AUDIT_DIRTY, AUDIT_WRITTEN
@@ -195,6 +195,8 @@ class AuditTrail:
         return b"".join(out), good
 
     def write_dirty(self, res: ExportResult):
+        from .audit_read import SUM_MOD, id_int  # read files only when writing one
+
         last_seq = 0
         while True:
             rows = self.store.reader.audit_rows(last_seq, dirty_only=True, limit=EXPORT_CHUNK)
@@ -234,7 +236,7 @@ class AuditTrail:
 
         self.store.transact(book, hooks=False, durable=False)
 
-    def prefix_intact(self, s: FileScan, rec) -> bool:
+    def prefix_intact(self, s, rec) -> bool:
         """The part of the file this store recorded writing holds exactly the lines it
         recorded (same count and digest): then a line there that the store lacks is an
         event the store lost, not one a pull brought."""
@@ -245,6 +247,8 @@ class AuditTrail:
         between write and bookkeeping). Read it all: refuse it if any line is bad; import
         valid unknown lines; mark dirty events already there as written; mark events
         missing from it dirty again (they are appended by the caller, with a warning)."""
+        from .audit_read import import_bodies, scan_file
+
         rec = self.record()
         s = scan_file(self.path, store=self.store, collect=True, prefix=rec[0] if rec else None)
         if s.bad:
@@ -297,6 +301,8 @@ class AuditTrail:
 
     def adopt(self):
         """After building the store from this file (init), record it as what we wrote."""
+        from .audit_read import scan_file
+
         s = scan_file(self.path)
         self.book_write(
             [],
@@ -328,30 +334,3 @@ def fsync_dir(path):
         pass
     finally:
         os.close(fd)
-
-
-def export_after_commit(trail, warn):
-    """The after-commit hook (a store's `after_commit`): write the dirty events to the
-    audit file. `trail()` gives the home's AuditTrail. The action has committed, so a
-    problem here never fails it: it is a warning, and the events stay dirty for the next
-    command (or `coord export`) to write.
-
-    When the transaction appended nothing for the file (heartbeats, with audit_heartbeats
-    off) and no event is left dirty by an earlier command, there is nothing to write:
-    skip the lock, the file check and the bookkeeping reads (one indexed lookup instead;
-    the most frequent action stays cheap)."""
-
-    def hook(store, events):
-        if (
-            all(e.audit is not None and e.audit != AUDIT_DIRTY for e in events)
-            and not store.reader.any_dirty()
-        ):
-            return
-        try:
-            trail().export()
-        except CoordError as e:
-            warn(f"audit file not updated: {e.message}")
-        except Exception as e:  # the action has committed: nothing here may turn it into a failure
-            warn(f"audit file not updated: {type(e).__name__}: {e}")
-
-    return hook

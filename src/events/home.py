@@ -14,7 +14,7 @@ from .files import (
     read_file_in_home,
     write_file_in_home,
 )
-from .settings import SETTINGS, Settings, load, parse_setting  # noqa: F401  (the names others import)
+from .settings import load
 
 DB_NAME = "coord.db"
 GITIGNORE = (
@@ -38,6 +38,14 @@ class Home:
 
     def __repr__(self):
         return f"Home({str(self.path)!r})"
+
+    def open_store(self, projectors=(), after_commit=()):
+        """This home's store (coord.events.store.Store), opened: the one place that names
+        the implementations of the store interface (a second one is chosen here, by the
+        `store` setting)."""
+        from .sqlite_store import SqliteStore
+
+        return SqliteStore(self, projectors, after_commit).open()
 
     def has_store(self) -> bool:
         """Whether this home's store exists (SQLite: coord.db)."""
@@ -67,7 +75,9 @@ class Home:
     def write_config(self, cfg: dict):
         """Set settings (each checked), each into its own file; with nothing given, write
         config.toml with every shared setting (a new home's)."""
-        s = Settings(self.path)
+        from .settings_write import SettingsWriter
+
+        s = SettingsWriter(self.path)
         for k, v in cfg.items():
             s.set(k, v if isinstance(v, str) else _text(v))
         if not cfg:
@@ -85,7 +95,7 @@ class Home:
 
 
 def _text(v) -> str:
-    from .settings_files import toml_value
+    from .settings import toml_value
 
     return toml_value(v)
 

@@ -8,10 +8,9 @@ the dirty list; views by (state, created), holder, branch and base.
 import sqlite3
 
 from .errors import UsageError
-from .records import HEARTBEAT, EventQuery, Row, SearchHit, ViewRow
+from .records import HEARTBEAT, EventQuery, Row, SearchHit, TypeFilter, ViewRow, is_glob
 from .shapes import BROADCAST
 from .store import Reader
-from .typeglobs import TypeFilter, is_glob
 
 EVENT_COLS = 'seq, id, ts, "from", "to", type, worker, body, origin, audit, stored'
 VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view"

@@ -1,11 +1,13 @@
-"""The SQLite store (coord.events.store.Store): one database per home, `coord.db`.
+"""The SQLite store (coord.events.store): one database per home, `coord.db`; its writes
+(SqliteTx: every INSERT, UPDATE and DELETE of the project) and its connection. Reads:
+coord.events.sqlite_reads; schema: coord.events.sqlite_schema.
 
 Every write is `BEGIN IMMEDIATE` (optionally behind an exclusive flock on `write.lock`,
 which makes waiting writers queue fairly), assigns `seq` and `ts` inside the transaction,
-appends the canonical bytes and runs the projectors before COMMIT, so readers only ever
-see an event together with the views folded from it. The flock and BEGIN IMMEDIATE make
-every read inside a write current, so a write function never needs a second run.
-Connections: `isolation_level=None`, WAL, the `synchronous` and `busy_timeout` settings.
+and runs the projectors before COMMIT, so readers only ever see an event together with
+the views folded from it. The flock and BEGIN IMMEDIATE make every read inside a write
+current, so a write function never needs a second run. Connections: `isolation_level=
+None`, WAL, the `synchronous` and `busy_timeout` settings.
 """
 
 import errno
@@ -19,7 +21,6 @@ from msgspec.structs import astuple
 from .errors import Busy, CoordError, IntegrityError, UsageError
 from .failpoints import failpoint
 from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
-from .home import Home
 from .records import StoredEvent, ViewRow, worker_of
 from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
 from .store import Store, WriteTx
@@ -30,10 +31,13 @@ SCHEMA_VERSION = 6
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 
 
+SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
+
+
 class SqliteTx(SqliteReader, WriteTx):
     """An open write transaction (inside BEGIN IMMEDIATE)."""
 
-    def __init__(self, store: "SqliteStore"):
+    def __init__(self, store):  # a SqliteStore
         SqliteReader.__init__(self, store.conn, store.translate)
         WriteTx.__init__(self, store)
 
@@ -163,11 +167,8 @@ class SqliteTx(SqliteReader, WriteTx):
         self._x("ALTER TABLE search_new RENAME TO search")
 
 
-SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
-
-
 class SqliteStore(Store):
-    def __init__(self, home: Home, projectors=(), after_commit=()):
+    def __init__(self, home, projectors=(), after_commit=()):
         super().__init__(home, projectors, after_commit)
         self.conn = None
         self._lock_fd = None
@@ -356,7 +357,7 @@ class SqliteStore(Store):
             return [r[0] for r in self.conn.execute("PRAGMA integrity_check(20)")]
 
 
-def check_home_files(home: Home) -> None:
+def check_home_files(home) -> None:
     """Before SQLite opens anything: the home is a real directory and the database and its
     -wal and -shm are regular files, never symlinks SQLite would follow (exit 5)."""
     check_home_dir(home.path)
@@ -371,17 +372,10 @@ def check_home_files(home: Home) -> None:
         check_dir_in_home(d)
 
 
-def _is_locked(e: sqlite3.OperationalError) -> bool:
-    msg = str(e)
-    return "locked" in msg or "busy" in msg
-
-
-def _translate(e: Exception, home: Home) -> CoordError:
-    if isinstance(e, sqlite3.OperationalError) and _is_locked(e):
+def _translate(e: Exception, home) -> CoordError:
+    if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
         return Busy("the store stayed locked past the busy timeout; safe to retry")
-    if isinstance(e, (PermissionError,)) or (
-        isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)
-    ):
+    if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
         return CoordError(f"cannot write to {home.path}: {e.strerror}")
     msg = str(e)
     if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):

@@ -1,12 +1,13 @@
 """The store interface: exactly the operations the application needs from a home's log, as
 abstract classes with one implementation per database (SQLite: coord.events.sqlite_store;
-a second store is a new file that implements these classes and one line in `open_store`).
+a second store is a new file that implements these classes, chosen in
+coord.events.home.Home.open_store).
 
 - `Store`: an open home's log. Writes go through `transact(fn)`, reads through `read()`
   (one consistent snapshot) or `reader` (each call its own snapshot).
-- `Reader`: the reads (the plain types they use: coord.events.records). Events (by seq, worker, type, actor, time), views (opaque bytes
+- `Reader`: the reads. Events (by seq, worker, type, actor, time), views (opaque bytes
   plus the columns the application filters on), request ids, bookkeeping, inboxes,
-  search, audit marks.
+  search, audit marks. Their plain types: coord.events.records.
 - `WriteTx(Reader)`: one write transaction. `append` is the one write path: it encodes,
   checks the shape rules, stamps ts and seq, stores the bytes and runs the registered
   projectors inside the transaction; the after-commit hooks run after COMMIT.
@@ -28,12 +29,20 @@ from contextlib import AbstractContextManager
 
 import msgspec
 
-from .codec import decode_body
 from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
 from .errors import IntegrityError, UsageError
-from .records import AUDIT_DIRTY, AUDIT_NONE, HEARTBEAT, EventQuery, Row, SearchHit, StoredEvent, ViewRow
+from .records import (
+    AUDIT_DIRTY,
+    AUDIT_NONE,
+    HEARTBEAT,
+    EventQuery,
+    Row,
+    SearchHit,
+    StoredEvent,
+    TypeFilter,
+    ViewRow,
+)
 from .shapes import local_problem
-from .typeglobs import TypeFilter
 
 
 class Reader(ABC):
@@ -296,11 +305,12 @@ class WriteTx(Reader):
                 if stored is not env.payload:
                     env = msgspec.structs.replace(env, payload=stored)
                     body = canonical(env)
-            if origin == "local":
-                why = local_problem(env, body)
-                if why is not None:
-                    raise UsageError(why)
+            why = local_problem(env, body) if origin == "local" else None
+            if why is not None:
+                raise UsageError(why)
         elif env is None:
+            from .codec import decode_body  # (imports only: off the per-action path)
+
             env = decode(body) if checked else decode_body(body)
         eid = event_id(body)
         if origin != "local" and self._has_id(eid):
@@ -388,11 +398,3 @@ class Store(ABC):
     @abstractmethod
     def integrity_check(self) -> list[str]:
         """The database's own check of its storage: ['ok'], or what it found."""
-
-
-def open_store(home, projectors=(), after_commit=()) -> Store:
-    """The home's store, opened. (A second implementation is chosen here, by the home's
-    `store` setting.)"""
-    from .sqlite_store import SqliteStore
-
-    return SqliteStore(home, projectors, after_commit).open()
