@@ -1,5 +1,9 @@
 """Helpers shared by tests, imported like any module (`from helpers import ...`).
 
+Running coord: `run_inprocess(args)` through the real entry point in this process (the
+`cli` fixture), `coord_cmd()` as a real process (the `proc` fixture); `count_events(home)`
+reads the store's table directly.
+
 `unprivileged()`: run coord as an unprivileged user, from any clone location. Tests run
 as root, who may write anywhere, so a permission test must drop privileges; but the
 dropped user must be able to read and execute what it runs. A clone in root's home (mode
@@ -11,15 +15,62 @@ execute.
 """
 
 import atexit
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+
+
+@dataclass
+class Ran:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    def jsonl(self):
+        # Split on \n only: JSON strings may hold U+2028 etc., which splitlines() breaks on.
+        return [json.loads(line) for line in self.stdout.split("\n") if line.strip()]
+
+
+def run_inprocess(args, input=None, env=None) -> Ran:
+    from click.testing import CliRunner
+
+    from coord.cli import cli as click_group
+    from coord.cli.output import run_main
+
+    runner = CliRunner()
+    with runner.isolation(input=input, env=env) as streams:
+        code = run_main(click_group, [str(a) for a in args])
+        out = streams[0].getvalue().decode()
+        err = streams[1].getvalue().decode() if streams[1] is not None else ""
+    return Ran(code, out, err)
+
+
+def coord_cmd():
+    return [sys.executable, "-m", "coord"]
+
+
+def count_events(home_path) -> int:
+    import sqlite3
+
+    con = sqlite3.connect(str(home_path / "coord.db"))
+    try:
+        return con.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        con.close()
+
 
 USER, GROUP = "nobody", "nogroup"
 DROP = ["setpriv", f"--reuid={USER}", f"--regid={GROUP}", "--clear-groups"]
