@@ -45,16 +45,22 @@ class Ran:
 
 
 def run_inprocess(args, input=None, env=None) -> Ran:
+    """coord ARGS through the real entry point, in this process."""
     from click.testing import CliRunner
 
     from coord.cli import cli as click_group
     from coord.cli.output import run_main
 
     runner = CliRunner()
-    with runner.isolation(input=input, env=env) as streams:
-        code = run_main(click_group, [str(a) for a in args])
-        out = streams[0].getvalue().decode()
-        err = streams[1].getvalue().decode() if streams[1] is not None else ""
+    umask = os.umask(0o022)  # a home sets its own umask; a real process's dies with it
+    os.umask(umask)
+    try:
+        with runner.isolation(input=input, env=env) as streams:
+            code = run_main(click_group, [str(a) for a in args])
+            out = streams[0].getvalue().decode()
+            err = streams[1].getvalue().decode() if streams[1] is not None else ""
+    finally:
+        os.umask(umask)
     return Ran(code, out, err)
 
 
@@ -70,6 +76,49 @@ def count_events(home_path) -> int:
         return con.execute("SELECT count(*) FROM events").fetchone()[0]
     finally:
         con.close()
+
+
+def many_spawned(path, n: int):
+    """A home at `path` whose log holds n spawns (one transaction: the events are what
+    matters, not how they were made), its audit file written."""
+    from coord.app.admin import init
+    from coord.app.context import Coord
+    from coord.events.envelope import Envelope
+
+    init(path)
+
+    def spawn_all(tx):
+        for i in range(n):
+            tx.append(Envelope(tx.next_ts(), "gen", f"g-{i}", "worker.spawned", {}))
+
+    with Coord(path) as c:
+        c.store.transact(spawn_all)
+    return path
+
+
+# --- git -------------------------------------------------------------------------------
+def g(cwd, *args, check=True) -> str:
+    r = subprocess.run(
+        ["git", *args],
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_EDITOR": "true", "LC_ALL": "C"},
+    )
+    if check and r.returncode != 0:
+        raise AssertionError(f"git {args} failed: {r.stderr}")
+    return r.stdout.strip()
+
+
+def commit_file(cwd, name, text, msg=None):
+    (Path(cwd) / name).write_text(text)
+    g(cwd, "add", name)
+    g(cwd, "commit", "-q", "-m", msg or f"edit {name}")
+
+
+def ok(r):
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    return r
 
 
 USER, GROUP = "nobody", "nogroup"

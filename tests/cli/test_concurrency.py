@@ -76,9 +76,9 @@ def _race(home, argv_for, k):
     return [(p.wait(timeout=60), p.stdout.read(), p.stderr.read()) for p in procs]
 
 
-def test_racing_start_has_exactly_one_winner(home, proc):
-    for w in ("w-1", "w-2"):
-        assert proc("spawn", w, env={"COORD_HOME": str(home)}).returncode == 0
+def test_racing_start_has_exactly_one_winner(home, cli):
+    for w in ("w-1", "w-2"):  # set up in-process; the racers are real processes
+        assert cli("spawn", w).exit_code == 0
     for w in ("w-1", "w-2"):
         results = _race(home, lambda i, w=w: ["--as", f"agent-{i}", "start", w], 6)
         codes = sorted(r[0] for r in results)
@@ -87,9 +87,9 @@ def test_racing_start_has_exactly_one_winner(home, proc):
     assert con.execute("SELECT count(*) FROM events WHERE type='worker.started'").fetchone()[0] == 2
 
 
-def test_start_next_with_fewer_workers_than_agents(home, proc):
+def test_start_next_with_fewer_workers_than_agents(home, cli):
     for w in ("w-1", "w-2", "w-3"):
-        assert proc("spawn", w, env={"COORD_HOME": str(home)}).returncode == 0
+        assert cli("spawn", w).exit_code == 0
     results = _race(home, lambda i: ["--as", f"agent-{i}", "start", "--next"], 8)
     winners = [r for r in results if r[0] == 0]
     assert len(winners) == 3 and sorted(r[0] for r in results).count(4) == 5

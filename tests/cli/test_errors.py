@@ -40,11 +40,32 @@ def test_json_errors_where_json_was_asked(home, cli, args):
     assert json.loads(r.stderr)["error"]["exit"] == r.exit_code
 
 
+@pytest.fixture(scope="module")
+def _many(tmp_path_factory):
+    """24 workers w-0 … w-23, made once: the tests that use them only read (what they ask
+    is refused before anything is written)."""
+    from coord.app.admin import init
+    from coord.app.context import Coord
+    from coord.events.envelope import Envelope
+
+    path = tmp_path_factory.mktemp("many") / ".coord"
+    init(path)
+
+    def spawn(tx):
+        return [
+            tx.append(Envelope(tx.next_ts(), "lead", f"w-{i}", "worker.spawned", {})).id for i in range(24)
+        ]
+
+    with Coord(path) as c:
+        return path, c.store.transact(spawn)
+
+
 @pytest.fixture
-def many(home, cli):
-    for i in range(24):
-        assert cli("spawn", f"w-{i}").exit_code == 0
-    return [e["id"] for e in cli("log", "--json").jsonl()]
+def many(_many, monkeypatch):
+    path, ids = _many
+    monkeypatch.setenv("COORD_HOME", str(path))
+    yield ids
+    assert len(ids) == 24 and (path / "events.jsonl").read_bytes().count(b"\n") == 24  # nothing written
 
 
 def shared_prefix(ids):

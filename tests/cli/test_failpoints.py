@@ -1,7 +1,9 @@
 """Crashes at named failpoints (COORD_FAILPOINTS makes the process SIGKILL itself there),
-round after round, through real processes. After each: `coord verify` passes once the
-next command has run, every event a caller was told succeeded is present exactly once,
-no partial line stays in the audit file, and PRAGMA integrity_check is ok."""
+round after round: each crash is a real process killed mid-command; the steps around it
+(the spawns before, the commands a person runs after) run through the same entry point
+in this process. After each: `coord verify` passes once the next command has run, every
+event a caller was told succeeded is present exactly once, no partial line stays in the
+audit file, and PRAGMA integrity_check is ok."""
 
 import json
 import os
@@ -12,7 +14,7 @@ import pytest
 
 from coord.events.codec import check_line
 from crashkit import check_store
-from helpers import coord_cmd
+from helpers import coord_cmd, many_spawned
 
 
 def run(home, *args, fail=None, agent="a", input=None):
@@ -33,12 +35,12 @@ def audit_ok(home):
     return ids
 
 
-def settle(home):
+def settle(home, cli):
     """What a person does after a crash: nothing special. The next command repairs."""
-    r = run(home, "export")
-    assert r.returncode == 0, r.stderr
-    r = run(home, "verify")
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("export")
+    assert r.exit_code == 0, r.stderr
+    r = cli("verify")
+    assert r.exit_code == 0, r.stdout + r.stderr
     audit_ok(home)
 
 
@@ -56,15 +58,15 @@ CASES = [
 
 
 @pytest.mark.parametrize("fp,cmd,committed", CASES, ids=[c[0] for c in CASES])
-def test_crash_at_failpoint_loses_nothing(home, fp, cmd, committed):
+def test_crash_at_failpoint_loses_nothing(home, cli, fp, cmd, committed):
     acked = []
     for i in range(3):  # round after round on the same home
         w = f"w-{fp}-{i}"
-        r = run(home, "spawn", w, "--json")
-        assert r.returncode == 0, r.stderr
-        acked.append(json.loads(r.stdout)["event"])
+        r = cli("spawn", w, "--json")
+        assert r.exit_code == 0, r.stderr
+        acked.append(r.json()["event"])
         if fp == "poll-after-output":
-            assert run(home, "send", "note", '{"n": %d}' % i, "--to", "a").returncode == 0
+            assert cli("--as", "a", "send", "note", '{"n": %d}' % i, "--to", "a").exit_code == 0
         before = sqlite3.connect(home / "coord.db").execute("SELECT count(*) FROM events").fetchone()[0]
         big = json.dumps({"text": "y" * 300_000 + str(i)})
         args = [a.format(w=w + "-x") for a in cmd]
@@ -75,10 +77,10 @@ def test_crash_at_failpoint_loses_nothing(home, fp, cmd, committed):
             assert after == before + 1
         elif committed is False:
             assert after == before
-        settle(home)
+        settle(home, cli)
         if fp == "poll-after-output":  # at least once: the message comes again
-            again = run(home, "poll", "--json")
-            assert again.returncode == 0 and f'"n":{i}' in again.stdout.replace(" ", "")
+            again = cli("--as", "a", "poll", "--json")
+            assert again.exit_code == 0 and f'"n":{i}' in again.stdout.replace(" ", "")
         check_store(home, acked)
         ids = audit_ok(home)
         assert set(acked) <= set(ids)
@@ -87,16 +89,8 @@ def test_crash_at_failpoint_loses_nothing(home, fp, cmd, committed):
         ]
 
 
-def test_import_killed_between_batches_then_retried(home, tmp_path):
-    src = tmp_path / "src" / ".coord"
-    from coord.app import lifecycle
-    from coord.app.admin import init
-    from coord.app.context import Coord
-
-    init(src)
-    with Coord(src, actor="gen") as c:
-        for i in range(2600):  # more than one import batch
-            lifecycle.act(c, "spawn", f"g-{i}")
+def test_import_killed_between_batches_then_retried(home, cli, tmp_path):
+    src = many_spawned(tmp_path / "src" / ".coord", 2600)  # more than one import batch
     r = run(home, "import", src / "events.jsonl", fail="import-between-batches")
     assert r.returncode == -9
     n1 = sqlite3.connect(home / "coord.db").execute("SELECT count(*) FROM events").fetchone()[0]
@@ -105,5 +99,5 @@ def test_import_killed_between_batches_then_retried(home, tmp_path):
     assert r.returncode == 0, r.stderr
     n2 = sqlite3.connect(home / "coord.db").execute("SELECT count(*) FROM events").fetchone()[0]
     assert n2 == 2600
-    settle(home)
+    settle(home, cli)
     check_store(home, [])

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 from coord.events.envelope import event_id
-from helpers import coord_cmd, count_events
+from helpers import coord_cmd, count_events, many_spawned
 
 
 def test_backup_while_agents_write_is_consistent(home, proc, tmp_path):
@@ -81,10 +81,10 @@ def test_full_disk_gives_a_clear_error_and_loses_nothing_acknowledged(home, proc
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_corrupted_database_page_is_an_integrity_error(home, proc):
+def test_corrupted_database_page_is_an_integrity_error(home, cli, proc):
     env = {"COORD_HOME": str(home), "COORD_AGENT": "a"}
-    for i in range(30):
-        assert proc("spawn", f"w-{i}", "--task", "t" * 200, env=env).returncode == 0
+    for i in range(30):  # the store is made in-process; the damage is met by real processes
+        assert cli("spawn", f"w-{i}", "--task", "t" * 200).exit_code == 0
     db = home / "coord.db"
     con = sqlite3.connect(db)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -180,17 +180,10 @@ def test_a_hash_valid_line_that_is_no_event_is_a_bad_line(home, cli, tmp_path):
 
 
 def test_init_from_a_file_with_a_late_bad_line_builds_nothing(tmp_path, cli):
-    from coord.app import lifecycle
-    from coord.app.admin import init
-    from coord.app.context import Coord
-
-    src, _ = init(tmp_path / "src" / ".coord")
-    with Coord(src, actor="g") as c:
-        for i in range(2500):  # more than one import batch before the bad line
-            lifecycle.act(c, "spawn", f"g-{i}")
+    src = many_spawned(tmp_path / "src" / ".coord", 2500)  # more than one import batch before the bad line
     clone = tmp_path / "clone" / ".coord"
     clone.mkdir(parents=True)
-    data = src.audit_path.read_bytes() + _hash_valid_non_event_line(
+    data = (src / "events.jsonl").read_bytes() + _hash_valid_non_event_line(
         b'{"ts":"2030-01-01T00:00:00.000000Z","from":"a","to":"b","type":"BAD","payload":{}}'
     )
     (clone / "events.jsonl").write_bytes(data)

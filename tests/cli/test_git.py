@@ -3,14 +3,13 @@ a branch and a worktree, done rebases, merge really merges, conflicts leave the
 integration branch as it was, crashes between git and the record are retried safely."""
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import count_events
+from helpers import commit_file, count_events, g, ok
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -22,50 +21,6 @@ def porcelain(cwd) -> str:
         ["git", "status", "--porcelain"], cwd=str(cwd), capture_output=True, text=True, check=True
     ).stdout
     return "\n".join(line for line in out.splitlines() if ".coord/" not in line).strip()
-
-
-def g(cwd, *args, check=True) -> str:
-    r = subprocess.run(
-        ["git", *args],
-        cwd=str(cwd),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "GIT_EDITOR": "true", "LC_ALL": "C"},
-    )
-    if check and r.returncode != 0:
-        raise AssertionError(f"git {args} failed: {r.stderr}")
-    return r.stdout.strip()
-
-
-def commit_file(cwd, name, text, msg=None):
-    (Path(cwd) / name).write_text(text)
-    g(cwd, "add", name)
-    g(cwd, "commit", "-q", "-m", msg or f"edit {name}")
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch, cli):
-    """A git repository with one commit on main and an initialised, committed home; the
-    current directory is its main working tree (no COORD_HOME: found by walking up)."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    g(root, "init", "-q", "-b", "main")
-    g(root, "config", "user.name", "Test")
-    g(root, "config", "user.email", "test@example.com")
-    (root / "a.txt").write_text("line 1\nline 2\nline 3\n")
-    (root / "b.txt").write_text("b\n")
-    g(root, "add", ".")
-    g(root, "commit", "-q", "-m", "initial")
-    monkeypatch.chdir(root)
-    assert cli("init").exit_code == 0
-    g(root, "add", ".coord")
-    g(root, "commit", "-q", "-m", "coord home")
-    return root
-
-
-def ok(r):
-    assert r.exit_code == 0, (r.stdout, r.stderr)
-    return r
 
 
 def view(cli, wid):

@@ -77,8 +77,8 @@ def test_long_output_goes_to_a_blob_and_the_event_stays_small(home, cli, proc, s
     assert len(p["tail"].encode()) == 2048 and p["tail_truncated"] > 0
     assert p["output_bytes"] == len(r.stdout.encode())
     ref = p["output"]["$blob"]
-    got = proc("blob", "cat", ref)
-    assert got.returncode == 0
+    got = cli("blob", "cat", ref)
+    assert got.exit_code == 0
     assert got.stdout.endswith("line 39999\n" + "x" * 5000 + "\n")
     assert len(got.stdout) == p["output"]["size"] == 256 * 1024
     assert p["output"]["first_byte"] + p["output"]["size"] == p["output_bytes"]
@@ -202,25 +202,27 @@ def test_coord_run_sigkilled_goes_warn_stale_dead_then_reap(home, cli, proc, spa
     assert f["from"] == "reaper" and f["payload"]["reap"] is True
 
 
-def test_run_refuses_before_the_child_starts(home, cli, proc, spawned):
+def test_run_refuses_before_the_child_starts(home, cli, spawned):
+    # Usage errors, checked before the claim: through the entry point in this process (no
+    # child ever starts, so nothing here needs a process of its own).
     n = count_events(home)
-    r = proc("run", "w-1", "--", PY, "-c", "pass")  # no identity
-    assert r.returncode == 2 and "explicit identity" in r.stderr
-    r = proc("--as", "a1", "run", "w-1", PY, "-c", "pass")  # no --
-    assert r.returncode == 2 and "put the command after --" in r.stderr
-    r = proc("--as", "a1", "run", "nope", "--", PY, "-c", "pass")
-    assert r.returncode == 3
-    r = proc("--as", "a1", "run", "w-1", "--", "no-such-command-xyz")
-    assert r.returncode == 127 and "no-such-command-xyz" in r.stderr
-    r = proc("--as", "a1", "run", "w-1", "--interval", "0", "--", PY, "-c", "pass")
-    assert r.returncode == 2
-    r = proc("--as", "a1", "--json", "run", "w-1", "--timeout", "soon", "--", PY, "-c", "pass")
-    assert r.returncode == 2 and json.loads(r.stderr)["error"]["exit"] == 2
+    r = cli("run", "w-1", "--", PY, "-c", "pass")  # no identity
+    assert r.exit_code == 2 and "explicit identity" in r.stderr
+    r = cli("--as", "a1", "run", "w-1", PY, "-c", "pass")  # no --
+    assert r.exit_code == 2 and "put the command after --" in r.stderr
+    r = cli("--as", "a1", "run", "nope", "--", PY, "-c", "pass")
+    assert r.exit_code == 3
+    r = cli("--as", "a1", "run", "w-1", "--", "no-such-command-xyz")
+    assert r.exit_code == 127 and "no-such-command-xyz" in r.stderr
+    r = cli("--as", "a1", "run", "w-1", "--interval", "0", "--", PY, "-c", "pass")
+    assert r.exit_code == 2
+    r = cli("--as", "a1", "--json", "run", "w-1", "--timeout", "soon", "--", PY, "-c", "pass")
+    assert r.exit_code == 2 and json.loads(r.stderr)["error"]["exit"] == 2
     assert count_events(home) == n
     assert cli("--as", "a2", "start", "w-1").exit_code == 0
     n = count_events(home)
-    r = proc("--as", "a1", "run", "w-1", "--", PY, "-c", "print('must not run')")
-    assert r.returncode == 4 and "must not run" not in r.stdout
+    r = cli("--as", "a1", "run", "w-1", "--", PY, "-c", "print('must not run')")
+    assert r.exit_code == 4 and "must not run" not in r.stdout
     assert count_events(home) == n
 
 
@@ -332,9 +334,9 @@ def test_sigint_is_forwarded_without_escalation(home, cli, spawned):
     assert d["signals"] == ["SIGINT"] and d["summary"] == "cancelled cleanly"
 
 
-def test_a_child_ended_by_timeout_fails_even_if_it_exits_0(home, proc):
+def test_a_child_ended_by_timeout_fails_even_if_it_exits_0(home, cli, proc):
     env = {"COORD_HOME": str(home)}
-    assert proc("spawn", "t-1", env=env).returncode == 0
+    assert cli("spawn", "t-1").exit_code == 0
     r = proc(
         "--as",
         "a1",
@@ -352,16 +354,13 @@ def test_a_child_ended_by_timeout_fails_even_if_it_exits_0(home, proc):
         env=env,
     )
     assert r.returncode == 124, r.stderr
-    s = proc("status", "t-1", "--json", env=env)
-    import json
-
-    assert json.loads(s.stdout)[0]["state"] == "FAILED"
+    assert cli("status", "t-1", "--json").json()[0]["state"] == "FAILED"
 
 
-def test_run_with_a_used_request_id_does_not_run_the_child_again(home, proc, tmp_path):
+def test_run_with_a_used_request_id_does_not_run_the_child_again(home, cli, proc, tmp_path):
     env = {"COORD_HOME": str(home)}
     marker = tmp_path / "ran"
-    assert proc("spawn", "t-2", env=env).returncode == 0
+    assert cli("spawn", "t-2").exit_code == 0
     cmd = ["sh", "-c", f"echo x >> {marker}"]
     assert (
         proc("--as", "a1", "run", "t-2", "--here", "--request-id", "k", "--", *cmd, env=env).returncode == 0
@@ -371,12 +370,12 @@ def test_run_with_a_used_request_id_does_not_run_the_child_again(home, proc, tmp
     assert marker.read_text() == "x\n"
 
 
-def test_a_file_that_cannot_be_executed_exits_126(home, proc, tmp_path):
+def test_a_file_that_cannot_be_executed_exits_126(home, cli, proc, tmp_path):
     env = {"COORD_HOME": str(home)}
     bad = tmp_path / "bad"
     bad.write_bytes(b"\x00\x01junk")
     bad.chmod(0o755)
-    assert proc("spawn", "t-3", env=env).returncode == 0
+    assert cli("spawn", "t-3").exit_code == 0
     n = count_events(home)
     r = proc("--as", "a1", "run", "t-3", "--here", "--", str(bad), env=env)
     assert r.returncode == 126 and "not an executable format" in r.stderr

@@ -7,22 +7,19 @@ import subprocess
 
 import pytest
 
+from browser import FLAGS
 from observe_helpers import FIXTURE, fixture_events
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def render_dom(page, tmp_path) -> str:
+    """The page's DOM after chromium ran its script (the harness's flags: no keyring, no
+    proxy, no extensions, so nothing outside the page is waited for)."""
     r = subprocess.run(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *FLAGS,
             f"--user-data-dir={tmp_path / 'chromium-profile'}",
             "--virtual-time-budget=3000",
             "--dump-dom",

@@ -12,10 +12,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_git import commit_file, g, ok, repo  # noqa: F401  (repo is a fixture)
 
 from coord.app import lifecycle
 from coord.app.context import Coord
+from helpers import commit_file, g, ok
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -83,7 +83,7 @@ def import_from_elsewhere(cli, tmp_path, wid, payload, name="other"):
 
 
 @pytest.fixture
-def w1(repo, cli):  # noqa: F811
+def w1(repo, cli):
     """Worker w1, started, with a committed change on its branch and uncommitted work in
     its worktree."""
     ok(cli("spawn", "w1"))
@@ -95,7 +95,7 @@ def w1(repo, cli):  # noqa: F811
 
 
 # --- item 2: paths and branch names never come from a payload ----------------------------
-def test_old_style_spawn_naming_another_workers_branch_and_worktree_touches_nothing(repo, cli, tmp_path, w1):  # noqa: F811
+def test_old_style_spawn_naming_another_workers_branch_and_worktree_touches_nothing(repo, cli, tmp_path, w1):
     import_from_elsewhere(cli, tmp_path, "evil", {"branch": "coord/w1", "base": "main", "worktree": str(w1)})
     before = state(repo)
     for args in (("--delete-branch",), ()):
@@ -107,7 +107,7 @@ def test_old_style_spawn_naming_another_workers_branch_and_worktree_touches_noth
     assert g(repo, "rev-parse", "coord/w1") and (w1 / "a.txt").exists()
 
 
-def test_prefix_that_spells_another_workers_branch_is_refused(repo, cli, tmp_path, w1):  # noqa: F811
+def test_prefix_that_spells_another_workers_branch_is_refused(repo, cli, tmp_path, w1):
     # worker "1" with prefix "coord/w": prefix + id = coord/w1, w1's branch
     import_from_elsewhere(
         cli, tmp_path, "1", {"prefix": "coord/w", "branch": "coord/w1", "base": "main", "worktree": str(w1)}
@@ -133,7 +133,7 @@ def test_prefix_that_spells_another_workers_branch_is_refused(repo, cli, tmp_pat
     assert ok(cli("--as", "ag", "done", "w1")).stdout.startswith("w1: done")
 
 
-def test_a_recorded_worktree_path_is_never_acted_on(repo, cli, proc, tmp_path, w1):  # noqa: F811
+def test_a_recorded_worktree_path_is_never_acted_on(repo, cli, proc, tmp_path, w1):
     """The spawn names w1's worktree but its own branch (coord/evil): cancel removes the
     worktree git lists for coord/evil (none), and `run` does not work in w1's tree."""
     import_from_elsewhere(
@@ -170,7 +170,7 @@ def test_a_recorded_worktree_path_is_never_acted_on(repo, cli, proc, tmp_path, w
     assert "uncommitted changes" in line  # evil is canceled: w1's own rules again
 
 
-def test_the_worker_here_is_the_one_whose_branch_is_checked_out(repo, cli, proc, tmp_path):  # noqa: F811
+def test_the_worker_here_is_the_one_whose_branch_is_checked_out(repo, cli, proc, tmp_path):
     """In a worktree the agent made for a branch-only worker, a hostile spawn that records
     that path does not capture `coord heartbeat` without an id."""
     ok(cli("spawn", "w1", "--no-worktree"))
@@ -185,7 +185,7 @@ def test_the_worker_here_is_the_one_whose_branch_is_checked_out(repo, cli, proc,
 
 
 @pytest.mark.parametrize("where", ["in the home", "in another worktree", "in the main working tree"])
-def test_spawn_worktree_must_lie_outside_the_home_and_other_worktrees(repo, cli, w1, where):  # noqa: F811
+def test_spawn_worktree_must_lie_outside_the_home_and_other_worktrees(repo, cli, w1, where):
     path = {
         "in the home": repo / ".coord" / "elsewhere",
         "in another worktree": w1 / "nested",
@@ -200,7 +200,7 @@ def test_spawn_worktree_must_lie_outside_the_home_and_other_worktrees(repo, cli,
 
 # --- item 3: adopted branches and deleted commits --------------------------------------
 @pytest.mark.parametrize("how", ["ahead", "behind"])
-def test_spawn_does_not_adopt_an_existing_branch(repo, cli, how):  # noqa: F811
+def test_spawn_does_not_adopt_an_existing_branch(repo, cli, how):
     g(repo, "branch", "coord/x")
     if how == "ahead":  # someone's commit on coord/x
         g(repo, "worktree", "add", "-q", str(repo.parent / "theirs"), "coord/x")
@@ -215,14 +215,14 @@ def test_spawn_does_not_adopt_an_existing_branch(repo, cli, how):  # noqa: F811
     assert state(repo) == before
 
 
-def test_spawn_adopts_the_leftover_of_an_unrecorded_spawn(repo, cli):  # noqa: F811
+def test_spawn_adopts_the_leftover_of_an_unrecorded_spawn(repo, cli):
     g(repo, "branch", "coord/x")  # what a spawn that died before recording leaves: at main's tip
     r = ok(cli("spawn", "x"))
     assert "(from main)" in r.stdout
 
 
 @pytest.mark.parametrize("prefix", ["", "refs/heads/", "wip", "../up/"])
-def test_empty_or_path_like_branch_prefix_is_refused_at_spawn(repo, cli, prefix):  # noqa: F811
+def test_empty_or_path_like_branch_prefix_is_refused_at_spawn(repo, cli, prefix):
     # config.toml arrives through git: write it as a pull would (no `coord config` check)
     cfg = repo / ".coord" / "config.toml"
     cfg.write_text(
@@ -239,7 +239,7 @@ def test_empty_or_path_like_branch_prefix_is_refused_at_spawn(repo, cli, prefix)
     assert state(repo) == before
 
 
-def test_deleting_a_branch_with_unmerged_commits_needs_force(repo, cli, w1):  # noqa: F811
+def test_deleting_a_branch_with_unmerged_commits_needs_force(repo, cli, w1):
     tip = g(repo, "rev-parse", "coord/w1")
     before = state(repo)
     line = one_line_error(cli("cancel", "w1", "--delete-branch"), 4)
@@ -253,14 +253,14 @@ def test_deleting_a_branch_with_unmerged_commits_needs_force(repo, cli, w1):  # 
     assert g(repo, "cat-file", "-t", tip) == "commit"  # still in git's objects
 
 
-def test_a_branch_whose_commits_another_branch_has_is_deleted_without_force(repo, cli, w1):  # noqa: F811
+def test_a_branch_whose_commits_another_branch_has_is_deleted_without_force(repo, cli, w1):
     g(repo, "branch", "backup", "coord/w1")
     r = ok(cli("cancel", "w1", "--delete-branch"))
     assert "warning" not in r.stderr
     assert g(repo, "branch", "--list", "coord/w1") == ""
 
 
-def test_a_branch_another_worker_is_based_on_is_not_deleted(repo, cli):  # noqa: F811
+def test_a_branch_another_worker_is_based_on_is_not_deleted(repo, cli):
     ok(cli("spawn", "w1"))
     ok(cli("spawn", "w2", "--base", "coord/w1", "--no-worktree"))
     before = state(repo)
@@ -269,7 +269,7 @@ def test_a_branch_another_worker_is_based_on_is_not_deleted(repo, cli):  # noqa:
     assert state(repo) == before
 
 
-def test_merge_into_another_workers_branch_is_refused(repo, cli, w1):  # noqa: F811
+def test_merge_into_another_workers_branch_is_refused(repo, cli, w1):
     ok(cli("spawn", "w2", "--base", "coord/w1"))
     ok(cli("--as", "ag2", "start", "w2"))
     commit_file(repo / ".coord" / "worktrees" / "w2", "w2.txt", "w2\n")
@@ -285,7 +285,7 @@ def test_merge_into_another_workers_branch_is_refused(repo, cli, w1):  # noqa: F
 
 # --- item 12: --base is a branch ---------------------------------------------------------
 @pytest.mark.parametrize("base", ["main~1", "HEAD^", "@{-1}", "main:a.txt"])
-def test_spawn_base_that_is_not_a_branch_name_is_a_usage_error(repo, cli, base):  # noqa: F811
+def test_spawn_base_that_is_not_a_branch_name_is_a_usage_error(repo, cli, base):
     commit_file(repo, "m.txt", "a second commit\n")
     before = state(repo)
     line = one_line_error(cli("spawn", "w1", "--base", base), 2)
@@ -294,7 +294,7 @@ def test_spawn_base_that_is_not_a_branch_name_is_a_usage_error(repo, cli, base):
 
 
 # --- item 6: git and the agent's child keep the user's umask ----------------------------
-def test_checkouts_and_merges_keep_the_users_umask(repo, cli, proc, tmp_path):  # noqa: F811
+def test_checkouts_and_merges_keep_the_users_umask(repo, cli, proc, tmp_path):
     def coord(*args):
         r = proc(*args, cwd=repo, umask=0o022)
         assert r.returncode == 0, r.stderr
@@ -327,7 +327,7 @@ def test_checkouts_and_merges_keep_the_users_umask(repo, cli, proc, tmp_path):  
 
 
 # --- item 7 and 12: where init puts a home -----------------------------------------------
-def test_init_inside_a_worktree_names_the_repositorys_home(repo, cli, proc, w1):  # noqa: F811
+def test_init_inside_a_worktree_names_the_repositorys_home(repo, cli, proc, w1):
     (w1 / "sub").mkdir()
     before = state(repo)
     for cwd in (w1, w1 / "sub"):
@@ -350,7 +350,7 @@ def test_init_in_a_linked_worktree_of_a_repository_without_a_home_makes_the_repo
     assert (root / ".coord" / "coord.db").exists() and not (tmp_path / "wt" / ".coord").exists()
 
 
-def test_init_in_a_subdirectory_of_a_project_with_a_home_is_refused(repo, cli, proc):  # noqa: F811
+def test_init_in_a_subdirectory_of_a_project_with_a_home_is_refused(repo, cli, proc):
     (repo / "sub" / "deeper").mkdir(parents=True)
     before = state(repo)
     for cwd in (repo / "sub", repo / "sub" / "deeper", repo / ".coord" / "blobs"):
@@ -364,7 +364,7 @@ def test_init_in_a_subdirectory_of_a_project_with_a_home_is_refused(repo, cli, p
     assert r.returncode == 0, r.stderr
 
 
-def test_init_in_a_subdirectory_of_a_fresh_clone_names_the_clones_home(repo, proc, tmp_path):  # noqa: F811
+def test_init_in_a_subdirectory_of_a_fresh_clone_names_the_clones_home(repo, proc, tmp_path):
     """A clone checks out .coord/ without its database: `init` in a subdirectory says to
     run it at the top instead of making a second home there."""
     clone = tmp_path / "clone"
@@ -379,7 +379,7 @@ def test_init_in_a_subdirectory_of_a_fresh_clone_names_the_clones_home(repo, pro
     assert r.returncode == 0 and r.stdout.strip() == f"created {clone / '.coord'}", r.stderr
 
 
-def test_init_home_inside_another_home_is_refused(repo, cli, tmp_path):  # noqa: F811
+def test_init_home_inside_another_home_is_refused(repo, cli, tmp_path):
     before = state(repo)
     for inner in (repo / ".coord" / "inner", repo / ".coord" / "worktrees" / "x" / ".coord"):
         line = one_line_error(cli("--home", str(inner), "init"), 4)
@@ -399,7 +399,7 @@ def test_init_home_on_a_file_is_a_usage_error(tmp_path, cli, below):
 
 
 # --- spawn events from before `prefix` was recorded --------------------------------------
-def test_old_spawn_events_without_prefix_still_work(repo, cli):  # noqa: F811
+def test_old_spawn_events_without_prefix_still_work(repo, cli):
     """A worker spawned by an older coord (payload `branch`, `worktree`, no `prefix`): its
     prefix is what precedes its id in `branch`, and done, merge and cancel work as before."""
     for wid in ("o1", "o2"):

@@ -358,11 +358,10 @@ def test_library_calls_compare_their_own_arguments(home, w1):
 def test_a_git_step_retried_after_the_worker_moved_on_is_not_refused(tmp_path, monkeypatch, cli):
     """branches.spawn with a plain-str key: the first call records git fields the retry
     cannot guess once the worker has moved on; they are not the caller's arguments."""
-    from test_git import g
-
     from coord.app import gitsteps as branches
     from coord.app import lifecycle
     from coord.app.context import Coord
+    from helpers import g
 
     root = tmp_path / "proj"
     root.mkdir()
@@ -382,7 +381,7 @@ def test_a_git_step_retried_after_the_worker_moved_on_is_not_refused(tmp_path, m
 # --- done refused after exit 0 ---------------------------------------------------------------
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_when_done_is_refused_after_exit_0_stderr_says_why(tmp_path, monkeypatch, cli, proc):
-    from test_git import g
+    from helpers import g
 
     root = tmp_path / "proj"
     root.mkdir()

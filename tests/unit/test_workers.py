@@ -79,7 +79,7 @@ def events(draw, n_max=40):
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(events())
 def test_each_event_is_applied_exactly_when_check_allows_it(evs):
     views: dict = {}
@@ -118,7 +118,7 @@ def test_each_event_is_applied_exactly_when_check_allows_it(evs):
     assert fold_all(evs) == views
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(events())
 def test_who_may_act(evs):
     """Holder-only actions by another actor need force; nobody reviews work they hold or
@@ -144,7 +144,7 @@ def test_who_may_act(evs):
             assert new.holder is None
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(events())
 def test_an_idempotent_repeat_changes_nothing_and_is_recognised(evs):
     views = fold_all(evs)
