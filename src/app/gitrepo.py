@@ -151,9 +151,6 @@ class Repo:
         r = self.git("symbolic-ref", "-q", "--short", "HEAD", cwd=cwd, check=False)
         return r.stdout.strip() if r.returncode == 0 else None
 
-    def valid_branch_name(self, name: str) -> bool:
-        return self.git("check-ref-format", "--branch", name, check=False).returncode == 0
-
     def create_branch(self, branch: str, start: str) -> None:
         self.git("branch", "--no-track", branch, start, what=f"creating branch {branch}")
 

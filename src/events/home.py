@@ -61,10 +61,6 @@ class Home:
         return self.path.parent
 
     @property
-    def local_config_path(self) -> Path:
-        return self.path / "local.toml"
-
-    @property
     def config(self) -> dict:
         """The settings in force: defaults, then config.toml (shared), then local.toml
         (this machine). An invalid value is exit 2 naming the file, key and repair."""
