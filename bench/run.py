@@ -169,7 +169,7 @@ def rows(res: dict, cfg: dict, peer_missing: str | None) -> list[tuple]:
         ),
         (
             "inproc",
-            f"In-process append: `Coord.act('heartbeat')`, one transaction each ({cfg['appends']:,})",
+            f"In-process append: `lifecycle.act(c, 'heartbeat')`, one transaction each ({cfg['appends']:,})",
             f"{_n(i['api_appends_per_s'])}/s",
             f"raw sqlite3 single-row insert, same pragmas: {_n(i['raw_appends_per_s'])}/s",
             f"{i['ratio'] * 100:.0f}% (target ≥ 80%)",

@@ -29,7 +29,7 @@ def test_the_bench_runs_and_writes_its_section(tmp_path):
     labels = [
         "CLI append: `coord heartbeat`",
         "against the library floor",
-        "In-process append: `Coord.act",
+        "In-process append: `lifecycle.act",
         "Peer: eventsourcing",
         "coord against the peer",
         "Bulk import: `coord import`",
