@@ -70,6 +70,11 @@ def rebuild(c, progress=None) -> int:
     return n
 
 
+def indexed(c) -> int:
+    """How many events the search index holds."""
+    return c.store.reader.search_count()
+
+
 def lifecycle_events(c) -> int:
     """How many events a rebuild folds (for a progress bar's total)."""
     return c.store.reader.count(EventQuery(lifecycle=True))

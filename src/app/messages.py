@@ -28,6 +28,17 @@ def send(
     return append_raw(c, to, etype, payload, actor=actor, request_id=request_id)
 
 
+def reply_target(c, text: str) -> tuple[str, str]:
+    """The event a reply answers (an id or unique prefix): (its id, its sender, as its
+    hashed bytes say)."""
+    import msgspec
+
+    from .resolve import event
+
+    row = event(c.store.reader, text)
+    return row.id, msgspec.json.decode(row.body)["from"]
+
+
 def message_types(types):
     """poll's `--type` values: names or globs, with or without 'msg.'."""
     for t in types:
@@ -67,6 +78,16 @@ def acknowledge(c, actor: str, rows) -> None:
     """Move actor's cursors past delivered messages (Rows from pending)."""
     delivered = [(r.seq, r.to) for r in rows]
     c.store.transact(lambda tx: tx.ack_messages(actor, delivered))
+
+
+def ack_event(c, actor: str, text: str, request_id=None) -> tuple[int, str]:
+    """`coord ack EVENT`: everything for actor through the event named (an id or unique
+    prefix); (seq, id) of what is acknowledged through (the first one, for a request id
+    used before)."""
+    from .resolve import event
+
+    seq = ack_upto(c, actor, event(c.store.reader, text).seq, request_id=request_id)
+    return seq, c.store.reader.event_at(seq).id
 
 
 def ack_upto(c, actor: str, seq: int, request_id=None) -> int:

@@ -147,8 +147,12 @@ def log_rows(c, worker=None, types=(), from_=None, since=None, limit=None):
         return top, r.events(q)
 
 
-def follow_query(c, worker=None, types=(), from_=None) -> EventQuery:
-    return log_query(c.store.reader, worker, types, from_)
+def follow_log(c, after_seq: int, worker=None, types=(), from_=None, stop=None):
+    """`log -f`: the events log's filters select, as they commit after `after_seq` (the top
+    seq of the snapshot the listing read: nothing missed or repeated), until `stop()`."""
+    from ..events.follow import follow
+
+    yield from follow(c.store, after_seq, log_query(c.store.reader, worker, types, from_), stop=stop)
 
 
 def search(c, query: str, types=(), from_=None, to=None, limit=20) -> list[dict]:

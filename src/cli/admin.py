@@ -160,7 +160,7 @@ def rebuild_cmd():
     finally:
         if b is not None:
             b.close()
-    indexed = c.store.reader.search_count()
+    indexed = admin.indexed(c)
     if st.json:
         emit_json({"events": n, "indexed": indexed})
     else:

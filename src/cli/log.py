@@ -3,8 +3,7 @@ as they commit, until interrupted."""
 
 import click
 
-from ..app.queries import follow_query, log_rows
-from ..events.follow import follow
+from ..app.queries import follow_log, log_rows
 from .live import reader_gone, until_interrupted, write
 from .options import MAX_COUNT, global_options, state
 from .render import event_json_parts, format_event_line, report_unresolved
@@ -44,7 +43,7 @@ def log(follow, worker, types, from_, since, limit):
             report_unresolved(problems, fail=not follow)
             problems.clear()
         if follow:  # inside: a reader gone during the listing ends the command here
-            _follow(c, follow_query(c, worker, types, from_), top, st.json)
+            _follow(c, top, worker, types, from_, st.json)
 
 
 def _print(c, r, as_json: bool, problems: list) -> None:
@@ -56,9 +55,9 @@ def _print(c, r, as_json: bool, problems: list) -> None:
         write((format_event_line(r.seq, r.id, r.body, c.blobs, problems) + "\n").encode())
 
 
-def _follow(c, query, last_seq: int, as_json: bool) -> None:
+def _follow(c, last_seq: int, worker, types, from_, as_json: bool) -> None:
     """`log -f`: continue after `last_seq`, the top seq of the snapshot the listing read."""
-    for r in follow(c.store, last_seq, query, stop=reader_gone):
+    for r in follow_log(c, last_seq, worker, types, from_, stop=reader_gone):
         problems = []
         _print(c, r, as_json, problems)
         report_unresolved(problems, fail=False)  # said, and the follow goes on

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..app import messages, resolve
+from ..app import messages
 from ..app.lifecycle import check_payload
 from ..events.errors import BadPayload, TimedOut, UsageError
 from ..events.failpoints import failpoint
@@ -86,12 +86,8 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
     c = st.open()
     reply_id = None
     if reply_to is not None:
-        import msgspec
-
-        row = resolve.event(c.store.reader, reply_to)
-        reply_id = row.id
-        if to is None:
-            to = msgspec.json.decode(row.body)["from"]  # the hashed bytes' sender
+        reply_id, sender = messages.reply_target(c, reply_to)
+        to = sender if to is None else to
     if to is None:
         raise UsageError("missing --to AGENT|WORKER|'*' (or --reply-to EVENT to answer its sender)")
     check_recipient(to)
@@ -201,8 +197,7 @@ def ack(event, request_id):
     st = state()
     actor = st.identity()
     c = st.open()
-    seq = messages.ack_upto(c, actor, resolve.event(c.store.reader, event).seq, request_id=request_id)
-    eid = c.store.reader.event_at(seq).id  # the first request's event, for a repeat
+    seq, eid = messages.ack_event(c, actor, event, request_id=request_id)
     if st.json:
         emit_json({"agent": actor, "acked_through": eid, "seq": seq})
     else:
