@@ -9,18 +9,30 @@ import click
 
 from ..events.envelope import ts_to_us
 from ..events.errors import UsageError
-from .common import MAX_WIDTH, current_home_path, echo, emit_json, global_options, one_line, state
+from ..projections.workers import (
+    APPROVED,
+    ASSIGNED,
+    CANCELED,
+    COMPLETED,
+    CONFLICTED,
+    FAILED,
+    IN_REVIEW,
+    TERMINAL,
+    WORKING,
+)
+from .options import MAX_WIDTH, current_home_path, global_options, state
+from .output import echo, emit_json, one_line
 
 # One character per state in the text timeline; a terminal state shows once, then blank.
 GLYPH = {
-    "ASSIGNED": ".",
-    "WORKING": "W",
-    "CONFLICTED": "C",
-    "IN_REVIEW": "R",
-    "APPROVED": "A",
-    "COMPLETED": "M",
-    "FAILED": "F",
-    "CANCELED": "x",
+    ASSIGNED: ".",
+    WORKING: "W",
+    CONFLICTED: "C",
+    IN_REVIEW: "R",
+    APPROVED: "A",
+    COMPLETED: "M",
+    FAILED: "F",
+    CANCELED: "x",
 }
 
 
@@ -47,7 +59,7 @@ def text_lines(data: dict, width: int) -> list[str]:
                 # the last cell is closed at the end: a state entered at the newest event shows
                 if (s0 < b or (last and s0 <= b)) and s1 > a:
                     ch = GLYPH.get(st, "?")
-                    if st in ("COMPLETED", "CANCELED") and s0 < a:
+                    if st in TERMINAL and s0 < a:
                         ch = " "
             row.append(ch)
         out.append(f"{one_line(lane['worker'], name_w):<{name_w}}  {''.join(row)}")
@@ -101,20 +113,21 @@ def timeline(html, workers, since, until, from_file, width, force):
       coord timeline
       coord timeline --html timeline.html --since 1d
     """
+    from ..app.queries import open_history
+    from ..app.resolve import worker_in_history
     from ..projections import timeline as tl
     from ..projections.replay import steps
-    from .replay import open_history, resolve_worker_in
 
     st = state()
     if force and not html:
         raise UsageError("--force only applies to --html FILE")
-    history, _, _ = open_history(from_file)
+    history, _, _ = open_history(from_file, st.open)
     out_path = None
     if html:  # refused before any work: an existing file (without --force), the home
         from ..events.files import check_output_path
 
         out_path = check_output_path(html, current_home_path(), force)
-    wanted = {resolve_worker_in(history, w) for w in workers}
+    wanted = {worker_in_history(history, w) for w in workers}
     hi = history.point(until, end=True) if until else None
     lo = history.point(since, end=False) if since else None
     count = [0]

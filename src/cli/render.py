@@ -1,0 +1,165 @@
+"""How events and the board look: an event's reading form as JSON (its claim-checked
+payload resolved from the blob, streamed in pieces), an event as one log line, and the
+board as a table. Agent text is escaped; nothing here queries the store."""
+
+from ..events.envelope import ts_to_us
+from ..projections.workers import ACTIVE, APPROVED, ASSIGNED, CANCELED, COMPLETED, FAILED, IN_REVIEW
+from .output import fmt_age, one_line, warn
+
+
+def event_json_bytes(seq: int, eid: str, body: bytes) -> bytes:
+    """The reading form of an event: seq and id, then the stored envelope's members."""
+    return b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:]
+
+
+def event_json_parts(blobs, seq: int, eid: str, body: bytes, problems: list | None = None) -> list[bytes]:
+    """The reading form with a claim-checked payload resolved, as pieces to write one
+    after another (a 200 MB payload is held once, never copied into one line): the blob's
+    bytes (checked against their hash, and checked to be one JSON object) stand in for
+    the reference, and a `blob` member names it. The stored bytes and the audit file keep
+    the reference. Attachments (`send --file`) stay references: `coord blob cat` fetches
+    them.
+
+    An unresolved blob (missing: not arrived yet; corrupt; not a regular file) raises
+    (exit 3 or 5); given a `problems` list instead, the event keeps its reference, gains
+    `blob_error` (the reason), and the error is appended, so one bad blob never hides the
+    rest: see report_unresolved."""
+    if b'"$blob"' not in body:
+        return [event_json_bytes(seq, eid, body)]
+    import msgspec
+
+    from ..events.blobs import check_object, is_ref
+
+    payload = msgspec.json.decode(body)["payload"]
+    if not is_ref(payload):
+        return [event_json_bytes(seq, eid, body)]
+    from ..events.errors import IntegrityError, NotFound
+
+    ref = payload["$blob"]
+    try:
+        data = blobs.read(ref)
+        from ..events.shapes import MAX_DEPTH, too_deep
+
+        if too_deep(data):
+            raise IntegrityError(f"blob {ref} holds JSON nested deeper than {MAX_DEPTH} levels")
+        check_object(data, ref)
+    except (NotFound, IntegrityError) as e:
+        if problems is None:
+            raise
+        problems.append(e)
+        return [
+            event_json_bytes(seq, eid, body)[:-1] + b',"blob_error":' + msgspec.json.encode(e.message) + b"}"
+        ]
+    at = body.rfind(b',"payload":')  # the last member; a reference holds no such text
+    return [
+        b'{"seq":%d,"id":"%s",' % (seq, eid.encode()) + body[1:at] + b',"payload":',
+        data,
+        b',"blob":"' + ref.encode() + b'"}',
+    ]
+
+
+def event_json_resolved(blobs, seq: int, eid: str, body: bytes, problems: list | None = None) -> bytes:
+    """event_json_parts as one bytes object (for a single event)."""
+    parts = event_json_parts(blobs, seq, eid, body, problems)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def report_unresolved(problems: list, fail: bool = True) -> None:
+    """After printing everything: each unresolved blob is said on stderr. A missing blob
+    (one that has not arrived yet: the contract accepts the reference) leaves the exit
+    status alone; a corrupt one (or one that is not a regular file) makes the command
+    exit 5 with it as the error, unless fail=False (poll: it delivered and acknowledged,
+    so it succeeds)."""
+    from ..events.errors import NotFound
+
+    worst = None if not fail else next((e for e in problems if not isinstance(e, NotFound)), None)
+    for e in problems:
+        if e is not worst:
+            warn(f"{e.message}; its event is shown unresolved (`coord verify` lists blob problems)")
+    if worst is not None:
+        raise worst
+
+
+BOARD_HEADERS = ("WORKER", "STATE", "HOLDER", "AGE", "HEARTBEAT", "LIVENESS", "SUMMARY")
+
+
+def _summary_of(d) -> str:
+    note = d["task"]
+    if d["heartbeat"]["idle_s"] is not None and d["state"] in ACTIVE:
+        note = f"idle {fmt_age(d['heartbeat']['idle_s'])}  " + (d["heartbeat"]["note"] or note)
+    elif d["state"] in ACTIVE and d["heartbeat"]["note"]:
+        note = d["heartbeat"]["note"]
+    elif d["state"] in (FAILED, CANCELED, ASSIGNED) and d["reason"]:
+        note = d["reason"]
+    elif d["state"] in (IN_REVIEW, APPROVED, COMPLETED) and d["summary"]:
+        note = d["summary"]
+    if d["conflicts"]:
+        note = f"!{len(d['conflicts'])} conflict(s)  " + (note or "")
+    return note or ""
+
+
+def render_board(items, now: int, width: int = 80) -> list[str]:
+    """The board as lines no wider than `width` (at least 80): AGE is time in the state,
+    HEARTBEAT the time since the last beat; agent text is escaped and cut to fit."""
+    width = max(80, width)
+    ww, hw = 12, 10
+    fixed = ww + 1 + 10 + 1 + hw + 1 + 6 + 1 + 9 + 1 + 8 + 1
+    sw = width - fixed
+    fmt = "{:<%d} {:<10} {:<%d} {:>6} {:>9} {:<8} {}" % (ww, hw)
+    out = [fmt.format(*BOARD_HEADERS)]
+    for d in items:
+        age = (now - ts_to_us(d["state_since"])) / 1e6
+        active = d["state"] in ACTIVE
+        hb = (now - ts_to_us(d["last_heartbeat"])) / 1e6 if d["last_heartbeat"] and active else None
+        out.append(
+            fmt.format(
+                one_line(d["worker"], ww),
+                d["state"],
+                one_line(d["holder"] or "-", hw),
+                fmt_age(age),
+                fmt_age(hb),
+                d["liveness"] or "-",
+                one_line(_summary_of(d), sw),
+            ).rstrip()
+        )
+    return out
+
+
+def empty_board_text(filtered: bool) -> str:
+    return "no workers" + (" match" if filtered else " (coord spawn ID to add one)")
+
+
+def format_event_line(seq, eid, body, blobs=None, problems=None) -> str:
+    """One event as a log line. A claim-checked payload is shown from its blob's head
+    (BlobStore.summary: bounded memory, whatever the blob's size); an unresolved blob is
+    marked, with its reference (problems collects the error, as in event_json_parts)."""
+    import msgspec
+
+    from ..events.blobs import is_ref
+
+    d = msgspec.json.decode(body)
+    p = d["payload"]
+    mark = ""
+    if blobs is not None and is_ref(p):
+        from ..events.errors import IntegrityError, NotFound
+
+        try:
+            p = blobs.summary(p["$blob"])
+            p.pop("$head", None)
+        except (NotFound, IntegrityError) as e:
+            if problems is None:
+                raise
+            problems.append(e)
+            why = (
+                "missing"
+                if isinstance(e, NotFound)
+                else "corrupt"
+                if "corrupt" in e.message
+                else "unreadable"
+            )
+            mark = f" [unresolved blob {p['$blob'][:15]}: {why}]"
+    ptxt = "" if not p else " " + msgspec.json.encode(p).decode()
+    return (
+        f"{seq:>6} {d['ts']} {one_line(d['from'], 16):<16} {d['type']:<24} → "
+        f"{one_line(d['to'], 16)}{mark}{one_line(ptxt, 60)}"
+    )
