@@ -86,6 +86,9 @@ def _regex(pattern: str):
 # file (a heartbeat with audit_heartbeats off), dirty (to be written), written.
 AUDIT_NONE, AUDIT_DIRTY, AUDIT_WRITTEN = 0, 1, 2
 HEARTBEAT = "worker.heartbeat"
+# The version of the folds (coord.projections): bump it when a fold's result changes (the
+# stored views must then be rebuilt). A server store records it and refuses another.
+FOLD_VERSION = 1
 
 
 class StoredEvent(msgspec.Struct):

@@ -16,6 +16,7 @@ from collections import namedtuple
 
 from .errors import UsageError
 from .files import read_file_in_home
+from .store_url import redact, store_problem
 
 SHARED, LOCAL = "shared", "local"
 
@@ -81,6 +82,7 @@ def _branch_prefix(v: str):
 
 SECONDS = "seconds"
 
+
 # fmt: off
 SETTINGS = {
     # shared: config.toml
@@ -93,7 +95,10 @@ SETTINGS = {
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),
     "write_lock": Setting(bool, True, "take an exclusive flock around each write transaction (fair queueing)", LOCAL, None),
     "max_clock_skew": Setting(float, 300.0, "seconds an event may lie ahead of this clock and still set it", LOCAL, _number(0, 1e9, SECONDS)),
+    "store": Setting(str, "", "where the log lives: empty for SQLite (coord.db), or a postgresql:// URL (no password)", LOCAL, store_problem),
 }
+# Settings that only mean something to one store: shown as ignored on the other.
+SQLITE_ONLY = ("synchronous", "write_lock", "max_clock_skew")
 # fmt: on
 
 FILES = {SHARED: "config.toml", LOCAL: "local.toml"}
@@ -167,9 +172,10 @@ def _convert(s: Setting, v):
 
 
 def shown(v) -> str:
-    """A value as it would appear in the file, escaped (never a raw newline)."""
+    """A value as it would appear in the file, escaped (never a raw newline, never a
+    password)."""
     if isinstance(v, str):
-        return toml_value(v)
+        return toml_value(redact(v))
     return toml_value(v) if isinstance(v, (bool, int, float)) else repr(v)
 
 

@@ -1,7 +1,6 @@
 """The store interface: exactly the operations the application needs from a home's log, as
-abstract classes with one implementation per database (SQLite: coord.events.sqlite_store;
-a second store is a new file that implements these classes, chosen in
-coord.events.home.Home.open_store).
+abstract classes with one implementation per database (coord.events.sqlite_store,
+coord.events.pg_store), chosen in coord.events.home.Home.open_store.
 
 - `Store`: an open home's log. Writes go through `transact(fn)`, reads through `read()`
   (one consistent snapshot) or `reader` (each call its own snapshot).
@@ -20,8 +19,7 @@ the clock via `next_ts`, request ids, the first claimable worker, the active vie
 has no effect outside the transaction: blobs are written before, git steps before or
 after, output after. SQLite runs it once, under BEGIN IMMEDIATE.
 
-The store never knows what a view holds or how a fold works: the projectors
-(coord.projections) encode and decode views and extract search text.
+The store never knows what a view holds or how a fold works (coord.projections do).
 """
 
 from abc import ABC, abstractmethod
@@ -238,15 +236,17 @@ class WriteTx(Reader):
     @abstractmethod
     def set_audit(self, seqs: list[int], mark: int) -> None: ...
 
-    # --- the same for every store ------------------------------------------------------
+    # --- the same for every store (a server store overrides the clock and the horizon) ----
+    def _clock(self) -> int:
+        return now_us()  # µs
+
     def _horizon(self, now: int) -> int:
         """The latest ts that may set the clock: now + max_clock_skew."""
         return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
 
     def _load_heads(self) -> None:
-        # Events dated further ahead than max_clock_skew are stored and folded, but never
-        # set the clock.
-        seq, ts = self._heads(us_to_ts(self._horizon(now_us())))
+        # Events further ahead than max_clock_skew are stored and folded, never set the clock.
+        seq, ts = self._heads(us_to_ts(self._horizon(self._clock())))
         self._seq = seq or 0
         try:
             self._last_us = ts_to_us(ts) if ts else 0
@@ -258,7 +258,7 @@ class WriteTx(Reader):
         no more than max_clock_skew ahead of now (contract: Event envelope)."""
         if self._last_us is None:
             self._load_heads()
-        us = max(now_us(), self._last_us + 1)
+        us = max(self._clock(), self._last_us + 1)
         if us > MAX_US:
             raise IntegrityError(
                 "cannot stamp a new event: its ts would lie past 9999-12-31T23:59:59.999999Z "
@@ -315,7 +315,7 @@ class WriteTx(Reader):
         eid = event_id(body)
         if origin != "local" and self._has_id(eid):
             return None
-        now = now_us()
+        now = self._clock()
         if origin != "local" and self._last_us is not None:
             us = ts_to_us(env.ts)
             if us <= self._horizon(now):

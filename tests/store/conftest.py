@@ -18,7 +18,19 @@ def sqlite(request, path):
     return make
 
 
-IMPLEMENTATIONS = {"sqlite": sqlite}
+def postgresql(request, path):
+    """The session's log on its server (tests/pgserver.py), emptied for this test."""
+    url = request.getfixturevalue("pg_log_url")
+    home = init_home_dirs(path / ".coord")
+    home.write_config({"store": url})
+
+    def make(projectors=(), after_commit=()):
+        return home.open_store(projectors, after_commit)
+
+    return make
+
+
+IMPLEMENTATIONS = {"sqlite": sqlite, "postgresql": postgresql}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))

@@ -1,0 +1,367 @@
+"""The PostgreSQL store (coord.events.store): one log on a server that homes on many
+machines share; its writes (PgTx) and its connection. Reads: coord.events.pg_reads; blobs:
+coord.events.pg_blobs; the schema: src/events/pg/schema.sql. psycopg is imported here
+only, and this module only when a home names a server (the SQLite path never loads it).
+
+A write is optimistic: `BEGIN ISOLATION LEVEL REPEATABLE READ`, fn(tx) reads through tx
+(one snapshot) while its writes wait in tx; at the end they go in one pipelined round trip
+with COMMIT. `seq` is max(seq) + 1 as the snapshot sees it, so two appends in flight want
+the same number: the primary key lets the first commit and the other fails (or a
+serialization failure) and runs fn again on a fresh snapshot. A committed seq N + 1 was
+therefore numbered by a transaction that saw N committed: seq is gapless and in commit
+order, and every read a decision took (a view, the clock, a request id) was current at
+its commit. After OPTIMISTIC attempts, the next one takes the append lock (an advisory
+lock every optimistic commit takes shared) before its snapshot, so it cannot lose again.
+Faults: the server unreachable past busy_timeout is exit 7; a connection that broke
+during COMMIT is learned (the old backend is ended, the events are looked up) or reported
+as "outcome unknown" with the event id. Design and figures: docs/postgres.md.
+"""
+
+import os
+import time
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg.pq import TransactionStatus
+
+from .errors import Busy, CoordError, NotFound, UsageError
+from .failpoints import failpoint
+from .pg_reads import PgReader
+from .pg_schema import LOCK_CLASS, SCHEMA_VERSION, checkout_id, connect
+from .pg_tx import PgTx
+from .records import FOLD_VERSION
+from .store import Store
+from .store_url import shown_url
+
+CHANNEL = "coord_events"  # NOTIFY at each commit that appended (payload: the last seq)
+OPTIMISTIC = 8
+RETRYABLE = (pgerr.SerializationFailure, pgerr.DeadlockDetected)
+# Unique keys two writes race for: the seq (every append), an imported id, a request id
+# (once: the next attempt's snapshot sees the other's, so a second clash is a real one).
+RACED = {"events_pkey": 1000, "events_id_key": 1000, "request_ids_pkey": 1}
+
+
+class OutcomeUnknown(Busy):
+    code = "outcome_unknown"
+
+
+class PgStore(Store):
+    def __init__(self, home, projectors=(), after_commit=(), url: str | None = None):
+        super().__init__(home, projectors, after_commit)
+        self.url = url or home.store_url
+        self.conn = None
+        self._blobs = None
+        self._reader = PgReader(self)
+        self.checkout = ""
+        self.skew_us = 0
+        self._offset = 0  # server clock - this clock, µs, measured at connect
+        self._backend = None
+        self._log_id = ""
+
+    @property
+    def busy(self) -> float:
+        return float(self.home.config["busy_timeout"])
+
+    @property
+    def blobs(self):
+        if self._blobs is None:
+            from .pg_blobs import PgBlobStore
+
+            self._blobs = PgBlobStore(self)
+        return self._blobs
+
+    def server_now(self) -> int:
+        from .envelope import now_us
+
+        return now_us() + self._offset
+
+    # --- connection ------------------------------------------------------------------
+    def open(self) -> "PgStore":
+        if self.conn is None:
+            self.checkout = checkout_id(self.home)
+            self._connect(time.monotonic() + self.busy)
+        return self
+
+    def _connect(self, deadline: float) -> None:
+        from .envelope import now_us
+
+        delay, last = 0.02, None
+        while True:
+            try:
+                conn = connect(self.url, max(deadline - time.monotonic(), 0.5))
+                try:
+                    hello = conn.execute(HELLO).fetchone()
+                except pgerr.UndefinedTable:
+                    conn.close()
+                    raise NotFound(
+                        f"no coord log on {shown_url(self.url)}: run `coord init --store URL`"
+                    ) from None
+                break
+            except psycopg.OperationalError as e:
+                last = e
+            if time.monotonic() + delay >= deadline:
+                raise Busy(
+                    f"the server {shown_url(self.url)} could not be reached within busy_timeout "
+                    f"({_line(last)}); nothing was recorded; safe to retry"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        pid, start, schema, fold, skew, log_id, server_us = hello
+        if schema != str(SCHEMA_VERSION) or fold != str(FOLD_VERSION):
+            conn.close()
+            raise UsageError(
+                f"the server's log has coord schema {schema} and fold version {fold}; this coord has "
+                f"schema {SCHEMA_VERSION} and fold version {FOLD_VERSION}"
+            )
+        self.conn, self._backend = conn, (pid, start)
+        self.skew_us, self._log_id = int(skew), log_id
+        self._offset = server_us - now_us()
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def clone_id(self) -> str:
+        # One log, one clone: every machine's holders are local (no REMOTE).
+        return self._log_id
+
+    def run(self, sql, args=(), fetch=False):
+        """One statement on the connection, its errors as the contract's."""
+        try:
+            cur = self.conn.execute(sql, args)
+            return cur.fetchall() if fetch else None
+        except RETRYABLE + (pgerr.UniqueViolation,):
+            raise  # transact runs the attempt again (or says what it was)
+        except psycopg.Error as e:
+            raise self._translate(e) from None
+
+    def pipeline(self, writes, commit: bool = False) -> None:
+        """Send writes (and COMMIT) in one round trip."""
+        with self.conn.pipeline():
+            for sql, args, many in writes:
+                if many:
+                    self.conn.cursor().executemany(sql, args)
+                else:
+                    self.conn.execute(sql, args)
+            if commit:
+                self.conn.execute("COMMIT")
+
+    def _translate(self, e) -> CoordError:
+        if isinstance(e, pgerr.LockNotAvailable | pgerr.QueryCanceled):
+            return Busy("the store stayed locked past the busy timeout; nothing was recorded; safe to retry")
+        if (
+            self.conn is None
+            or self.conn.broken
+            or self.conn.closed
+            or isinstance(e, psycopg.OperationalError)
+        ):
+            return Busy(
+                f"the server {shown_url(self.url)} could not be reached ({_line(e)}); nothing was "
+                "recorded; safe to retry"
+            )
+        return CoordError(f"database error: {_line(e)}")
+
+    def _rollback(self) -> None:
+        try:
+            if self.conn is not None and not self.conn.broken:
+                if self.conn.info.transaction_status != TransactionStatus.IDLE:
+                    self.conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+    # --- transactions ----------------------------------------------------------------
+    def transact(self, fn, hooks: bool = True, durable: bool = True):
+        deadline = time.monotonic() + self.busy
+        attempt, clashes = 0, {}
+        while True:
+            attempt += 1
+            locked = attempt > OPTIMISTIC
+            tx = PgTx(self)
+            try:
+                if self.conn is None or self.conn.broken:
+                    self._connect(deadline)
+                if locked:  # before the snapshot: the lock must come first
+                    self._lock(deadline)
+                self.run("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                result = fn(tx)
+                for cb in list(tx.before_commit.values()):
+                    cb(tx)
+                failpoint("before-commit")
+                if self._commit(tx, locked, durable, deadline):
+                    break
+            except RETRYABLE + (pgerr.UniqueViolation,) as e:
+                self._rollback()
+                if isinstance(e, pgerr.UniqueViolation):
+                    name = e.diag.constraint_name
+                    clashes[name] = clashes.get(name, 0) + 1
+                    if clashes[name] > RACED.get(name, 0):
+                        raise self._translate(e) from None
+            except psycopg.Error as e:
+                self._rollback()
+                raise self._translate(e) from None
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                if locked:
+                    self._unlock()
+            if time.monotonic() >= deadline:
+                raise Busy(
+                    f"the log kept changing under this command for busy_timeout ({attempt} attempts); "
+                    "nothing was recorded; safe to retry"
+                )
+        failpoint("after-commit")
+        if hooks and tx.appended:
+            for hook in self.after_commit:
+                hook(self, tx.appended)
+        return result
+
+    def _lock(self, deadline: float) -> None:
+        ms = max(1, int((deadline - time.monotonic()) * 1000))
+        self.run("SELECT set_config('lock_timeout', %s, false)", (str(ms),))
+        self.run("SELECT pg_advisory_lock(%s, 1)", (LOCK_CLASS,))
+
+    def _unlock(self) -> None:
+        try:
+            if self.conn is not None and not self.conn.broken:
+                self.conn.execute("SELECT pg_advisory_unlock_all()")
+                self.conn.execute(
+                    "SELECT set_config('lock_timeout', %s, false)", (str(int(self.busy * 1000)),)
+                )
+        except psycopg.Error:
+            pass
+
+    def _commit(self, tx: PgTx, locked: bool, durable: bool, deadline: float) -> bool:
+        """The held writes and COMMIT in one round trip. True when committed; False when
+        the connection broke and the events are known not to be stored (run again)."""
+        writes = tx.writes
+        if tx.appended:
+            if not locked:  # wait for a locked attempt that holds the append lock
+                writes.insert(0, ("SELECT pg_advisory_xact_lock_shared(%s, 1)", (LOCK_CLASS,), False))
+            writes.append(("SELECT pg_notify(%s, %s)", (CHANNEL, str(tx.appended[-1].seq)), False))
+        if not durable:
+            writes.insert(0, ("SET LOCAL synchronous_commit = off", (), False))
+        try:
+            self.pipeline(writes, commit=True)
+            return True
+        except psycopg.OperationalError:
+            if not (self.conn.broken or self.conn.closed):
+                raise
+            return self._learn(tx, deadline)
+
+    def _learn(self, tx: PgTx, deadline: float) -> bool:
+        """The connection broke during COMMIT: end the old backend (its transaction is then
+        final) and look the events up; outcome unknown if the server stays away."""
+        ids = [e.id for e in tx.appended]
+        backend = self._backend
+        try:
+            self.conn.close()
+            self._connect(deadline)
+            self.conn.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = %s "
+                "AND backend_start = %s",
+                backend,
+            )
+            found = self.conn.execute(
+                "SELECT count(*) FROM coord.events WHERE id = ANY(%s)", (ids,)
+            ).fetchone()
+        except (CoordError, psycopg.Error) as e:
+            raise OutcomeUnknown(
+                f"the connection to the server broke during the commit and could not be restored "
+                f"({_line(e)}); outcome unknown: look for event {ids[-1] if ids else '(none)'} "
+                "(a retry with --request-id is safe)"
+            ) from None
+        return bool(ids) and found[0] == len(ids)
+
+    @contextmanager
+    def read(self):
+        try:
+            self.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield self._reader
+            self.run("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    @property
+    def reader(self) -> PgReader:
+        return self._reader
+
+    def wait_for_new(self, after_seq: int, timeout: float) -> bool:
+        """LISTEN first, then read the table (the truth), then wait for a NOTIFY: a commit
+        between the read and the wait is never missed."""
+        deadline = time.monotonic() + timeout
+        self.run(f"LISTEN {CHANNEL}")
+        try:
+            while True:
+                if self._reader.max_seq() > after_seq:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    for _ in self.conn.notifies(timeout=left, stop_after=1):
+                        pass
+                except psycopg.Error as e:
+                    raise self._translate(e) from None
+        finally:
+            if self.conn is not None and not self.conn.broken:
+                self.run(f"UNLISTEN {CHANNEL}")
+
+    @contextmanager
+    def rebuild_lock(self, timeout: float = 3600.0):
+        self.run("SELECT set_config('lock_timeout', %s, false)", (str(int(timeout * 1000)),))
+        try:
+            self.run("SELECT pg_advisory_lock(%s, 3)", (LOCK_CLASS,))
+        finally:
+            self.run("SELECT set_config('lock_timeout', %s, false)", (str(int(self.busy * 1000)),))
+        try:
+            yield
+        finally:
+            self.run("SELECT pg_advisory_unlock(%s, 3)", (LOCK_CLASS,))
+
+    # --- whole-log operations ----------------------------------------------------------
+    def backup(self, dest: str) -> int:
+        """Every event as audit lines in dest, and every blob in dest + '.blobs/', from one
+        snapshot. (A copy of the whole database: pg_dump.)"""
+        from .codec import audit_line
+
+        n = 0
+        with self.read() as r, open(dest, "wb") as f:
+            after = 0
+            while rows := r.events(_page(after)):
+                f.write(b"".join(audit_line(x.id, x.body) for x in rows))
+                n, after = n + len(rows), rows[-1].seq
+            f.flush()
+            os.fsync(f.fileno())
+            self.blobs.export_to(dest + ".blobs")
+        return n
+
+    def integrity_check(self) -> list[str]:
+        rows = self.run(
+            "SELECT count(*) FILTER (WHERE seq <> rn) FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS rn "
+            "FROM coord.events) x",
+            fetch=True,
+        )
+        return ["ok"] if rows[0][0] == 0 else [f"seq has {rows[0][0]} event(s) out of place"]
+
+
+def _page(after):
+    from .records import EventQuery
+
+    return EventQuery(after_seq=after, limit=5000)
+
+
+HELLO = (
+    "SELECT pg_backend_pid(), (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()), "
+    "(SELECT value FROM coord.meta WHERE key = 'schema_version'), "
+    "(SELECT value FROM coord.meta WHERE key = 'fold_version'), "
+    "(SELECT value FROM coord.meta WHERE key = 'max_clock_skew_us'), "
+    "(SELECT value FROM coord.meta WHERE key = 'log_id'), coord.now_us()"
+)
+
+
+def _line(e) -> str:
+    return " ".join(str(e).split()) if e is not None else "unknown error"
