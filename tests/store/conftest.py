@@ -15,6 +15,7 @@ def sqlite(request, path):
     def make(projectors=(), after_commit=()):
         return home.open_store(projectors, after_commit)
 
+    make.home = home
     return make
 
 
@@ -27,6 +28,7 @@ def postgresql(request, path):
     def make(projectors=(), after_commit=()):
         return home.open_store(projectors, after_commit)
 
+    make.home = home
     return make
 
 
@@ -35,8 +37,8 @@ IMPLEMENTATIONS = {"sqlite": sqlite, "postgresql": postgresql}
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def open_store(request, tmp_path):
-    """open_store(projectors=(), after_commit=()) -> a new open Store on this test's log.
-    Every store it opened is closed at the end."""
+    """open_store(projectors=(), after_commit=()) -> a new open Store on this test's log;
+    open_store.home is its home. Every store it opened is closed at the end."""
     make = IMPLEMENTATIONS[request.param](request, tmp_path)
     opened = []
 
@@ -45,6 +47,7 @@ def open_store(request, tmp_path):
         opened.append(s)
         return s
 
+    open_.home = make.home  # the home the log belongs to (for real processes: COORD_HOME)
     yield open_
     for s in opened:
         s.close()
