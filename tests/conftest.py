@@ -146,7 +146,7 @@ def page(browser):
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
-    for var in ("COORD_AGENT", "COORD_WORKER", "COORD_HOME", "COORD_FAILPOINTS"):
+    for var in ("COORD_AGENT", "COORD_WORKER", "COORD_HOME", "COORD_FAILPOINTS", "COORD_STORE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("USER", "tester")
     monkeypatch.chdir(tmp_path)

@@ -22,4 +22,9 @@ def empty_log(url: str) -> None:
         ]
         conn.execute(f"TRUNCATE {', '.join(tables)}")
         conn.execute("DELETE FROM coord.meta WHERE key <> ALL(%s)", (list(KEEP),))
-        conn.execute("UPDATE coord.meta SET value = '300000000' WHERE key = 'max_clock_skew_us'")
+        for key, value in (
+            ("max_clock_skew_us", "300000000"),
+            ("schema_version", "1"),
+            ("fold_version", "1"),
+        ):
+            conn.execute("UPDATE coord.meta SET value = %s WHERE key = %s", (value, key))

@@ -8,21 +8,60 @@ from .output import clean, echo, emit_json, warn
 
 
 @click.command("init")
+@click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    help="Keep the log on this PostgreSQL server (postgresql://…, no password).",
+)
+@click.option(
+    "--import",
+    "do_import",
+    is_flag=True,
+    help="With --store: add the lines of events.jsonl the server lacks.",
+)
 @global_options
-def init_cmd():
+def init_cmd(store, do_import):
     """Create a home (.coord/) here, or at --home / COORD_HOME. Safe to repeat.
 
     Inside a git worktree the home is the repository's (it says "already a home: PATH").
     In a subdirectory of a project that has a home, or inside a home, it refuses (exit 4)
     and names that home; an explicit --home makes a separate home anywhere else.
 
+    With --store URL (or COORD_STORE) the home joins the log on a PostgreSQL server that
+    homes on other machines share (the local `store` setting; the log is created there
+    once). A URL holding a password is refused (exit 2): use ~/.pgpass, PGPASSWORD or a
+    service= name. events.jsonl is written from the shared log; lines in it the server
+    lacks are added only with --import. See docs/postgres.md.
+
     \b
     Example:
       cd my-repo && coord init
+      coord init --store postgresql://coord@db.internal/coord
     """
-    from ..app.admin import init
+    import os
 
     st = state()
+    env = os.environ.get("COORD_STORE")
+    url = store if store is not None else (env if env not in (None, "", "sqlite") else None)
+    if url is not None:
+        from ..app.fleet import join
+
+        out = join(url, st.home, do_import=do_import)
+        if st.json:
+            emit_json(out)
+        else:
+            verb = "created the log on" if out["created"] else "joined the log on"
+            echo(f"{out['home']}: {verb if out['joined'] else 'already on'} {out['store']}")
+            if out["imported"]:
+                echo(f"imported {out['imported']} event(s) from events.jsonl")
+        return
+    if do_import:
+        from ..events.errors import UsageError
+
+        raise UsageError("--import goes with --store URL")
+    from ..app.admin import init
+
     home, created = init(st.home)
     if st.json:
         emit_json({"home": str(home.path), "created": created})
@@ -51,7 +90,7 @@ def config_cmd(key, value):
       coord config busy_timeout 30
     """
     from ..events.files import check_home_dir
-    from ..events.settings import SETTINGS, Settings, known
+    from ..events.settings import SETTINGS, SQLITE_ONLY, Settings, known
     from ..events.settings_write import SettingsWriter
 
     st = state()
@@ -83,6 +122,9 @@ def config_cmd(key, value):
             else f"{e.raw}  # INVALID: {e.problem}; in force: {_shown(e.value)}"
         )
         return
+    ignored = ""
+    if _on_server(home):
+        ignored = "  # ignored: this home's log is on a PostgreSQL server (SQLite only)"
     for scope, title in (
         ("shared", "committed: clones share them"),
         ("local", "this machine only, git-ignored"),
@@ -92,7 +134,7 @@ def config_cmd(key, value):
             if SETTINGS[e.key].scope != scope:
                 continue
             if e.problem is None:
-                echo(f"{e.key} = {_shown(e.value)}")
+                echo(f"{e.key} = {_shown(e.value)}{ignored if e.key in SQLITE_ONLY else ''}")
             else:
                 echo(
                     f"{e.key} = {e.raw}  # INVALID: {e.problem}; in force: {_shown(e.value)}; "
@@ -104,6 +146,16 @@ def config_cmd(key, value):
         for no, k, reason in f.broken:
             if k not in s.entries:
                 echo(f"# {f.path}{f' line {no}' if no else ''}: {reason}")
+
+
+def _on_server(home) -> bool:
+    """Whether the home's log is on a server (SQLite-only settings are then ignored)."""
+    from ..events.errors import CoordError
+
+    try:
+        return bool(home.store_url)
+    except CoordError:  # an invalid setting: listed with its problem anyway
+        return False
 
 
 def _settings_home(explicit):

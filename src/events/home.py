@@ -53,6 +53,18 @@ class Home:
 
         return SqliteStore(self, projectors, after_commit).open()
 
+    def create_store(self) -> bool:
+        """Make this home's store if it does not exist yet (SQLite: coord.db; a server: the
+        log's schema, once, however many machines try at once). True when made here."""
+        url = self.store_url
+        if not url:
+            made = not self.db_path.exists()
+            self.open_store().close()
+            return made
+        from .pg_schema import install
+
+        return install(url, self.config["busy_timeout"], self.config["max_clock_skew"])
+
     @property
     def store_url(self) -> str:
         """'' for SQLite, else the server's connection string: COORD_STORE, else the local

@@ -6,8 +6,6 @@ to their name exit 5, and storing a damaged blob again heals it. A blob is read 
 chunk, never whole unless asked for.
 """
 
-import os
-
 import blake3
 
 from .blobs import CHUNK, HEX_RE, BlobStore, UnknownBlob
@@ -98,12 +96,3 @@ class PgBlobStore(BlobStore):
 
     def has(self, ref: str) -> bool:
         return bool(self.store.run("SELECT 1 FROM coord.blobs WHERE hash = %s", (ref,), fetch=True))
-
-    def export_to(self, directory: str) -> int:
-        """Every blob, checked, as files named by their hash (backup)."""
-        os.makedirs(directory, exist_ok=True)
-        names = self.names()
-        for name in names:
-            with open(os.path.join(directory, name), "wb") as out:
-                self.copy_to("b3:" + name, out)
-        return len(names)

@@ -38,7 +38,24 @@ def connect(url: str, busy_timeout: float):
 
 def install(url: str, busy_timeout: float, max_clock_skew: float) -> bool:
     """Create the log on the server once (safe from many machines at once); True when this
-    call created it."""
+    call created it. An unreachable server is exit 7, a refusal (rights) exit 1."""
+    from .errors import Busy, CoordError
+    from .store_url import redact, shown_url
+
+    try:
+        return _install(url, busy_timeout, max_clock_skew)
+    except psycopg.OperationalError as e:
+        raise Busy(
+            f"the server {shown_url(url)} could not be reached ({redact(' '.join(str(e).split()))}); "
+            "nothing was created; safe to retry"
+        ) from None
+    except psycopg.Error as e:
+        raise CoordError(
+            f"cannot create the log on {shown_url(url)}: {redact(' '.join(str(e).split()))}"
+        ) from None
+
+
+def _install(url: str, busy_timeout: float, max_clock_skew: float) -> bool:
     with connect(url, busy_timeout) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_CLASS,))
         if conn.execute("SELECT to_regclass('coord.meta') IS NOT NULL").fetchone()[0]:

@@ -47,6 +47,8 @@ class OutcomeUnknown(Busy):
 
 
 class PgStore(Store):
+    shared = True  # other machines append too: each checkout's audit file catches up (Coord.close)
+
     def __init__(self, home, projectors=(), after_commit=(), url: str | None = None):
         super().__init__(home, projectors, after_commit)
         self.url = url or home.store_url
@@ -324,19 +326,36 @@ class PgStore(Store):
 
     # --- whole-log operations ----------------------------------------------------------
     def backup(self, dest: str) -> int:
-        """Every event as audit lines in dest, and every blob in dest + '.blobs/', from one
-        snapshot. (A copy of the whole database: pg_dump.)"""
+        """A tar archive at dest, from one snapshot: `events.jsonl` (every event, as audit
+        lines) and `blobs/<hash>` (every blob, checked). Extracted into an empty .coord/,
+        `coord init` rebuilds a home from it (SQLite, or a server with --store --import).
+        A copy of the whole database is pg_dump's job."""
+        import tarfile
+        import tempfile
+
         from .codec import audit_line
 
         n = 0
-        with self.read() as r, open(dest, "wb") as f:
+        with self.read() as r, tempfile.TemporaryFile() as lines, tarfile.open(dest, "w") as tar:
             after = 0
             while rows := r.events(_page(after)):
-                f.write(b"".join(audit_line(x.id, x.body) for x in rows))
+                lines.write(b"".join(audit_line(x.id, x.body) for x in rows))
                 n, after = n + len(rows), rows[-1].seq
-            f.flush()
+            info = tarfile.TarInfo("events.jsonl")
+            info.size, info.mode = lines.tell(), 0o644
+            lines.seek(0)
+            tar.addfile(info, lines)
+            for name in self.blobs.names():
+                self.blobs.check("b3:" + name)  # damaged bytes are never copied out
+                info = tarfile.TarInfo("blobs/" + name)
+                info.size = self.run("SELECT size FROM coord.blobs WHERE hash = %s", ("b3:" + name,), True)[
+                    0
+                ][0]
+                info.mode = 0o644
+                with self.blobs._open("b3:" + name) as f:
+                    tar.addfile(info, f)
+        with open(dest, "rb+") as f:
             os.fsync(f.fileno())
-            self.blobs.export_to(dest + ".blobs")
         return n
 
     def integrity_check(self) -> list[str]:
