@@ -65,3 +65,17 @@ def join(url: str, path: str | Path | None = None, do_import: bool = False, cwd:
         "imported": imported,
         "written": written,
     }
+
+
+def migrate(home: Home, url: str) -> dict:
+    """`coord migrate --to URL`: move a SQLite home onto a server's empty log (events,
+    views, blobs, acknowledgements, request ids, the search index, the audit file's record).
+    Run it while no agent of this home is running (a writer holding the store open would
+    keep writing to the old file); the move itself holds the write lock."""
+    check_url(url, "--to")
+    if home.store_url:
+        raise Refused(f"{home.path} already keeps its log on {shown_url(home.store_url)}")
+    out = home.move_store_to(url)
+    with Coord(home) as c:  # the checkout's audit file, checked against the moved log
+        c.audit.export()
+    return {"home": str(home.path), "store": shown_url(url), **out}

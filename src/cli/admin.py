@@ -219,6 +219,36 @@ def rebuild_cmd():
         echo(f"rebuilt views from {n} lifecycle events; search index holds {indexed} events")
 
 
+@click.command("migrate")
+@click.option(
+    "--to", "url", required=True, metavar="URL", help="The PostgreSQL server (postgresql://…, no password)."
+)
+@global_options
+def migrate_cmd(url):
+    """Move this SQLite home onto a PostgreSQL server, losing nothing.
+
+    Copies, in one server transaction while the write lock is held: every event (same
+    bytes, ids and seqs), the views, request ids, inbox acknowledgements and cursors, the
+    search index, and every blob. The server's log must be empty (create it with this
+    command; others join it with `coord init --store URL`). The home's audit file is not
+    changed; coord.db is kept aside as coord.db.moved-<time>. Stop this home's agents
+    first. See docs/postgres.md.
+
+    \b
+    Example:
+      coord migrate --to postgresql://coord@db.internal/coord
+    """
+    from ..app.fleet import migrate
+    from ..events.home import find_home
+
+    st = state()
+    out = migrate(find_home(st.home), url)
+    if st.json:
+        emit_json(out)
+    else:
+        echo(f"moved {out['events']} events and {out['blobs']} blobs from {out['home']} to {out['store']}")
+
+
 @click.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")

@@ -65,6 +65,13 @@ class Home:
 
         return install(url, self.config["busy_timeout"], self.config["max_clock_skew"])
 
+    def move_store_to(self, url: str) -> dict:
+        """Move this SQLite home's log onto the (empty) log of a server, losing nothing
+        (coord.events.pg_migrate); the home then names the server."""
+        from .pg_migrate import move
+
+        return move(self, url)
+
     @property
     def store_url(self) -> str:
         """'' for SQLite, else the server's connection string: COORD_STORE, else the local

@@ -153,3 +153,37 @@ def test_run_keeps_the_stores_secrets_from_its_child(home, cli, tmp_path):
     assert r.exit_code == 0, r.stderr
     seen = out.read_text()
     assert "s3cret" not in seen and "PGHOST=db.internal" in seen  # only the secret is removed
+
+
+def test_migrate_moves_a_sqlite_home_onto_the_server_losing_nothing(home, cli, pg_log_url):
+    cli("--as", "lead", "spawn", "w-1", "--no-git", "--task", "move me")
+    cli("--as", "ann", "start", "w-1")
+    cli("--as", "ann", "heartbeat", "w-1")
+    big = json.dumps({"text": "y" * 9000})
+    assert cli("--as", "lead", "send", "msg.big", big, "--to", "ann", "--request-id", "k1").exit_code == 0
+    cli("--as", "lead", "send", "msg.small", "{}", "--to", "ann")
+    assert (
+        len(cli("--as", "ann", "--json", "poll", "--type", "msg.big").jsonl()) == 1
+    )  # acked above the cursor
+    before = {
+        "log": cli("--json", "log").jsonl(),
+        "status": cli("--json", "status").json(),
+        "file": (home / "events.jsonl").read_bytes(),
+    }
+    r = cli("--json", "migrate", "--to", pg_log_url)
+    assert r.exit_code == 0, r.stderr
+    assert r.json()["events"] == len(before["log"]) and r.json()["blobs"] == 1
+    assert not (home / "coord.db").exists() and list(home.glob("coord.db.moved-*"))
+    with psycopg.connect(pg_log_url) as conn:  # the log is on the server now
+        assert conn.execute("SELECT count(*) FROM coord.events").fetchone()[0] == len(before["log"])
+    assert cli("--json", "log").jsonl() == before["log"]  # same bytes, ids, seqs
+    assert cli("--json", "status").json() == before["status"]  # ann is still local: no REMOTE
+    assert (home / "events.jsonl").read_bytes() == before["file"]  # the audit file is untouched
+    polled = cli("--as", "ann", "--json", "poll").jsonl()
+    assert [m["type"] for m in polled] == ["msg.small"]  # acknowledgements kept: nothing redelivered
+    again = cli("--as", "lead", "--json", "send", "msg.big", big, "--to", "ann", "--request-id", "k1")
+    assert again.json()["repeat"] and again.json()["event"] == before["log"][3]["id"]  # request ids kept
+    assert cli("--as", "ann", "heartbeat", "w-1").exit_code == 0
+    assert cli("verify").exit_code == 0
+    r = cli("migrate", "--to", pg_log_url)
+    assert r.exit_code == 4  # already on the server
