@@ -24,6 +24,7 @@ from ..events.files import ensure_dir_in_home
 from ..events.ids import check_worker_id
 from ..projections import board
 from ..projections.workers import ACTIONS
+from . import gitremote
 from .gitnames import check_branch_prefix, is_branch_name
 from .gitrepo import Conflict, DirtyWorktree, Repo
 from .lifecycle import Result, act, precheck, worker
@@ -171,6 +172,7 @@ def spawn(
                 made.append("branch")
             if path is not None and ensure_worktree(repo, path, branch, inside_home=not worktree):
                 made.append("tree")
+            gitremote.publish(c, repo, branch)  # a shared store: the branch on the shared remote
         except BaseException:
             undo()
             raise
@@ -207,6 +209,7 @@ def done(c, wid: str, payload: dict, actor: str, request_id=None, rebase=True, n
                     f"{', …' if len(dirty) > 5 else ''}): commit them first",
                     files=dirty,
                 )
+            shared = gitremote.Shared(c, repo, branch, onto)  # fetches the branch, brings the base
             if rebase and onto:
                 onto_tip = repo.need_branch(onto, "base")
                 if not repo.is_ancestor(onto_tip, repo.branch_tip(branch)):
@@ -214,6 +217,7 @@ def done(c, wid: str, payload: dict, actor: str, request_id=None, rebase=True, n
                     if files:
                         _record_conflict(c, wid, actor, files, "rebase", onto)
                     rebased = True
+            shared.push_branch()
         return {"head": repo.branch_tip(branch), "rebased": rebased}, None
 
     return _step(c, repo, "done", wid, payload, actor, request_id, DONE_KEYS, {}, work)
@@ -245,6 +249,7 @@ def merge(c, wid: str, payload: dict, actor: str, request_id=None, into=None, no
                 f"{target} is the branch of worker {owners[0]}: coord merges into it only through "
                 f"that worker (merge {wid} with --into another branch)"
             )
+        shared = gitremote.Shared(c, repo, branch, target, view.base)
         tip = repo.need_branch(branch, "worker")
         head = view.info.get("head")
         commit = None
@@ -271,6 +276,7 @@ def merge(c, wid: str, payload: dict, actor: str, request_id=None, into=None, no
                 break
         else:
             raise Refused(f"{target} kept moving while merging {wid}; run merge again")
+        shared.push_base()
         added = {"into": target, "worktree_removed": _remove_after_merge(c, repo, view, branch)}
         if commit:
             added["commit"] = commit

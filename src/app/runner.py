@@ -141,6 +141,9 @@ def run_worker(
     view = worker(coord, wid)
     cwd = None
     if view.branch and not here:
+        from .gitremote import check_out_here
+
+        check_out_here(coord, view)  # a shared store: the branch and a worktree on this machine
         from .worktrees import worktree_path
 
         cwd = worktree_path(coord, view)  # where git has its branch, never a recorded path

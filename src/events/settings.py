@@ -5,9 +5,8 @@ machine's business and do not travel through git).
 Every value is checked for type and range when it is set and when it is read: a file that
 arrives through git is input like any other. A command that reads an invalid value fails
 with exit 2 naming the file, the key, the value and the repair; `coord config` itself reads
-leniently (`read_lenient`) so it can show and repair what is there.
-
-Adding a setting is one line in SETTINGS: (type, default, help, scope, check).
+leniently (`read_lenient`) so it can show and repair what is there. Adding a setting is one
+line in SETTINGS: (type, default, help, scope, check).
 """
 
 import math
@@ -80,6 +79,10 @@ def _branch_prefix(v: str):
     return None
 
 
+def _remote_name(v: str):
+    return None if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v) else "must be a git remote's name"
+
+
 SECONDS = "seconds"
 
 
@@ -90,6 +93,7 @@ SETTINGS = {
     "blob_threshold": Setting(int, 4096, "payloads whose encoding exceeds this many bytes are stored as blobs", SHARED, _number(1, 1 << 20, "bytes")),
     "audit_heartbeats": Setting(bool, False, "whether worker.heartbeat events go into events.jsonl", SHARED, None),
     "branch_prefix": Setting(str, "coord/", "prefix of worker branches", SHARED, _branch_prefix),
+    "git_remote": Setting(str, "origin", "the git remote worker branches travel through when the store is shared (PostgreSQL)", SHARED, _remote_name),
     # local: local.toml
     "synchronous": Setting(str, "FULL", "SQLite synchronous pragma: FULL, NORMAL or EXTRA", LOCAL, _one_of("FULL", "NORMAL", "EXTRA")),
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),
@@ -97,8 +101,7 @@ SETTINGS = {
     "max_clock_skew": Setting(float, 300.0, "seconds an event may lie ahead of this clock and still set it", LOCAL, _number(0, 1e9, SECONDS)),
     "store": Setting(str, "", "where the log lives: empty for SQLite (coord.db), or a postgresql:// URL (no password)", LOCAL, store_problem),
 }
-# Settings that only mean something to one store: shown as ignored on the other.
-SQLITE_ONLY = ("synchronous", "write_lock", "max_clock_skew")
+SQLITE_ONLY = ("synchronous", "write_lock", "max_clock_skew")  # shown as ignored on a server
 # fmt: on
 
 FILES = {SHARED: "config.toml", LOCAL: "local.toml"}
