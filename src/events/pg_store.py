@@ -165,6 +165,9 @@ class PgStore(Store):
             )
         return CoordError(f"database error: {_line(e)}")
 
+    def _lost(self) -> bool:
+        return self.conn is None or self.conn.broken or self.conn.closed
+
     def _rollback(self) -> None:
         try:
             if self.conn is not None and not self.conn.broken:
@@ -182,7 +185,7 @@ class PgStore(Store):
             locked = attempt > OPTIMISTIC
             tx = PgTx(self)
             try:
-                if self.conn is None or self.conn.broken:
+                if self._lost():
                     self._connect(deadline)
                 if locked:  # before the snapshot: the lock must come first
                     self._lock(deadline)
@@ -200,6 +203,15 @@ class PgStore(Store):
                     clashes[name] = clashes.get(name, 0) + 1
                     if clashes[name] > RACED.get(name, 0):
                         raise self._translate(e) from None
+            except OutcomeUnknown:
+                raise
+            except (Busy, psycopg.OperationalError) as e:
+                # The connection went before COMMIT was sent (writes wait until then):
+                # nothing was recorded, so the attempt runs again on a new connection.
+                self._rollback()
+                if not self._lost() or time.monotonic() >= deadline:
+                    raise (self._translate(e) if isinstance(e, psycopg.Error) else e) from None
+                time.sleep(0.05)
             except psycopg.Error as e:
                 self._rollback()
                 raise self._translate(e) from None
