@@ -1,22 +1,15 @@
 """The PostgreSQL store (coord.events.store): one log on a server that homes on many
-machines share; its writes (PgTx) and its connection. Reads: coord.events.pg_reads; blobs:
-coord.events.pg_blobs; the schema: src/events/pg/schema.sql. psycopg is imported here
-only, and this module only when a home names a server (the SQLite path never loads it).
+machines share. Writes: coord.events.pg_tx; reads: pg_reads; blobs: pg_blobs; schema:
+pg_schema. psycopg is imported only when a home names a server.
 
-A write is optimistic: `BEGIN ISOLATION LEVEL REPEATABLE READ`, fn(tx) reads through tx
-(one snapshot) while its writes wait in tx; at the end they go in one pipelined round trip
-with COMMIT. `seq` is max(seq) + 1 as the snapshot sees it, so two appends in flight want
-the same number: the primary key lets the first commit and the other fails (or a
-serialization failure) and runs fn again on a fresh snapshot. A committed seq N + 1 was
-therefore numbered by a transaction that saw N committed: seq is gapless and in commit
-order, and every read a decision took (a view, the clock, a request id) was current at
-its commit. After OPTIMISTIC attempts, the next one takes the append lock (an advisory
-lock every optimistic commit takes shared) before its snapshot, so it cannot lose again.
-Faults: the server unreachable past busy_timeout is exit 7; a connection that broke
-during COMMIT is learned (the old backend is ended, the events are looked up) or reported
-as "outcome unknown" with the event id. Design and figures: docs/postgres.md.
+A write runs fn(tx) in REPEATABLE READ, its writes held until one pipelined round trip with
+COMMIT; seq = max(seq) + 1 as the snapshot sees it, so of two appends in flight the primary
+key lets one commit and the other runs again: seq is gapless in commit order and every read
+a decision took was current at its commit. After a lost attempt, the next one takes the
+append lock before its snapshot. Faults and the design: docs/postgres.md.
 """
 
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -35,11 +28,20 @@ from .store import Store
 from .store_url import shown_url
 
 CHANNEL = "coord_events"  # NOTIFY at each commit that appended (payload: the last seq)
-OPTIMISTIC = 8
+# Attempts without the append lock before one takes it first. Measured (docs/postgres.md):
+# under 8 saturating writers, waiting at the lock after one lost attempt beats retrying
+# optimistically (each lost attempt is a whole rerun of fn on a CPU-bound machine).
+OPTIMISTIC = 1
 RETRYABLE = (pgerr.SerializationFailure, pgerr.DeadlockDetected)
 # Unique keys two writes race for: the seq (every append), an imported id, a request id
 # (once: the next attempt's snapshot sees the other's, so a second clash is a real one).
 RACED = {"events_pkey": 1000, "events_id_key": 1000, "request_ids_pkey": 1}
+
+
+# psycopg logs the statements a failed pipeline skipped (a lost race, run again): not news
+# for whoever runs the command.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+logging.getLogger("psycopg").propagate = False
 
 
 class OutcomeUnknown(Busy):
