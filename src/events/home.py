@@ -196,9 +196,11 @@ def _is_home(d: Path) -> bool:
     if not local.is_file():
         return False
     try:
-        return b"store" in local.read_bytes() and bool(Home(d).config["store"])
-    except (OSError, UsageError):
-        return False
+        import tomllib
+
+        return bool(tomllib.loads(local.read_text(errors="replace")).get("store"))
+    except (OSError, ValueError):
+        return False  # an unreadable local.toml: `coord config` shows what is wrong
 
 
 def _need_directory(path: Path, what: str) -> None:

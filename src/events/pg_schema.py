@@ -79,12 +79,22 @@ def _install(url: str, busy_timeout: float, max_clock_skew: float) -> bool:
 
 def checkout_id(home) -> str:
     """This checkout's name on the server (its audit file's record): a random id kept in
-    .coord/checkout (git-ignored), made on first use."""
-    from .files import create_file_in_home, read_file_in_home
+    .coord/checkout (git-ignored), made on first use, whole or not at all (linked into
+    place, so a process racing to make it reads the winner's)."""
+    import os
+
+    from .files import read_file_in_home, write_file_in_home
 
     path = home.path / "checkout"
     data = read_file_in_home(path)
     if not data:
-        create_file_in_home(path, (secrets.token_hex(8) + "\n").encode())
+        tmp = home.path / f".checkout.{os.getpid()}"
+        write_file_in_home(tmp, (secrets.token_hex(8) + "\n").encode())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
         data = read_file_in_home(path)
     return data.decode("ascii", "replace").strip()

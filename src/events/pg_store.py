@@ -83,6 +83,7 @@ class PgStore(Store):
     # --- connection ------------------------------------------------------------------
     def open(self) -> "PgStore":
         if self.conn is None:
+            self.home.set_umask()
             self.checkout = checkout_id(self.home)
             self._connect(time.monotonic() + self.busy)
         return self
