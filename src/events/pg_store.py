@@ -142,16 +142,18 @@ class PgStore(Store):
         except psycopg.Error as e:
             raise self._translate(e) from None
 
-    def pipeline(self, writes, commit: bool = False) -> None:
-        """Send writes (and COMMIT) in one round trip."""
+    def pipeline(self, writes, commit: bool = False, read=None):
+        """Send writes (then a read, then COMMIT) in one round trip; the read's rows."""
         with self.conn.pipeline():
             for sql, args, many in writes:
                 if many:
                     self.conn.cursor().executemany(sql, args)
                 else:
                     self.conn.execute(sql, args)
+            cur = self.conn.execute(*read) if read is not None else None
             if commit:
                 self.conn.execute("COMMIT")
+        return cur.fetchall() if cur is not None else None
 
     def _translate(self, e) -> CoordError:
         if isinstance(e, pgerr.LockNotAvailable | pgerr.QueryCanceled):
@@ -192,8 +194,7 @@ class PgStore(Store):
                     self._connect(deadline)
                 if locked:  # before the snapshot: the lock must come first
                     self._lock(deadline)
-                self.run("BEGIN ISOLATION LEVEL REPEATABLE READ")
-                result = fn(tx)
+                result = fn(tx)  # BEGIN goes with its first read (or with COMMIT)
                 for cb in list(tx.before_commit.values()):
                     cb(tx)
                 failpoint("before-commit")
@@ -253,13 +254,14 @@ class PgStore(Store):
     def _commit(self, tx: PgTx, locked: bool, durable: bool, deadline: float) -> bool:
         """The held writes and COMMIT in one round trip. True when committed; False when
         the connection broke and the events are known not to be stored (run again)."""
-        writes = tx.writes
-        if tx.appended:
-            if not locked:  # wait for a locked attempt that holds the append lock
-                writes.insert(0, ("SELECT pg_advisory_xact_lock_shared(%s, 1)", (LOCK_CLASS,), False))
-            writes.append(("SELECT pg_notify(%s, %s)", (CHANNEL, str(tx.appended[-1].seq)), False))
+        writes = tx.opening()
         if not durable:
-            writes.insert(0, ("SET LOCAL synchronous_commit = off", (), False))
+            writes.append(("SET LOCAL synchronous_commit = off", (), False))
+        if tx.appended and not locked:  # wait for a locked attempt that holds the append lock
+            writes.append(("SELECT pg_advisory_xact_lock_shared(%s, 1)", (LOCK_CLASS,), False))
+        writes += tx.writes
+        if tx.appended:
+            writes.append(("SELECT pg_notify(%s, %s)", (CHANNEL, str(tx.appended[-1].seq)), False))
         try:
             self.pipeline(writes, commit=True)
             return True

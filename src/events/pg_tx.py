@@ -17,15 +17,24 @@ class PgTx(PgReader, WriteTx):
     def __init__(self, store):
         PgReader.__init__(self, store)
         WriteTx.__init__(self, store)
-        self.writes: list = []  # (sql, args, many)
+        self.writes: list = []  # (sql, args, many), sent with the next read or with COMMIT
+        self.begun = False
 
     def _w(self, sql, args=(), many=False) -> None:
         self.writes.append((sql, args, many))
 
-    def _before_read(self) -> None:
-        if self.writes:
-            self.store.pipeline(self.writes)
-            self.writes = []
+    def opening(self) -> list:
+        """BEGIN, the first time something is sent (it travels with the first statement)."""
+        if self.begun:
+            return []
+        self.begun = True
+        return [("BEGIN ISOLATION LEVEL REPEATABLE READ", (), False)]
+
+    def _all(self, sql: str, args=()) -> list:
+        if not self.begun or self.writes:  # with BEGIN and the held writes: one round trip
+            writes, self.writes = self.opening() + self.writes, []
+            return self.store.pipeline(writes, read=(sql, args))
+        return self.store.run(sql, args, fetch=True)
 
     def _clock(self) -> int:
         return self.store.server_now()

@@ -52,9 +52,9 @@ def _break_during_commit(store, monkeypatch, after_commit: bool):
     real = store.pipeline
     broken = []
 
-    def pipeline(writes, commit=False):
+    def pipeline(writes, commit=False, read=None):
         if not commit or broken:  # it breaks once
-            return real(writes, commit)
+            return real(writes, commit, read)
         broken.append(1)
         if after_commit:
             real(writes, commit=True)
@@ -81,10 +81,10 @@ def test_outcome_unknown_names_the_event_when_the_server_stays_away(pg, pg_serve
     add(s)
     real = s.pipeline
 
-    def pipeline(writes, commit=False):
+    def pipeline(writes, commit=False, read=None):
         if commit:
             pg_server.stop()
-        return real(writes, commit)
+        return real(writes, commit, read)
 
     monkeypatch.setattr(s, "pipeline", pipeline)
     s.home.write_config({"busy_timeout": 1})
