@@ -10,7 +10,6 @@ append lock before its snapshot. Faults and the design: docs/postgres.md.
 """
 
 import logging
-import os
 import time
 from contextlib import contextmanager
 
@@ -343,37 +342,10 @@ class PgStore(Store):
 
     # --- whole-log operations ----------------------------------------------------------
     def backup(self, dest: str) -> int:
-        """A tar archive at dest, from one snapshot: `events.jsonl` (every event, as audit
-        lines) and `blobs/<hash>` (every blob, checked). Extracted into an empty .coord/,
-        `coord init` rebuilds a home from it (SQLite, or a server with --store --import).
-        A copy of the whole database is pg_dump's job."""
-        import tarfile
-        import tempfile
+        """A tar of events.jsonl and blobs/ from one snapshot (coord.events.pg_blobs)."""
+        from .pg_blobs import backup_tar
 
-        from .codec import audit_line
-
-        n = 0
-        with self.read() as r, tempfile.TemporaryFile() as lines, tarfile.open(dest, "w") as tar:
-            after = 0
-            while rows := r.events(_page(after)):
-                lines.write(b"".join(audit_line(x.id, x.body) for x in rows))
-                n, after = n + len(rows), rows[-1].seq
-            info = tarfile.TarInfo("events.jsonl")
-            info.size, info.mode = lines.tell(), 0o644
-            lines.seek(0)
-            tar.addfile(info, lines)
-            for name in self.blobs.names():
-                self.blobs.check("b3:" + name)  # damaged bytes are never copied out
-                info = tarfile.TarInfo("blobs/" + name)
-                info.size = self.run("SELECT size FROM coord.blobs WHERE hash = %s", ("b3:" + name,), True)[
-                    0
-                ][0]
-                info.mode = 0o644
-                with self.blobs._open("b3:" + name) as f:
-                    tar.addfile(info, f)
-        with open(dest, "rb+") as f:
-            os.fsync(f.fileno())
-        return n
+        return backup_tar(self, dest)
 
     def integrity_check(self) -> list[str]:
         rows = self.run(
@@ -382,12 +354,6 @@ class PgStore(Store):
             fetch=True,
         )
         return ["ok"] if rows[0][0] == 0 else [f"seq has {rows[0][0]} event(s) out of place"]
-
-
-def _page(after):
-    from .records import EventQuery
-
-    return EventQuery(after_seq=after, limit=5000)
 
 
 HELLO = (
