@@ -187,12 +187,10 @@ class PgStore(Store):
         while True:
             attempt += 1
             locked = attempt > OPTIMISTIC
-            tx = PgTx(self)
+            tx = PgTx(self, lock_ms=max(1, int((deadline - time.monotonic()) * 1000)) if locked else None)
             try:
                 if self._lost():
                     self._connect(deadline)
-                if locked:  # before the snapshot: the lock must come first
-                    self._lock(deadline)
                 result = fn(tx)  # BEGIN goes with its first read (or with COMMIT)
                 for cb in list(tx.before_commit.values()):
                     cb(tx)
@@ -221,9 +219,6 @@ class PgStore(Store):
             except BaseException:
                 self._rollback()
                 raise
-            finally:
-                if locked:
-                    self._unlock()
             if time.monotonic() >= deadline:
                 raise Busy(
                     f"the log kept changing under this command for busy_timeout ({attempt} attempts); "
@@ -234,21 +229,6 @@ class PgStore(Store):
             for hook in self.after_commit:
                 hook(self, tx.appended)
         return result
-
-    def _lock(self, deadline: float) -> None:
-        ms = max(1, int((deadline - time.monotonic()) * 1000))
-        self.run("SELECT set_config('lock_timeout', %s, false)", (str(ms),))
-        self.run("SELECT pg_advisory_lock(%s, 1)", (LOCK_CLASS,))
-
-    def _unlock(self) -> None:
-        try:
-            if self.conn is not None and not self.conn.broken:
-                self.conn.execute("SELECT pg_advisory_unlock_all()")
-                self.conn.execute(
-                    "SELECT set_config('lock_timeout', %s, false)", (str(int(self.busy * 1000)),)
-                )
-        except psycopg.Error:
-            pass
 
     def _commit(self, tx: PgTx, locked: bool, durable: bool, deadline: float) -> bool:
         """The held writes and COMMIT in one round trip. True when committed; False when

@@ -6,6 +6,7 @@ server in one pipelined round trip with COMMIT (or before a read, which must see
 from msgspec.structs import astuple
 
 from .pg_reads import EVENT_COLS, VIEW_COLS, PgReader, pending_sql
+from .pg_schema import LOCK_CLASS
 from .records import AUDIT_WRITTEN, StoredEvent, ViewRow, worker_of
 from .store import WriteTx
 
@@ -14,8 +15,9 @@ class PgTx(PgReader, WriteTx):
     """One optimistic attempt: reads on its snapshot, writes held until COMMIT (or until a
     read, which must see them)."""
 
-    def __init__(self, store):
+    def __init__(self, store, lock_ms: int | None = None):
         PgReader.__init__(self, store)
+        self.lock_ms = lock_ms  # take the append lock first, waiting at most this long
         WriteTx.__init__(self, store)
         self.writes: list = []  # (sql, args, many), sent with the next read or with COMMIT
         self.begun = False
@@ -24,11 +26,20 @@ class PgTx(PgReader, WriteTx):
         self.writes.append((sql, args, many))
 
     def opening(self) -> list:
-        """BEGIN, the first time something is sent (it travels with the first statement)."""
+        """BEGIN, the first time something is sent (it travels with the first statement).
+        An attempt that takes the append lock first reads in READ COMMITTED: every read
+        after the lock is then current, and no append can commit while it holds it (each
+        optimistic commit takes the lock shared)."""
         if self.begun:
             return []
         self.begun = True
-        return [("BEGIN ISOLATION LEVEL REPEATABLE READ", (), False)]
+        if self.lock_ms is None:
+            return [("BEGIN ISOLATION LEVEL REPEATABLE READ", (), False)]
+        return [
+            ("BEGIN ISOLATION LEVEL READ COMMITTED", (), False),
+            (f"SET LOCAL lock_timeout = {int(self.lock_ms)}", (), False),
+            ("SELECT pg_advisory_xact_lock(%s, 1)", (LOCK_CLASS,), False),
+        ]
 
     def _all(self, sql: str, args=()) -> list:
         if not self.begun or self.writes:  # with BEGIN and the held writes: one round trip
