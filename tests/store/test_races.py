@@ -101,7 +101,7 @@ def _started(store) -> int:
 
 
 def test_a_contested_start_has_exactly_one_winner(open_store, tmp_path):
-    _race_rounds(open_store, tmp_path, racers=2, workers=1, rounds=2)
+    _race_rounds(open_store, tmp_path, racers=2, workers=1, rounds=1)
     _race_rounds(open_store, tmp_path, racers=8, workers=1, rounds=1)
 
 
