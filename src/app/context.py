@@ -46,8 +46,13 @@ class Coord:
             self._clone = self.store.clone_id()
         return self._clone
 
+    @property
+    def shared(self) -> bool:
+        """Whether other machines append to this home's log (a server store)."""
+        return getattr(self.store, "shared", False)
+
     def close(self):
-        if getattr(self.store, "shared", False) and self.store.conn is not None:
+        if self.shared and self.store.conn is not None:
             self.catch_up()
         if self._audit is not None:
             self._audit.close()

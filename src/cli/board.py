@@ -69,8 +69,13 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
     if watch or count is not None:
         from .watch import watch_board
 
+        def fetch(now):
+            if c.shared:  # a server store: this checkout's audit file keeps up meanwhile
+                c.catch_up()
+            return board_items(c, worker_id, want, stale, all_, now)
+
         watch_board(
-            lambda now: board_items(c, worker_id, want, stale, all_, now),
+            fetch,
             interval,
             count,
             st.json,
