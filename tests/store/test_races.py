@@ -78,9 +78,9 @@ def _race_rounds(open_store, tmp_path, racers: int, workers: int, rounds: int):
     home = open_store.home
     before = _started(open_store())
     for r in range(rounds):
-        ws = [f"x{racers}-r{r}-w{i}" for i in range(workers)]
+        ws = [f"x{racers}-{workers}-r{r}-w{i}" for i in range(workers)]
         _spawn(home, "lead", ws)
-        go = tmp_path / f"go-{racers}-{r}"
+        go = tmp_path / f"go-{racers}-{workers}-{r}"
         procs = _launch(RACER, [(str(home.path), f"racer-{i}", str(go), ",".join(ws)) for i in range(racers)])
         deadline = time.monotonic() + 120
         while sum(1 for i in range(racers) if os.path.exists(f"{go}.racer-{i}")) < racers:
