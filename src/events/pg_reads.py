@@ -241,6 +241,8 @@ class PgReader(Reader):
 
     # --- this checkout's audit marks ---------------------------------------------------
     def _marks(self, after_seq, upto_seq, limit, what: str, dirty: bool = False) -> list:
+        if dirty:
+            return self._dirty(after_seq, upto_seq, limit, what)
         p = {"co": self.store.checkout, "after": after_seq}
         sql = (
             f"SELECT {what} FROM (SELECT e.*, coord.mark(%(co)s, e.seq, e.audit) AS mark FROM coord.events e "
@@ -253,6 +255,27 @@ class PgReader(Reader):
         if limit is not None:
             sql += " LIMIT %(limit)s"
             p["limit"] = limit
+        return self._all(sql, p)
+
+    def _dirty(self, after_seq, upto_seq, limit, what: str) -> list:
+        """Dirty events by two index ranges (the exporter's per-command query): above the
+        checkout's record and not marked written, and below it marked dirty again."""
+        p = {
+            "co": self.store.checkout,
+            "after": after_seq,
+            "hi": upto_seq or 1 << 62,
+            "lim": limit or 1 << 62,
+        }
+        sel = what.replace("mark", "1::smallint AS mark")
+        upto = "coalesce((SELECT upto FROM coord.checkouts WHERE checkout = %(co)s), 0)"
+        marked = "SELECT m.seq FROM coord.checkout_marks m WHERE m.checkout = %(co)s AND m.mark = "
+        sql = (
+            f"(SELECT {sel} FROM coord.events e WHERE e.audit = 1 AND e.seq > greatest(%(after)s, {upto}) "
+            f"AND e.seq <= %(hi)s AND e.seq NOT IN ({marked}2) ORDER BY e.seq LIMIT %(lim)s) UNION ALL "
+            f"(SELECT {sel} FROM coord.events e WHERE e.audit = 1 AND e.seq > %(after)s "
+            f"AND e.seq <= least(%(hi)s, {upto}) AND e.seq IN ({marked}1) ORDER BY e.seq LIMIT %(lim)s) "
+            "ORDER BY seq LIMIT %(lim)s"
+        )
         return self._all(sql, p)
 
     def audit_rows(self, after_seq=0, upto_seq=None, dirty_only=False, limit=None) -> list[Row]:
