@@ -187,3 +187,17 @@ def test_migrate_moves_a_sqlite_home_onto_the_server_losing_nothing(home, cli, p
     assert cli("verify").exit_code == 0
     r = cli("migrate", "--to", pg_log_url)
     assert r.exit_code == 4  # already on the server
+
+
+def test_lines_pulled_into_a_checkouts_file_are_not_imported_by_commands(two_homes, cli, tmp_path):
+    a, _ = two_homes
+    other = tmp_path / "sqlite" / ".coord"  # a clone on SQLite whose lines arrive by git
+    cli("--home", other, "init")
+    cli("--home", other, "--as", "x", "spawn", "w-far", "--no-git")
+    with open(a / "events.jsonl", "ab") as f:
+        f.write((other / "events.jsonl").read_bytes())
+    r = cli("--home", a, "--as", "y", "spawn", "w-near", "--no-git")
+    assert r.exit_code == 0 and "coord import" in r.stderr  # said, not done
+    assert cli("--home", a, "show", "w-far").exit_code == 3
+    assert cli("--home", a, "import", a / "events.jsonl").exit_code == 0  # on purpose
+    assert cli("--home", a, "--json", "show", "w-far").exit_code == 0
