@@ -94,3 +94,25 @@ def test_outcome_unknown_names_the_event_when_the_server_stays_away(pg, pg_serve
     assert "outcome unknown" in e.value.message and "b3:" in e.value.message and e.value.exit_code == 7
     pg_server.start()
     assert seqs(pg()) == [1]  # the server stopped before COMMIT: nothing half-recorded
+
+
+def test_the_log_is_created_once_however_many_machines_install_at_once(pg_url):
+    """Four `coord init --store` at the same moment (own connections): one creates it."""
+    import threading
+
+    from coord.events.pg_schema import install
+
+    made, barrier = [], threading.Barrier(4)
+
+    def one():
+        barrier.wait()
+        made.append(install(pg_url, 30.0, 300.0))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(made) == [False, False, False, True]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT value FROM coord.meta WHERE key = 'schema_version'").fetchone() == ("1",)
