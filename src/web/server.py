@@ -1,0 +1,109 @@
+"""Running the board: bind the socket, say the address once, serve until Ctrl-C/SIGTERM."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+
+from .source import CoordError, Refused, Source, UsageError
+
+
+def check_host(host: str) -> str:
+    """An IP address or `localhost` (a name that resolves elsewhere would make the Host
+    check meaningless)."""
+    h = host.strip()
+    if h.lower() == "localhost":
+        return "localhost"
+    try:
+        return str(ipaddress.ip_address(h.strip("[]")))
+    except ValueError:
+        raise UsageError(
+            f"bad --host {host!r}: an IP address (127.0.0.1, ::1, 0.0.0.0) or localhost"
+        ) from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: any free port)."""
+    addr = "127.0.0.1" if host == "localhost" else host
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((addr, port))
+    except OSError as e:
+        sock.close()
+        if e.errno in (98, 48):  # EADDRINUSE (Linux, macOS)
+            raise Refused(
+                f"port {port} on {addr} is in use: pick another with --port (or --port 0 for any free one)"
+            ) from None
+        raise CoordError(f"cannot listen on {addr}:{port}: {e.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def url_of(host: str, port: int, token: str) -> str:
+    h = f"[{host}]" if ":" in host else host
+    return f"http://{h}:{port}/#token={token}"
+
+
+def serve(home=None, host: str = "127.0.0.1", port: int = 8765, token_file=None, announce=None) -> None:
+    """Serve the board of `home` until interrupted. `announce(info)` is called once the
+    socket listens, with {"url", "host", "port", "token_file", "token_created"}."""
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError as e:
+        raise CoordError(
+            f"coord serve needs the web extra ({e.name} is missing): pip install 'coord[web]'"
+        ) from None
+    host = check_host(host)
+    source = Source(home)
+    try:
+        token, where, created = source.serve_token(token_file)
+        sock = bind(host, port)
+        port = sock.getsockname()[1]
+        app = create_app(source, token=token, host=host, port=port)
+        hub = app.app.state.hub
+        if announce is not None:
+            announce(
+                {
+                    "url": url_of(host, port, token),
+                    "host": host,
+                    "port": port,
+                    "token_file": where,
+                    "token_created": created,
+                }
+            )
+        config = uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            http="h11",
+            ws="none",
+            loop="asyncio",
+            server_header=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=3,
+            limit_concurrency=1000,
+        )
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig, frame):
+                hub.stop()  # open streams end now, so the shutdown does not wait for them
+                super().handle_exit(sig, frame)
+
+        # uvicorn raises the signal that stopped it again once it is done, so that a
+        # process ends "killed by SIGTERM"; coord serve ends with exit 0 instead, like
+        # `log -f` (these handlers are what it raises into).
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
+        Server(config).run(sockets=[sock])
+    finally:
+        source.close()
+    sys.stdout.flush()
