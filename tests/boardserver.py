@@ -149,6 +149,7 @@ class StreamReader:
 
     def __init__(self, server: BoardServer, after: int | None = None, last_event_id: int | None = None):
         self.frames: list[tuple[str, str | None, dict | None]] = []
+        self.arrived: dict[int, float] = {}  # seq -> time.time() its frame was read
         self.error: BaseException | None = None
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         headers = {"Authorization": f"Bearer {server.token}"}
@@ -169,7 +170,10 @@ class StreamReader:
                 line = raw.decode().rstrip("\n").rstrip("\r")
                 if line == "":
                     if data:
-                        self.frames.append((name, ident, json.loads("\n".join(data))))
+                        d = json.loads("\n".join(data))
+                        self.frames.append((name, ident, d))
+                        if name == "coord":
+                            self.arrived[d["seq"]] = time.time()
                     name, ident, data = "message", None, []
                 elif line.startswith(":"):
                     continue

@@ -99,9 +99,10 @@ def allowed_hosts(host: str, port: int) -> set[str] | None:
         ip = None
     if ip is not None and ip.is_unspecified:
         return None
-    names = {host}
-    if ip is not None:
-        names.add(f"[{ip}]" if ip.version == 6 else str(ip))
+    if ip is not None and ip.version == 6:
+        names = {f"[{ip}]"}
+    else:
+        names = {host} | ({str(ip)} if ip is not None else {"127.0.0.1"} if host == "localhost" else set())
     out = {f"{n}:{port}" for n in names}
     if port == 80:
         out |= names

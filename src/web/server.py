@@ -67,6 +67,15 @@ def serve(home=None, host: str = "127.0.0.1", port: int = 8765, token_file=None,
         port = sock.getsockname()[1]
         app = create_app(source, token=token, host=host, port=port)
         hub = app.app.state.hub
+        # Ctrl-C or SIGTERM end the server with exit 0, like `log -f`, whenever they come:
+        # before uvicorn takes the signals over they are noted here (and acted on as soon as
+        # it has started); uvicorn raises the one that stopped it again once it is done,
+        # into these same handlers, instead of ending the process "killed by a signal".
+        import signal
+
+        stopped = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: stopped.append(signum))
         if announce is not None:
             announce(
                 {
@@ -96,13 +105,12 @@ def serve(home=None, host: str = "127.0.0.1", port: int = 8765, token_file=None,
                 hub.stop()  # open streams end now, so the shutdown does not wait for them
                 super().handle_exit(sig, frame)
 
-        # uvicorn raises the signal that stopped it again once it is done, so that a
-        # process ends "killed by SIGTERM"; coord serve ends with exit 0 instead, like
-        # `log -f` (these handlers are what it raises into).
-        import signal
+            async def startup(self, sockets=None):
+                await super().startup(sockets=sockets)
+                if stopped:  # asked to stop while starting
+                    hub.stop()
+                    self.should_exit = True
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: None)
         Server(config).run(sockets=[sock])
     finally:
         source.close()

@@ -417,7 +417,7 @@ class Source:
             except PermissionError:
                 raise UsageError(f"cannot read the token file {token_file}: permission denied") from None
             return _parse_token(data, str(token_file)), str(token_file), False
-        from ..events.files import open_in_home, read_file_in_home
+        from ..events.files import check_regular, open_in_home, read_file_in_home
 
         path = self.home.path / TOKEN_NAME
         created = False
@@ -436,6 +436,7 @@ class Source:
             finally:
                 os.close(fd)
             created = True
+        check_regular(path, missing_ok=False)  # a link or a fifo in its place: exit 5
         st = os.lstat(path)
         if stat.S_IMODE(st.st_mode) & 0o077:
             raise Refused(

@@ -252,7 +252,7 @@ class EventStream:
             await write(reset_frame(position, f"more than {RESET_GAP} events behind"))
             last = position
         while last < position:  # what the page missed, from the store
-            frames = await anyio.to_thread.run_sync(_read_frames, source, last)
+            frames = await anyio.to_thread.run_sync(_read_frames, source, last, min(BATCH, position - last))
             if not frames:
                 break
             await write(b"".join(f for _, f in frames))
@@ -278,8 +278,8 @@ class EventStream:
                 await write(b"".join(chunks))
 
 
-def _read_frames(source, after: int):
-    return frames_for(source, source.events_after(after, BATCH))
+def _read_frames(source, after: int, limit: int):
+    return frames_for(source, source.events_after(after, limit))
 
 
 async def _watch_disconnect(receive, scope) -> None:

@@ -166,7 +166,14 @@
     view.unready = function () { view.seq = null; view.buffer = []; };
     return view;
   }
-  function ready(v, name) { if (view === v) { document.body.setAttribute("data-ready", name); } }
+  function ready(v, name) {
+    if (view !== v) { return; }
+    document.body.setAttribute("data-ready", name);
+    if (debug.readyAt === undefined) {  // the first view drawn: ms since navigation began
+      debug.readyAt = performance.now();
+      requestAnimationFrame(function () { setTimeout(function () { debug.paintedAt = performance.now(); }, 0); });
+    }
+  }
   function refresher(fn, wait) {
     // run fn at most once per `wait` ms, and once more if asked while it ran
     var timer = null, running = false, again = false;
@@ -250,9 +257,9 @@
         }))), tbody);
       empty = h("p", {class: "empty", hidden: true}, "No workers yet: coord spawn ID --task TEXT adds one.");
       add(clear(main), [
-        h("div", {class: "toolbar"}, chips, h("div", {class: "spacer"}),
-          h("label", {class: "check"}, finished, "show completed and canceled"), input),
-        h("div", {class: "tablewrap"}, table), empty, h("p", {class: "foot"}, counter),
+        h("div", {class: "toolbar"}, chips, h("div", {class: "spacer"}), counter),
+        h("div", {class: "toolbar"}, input, h("label", {class: "check"}, finished, "show completed and canceled")),
+        h("div", {class: "tablewrap"}, table), empty,
       ]);
       return self.load();
     };
@@ -289,7 +296,13 @@
         var l = map[id];
         if (l === undefined && !full) { return; }
         l = l || null;
-        if (d.liveness !== l) { d.liveness = l; var r = rows.get(id); if (r) { clear(r.live); add(r.live, liveBadge(l)); } }
+        if (d.liveness === l) { return; }
+        d.liveness = l;
+        var r = rows.get(id);
+        if (!r) { return; }
+        clear(r.live);
+        add(r.live, liveBadge(l));
+        if (l) { r.tr.setAttribute("data-liveness", l); } else { r.tr.removeAttribute("data-liveness"); }
       });
     };
     self.tick = function () {
@@ -312,7 +325,8 @@
       var hb = h("td", {class: "c-heartbeat num"}, ACTIVE[d.state] && d.last_heartbeat ? fmtAge(since(d.last_heartbeat)) : "-");
       var live = h("td", {class: "c-liveness"}, liveBadge(d.liveness));
       var summary = summaryOf(d);
-      var tr = h("tr", {"data-worker": d.worker, "data-state": d.state, class: conflicts ? "has-conflict" : null},
+      var tr = h("tr", {"data-worker": d.worker, "data-state": d.state, "data-liveness": d.liveness || null,
+                        class: conflicts ? "has-conflict" : null},
         wcell, h("td", {class: "c-state"}, statePill(d.state)), holder, age, hb, live,
         h("td", {class: "c-waiting-on"}, waitsFor(d)),
         h("td", {class: "c-checks"}, checksOf(d)),
@@ -433,7 +447,7 @@
         fact("Worktree", d.worktree ? h("code", null, d.worktree) : null),
         fact("In state for", ago(d.state_since)),
         fact("Created", fmtTime(d.created)),
-        fact("Last heartbeat", d.last_heartbeat ? [ago(d.last_heartbeat), " ago \u00b7 " + (hb.count || 0) + " beats \u00b7 every " + hb.interval + "s", hb.note ? [h("br"), h("span", {class: "note"}, hb.note)] : null] : null),
+        fact("Last heartbeat", d.last_heartbeat ? [ago(d.last_heartbeat), " ago \u00b7 " + (hb.count || 0) + (hb.count === 1 ? " beat" : " beats") + " \u00b7 every " + hb.interval + "s", hb.note ? [h("br"), h("span", {class: "note"}, hb.note)] : null] : null),
         fact("Summary", d.summary),
         fact("Reason", d.reason),
         fact("Last event", d.last ? [d.last.type + " by " + d.last.from + ", ", ago(d.last.ts), " ago"] : null));
@@ -572,11 +586,13 @@
     var again = refresher(function () { return self.load(); }, 1000);
     self.start = function () {
       chart = h("div", {class: "chart"});
-      meta = h("p", {class: "muted"});
+      meta = h("span", {class: "muted"});
       tip = h("div", {class: "tip"});
       var legend = h("div", {class: "legend"}, STATES.map(function (s) { return h("span", null, h("i", {class: "sw st-" + s}), s); }),
         h("span", null, "\u25cb heartbeat"), h("span", null, "\u25c6 message"), h("span", null, "\u2716 conflict"));
-      add(clear(main), [section("Timeline"), meta, legend, chart, tip]);
+      var panel = section("Timeline", meta);
+      add(panel, [legend, chart]);
+      add(clear(main), [panel, tip]);
       return self.load();
     };
     self.load = function () {
@@ -600,7 +616,7 @@
     function draw(D) {
       clear(chart);
       var lanes = D.lanes || [];
-      meta.textContent = lanes.length + " workers, " + (D.start || "-") + " to " + (D.end || "-") + " (" + (D.events || 0) + " events)";
+      meta.textContent = " \u00b7 " + lanes.length + " workers, " + fmtTime(D.start) + " to " + fmtTime(D.end) + " UTC, " + (D.events || 0) + " events";
       var t0 = ms(D.start), t1 = ms(D.end);
       if (!(t1 > t0)) { t1 = t0 + 1000; }
       var LABEL = 170, W = 1200, PLOT = W - LABEL - 20, LANE = 26, TOP = 30;
