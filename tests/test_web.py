@@ -56,9 +56,9 @@ def test_board_renders_one_row_per_worker(board, page):
     coord(board.home, "start", "row-1", agent="agent-1")
     coord(board.home, "cancel", "row-3")
     sign_in(page, board)
-    want = [d["worker"] for d in json.loads(coord(board.home, "--json", "status", "--all").stdout)]
-    assert rows(page) == want  # every worker, in the board's order (terminal ones hidden, not missing)
-    assert page.evaluate("document.querySelector('tr[data-worker=\"row-3\"]').hidden") is True
+    active = [d["worker"] for d in json.loads(coord(board.home, "--json", "status").stdout)]
+    assert rows(page) == active  # as `coord status`: finished workers hidden
+    assert "row-3" not in active and "row-1" in active
     assert (
         page.evaluate("document.querySelector('tr[data-worker=\"row-1\"] .c-state').textContent") == "WORKING"
     )
@@ -66,8 +66,16 @@ def test_board_renders_one_row_per_worker(board, page):
         page.evaluate("document.querySelector('tr[data-worker=\"row-1\"] .c-holder').textContent")
         == "agent-1"
     )
-    page.evaluate("document.querySelector('label.check input').click()")
-    assert page.evaluate("document.querySelector('tr[data-worker=\"row-3\"]').hidden") is False
+    page.evaluate("document.querySelector('label.check input').click()")  # show completed and canceled
+    every = [d["worker"] for d in json.loads(coord(board.home, "--json", "status", "--all").stdout)]
+    assert rows(page) == every  # one row per worker, in the board's order
+    page.evaluate("document.querySelector('.chip[data-state=\"CANCELED\"]').click()")
+    assert rows(page) == ["row-3"]
+    assert page.evaluate("document.querySelector('.chip[data-state=\"WORKING\"] b').textContent") == str(
+        sum(
+            d["state"] == "WORKING" for d in json.loads(coord(board.home, "--json", "status", "--all").stdout)
+        )
+    )
     assert page.console_errors == [] and page.page_errors == []
 
 

@@ -84,9 +84,9 @@ class _Cache:
 
     def get(self, key, compute):
         top = self.source.max_seq()
-        with self.lock:  # one fold at a time; the others then find its result
+        with self.lock:  # one fold at a time; those that waited for it take its result
             hit = self.items.get(key)
-            if hit is not None and hit[0] == top:
+            if hit is not None and hit[0] >= top:
                 return hit
             seq, value = compute()
             body = _enc.encode(value) + b"\n"

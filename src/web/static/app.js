@@ -175,18 +175,21 @@
     }
   }
   function refresher(fn, wait) {
-    // run fn at most once per `wait` ms, and once more if asked while it ran
-    var timer = null, running = false, again = false;
+    // run fn at most once per `wait` ms (or four times as long as it took: a whole-history
+    // fold of a big store is not redone back to back), and once more if asked while it ran
+    var timer = null, running = false, again = false, took = 0;
     function go() {
       timer = null;
       if (running) { again = true; return; }
       running = true;
+      var t = performance.now();
       Promise.resolve(fn()).catch(function () {}).then(function () {
+        took = performance.now() - t;
         running = false;
         if (again) { again = false; schedule(); }
       });
     }
-    function schedule() { if (!timer) { timer = setTimeout(go, wait); } }
+    function schedule() { if (!timer) { timer = setTimeout(go, Math.max(wait, 4 * took)); } }
     return schedule;
   }
 
@@ -242,11 +245,11 @@
     var self = Live(this);
     var items = new Map(), rows = new Map();
     var filter = {text: "", state: null, finished: false};
-    var tbody, chips, empty, counter, checksShown = false, table;
+    var tbody, chips, empty, counter, checksShown = false, table, typing = null;
 
     self.start = function () {
       var input = h("input", {type: "search", placeholder: "Filter by worker, holder, task\u2026", "aria-label": "filter",
-        oninput: function () { filter.text = input.value.toLowerCase(); applyFilter(); }});
+        oninput: function () { clearTimeout(typing); typing = setTimeout(function () { filter.text = input.value.toLowerCase(); applyFilter(); }, 120); }});
       var finished = h("input", {type: "checkbox", onchange: function () { filter.finished = finished.checked; applyFilter(); }});
       chips = h("div", {class: "chips"});
       counter = h("span", {class: "muted"});
@@ -263,15 +266,16 @@
       ]);
       return self.load();
     };
+    // The table holds a row for each worker the filter shows, in the board's order
+    // (created, then id); the others are kept as data only (10,000 workers, half of them
+    // finished, cost half the rows).
     self.load = function () {
       self.unready();
       return api("/api/status?all=1").then(function (r) {
-        items.clear(); rows.clear(); clear(tbody);
-        var frag = document.createDocumentFragment();
-        r.data.forEach(function (d) { items.set(d.worker, d); frag.appendChild(rowFor(d).tr); });
-        tbody.appendChild(frag);
+        items.clear();
+        r.data.forEach(function (d) { items.set(d.worker, d); });  // in the board's order already
         updateChecksColumn();
-        applyFilter();
+        render(false);
         self.snapshot(r.seq);
         ready(self, "board");
       });
@@ -281,15 +285,28 @@
       if (!d.item) { return; }
       var it = d.item, old = rows.get(it.worker);
       items.set(it.worker, it);
-      var r = rowFor(it);
-      if (old) { tbody.replaceChild(r.tr, old.tr); }
-      else { insertSorted(r.tr, it); }
       if (!checksShown && it.checks) { updateChecksColumn(); }
-      r.tr.classList.add("flash");
-      r.tr.hidden = !visible(it);
+      if (visible(it)) {
+        var r = rowFor(it);
+        if (old) { tbody.replaceChild(r.tr, old.tr); } else { insertSorted(r.tr, it); }
+        r.tr.classList.add("flash");
+      } else if (old) {
+        tbody.removeChild(old.tr);
+        rows.delete(it.worker);
+      }
       counts();
       if (debug.record) { debug.applied[d.seq] = performance.timeOrigin + performance.now(); }
     };
+    function render(sort) {
+      rows.clear();
+      clear(tbody);
+      var list = Array.from(items.values());
+      if (sort) { list.sort(function (a, b) { return before(key(a), key(b)) ? -1 : before(key(b), key(a)) ? 1 : 0; }); }
+      var frag = document.createDocumentFragment();
+      list.forEach(function (d) { if (visible(d)) { frag.appendChild(rowFor(d).tr); } });
+      tbody.appendChild(frag);
+      drawCounts();
+    }
     self.onLiveness = function (map, full) {
       items.forEach(function (d, id) {
         if (!ACTIVE[d.state]) { return; }
@@ -357,10 +374,7 @@
       }
       return ok;
     }
-    function applyFilter() {
-      rows.forEach(function (r, id) { r.tr.hidden = !visible(items.get(id)); });
-      drawCounts();
-    }
+    function applyFilter() { render(true); }
     var countsTimer = null;
     function counts() { if (!countsTimer) { countsTimer = setTimeout(drawCounts, 100); } }
     function drawCounts() {
