@@ -26,6 +26,7 @@ SHOTS = [
     ("worker.png", "/workers/db-migration", "worker", 1060),
     ("messages.png", "/messages?q=retry", "messages", 760),
     ("timeline.png", "/timeline", "timeline", 560),
+    ("stats.png", "/stats", "stats", 900),
 ]
 
 

@@ -137,6 +137,10 @@
     es.onerror = function () {
       if (es.readyState === EventSource.CLOSED) {
         setConn("offline", "no connection to the server; retrying");
+        // refused rather than unreachable (a new token since): back to the sign-in page
+        fetch("/api/info", {credentials: "same-origin"}).then(function (r) {
+          if (r.status === 401) { location.reload(); }
+        }, function () {});
         clearTimeout(stream.retry);
         stream.retry = setTimeout(function () { if (stream.es === es) { openStream(stream.last); } }, 2000);
       } else {
@@ -478,7 +482,7 @@
           var change = e.conflict ? h("span", {class: "tag bad"}, "conflict: " + e.conflict)
             : e.before !== e.after ? [e.before ? statePill(e.before) : h("span", {class: "muted"}, "(new)"), " \u2192 ", statePill(e.after)] : h("span", {class: "muted"}, "no change");
           var detail = payloadFacts(e.payload);
-          return h("tr", {"data-seq": e.seq}, h("td", {class: "num"}, fmtTime(e.ts)), h("td", null, e.type.replace(/^worker\./, "")),
+          return h("tr", {"data-seq": e.seq}, h("td", {class: "time"}, fmtTime(e.ts)), h("td", null, e.type.replace(/^worker\./, "")),
             h("td", null, oneLine(e.from, 40)), h("td", null, change, detail ? h("div", {class: "detail"}, oneLine(detail, 300)) : null));
         }))));
       var msgs = section("Messages", h("span", {class: "muted"}, " \u00b7 to it, and to or from whoever held it"));
@@ -495,7 +499,7 @@
   function messageRow(m) {
     var to = m.to === "*" ? h("span", {class: "muted"}, "everyone") : m.to;
     return h("tr", {"data-seq": m.seq},
-      h("td", {class: "num"}, fmtTime(m.ts)),
+      h("td", {class: "time"}, fmtTime(m.ts)),
       h("td", null, oneLine(m.from, 40), " \u2192 ", to),
       h("td", null, h("code", null, m.type.replace(/^msg\./, ""))),
       h("td", {class: "msgtext"}, oneLine(payloadText(m.payload), 400), m.payload && m.payload.$head ? h("span", {class: "muted"}, " (first " + Math.round(m.payload.$head.read / 1024) + " KiB)") : null));
@@ -565,7 +569,7 @@
         add(box, r.data.length ? h("table", {class: "list", id: "results"},
           h("thead", null, h("tr", null, h("th", null, "Time"), h("th", null, "From \u2192 To"), h("th", null, "Type"), h("th", null, "Match"))),
           h("tbody", null, r.data.map(function (m) {
-            return h("tr", {"data-seq": m.seq}, h("td", {class: "num"}, fmtTime(m.ts)),
+            return h("tr", {"data-seq": m.seq}, h("td", {class: "time"}, fmtTime(m.ts)),
               h("td", null, oneLine(m.from, 40), " \u2192 ", m.to === "*" ? "everyone" : m.to),
               h("td", null, h("code", null, m.type)), h("td", null, marked(m.snippet)));
           }))) : h("p", {class: "muted"}, "No matches."));
@@ -704,7 +708,9 @@
     function render(S) {
       var tp = S.throughput || {};
       var cards = h("div", {class: "cards"},
-        [["events", S.events], ["merged", tp.completed], ["done", tp.done], ["merged per hour", tp.completed_per_hour === null ? "-" : tp.completed_per_hour], ["span (hours)", S.span_hours]].map(function (c) {
+        [["events", S.events], ["merged", tp.completed], ["done", tp.done],
+         ["merged per hour", tp.completed_per_hour === null || tp.completed_per_hour === undefined ? "-" : tp.completed_per_hour.toFixed(2)],
+         ["hours of history", (S.span_hours || 0).toFixed(1)]].map(function (c) {
           return h("div", {class: "card"}, h("b", null, String(c[1] === undefined ? "-" : c[1])), h("span", null, c[0]));
         }));
       var states = section("Time in each state", h("span", {class: "muted"}, " \u00b7 a spell counts once it ends"));
@@ -726,7 +732,7 @@
         bar2.style.width = (x.done / max * 100) + "%";
         return h("div", {class: "barrow"}, h("span", {class: "num hour"}, x.hour.replace("T", " ").replace(":00Z", "h")), h("span", {class: "track"}, bar, bar2), h("span", {class: "num"}, x.completed + " merged, " + x.done + " done"));
       })) : h("p", {class: "muted"}, "Nothing done or merged yet."));
-      add(clear(box), [h("p", {class: "muted"}, (S.events || 0) + " events from " + (S.first || "-") + " to " + (S.last || "-")), cards, states, agents, hours]);
+      add(clear(box), [h("p", {class: "muted lead"}, (S.events || 0) + " events, " + fmtTime(S.first) + " to " + fmtTime(S.last) + " UTC"), cards, states, agents, hours]);
     }
   }
 
