@@ -70,6 +70,12 @@
     }
     return out.join(" \u00b7 ");
   }
+  function freshen(tr) {
+    // a changed row is marked for a moment: two repaints, not an animation's sixty a
+    // second (twenty open pages on one machine felt every frame)
+    tr.classList.add("fresh");
+    setTimeout(function () { tr.classList.remove("fresh"); }, 1500);
+  }
   function statePill(s) { return h("span", {class: "pill st-" + known(STATES, s)}, s || "-"); }
   function liveBadge(l) {
     if (!l) { return h("span", {class: "muted"}, "-"); }
@@ -293,7 +299,7 @@
       if (visible(it)) {
         var r = rowFor(it);
         if (old) { tbody.replaceChild(r.tr, old.tr); } else { insertSorted(r.tr, it); }
-        r.tr.classList.add("flash");
+        freshen(r.tr);
       } else if (old) {
         tbody.removeChild(old.tr);
         rows.delete(it.worker);
@@ -544,7 +550,7 @@
       if (d.type.slice(0, 4) !== "msg." || seen[d.seq]) { return; }
       seen[d.seq] = 1;
       var tr = messageRow(d);
-      tr.classList.add("flash");
+      freshen(tr);
       tbody.insertBefore(tr, tbody.firstChild);
     };
     function append(m) {
