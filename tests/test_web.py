@@ -275,6 +275,9 @@ def test_the_cookie_over_http(board):
     assert board.get("/api/info", headers={"Cookie": f"{name}={value}"})[0] == 200
     assert board.get("/api/info", headers={"Cookie": f"{name}={'0' * len(value)}"})[0] == 401
     assert board.get("/api/info", headers={"Cookie": f"other={value}"})[0] == 401
+    stale = f"{name}={'f' * len(value)}; {name}={value}"  # an old session's cookie beside the good one
+    assert board.get("/api/info", headers={"Cookie": stale})[0] == 200
+    assert board.request("HEAD", "/api/stream", token=True)[0] == 405
     assert board.request("GET", "/auth", token=True)[0] == 405
 
 

@@ -80,19 +80,23 @@ class _Cache:
     def __init__(self, source, size: int = 16):
         self.source, self.size = source, size
         self.items: dict = {}
+        self.locks: dict = {}
         self.lock = threading.Lock()
 
     def get(self, key, compute):
         top = self.source.max_seq()
-        with self.lock:  # one fold at a time; those that waited for it take its result
+        with self.lock:
+            lock = self.locks.setdefault(key[0], threading.Lock())
+        with lock:  # one fold of a kind at a time; those that waited for it take its result
             hit = self.items.get(key)
             if hit is not None and hit[0] >= top:
                 return hit
             seq, value = compute()
             body = _enc.encode(value) + b"\n"
-            self.items[key] = (seq, body)
-            while len(self.items) > self.size:
-                self.items.pop(next(iter(self.items)))
+            with self.lock:
+                self.items[key] = (seq, body)
+                while len(self.items) > self.size:
+                    self.items.pop(next(iter(self.items)))
             return seq, body
 
 

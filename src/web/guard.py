@@ -180,8 +180,9 @@ class Guard:
     def _authorized(self, headers) -> bool:
         if self._bearer_ok(headers):
             return True
-        cookie = _cookie(headers, self.cookie_name)
-        return cookie is not None and hmac.compare_digest(cookie.encode(), self.session)
+        # every cookie of that name counts (a stale one from an earlier token may sit beside it)
+        found = [hmac.compare_digest(c.encode(), self.session) for c in _cookies(headers, self.cookie_name)]
+        return any(found)
 
     async def _auth(self, method, headers, send) -> None:
         """POST /auth with the bearer token: 204 and the session cookie."""
@@ -247,15 +248,16 @@ def _header(headers, name: bytes) -> str | None:
     return None
 
 
-def _cookie(headers, name: str) -> str | None:
+def _cookies(headers, name: str) -> list[str]:
+    out = []
     for k, v in headers:
         if k != b"cookie":
             continue
         for part in v.decode("latin-1").split(";"):
             key, sep, value = part.strip().partition("=")
             if sep and key == name:
-                return value
-    return None
+                out.append(value)
+    return out
 
 
 def _error(code: str, message: str, exit_code: int) -> dict:

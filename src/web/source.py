@@ -49,6 +49,12 @@ class Source:
         self._closed = False
         self._coord()  # open now: a missing or damaged store fails at start, not on a page
         self._interval = self.home.config["heartbeat_interval"]
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            self._version = version("coord")
+        except PackageNotFoundError:
+            self._version = "unknown"
 
     # --- connections -------------------------------------------------------------------
     def _coord(self):
@@ -83,21 +89,15 @@ class Source:
 
     def info(self) -> dict:
         """{"project", "home", "seq", "now", "heartbeat_interval", "version"}."""
-        from importlib.metadata import PackageNotFoundError, version
-
         from ..events.envelope import now_us, us_to_ts
 
-        try:
-            v = version("coord")
-        except PackageNotFoundError:
-            v = "unknown"
         return {
             "project": self.home.project_dir.name,
             "home": str(self.home.path),
             "seq": self.max_seq(),
             "now": us_to_ts(now_us()),
             "heartbeat_interval": self._interval,
-            "version": v,
+            "version": self._version,
         }
 
     def max_seq(self) -> int:

@@ -201,6 +201,9 @@ class EventStream:
     async def __call__(self, scope, receive, send):
         from .app import error_response
 
+        if scope["method"] != "GET":
+            await error_response(405, "method", "GET the event stream", 2)(scope, receive, send)
+            return
         after = _start_seq(scope)
         if isinstance(after, str):
             await error_response(400, "usage", after, 2)(scope, receive, send)
