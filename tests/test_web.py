@@ -41,7 +41,7 @@ def sign_in(page, board, path="/"):
 
 def rows(page) -> list[str]:
     return page.evaluate(
-        "[...document.querySelectorAll('#board tbody tr[data-worker]')].map(r => r.getAttribute('data-worker'))"
+        "[...document.querySelectorAll('#board .row[data-worker]')].map(r => r.getAttribute('data-worker'))"
     )
 
 
@@ -60,10 +60,11 @@ def test_board_renders_one_row_per_worker(board, page):
     assert rows(page) == active  # as `coord status`: finished workers hidden
     assert "row-3" not in active and "row-1" in active
     assert (
-        page.evaluate("document.querySelector('tr[data-worker=\"row-1\"] .c-state').textContent") == "WORKING"
+        page.evaluate("document.querySelector('#board [data-worker=\"row-1\"] .c-state').textContent")
+        == "WORKING"
     )
     assert (
-        page.evaluate("document.querySelector('tr[data-worker=\"row-1\"] .c-holder').textContent")
+        page.evaluate("document.querySelector('#board [data-worker=\"row-1\"] .c-holder').textContent")
         == "agent-1"
     )
     page.evaluate("document.querySelector('label.check input').click()")  # show completed and canceled
@@ -84,25 +85,26 @@ def test_a_commit_by_another_process_appears_without_a_reload(board, page):
     page.evaluate("window.__same_document = true")
     status_loads = sum("/api/status" in u for u in page.requests)
     coord(board.home, "spawn", "live-1", "--task", "appears live")
-    page.wait_for("document.querySelector('tr[data-worker=\"live-1\"]') !== null", timeout=30)
+    page.wait_for("document.querySelector('#board [data-worker=\"live-1\"]') !== null", timeout=30)
     coord(board.home, "start", "live-1", agent="agent-7")
     coord(board.home, "heartbeat", "live-1", "--note", "halfway there", agent="agent-7")
     page.wait_for(
-        "document.querySelector('tr[data-worker=\"live-1\"] .c-summary').textContent === 'halfway there'",
+        "document.querySelector('#board [data-worker=\"live-1\"] .c-summary').textContent === 'halfway there'",
         timeout=30,
     )
     assert (
-        page.evaluate("document.querySelector('tr[data-worker=\"live-1\"] .c-state').textContent")
+        page.evaluate("document.querySelector('#board [data-worker=\"live-1\"] .c-state').textContent")
         == "WORKING"
     )
     assert (
-        page.evaluate("document.querySelector('tr[data-worker=\"live-1\"] .c-liveness').textContent") == "OK"
+        page.evaluate("document.querySelector('#board [data-worker=\"live-1\"] .c-liveness').textContent")
+        == "OK"
     )
     assert page.evaluate("window.__same_document") is True  # no reload
     assert sum("/api/status" in u for u in page.requests) == status_loads  # patched, not refetched
     assert page.evaluate("coordDebug.opened") == 1  # one event stream for the page
     # the worker's own page follows too
-    page.evaluate("document.querySelector('tr[data-worker=\"live-1\"] a').click()")
+    page.evaluate("document.querySelector('#board [data-worker=\"live-1\"] a').click()")
     page.wait_for("document.body.getAttribute('data-ready') === 'worker'", timeout=30)
     coord(board.home, "done", "live-1", "--summary", "all done", agent="agent-7")
     page.wait_for("document.querySelector('.whead .pill').textContent === 'IN_REVIEW'", timeout=30)
@@ -227,7 +229,8 @@ def test_the_page_resumes_from_its_last_seq_across_a_server_restart(board, page)
     top = top_seq(board)
     page.wait_for(f"Number(document.body.getAttribute('data-seq')) === {top}", timeout=30)
     page.wait_for(
-        "document.querySelector('tr[data-worker=\"drop-1\"] .c-summary').textContent === 'after'", timeout=30
+        "document.querySelector('#board [data-worker=\"drop-1\"] .c-summary').textContent === 'after'",
+        timeout=30,
     )
     got = page.evaluate("coordDebug.received")
     tail = [s for s in got if s > start]

@@ -263,16 +263,18 @@
       var finished = h("input", {type: "checkbox", onchange: function () { filter.finished = finished.checked; applyFilter(); }});
       chips = h("div", {class: "chips"});
       counter = h("span", {class: "muted"});
-      tbody = h("tbody");
-      table = h("table", {class: "board", id: "board"},
-        h("thead", null, h("tr", null, ["Worker", "State", "Holder", "Age", "Heartbeat", "Liveness", "Waiting on", "Checks", "Summary"].map(function (t) {
-          return h("th", {class: "c-" + t.toLowerCase().replace(/ /g, "-")}, t);
-        }))), tbody);
+      // A grid of rows rather than a <table>: each row lays itself out alone, and rows off
+      // screen skip style, layout and paint (content-visibility), so 10,000 cost little.
+      tbody = h("div", {class: "rows", role: "rowgroup"});
+      table = h("div", {class: "board no-checks", id: "board", role: "table", "aria-label": "workers"},
+        h("div", {class: "head", role: "row"}, ["Worker", "State", "Holder", "Age", "Heartbeat", "Liveness", "Waiting on", "Checks", "Summary"].map(function (t) {
+          return h("div", {class: "cell c-" + t.toLowerCase().replace(/ /g, "-"), role: "columnheader"}, t);
+        })), tbody);
       empty = h("p", {class: "empty", hidden: true}, "No workers yet: coord spawn ID --task TEXT adds one.");
       add(clear(main), [
         h("div", {class: "toolbar"}, chips, h("div", {class: "spacer"}), counter),
         h("div", {class: "toolbar"}, input, h("label", {class: "check"}, finished, "show completed and canceled")),
-        h("div", {class: "tablewrap"}, table), empty,
+        h("div", {class: "boardwrap"}, table), empty,
       ]);
       return self.load();
     };
@@ -285,14 +287,15 @@
         items.clear();
         r.data.forEach(function (d) { items.set(d.worker, d); });  // in the board's order already
         updateChecksColumn();
-        render(false);
+        var done = render(false);
         self.snapshot(r.seq);
-        ready(self, "board");
+        return done.then(function () { ready(self, "board"); });
       });
     };
     self.reload = self.load;
     self.apply = function (d) {
       if (!d.item) { return; }
+      if (drawing) { drawing.push(d); return; }  // applied once every row is drawn
       var it = d.item, old = rows.get(it.worker);
       items.set(it.worker, it);
       if (!checksShown && it.checks) { updateChecksColumn(); }
@@ -307,15 +310,39 @@
       counts();
       if (debug.record) { debug.applied[d.seq] = performance.timeOrigin + performance.now(); }
     };
+    // Rows are drawn a screenful first, then in chunks, so a board of thousands is usable
+    // at once and the page stays responsive while the rest is laid out. Events that arrive
+    // meanwhile wait in `drawing` (applying one replaces its row: order does not matter).
+    var drawing = null, drawn = 0;
     function render(sort) {
+      var token = ++drawn, waiting = drawing || [];
+      drawing = waiting;
       rows.clear();
       clear(tbody);
-      var list = Array.from(items.values());
+      var list = Array.from(items.values()).filter(visible);
       if (sort) { list.sort(function (a, b) { return before(key(a), key(b)) ? -1 : before(key(b), key(a)) ? 1 : 0; }); }
-      var frag = document.createDocumentFragment();
-      list.forEach(function (d) { if (visible(d)) { frag.appendChild(rowFor(d).tr); } });
-      tbody.appendChild(frag);
       drawCounts();
+      var i = 0;
+      return new Promise(function (resolve) {
+        function chunk(n) {
+          if (token !== drawn) { resolve(); return; }  // a newer render took over
+          var frag = document.createDocumentFragment();
+          for (var end = Math.min(list.length, i + n); i < end; i++) { frag.appendChild(rowFor(list[i]).tr); }
+          tbody.appendChild(frag);
+          if (debug.firstRowsAt === undefined) {  // the first screenful: drawn, then painted
+            debug.firstRowsAt = performance.now();
+            requestAnimationFrame(function () { setTimeout(function () { debug.firstPaintAt = performance.now(); }, 0); });
+          }
+          if (i < list.length) {  // the rest once the first screen is painted
+            requestAnimationFrame(function () { setTimeout(function () { chunk(list.length); }, 0); });
+            return;
+          }
+          drawing = null;
+          waiting.forEach(function (d) { self.apply(d); });
+          resolve();
+        }
+        chunk(200);
+      });
     }
     self.onLiveness = function (map, full) {
       items.forEach(function (d, id) {
@@ -343,25 +370,26 @@
     };
     function rowFor(d) {
       var conflicts = (d.conflicts || []).length;
-      var wcell = h("td", {class: "c-worker"}, workerLink(d.worker));
+      var wcell = cell("c-worker", d.task || d.worker, workerLink(d.worker));
       if (d.priority !== undefined && d.priority !== null) { add(wcell, h("span", {class: "tag prio"}, "P" + d.priority)); }
       if (conflicts) { add(wcell, h("span", {class: "tag bad", title: "events from another clone that could not be applied"}, "\u26a0 " + conflicts + " conflict" + (conflicts > 1 ? "s" : ""))); }
-      var holder = h("td", {class: "c-holder"}, d.holder ? oneLine(d.holder, 40) : h("span", {class: "muted"}, "-"));
+      var holder = cell("c-holder", d.holder, d.holder ? oneLine(d.holder, 80) : h("span", {class: "muted"}, "-"));
       if (d.attempt && d.attempt > 1) { add(holder, h("span", {class: "muted"}, " #" + d.attempt)); }
-      var age = h("td", {class: "c-age num"}, fmtAge(since(d.state_since)));
-      var hb = h("td", {class: "c-heartbeat num"}, ACTIVE[d.state] && d.last_heartbeat ? fmtAge(since(d.last_heartbeat)) : "-");
-      var live = h("td", {class: "c-liveness"}, liveBadge(d.liveness));
+      var age = cell("c-age num", null, fmtAge(since(d.state_since)));
+      var hb = cell("c-heartbeat num", null, ACTIVE[d.state] && d.last_heartbeat ? fmtAge(since(d.last_heartbeat)) : "-");
+      var live = cell("c-liveness", null, liveBadge(d.liveness));
       var summary = summaryOf(d);
-      var tr = h("tr", {"data-worker": d.worker, "data-state": d.state, "data-liveness": d.liveness || null,
-                        class: conflicts ? "has-conflict" : null},
-        wcell, h("td", {class: "c-state"}, statePill(d.state)), holder, age, hb, live,
-        h("td", {class: "c-waiting-on"}, waitsFor(d)),
-        h("td", {class: "c-checks"}, checksOf(d)),
-        h("td", {class: "c-summary", title: summary}, oneLine(summary, 160)));
+      var tr = h("div", {role: "row", "data-worker": d.worker, "data-state": d.state, "data-liveness": d.liveness || null,
+                         class: "row" + (conflicts ? " has-conflict" : "")},
+        wcell, cell("c-state", null, statePill(d.state)), holder, age, hb, live,
+        cell("c-waiting-on", null, waitsFor(d)),
+        cell("c-checks", null, checksOf(d)),
+        cell("c-summary", summary, oneLine(summary, 200)));
       var r = {tr: tr, age: age, hb: hb, live: live};
       rows.set(d.worker, r);
       return r;
     }
+    function cell(cls, title, content) { return h("div", {class: "cell " + cls, role: "cell", title: title || null}, content); }
     function key(d) { return [d.created, d.worker]; }
     function before(a, b) { return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]); }
     function insertSorted(tr, d) {
