@@ -7,6 +7,7 @@ refused while they are taken.
 """
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ from web_story import build  # noqa: E402
 
 from boardserver import BoardServer  # noqa: E402
 from browser import Browser  # noqa: E402
+from coord.events.files import USER_UMASK  # noqa: E402
 
 SHOTS = [
     # file, path, what to wait for, height
@@ -59,6 +61,9 @@ def main(argv=None):
                     page.wait_for("document.body.getAttribute('data-conn') === 'live'")
                     time.sleep(0.3)
                     page.screenshot(out / name)
+                    # building the home set coord's private umask in this process: the
+                    # pictures get the user's own
+                    os.chmod(out / name, 0o666 & ~USER_UMASK)
                     print(f"wrote {out / name}")
                 problems = page.blocked + page.page_errors
                 if problems:
