@@ -5,6 +5,7 @@ from other `coord` processes; every wait is for a condition, never a latency."""
 import json
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -209,6 +210,39 @@ def test_the_page_trades_its_token_for_an_httponly_strict_cookie(board, page):
         assert other.evaluate("fetch('/api/info').then(r => r.status)") == 401
     finally:
         other.close()
+
+
+def test_a_link_from_another_site_still_reaches_the_board(board, page):
+    """SameSite=Strict keeps the cookie off a navigation that starts on another site; the
+    sign-in page then finds the session with a same-origin request and reloads."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    link = f'<!doctype html><link rel="icon" href="data:,"><a id="go" href="{board.base}/">the board</a>'
+
+    class Other(BaseHTTPRequestHandler):
+        def do_GET(self):
+            data = link.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        sign_in(page, board)  # the session cookie exists
+        page.goto(f"http://localhost:{other.server_address[1]}/")  # another site
+        page.evaluate("document.getElementById('go').click()")
+        page.wait_for("document.body && document.body.getAttribute('data-ready') === 'board'", timeout=30)
+        assert page.evaluate("location.href") == board.base + "/"
+        assert any("status of 401" in e for e in page.console_errors)  # the cookie stayed home first
+    finally:
+        other.shutdown()
+        other.server_close()
 
 
 def test_the_page_resumes_from_its_last_seq_across_a_server_restart(board, page):
