@@ -109,7 +109,7 @@ def test_a_commit_by_another_process_appears_without_a_reload(board, page):
     page.wait_for("document.body.getAttribute('data-ready') === 'worker'", timeout=30)
     coord(board.home, "done", "live-1", "--summary", "all done", agent="agent-7")
     page.wait_for("document.querySelector('.whead .pill').textContent === 'IN_REVIEW'", timeout=30)
-    assert "all done" in page.evaluate("document.querySelector('main').innerText")
+    assert "all done" in page.evaluate("document.querySelector('main').textContent")
     assert page.evaluate("coordDebug.opened") == 1 and page.evaluate("window.__same_document") is True
     assert page.console_errors == [] and page.page_errors == []
 
@@ -128,7 +128,7 @@ def test_what_agents_wrote_is_shown_as_text_and_runs_nothing(board, page):
     sign_in(page, board)
 
     def clean(view_text_must_have):
-        text = page.evaluate("document.querySelector('main').innerText")
+        text = page.evaluate("document.querySelector('main').textContent")
         for s in view_text_must_have:
             assert s in text, (s, text[:2000])
         assert (
@@ -165,7 +165,9 @@ def test_what_agents_wrote_is_shown_as_text_and_runs_nothing(board, page):
     page.wait_for("document.querySelector('#results') !== null", timeout=30)
     clean([XSS_AGENT])
     coord(home, "send", "late", "--text", "late " + XSS_TEXT, "--to", "xss-1", agent=XSS_AGENT)
-    page.wait_for("document.querySelector('#messages tbody tr').innerText.includes('late </td>')", timeout=30)
+    page.wait_for(
+        "document.querySelector('#messages tbody tr').textContent.includes('late </td>')", timeout=30
+    )
     clean(["late " + XSS_TEXT])
     assert page.page_errors == []
     assert not [e for e in page.console_errors if "Content Security Policy" in e]  # nothing even tried
