@@ -19,11 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from coord.api import Coord, init
-from coord.events.audit import AUDIT_WRITTEN, import_bodies, read_checked
+from coord.app.admin import init
+from coord.app.context import Coord
+from coord.app.verification import verify
+from coord.events.audit_read import import_bodies, read_checked
+from coord.events.codec import audit_line
 from coord.events.envelope import Envelope, canonical, event_id, us_to_ts
-from coord.events.ids import audit_line
-from coord.verify import verify
+from coord.events.records import AUDIT_WRITTEN
 
 STEPS = [
     ("worker.spawned", "human:bench", lambda w: {"task": f"task {w}"}),
@@ -55,9 +57,12 @@ def generate(path: Path, n: int, start_us: int) -> int:
 
 def add_dirty(c: Coord, k: int, tag: str):
     """Commit k new events without exporting them (they are dirty)."""
-    with c.store.write(hooks=False) as tx:
+
+    def append(tx):
         for i in range(k):
             tx.append(Envelope(tx.next_ts(), "human:bench", f"{tag}-{i}", "worker.spawned", {"task": "new"}))
+
+    c.store.transact(append, hooks=False)
 
 
 def time_export(c: Coord, k: int, rounds: int, tag: str) -> float:

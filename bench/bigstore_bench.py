@@ -62,8 +62,8 @@ def _worker_events(w: int, k: int, rnd: random.Random):
 def generate(path: Path, workers: int, events: int, seed: int = 8) -> int:
     """Write an audit file (valid ids) of about `events` events over `workers` workers;
     returns how many lines were written."""
+    from coord.events.codec import audit_line
     from coord.events.envelope import Envelope, canonical, event_id, us_to_ts
-    from coord.events.ids import audit_line
 
     rnd = random.Random(seed)
     per = max(2, events // workers)
@@ -85,8 +85,8 @@ def generate(path: Path, workers: int, events: int, seed: int = 8) -> int:
 
 def raw_rows(path: Path):
     """The rows `coord import` stores, parsed from the file (not timed)."""
+    from coord.events.codec import check_line
     from coord.events.envelope import decode
-    from coord.events.ids import check_line
 
     rows = []
     with open(path, "rb") as f:
@@ -145,10 +145,10 @@ def read_decode(store) -> int:
     events and a msgspec decode of each envelope, folding nothing."""
     from coord.events.envelope import decode
 
-    upto, last, total = store.max_seq(), ("", ""), 0
+    upto, last, total = store.reader.max_seq(), ("", ""), 0
     while True:
-        with store.read() as c:
-            rows = c.execute(
+        with store.read():  # the raw baseline reads the connection itself
+            rows = store.conn.execute(
                 "SELECT ts, id, body FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
                 "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?",
                 (upto, *last, 20000),
@@ -164,7 +164,7 @@ def read_decode(store) -> int:
 def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
     """The worker-view rebuild (board.rebuild: read, decode, fold, swap the table in)
     against read_decode on the same store; best of `repeat`, alternating."""
-    from coord.api import Coord
+    from coord.app.context import Coord
     from coord.projections import board
 
     best_r = best_d = float("inf")
@@ -177,7 +177,7 @@ def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
             read = read_decode(c.store)
             best_d = min(best_d, time.perf_counter() - t)
         assert folded == read, (folded, read)
-        total = c.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        total = c.store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
     t = time.perf_counter()  # the whole command: views and the search index, one process
     subprocess.run([COORD, "rebuild"], env=bench_env(COORD_HOME=str(home)), check=True, capture_output=True)
     full_s = time.perf_counter() - t

@@ -31,7 +31,7 @@ def precompile():
 
 
 def fresh_home(prefix="coord-bench-") -> Path:
-    from coord.api import init
+    from coord.app.admin import init
 
     d = Path(tempfile.mkdtemp(prefix=prefix))
     init(d / ".coord")

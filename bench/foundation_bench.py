@@ -77,15 +77,16 @@ RAW_INSERT = (
 
 def _coord_appender(n_hint: int):
     """One heartbeat per call through the library API (one transaction each)."""
-    from coord.api import Coord
+    from coord.app import lifecycle
+    from coord.app.context import Coord
 
     c = Coord(fresh_home(), actor="bench")
-    c.act("spawn", "w-1")
-    c.act("start", "w-1")
+    lifecycle.act(c, "spawn", "w-1")
+    lifecycle.act(c, "start", "w-1")
 
     def append(k):
         for _ in range(k):
-            c.act("heartbeat", "w-1")
+            lifecycle.act(c, "heartbeat", "w-1")
 
     return append, c.close
 
@@ -176,13 +177,14 @@ def inprocess(n: int, peer: bool = False, block: int = 50) -> dict:
 
 WRITER = textwrap.dedent("""
     import sys, time, json
-    from coord.api import Coord
+    from coord.app.context import Coord
+    from coord.app import lifecycle
     home, me, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     lat = []
     with Coord(home, actor=me) as c:
-        c.act("spawn", me); c.act("start", me)
+        lifecycle.act(c, "spawn", me); lifecycle.act(c, "start", me)
         for i in range(n):
-            t = time.perf_counter(); c.act("heartbeat", me); lat.append(time.perf_counter() - t)
+            t = time.perf_counter(); lifecycle.act(c, "heartbeat", me); lat.append(time.perf_counter() - t)
     print(json.dumps(lat))
 """)
 
@@ -240,7 +242,8 @@ def claim_race(racers: int = 8, workers: int = 3, rounds: int = 5) -> dict:
     """Each round: spawn `workers` fresh workers, then `racers` real `coord start --next`
     processes at once (more racers than workers). Every worker must be claimed exactly
     once; the losers must exit 4 (nothing to claim)."""
-    from coord.api import Coord
+    from coord.app import lifecycle
+    from coord.app.context import Coord
 
     home = fresh_home("coord-bench-race-")
     env = bench_env(COORD_HOME=str(home))
@@ -249,7 +252,7 @@ def claim_race(racers: int = 8, workers: int = 3, rounds: int = 5) -> dict:
     with Coord(home, actor="human:lead") as c:
         for r in range(rounds):
             for j in range(workers):
-                c.act("spawn", f"r{r}-{j}")
+                lifecycle.act(c, "spawn", f"r{r}-{j}")
             ps = [
                 subprocess.Popen(
                     [COORD, "--as", f"racer-{i}", "start", "--next", "--json"],
@@ -265,8 +268,10 @@ def claim_race(racers: int = 8, workers: int = 3, rounds: int = 5) -> dict:
                 losses += rc == 4
                 other += rc not in (0, 4)
         wall = time.perf_counter() - t
-        dups, starts = duplicate_claims(c.conn)
-        unclaimed = c.conn.execute("SELECT count(*) FROM workers WHERE state = 'ASSIGNED'").fetchone()[0]
+        dups, starts = duplicate_claims(c.store.conn)
+        unclaimed = c.store.conn.execute("SELECT count(*) FROM workers WHERE state = 'ASSIGNED'").fetchone()[
+            0
+        ]
     return {
         "racers": racers,
         "workers_per_round": workers,

@@ -22,9 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from coord.api import Coord, init
+from coord.app import lifecycle
+from coord.app.admin import init
+from coord.app.context import Coord
+from coord.app.heartbeats import HeartbeatThread
 from coord.events.envelope import Envelope
-from coord.runner import HeartbeatThread
 
 ENV = {
     k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "COORD_AGENT", "COORD_WORKER")
@@ -87,18 +89,16 @@ def build(path: Path, workers: int, beats: int, extra_beats: int = 0, batch: int
                         "", "agent-week", "week", "worker.heartbeat", {"interval": 10.0, "idle_s": 1.0}
                     )
 
-        it = events()
+        todo = list(events())
         n = 0
-        done = False
-        while not done:
-            with c.store.write() as tx:
-                for _ in range(batch):
-                    e = next(it, None)
-                    if e is None:
-                        done = True
-                        break
-                    tx.append(Envelope(tx.next_ts(), e.from_, e.to, e.type, e.payload))
-                    n += 1
+
+        def append(tx, part):
+            for e in part:
+                tx.append(Envelope(tx.next_ts(), e.from_, e.to, e.type, e.payload))
+
+        for i in range(0, len(todo), batch):
+            c.store.transact(lambda tx, part=todo[i : i + batch]: append(tx, part))
+            n += len(todo[i : i + batch])
     print(f"  built {path.name}: {n} events in {time.perf_counter() - t0:.1f}s", flush=True)
     return home.path
 
@@ -106,8 +106,8 @@ def build(path: Path, workers: int, beats: int, extra_beats: int = 0, batch: int
 def thread_rate(home: Path, seconds: float) -> float:
     """Appends/s from the real HeartbeatThread beating back to back."""
     with Coord(home, actor="hb") as c:
-        c.act("spawn", "hb", {})
-        c.act("start", "hb", {})
+        lifecycle.act(c, "spawn", "hb", {})
+        lifecycle.act(c, "start", "hb", {})
         inbox, outbox = queue.Queue(), queue.Queue()
         t = HeartbeatThread(lambda: c.twin("hb"), "hb", 1e-9, time.monotonic(), inbox, outbox)
         t0 = time.perf_counter()
@@ -189,18 +189,23 @@ def main():
 
 def history_query(home: Path, reps: int = 20):
     """The query `show` runs, timed on a worker with 1 beat and on 'week'; then again after
-    dropping migration 0401's partial index (what it saves)."""
+    dropping migration 0004's partial index (what it saves)."""
     import sqlite3
 
-    from coord.cli.views import _history
+    from coord.app.queries import HISTORY_SHOWN
+    from coord.events.records import EventQuery
+    from coord.events.sqlite_reads import event_query_sql
 
     con = sqlite3.connect(str(home / "coord.db"))
     try:
         for label in ("partial index", "index dropped"):
             for w in ("w-00000", "week"):
+                sql, args = event_query_sql(
+                    EventQuery(worker=w, heartbeats=False, by="ts", last=True, limit=HISTORY_SHOWN)
+                )
                 t0 = time.perf_counter()
                 for _ in range(reps):
-                    _history(con, w)
+                    con.execute(sql, args).fetchall()
                 print(f"  {label:<14} history of {w:<8} {(time.perf_counter() - t0) / reps * 1000:8.3f} ms")
             con.execute("DROP INDEX IF EXISTS events_worker_transitions")
     finally:

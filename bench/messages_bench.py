@@ -27,7 +27,8 @@ WORDS = (
 def latency(rounds: int) -> dict:
     """Each round: a fresh `coord poll --wait` process blocks; this process (a different
     one) sends through the library; the clock stops when the waiter's line arrives."""
-    from coord.api import Coord
+    from coord.app import messages
+    from coord.app.context import Coord
 
     home = fresh_home("coord-bench-msg-")
     env = bench_env(COORD_HOME=str(home))
@@ -42,7 +43,7 @@ def latency(rounds: int) -> dict:
             )
             time.sleep(0.4)  # start-up done; it is now sleeping between looks
             t0 = time.perf_counter()
-            c.send("waiter", "ping", {"i": i})
+            messages.send(c, "waiter", "ping", {"i": i})
             line = w.stdout.readline()
             t1 = time.perf_counter()
             w.wait()
@@ -58,7 +59,7 @@ def latency(rounds: int) -> dict:
 
 def build_store(n: int, batch: int = 2000) -> Path:
     """n events through the library's append path (projectors included), in batches."""
-    from coord.api import Coord
+    from coord.app.context import Coord
     from coord.events.envelope import Envelope
 
     rnd = random.Random(5)
@@ -67,19 +68,23 @@ def build_store(n: int, batch: int = 2000) -> Path:
     t = time.perf_counter()
     with Coord(home) as c:
         done = 0
+
+        def append(tx, start, k):
+            for i in range(start, start + k):
+                text = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(5, 40)))
+                env = Envelope(
+                    tx.next_ts(),
+                    rnd.choice(agents),
+                    rnd.choice(agents + ["*"]),
+                    "msg." + rnd.choice(("note", "review_request", "answer", "status")),
+                    {"text": text, "n": i},
+                )
+                tx.append(env)
+
         while done < n:
-            with c.store.write() as tx:
-                for _ in range(min(batch, n - done)):
-                    text = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(5, 40)))
-                    env = Envelope(
-                        tx.next_ts(),
-                        rnd.choice(agents),
-                        rnd.choice(agents + ["*"]),
-                        "msg." + rnd.choice(("note", "review_request", "answer", "status")),
-                        {"text": text, "n": done},
-                    )
-                    tx.append(env)
-                    done += 1
+            k = min(batch, n - done)
+            c.store.transact(lambda tx, start=done, k=k: append(tx, start, k))
+            done += k
     return home, time.perf_counter() - t
 
 

@@ -19,39 +19,45 @@ PER_WORKER_BEATS = 40
 
 
 def build(home: Path, n: int) -> int:
-    from coord.api import Coord, init
+    from coord.app.admin import init
+    from coord.app.context import Coord
     from coord.events.envelope import Envelope
 
     init(home)
     made = 0
     w = 0
     t = time.perf_counter()
+
+    def steps_of(w):
+        wid = f"w-{w}"
+        agent = f"agent-{w % 50}"
+        seq = (
+            [
+                ("human:lead", "worker.spawned", {"task": f"task {w}"}),
+                (agent, "worker.started", {"clone": "bench"}),
+            ]
+            + [(agent, "worker.heartbeat", {"interval": 60})] * PER_WORKER_BEATS
+            + [
+                (agent, "worker.done", {"summary": "ok"}),
+                ("reviewer", "msg.review", None),
+                ("reviewer", "worker.approved", {}),
+                ("reviewer", "worker.merged", {}),
+            ]
+        )
+        return [("*" if p is None else wid, actor, etype, p or {"w": wid}) for actor, etype, p in seq]
+
+    def append(tx, part):
+        for to, actor, etype, payload in part:
+            tx.append(Envelope(tx.next_ts(), actor, to, etype, payload))
+
     with Coord(home) as c:
         while made < n:
-            with c.store.write() as tx:
-                batch = 0
-                while batch < 10_000 and made < n:
-                    wid = f"w-{w}"
-                    agent = f"agent-{w % 50}"
-                    seq = (
-                        [
-                            ("human:lead", "worker.spawned", {"task": f"task {w}"}),
-                            (agent, "worker.started", {"clone": "bench"}),
-                        ]
-                        + [(agent, "worker.heartbeat", {"interval": 60})] * PER_WORKER_BEATS
-                        + [
-                            (agent, "worker.done", {"summary": "ok"}),
-                            ("reviewer", "msg.review", None),
-                            ("reviewer", "worker.approved", {}),
-                            ("reviewer", "worker.merged", {}),
-                        ]
-                    )
-                    for actor, etype, payload in seq:
-                        to = "*" if payload is None else wid
-                        tx.append(Envelope(tx.next_ts(), actor, to, etype, payload or {"w": wid}))
-                    made += len(seq)
-                    batch += len(seq)
-                    w += 1
+            part = []
+            while len(part) < 10_000 and made + len(part) < n:
+                part += steps_of(w)
+                w += 1
+            c.store.transact(lambda tx, part=part: append(tx, part))
+            made += len(part)
             print(f"\r  built {made}/{n} events ({time.perf_counter() - t:.0f}s)", end="", file=sys.stderr)
     print(file=sys.stderr)
     return made

@@ -76,7 +76,8 @@ class LogFollower:
 
 
 def latency(home: Path, server: BoardServer, browser, pages: int, commits: int, gap: float) -> dict:
-    from coord.api import Coord
+    from coord.app import lifecycle
+    from coord.app.context import Coord
 
     opened = [open_board(browser, server, record=True) for _ in range(pages)]
     follower = LogFollower(home)
@@ -85,7 +86,7 @@ def latency(home: Path, server: BoardServer, browser, pages: int, commits: int, 
     with Coord(home, actor="bench") as c:
         time.sleep(1.0)  # the follower's first listing is out
         for i in range(commits):
-            r = c.act("heartbeat", "lat-1", {"note": f"beat {pages}-{i}"})
+            r = lifecycle.act(c, "heartbeat", "lat-1", {"note": f"beat {pages}-{i}"})
             stamps.append((r.seq, time.time()))
             time.sleep(gap * rnd.uniform(0.5, 1.5))  # out of step with the followers' polls
     last = stamps[-1][0]

@@ -190,9 +190,10 @@ def story(now_us: int, clone: str) -> list[tuple[int, str, str, str, dict]]:
 
 def build(dest: Path) -> Path:
     """DIR/.coord with the story imported; returns the home."""
-    from coord.api import Coord, init
+    from coord.app.admin import init
+    from coord.app.context import Coord
+    from coord.events.codec import audit_line
     from coord.events.envelope import Envelope, canonical, event_id, now_us, us_to_ts
-    from coord.events.ids import audit_line
 
     home = dest / ".coord"
     init(home)

@@ -18,7 +18,7 @@ def render() -> str:
     parts = [
         "# coord command reference\n",
         "Generated from `coord --help` and each command's `--help` by "
-        "`scripts/gen_cli_docs.py`; `tests/test_docs.py` fails when it drifts.\n",
+        "`scripts/gen_cli_docs.py`; `tests/cli/test_docs.py` fails when it drifts.\n",
         "Global options (`--json`, `--as NAME`, `--home PATH`) are accepted before or after "
         "the command name. Exit codes: 0 done, 1 unexpected, 2 usage, 3 not found, "
         "4 refused, 5 integrity, 6 timed out, 7 busy.\n",

@@ -5,19 +5,15 @@ asks for them: a PostgreSQL server (`pg_server`, with a fresh database per test:
 `pg_database`, `pg_url`) and a headless chromium (`browser`, `page`). With CI=true a
 skipped test fails the run (tests/skips.py)."""
 
-import json
 import os
+import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
 
 import pytest
-from click.testing import CliRunner
 
 import skips
 from browser import Browser, BrowserUnavailable
-from coord.cli import cli as click_group
-from coord.cli.common import run_main
+from helpers import coord_cmd, run_inprocess
 from pgserver import PostgresServer, PostgresUnavailable
 
 
@@ -127,20 +123,6 @@ def page(browser):
     p.close()
 
 
-@dataclass
-class Ran:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def json(self):
-        return json.loads(self.stdout)
-
-    def jsonl(self):
-        # Split on \n only: JSON strings may hold U+2028 etc., which splitlines() breaks on.
-        return [json.loads(line) for line in self.stdout.split("\n") if line.strip()]
-
-
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
     for var in ("COORD_AGENT", "COORD_WORKER", "COORD_HOME", "COORD_FAILPOINTS"):
@@ -150,37 +132,37 @@ def _isolated_env(tmp_path, monkeypatch):
     yield
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """An initialised home at tmp_path/.coord, exported as COORD_HOME."""
-    path = tmp_path / ".coord"
-    monkeypatch.setenv("COORD_HOME", str(path))
-    r = _run_inprocess(["init"])
+@pytest.fixture(scope="session")
+def _initialised_home(tmp_path_factory):
+    """One home made by `coord init` (through the real entry point) per session, to copy."""
+    path = tmp_path_factory.mktemp("template") / ".coord"
+    r = run_inprocess(["init"], env={"COORD_HOME": str(path)})
     assert r.exit_code == 0, r.stderr
     return path
 
 
-def _run_inprocess(args, input=None, env=None) -> Ran:
-    runner = CliRunner()
-    with runner.isolation(input=input, env=env) as streams:
-        code = run_main(click_group, [str(a) for a in args])
-        out = streams[0].getvalue().decode()
-        err = streams[1].getvalue().decode() if streams[1] is not None else ""
-    return Ran(code, out, err)
+@pytest.fixture
+def home(tmp_path, monkeypatch, _initialised_home):
+    """An initialised home at tmp_path/.coord, exported as COORD_HOME: a copy of the
+    session's freshly initialised one (its files, modes and empty store; `init` itself is
+    tested on its own), which costs a millisecond instead of a migration per test."""
+    path = tmp_path / ".coord"
+    shutil.copytree(_initialised_home, path)
+    monkeypatch.setenv("COORD_HOME", str(path))
+    return path
 
 
 @pytest.fixture
 def cli():
-    """cli('spawn', 'w-1', input=..., env={...}) -> Ran, in-process, real error handling."""
+    """cli('spawn', 'w-1', input=..., env={...}) -> Ran, in-process through the real entry
+    point (run_main), with COORD_DEBUG=1 so a real traceback surfaces in the test."""
 
     def run(*args, input=None, env=None):
-        return _run_inprocess(list(args), input=input, env=env)
+        # COORD_DEBUG: an unexpected error raises here with its traceback, instead of
+        # becoming `Error: unexpected …` and exit 1 (which a real process still gives).
+        return run_inprocess(list(args), input=input, env={"COORD_DEBUG": "1", **(env or {})})
 
     return run
-
-
-def coord_cmd():
-    return [sys.executable, "-m", "coord"]
 
 
 @pytest.fixture
@@ -202,13 +184,3 @@ def proc():
         )
 
     return run
-
-
-def count_events(home_path) -> int:
-    import sqlite3
-
-    con = sqlite3.connect(str(home_path / "coord.db"))
-    try:
-        return con.execute("SELECT count(*) FROM events").fetchone()[0]
-    finally:
-        con.close()

@@ -17,7 +17,8 @@ from coord.events.envelope import event_id
 # returned, i.e. after COMMIT: what a caller was told succeeded.
 LIB_WRITER = textwrap.dedent("""
     import sys, random
-    from coord.api import Coord
+    from coord.app.context import Coord
+    from coord.app import lifecycle
     from coord.events.errors import CoordError
     home, me = sys.argv[1], sys.argv[2]
     rnd = random.Random(me)
@@ -28,7 +29,7 @@ LIB_WRITER = textwrap.dedent("""
             w = f"{me}-{n}"
             for action in ("spawn", "start", "heartbeat", "heartbeat", "done"):
                 try:
-                    r = c.act(action, w, {"note": "x" * rnd.randrange(0, 3000)} if action == "heartbeat" else {})
+                    r = lifecycle.act(c, action, w, {"note": "x" * rnd.randrange(0, 3000)} if action == "heartbeat" else {})
                 except CoordError as e:
                     sys.stdout.write(f"ERR {e.exit_code} {e.message}\\n"); sys.stdout.flush()
                     continue
@@ -180,7 +181,7 @@ def run_round(home, tmp, rnd: random.Random, writers=3, kind="lib", min_s=0.0, m
 def check_store(home, acks):
     """After a crash: integrity ok, seq gapless, every acknowledged event present once,
     every stored event hashes to its id, views equal a fresh fold."""
-    from coord.api import Coord
+    from coord.app.context import Coord
     from coord.projections import board
 
     con = sqlite3.connect(str(home / "coord.db"))
@@ -198,5 +199,5 @@ def check_store(home, acks):
     finally:
         con.close()
     with Coord(home) as c:
-        assert board.stored_views(c.conn) == board.fresh_fold(c.conn)
+        assert board.stored_views(c.store.reader) == board.fold_from_zero(c.store)[0]
     return len(ids)

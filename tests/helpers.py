@@ -1,5 +1,10 @@
 """Helpers shared by tests, imported like any module (`from helpers import ...`).
 
+Running coord: `run_inprocess(args)` through the real entry point in this process (the
+`cli` fixture), `coord_cmd()` as a real process (the `proc` fixture); `imported(args)`
+runs `python -X importtime ARGS` and names the top-level packages it imported;
+`count_events(home)` reads the store's table directly.
+
 `unprivileged()`: run coord as an unprivileged user, from any clone location. Tests run
 as root, who may write anywhere, so a permission test must drop privileges; but the
 dropped user must be able to read and execute what it runs. A clone in root's home (mode
@@ -11,15 +16,134 @@ execute.
 """
 
 import atexit
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+
+
+@dataclass
+class Ran:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    def jsonl(self):
+        # Split on \n only: JSON strings may hold U+2028 etc., which splitlines() breaks on.
+        return [json.loads(line) for line in self.stdout.split("\n") if line.strip()]
+
+
+def run_inprocess(args, input=None, env=None) -> Ran:
+    """coord ARGS through the real entry point, in this process."""
+    from click.testing import CliRunner
+
+    from coord.cli import cli as click_group
+    from coord.cli.output import run_main
+
+    runner = CliRunner()
+    umask = os.umask(0o022)  # a home sets its own umask; a real process's dies with it
+    os.umask(umask)
+    try:
+        with runner.isolation(input=input, env=env) as streams:
+            code = run_main(click_group, [str(a) for a in args])
+            out = streams[0].getvalue().decode()
+            err = streams[1].getvalue().decode() if streams[1] is not None else ""
+    finally:
+        os.umask(umask)
+    return Ran(code, out, err)
+
+
+def coord_cmd():
+    return [sys.executable, "-m", "coord"]
+
+
+def imported(args, env, cwd) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run python -X importtime ARGS; return the process and the top-level packages it
+    imported."""
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    names = set()
+    rest = []
+    for line in r.stderr.splitlines():
+        if line.startswith("import time:"):
+            name = line.rsplit("|", 1)[1].strip()
+            names.add(name.split(".")[0])
+        else:
+            rest.append(line)
+    r.stderr = "\n".join(rest)
+    return r, names
+
+
+def count_events(home_path) -> int:
+    import sqlite3
+
+    con = sqlite3.connect(str(home_path / "coord.db"))
+    try:
+        return con.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        con.close()
+
+
+def many_spawned(path, n: int):
+    """A home at `path` whose log holds n spawns (one transaction: the events are what
+    matters, not how they were made), its audit file written."""
+    from coord.app.admin import init
+    from coord.app.context import Coord
+    from coord.events.envelope import Envelope
+
+    init(path)
+
+    def spawn_all(tx):
+        for i in range(n):
+            tx.append(Envelope(tx.next_ts(), "gen", f"g-{i}", "worker.spawned", {}))
+
+    with Coord(path) as c:
+        c.store.transact(spawn_all)
+    return path
+
+
+# --- git -------------------------------------------------------------------------------
+def g(cwd, *args, check=True) -> str:
+    r = subprocess.run(
+        ["git", *args],
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_EDITOR": "true", "LC_ALL": "C"},
+    )
+    if check and r.returncode != 0:
+        raise AssertionError(f"git {args} failed: {r.stderr}")
+    return r.stdout.strip()
+
+
+def commit_file(cwd, name, text, msg=None):
+    (Path(cwd) / name).write_text(text)
+    g(cwd, "add", name)
+    g(cwd, "commit", "-q", "-m", msg or f"edit {name}")
+
+
+def ok(r):
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    return r
+
 
 USER, GROUP = "nobody", "nogroup"
 DROP = ["setpriv", f"--reuid={USER}", f"--regid={GROUP}", "--clear-groups"]

@@ -4,8 +4,8 @@ through the real write path, and audit files written from a store."""
 import sqlite3
 from pathlib import Path
 
+from coord.events.codec import audit_line, check_line
 from coord.events.envelope import decode
-from coord.events.ids import audit_line, check_line
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "history.jsonl"
 
@@ -22,14 +22,16 @@ def fixture_events(path=FIXTURE):
 
 def load_into_store(home_path, path=FIXTURE):
     """Append every line of an audit file through Tx.append (as an import would)."""
-    from coord.api import Coord
+    from coord.app.context import Coord
 
     with Coord(home_path) as c:
-        with c.store.write() as tx:
-            for line in Path(path).read_bytes().split(b"\n"):
-                if line:
-                    _, body = check_line(line)
-                    tx.append(body=body, origin="import")
+        bodies = [check_line(line)[1] for line in Path(path).read_bytes().split(b"\n") if line]
+
+        def append_all(tx):
+            for body in bodies:
+                tx.append(body=body, origin="import")
+
+        c.store.transact(append_all)
 
 
 def export_audit(home_path, out):

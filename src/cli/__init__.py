@@ -23,9 +23,9 @@ COMMANDS = {
     "cancel": "lifecycle:cancel",
     "fail": "lifecycle:fail",
     "retry": "lifecycle:retry",
-    "status": "views:status",
-    "show": "views:show",
-    "log": "views:log",
+    "status": "board:status",
+    "show": "show:show",
+    "log": "log:log",
     "replay": "replay:replay",
     "stats": "stats:stats",
     "timeline": "timeline:timeline",
@@ -35,7 +35,7 @@ COMMANDS = {
     "send": "messages:send",
     "poll": "messages:poll",
     "ack": "messages:ack",
-    "search": "messages:search",
+    "search": "search:search",
     "blob": "blobs:blob",
     "run": "run:run_cmd",
     "reap": "run:reap_cmd",
@@ -55,7 +55,7 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(f"coord.cli.{mod}"), attr)
 
 
-from .common import global_options  # noqa: E402
+from .options import global_options  # noqa: E402
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,6 +76,6 @@ def cli():
 
 
 def main(argv=None):
-    from .common import run_main
+    from .output import run_main
 
     sys.exit(run_main(cli, argv))

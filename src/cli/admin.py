@@ -3,7 +3,8 @@
 import click
 
 from ..events.home import find_home
-from .common import clean, echo, emit_json, global_options, state, warn
+from .options import global_options, state
+from .output import clean, echo, emit_json, warn
 
 
 @click.command("init")
@@ -19,7 +20,7 @@ def init_cmd():
     Example:
       cd my-repo && coord init
     """
-    from ..api import init
+    from ..app.admin import init
 
     st = state()
     home, created = init(st.home)
@@ -51,13 +52,14 @@ def config_cmd(key, value):
     """
     from ..events.files import check_home_dir
     from ..events.settings import SETTINGS, Settings, known
+    from ..events.settings_write import SettingsWriter
 
     st = state()
     home = _settings_home(st.home)
     check_home_dir(home.path)
     if key is not None:
         known(key)
-    s = Settings(home.path)
+    s = SettingsWriter(home.path) if value is not None else Settings(home.path)
     if value is not None:
         home.set_umask()
         for note in s.set(key, value):
@@ -143,6 +145,7 @@ def rebuild_cmd():
     Example:
       coord rebuild
     """
+    from ..app import admin
     from .progress import bar
 
     st = state()
@@ -150,18 +153,14 @@ def rebuild_cmd():
     b = bar("rebuild")
     cb = None
     if b is not None:  # the total costs one count, so only when a bar is drawn
-        with c.store.read() as conn:
-            total = conn.execute("SELECT count(*) FROM events WHERE worker IS NOT NULL").fetchone()[0]
+        total = admin.lifecycle_events(c)
         cb = lambda done: b(done, total)  # noqa: E731
     try:
-        n = c.rebuild(progress=cb)
+        n = admin.rebuild(c, progress=cb)
     finally:
         if b is not None:
             b.close()
-    from ..projections import search
-
-    with c.store.read() as conn:
-        indexed = search.count(conn)
+    indexed = admin.indexed(c)
     if st.json:
         emit_json({"events": n, "indexed": indexed})
     else:
@@ -189,7 +188,9 @@ def backup_cmd(file, force):
 
     st = state()
     c = st.open()
-    n = c.backup(Path(file), force=force)
+    from ..app.admin import backup
+
+    n = backup(c, Path(file), force=force)
     if st.json:
         emit_json({"file": str(Path(file).absolute()), "events": n})
     else:

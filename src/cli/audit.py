@@ -1,11 +1,11 @@
 """The audit trail commands: export (and --check, --rewrite), import FILE, verify."""
 
-from pathlib import Path
-
 import click
 
+from ..app import admin
 from ..events.errors import IntegrityError, UsageError
-from .common import clean, echo, emit_json, global_options, state, warn
+from .options import global_options, state
+from .output import clean, echo, emit_json, warn
 
 
 def _file_summary(r: dict) -> str:
@@ -47,9 +47,7 @@ def export_cmd(check_, rewrite):
     st = state()
     c = st.open()
     if check_:
-        r = c.audit.check()
-        if r["ok"]:
-            c.audit.record_checked(r["b3"], r["bytes"])
+        r = admin.check_audit_file(c)
         if st.json:
             emit_json(r)
         else:
@@ -72,7 +70,7 @@ def export_cmd(check_, rewrite):
             )
         return
     if rewrite:
-        res, dropped = c.audit.rewrite()
+        res, dropped = admin.rewrite_audit_file(c)
         for b in dropped[:20]:
             warn(f"dropped bad line {b.lineno}: {b.reason}")
         out = {"written": res.written, "imported": res.imported, "dropped": len(dropped)}
@@ -85,13 +83,7 @@ def export_cmd(check_, rewrite):
                 + (f", {len(dropped)} bad line(s) dropped" if dropped else "")
             )
         return
-    said = []  # warnings, printed unless the refusal itself is the error (said once)
-    c.audit.warn = said.append
-    res = c.audit.export()
-    if res.refused:
-        raise IntegrityError(res.refused)
-    for m in said:
-        warn(m)
+    res = admin.export(c, warn)
     out = {"written": res.written, "imported": res.imported, "restored": res.restored, "scanned": res.scanned}
     if st.json:
         emit_json(out)
@@ -117,34 +109,9 @@ def import_cmd(file):
       coord import ../other-clone/.coord/events.jsonl
       git show origin/main:.coord/events.jsonl > /tmp/theirs.jsonl && coord import /tmp/theirs.jsonl
     """
-    from ..events.audit import AUDIT_DIRTY, AUDIT_WRITTEN, import_bodies, read_checked
-
     st = state()
-    c = st.open()
-    path = Path(file)
-    if file == "-":
-        import shutil
-        import sys
-        import tempfile
-
-        with tempfile.NamedTemporaryFile(prefix="coord-import-", suffix=".jsonl") as tmp:
-            shutil.copyfileobj(sys.stdin.buffer, tmp)  # in chunks: stdin may be large
-            tmp.flush()
-            scan = read_checked(tmp.name, c.conn)
-    else:
-        if not path.exists():
-            from ..events.errors import NotFound
-
-            raise NotFound(f"no such file: {file}")
-        own = path.resolve() == c.home.audit_path.resolve()
-        scan = read_checked(path, c.conn, in_home=own)
-    own = file != "-" and path.resolve() == c.home.audit_path.resolve()
-    added = import_bodies(c.store, scan.new, AUDIT_WRITTEN if own else AUDIT_DIRTY)
-    res = c.audit.export()  # the file becomes the union, and any older dirty events go out
-    if res.refused:
-        pass  # already warned; the import itself succeeded
-    total = len(scan.ids)
-    out = {"file": file, "events": total, "imported": added, "known": total - added}
+    out = admin.import_file(st.open(), file)
+    added, total = out["imported"], out["events"]
     if st.json:
         emit_json(out)
     else:
@@ -165,14 +132,12 @@ def verify_cmd():
       coord verify
       coord verify --json | jq .problems
     """
-    from ..verify import verify
+    from ..app.verification import verify
 
     st = state()
     c = st.open()
-    rep = verify(c)
+    rep = verify(c, remember=True)
     af = rep.facts.get("audit_file")
-    if rep.ok and af:
-        c.audit.record_checked(af["b3"], af["bytes"])
     if st.json:
         emit_json({"ok": rep.ok, "problems": rep.problems, "notices": rep.notices, "checks": rep.facts})
     else:

@@ -5,7 +5,8 @@ import sys
 import click
 
 from ..events.errors import IntegrityError
-from .common import echo, emit_json, global_options, state
+from .options import global_options, state
+from .output import echo, emit_json
 
 
 @click.group("blob")
@@ -80,7 +81,9 @@ def verify():
     """
     st = state()
     c = st.open()
-    problems = c.verify_blobs()
+    from ..app.verification import blob_problems
+
+    problems = blob_problems(c)
     n = len(c.blobs.names())
     if st.json:
         emit_json({"blobs": n, "problems": problems})

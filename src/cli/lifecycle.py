@@ -1,29 +1,17 @@
 """Lifecycle commands: spawn, start, heartbeat, done, approve, request-changes, merge,
-release, cancel, fail, retry. Each is one transaction in coord.api."""
+release, cancel, fail, retry. Each is one use case of coord.app.lifecycle (with its git
+step, coord.app.gitsteps)."""
 
 import os
-from pathlib import Path
 
 import click
 
+from ..app import lifecycle
+from ..app.lifecycle import with_args
+from ..app.resolve import worker_arg
 from ..events.errors import UsageError
-from .common import echo, emit_json, global_options, request_id_option, state, warn
-
-
-def infer_worker(c, wid: str | None) -> str:
-    """An explicit id (or unique prefix); else COORD_WORKER; else the worker whose branch is
-    checked out where the current directory is (git's own record, not a recorded path)."""
-    if wid:
-        return c.resolve_worker(wid)
-    env = os.environ.get("COORD_WORKER")
-    if env:
-        return c.resolve_worker(env)
-    from ..branches import worker_here
-
-    here = worker_here(c, Path.cwd().absolute())
-    if here is not None:
-        return here
-    raise UsageError("no worker given: pass ID, set COORD_WORKER, or run inside its worktree")
+from .options import global_options, request_id_option, state
+from .output import echo, emit_json, warn
 
 
 def report(r, verb: str) -> None:
@@ -41,23 +29,23 @@ def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
     actor = st.identity(explicit_required=explicit_identity)
     c = st.open()
     if action != "spawn":
-        wid = infer_worker(c, wid)
-    r = c.act(action, wid, payload, actor=actor, request_id=_request(request_id, wid, payload))
+        wid = worker_arg(c, wid)
+    r = lifecycle.act(c, action, wid, payload, actor=actor, request_id=_request(request_id, wid, payload))
     report(r, verb or action)
     return r
 
 
 def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
-    """An action that may touch git (coord.branches): the git step, then the record."""
-    from .. import branches
+    """An action that may touch git (coord.app.gitsteps): the git step, then the record."""
+    from ..app import gitsteps
 
     st = state()
     actor = st.identity()
     c = st.open()
     if infer:
-        wid = infer_worker(c, wid)
+        wid = worker_arg(c, wid)
     rid = _request(request_id, wid, payload, kw)
-    r = getattr(branches, fn_name)(c, wid, payload, actor, request_id=rid, **kw)
+    r = getattr(gitsteps, fn_name)(c, wid, payload, actor, request_id=rid, **kw)
     report(r, verb)
     return r
 
@@ -65,8 +53,6 @@ def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
 def _request(key, wid, payload, kw=None):
     """--request-id KEY with the arguments the user gave (the worker resolved; a relative
     --worktree made absolute), so a repeat with other arguments is refused."""
-    from ..api import with_args
-
     kw = dict(kw or {})
     if kw.get("worktree"):
         kw["worktree"] = os.path.abspath(kw["worktree"])
@@ -120,7 +106,7 @@ def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, reques
         no_git=no_git,
     )
     if not state().json and not r.repeat:
-        v = state().open().worker(r.worker)
+        v = lifecycle.worker(state().open(), r.worker)
         if v.branch:
             echo(f"branch: {v.branch} (from {v.base})" + (f"\nworktree: {v.worktree}" if v.worktree else ""))
 
@@ -143,15 +129,15 @@ def start(worker_id, next_, request_id):
         if worker_id:
             raise UsageError("give an ID or --next, not both")
         actor = st.identity(explicit_required=True)
-        r = st.open().start_next(actor=actor, request_id=request_id)
+        r = lifecycle.start_next(st.open(), actor=actor, request_id=request_id)
         report(r, "started")
     else:
         r = _act("start", worker_id, {}, request_id, explicit_identity=True, verb="started")
     if not st.json and not r.repeat:
-        from ..branches import worktree_path
+        from ..app.worktrees import worktree_path
 
         c = st.open()
-        where = worktree_path(c, c.worker(r.worker))
+        where = worktree_path(c, lifecycle.worker(c, r.worker))
         if where:
             echo(f"worktree: {where}")
 
@@ -265,10 +251,10 @@ def merge(worker_id, into, no_git, request_id):
     had = None
     if not no_git:
         c = state().open()
-        had = c.worker(c.resolve_worker(worker_id)).worktree
+        had = lifecycle.worker(c, worker_arg(c, worker_id)).worktree
     r = _git_act("merge", worker_id, {}, request_id, "merged", into=into, no_git=no_git)
     if had and not r.repeat:
-        v = state().open().worker(r.worker)
+        v = lifecycle.worker(state().open(), r.worker)
         if v.worktree:
             warn(
                 f"kept worktree {v.worktree}: it has uncommitted changes, or another worker "

@@ -1,27 +1,18 @@
-"""Messages between agents: send, poll (durable cursors, at least once), ack, search."""
+"""Messages between agents: send, poll (durable cursors, at least once), ack."""
 
 import os
-import re
 import sys
 
 import click
 
+from ..app import messages
+from ..app.lifecycle import check_payload
 from ..events.errors import BadPayload, TimedOut, UsageError
 from ..events.failpoints import failpoint
-from .common import (
-    MAX_COUNT,
-    MAX_SECONDS,
-    FiniteFloat,
-    clean,
-    echo,
-    emit_json,
-    global_options,
-    one_line,
-    request_id_option,
-    state,
-)
-
-_TYPE_PATTERN = re.compile(r"^[a-z0-9_.*?\[\]-]+$")
+from ..events.forms import event_json_parts
+from .options import MAX_COUNT, MAX_SECONDS, FiniteFloat, global_options, request_id_option, state
+from .output import clean, echo, emit_json, one_line
+from .render import report_unresolved
 
 
 def _parse_payload(text: str | None) -> dict | None:
@@ -36,18 +27,12 @@ def _parse_payload(text: str | None) -> dict | None:
     else:
         data = text.encode()
         where = "PAYLOAD"
-    from ..events.codec import loads_object
+    from ..events.shapes import loads_object
 
     try:
         return loads_object(data)
     except ValueError as e:
         raise BadPayload(f"{where} {e}; a payload is a JSON object, or use --text for plain text") from None
-
-
-def _check_types(types):
-    for t in types:
-        if not _TYPE_PATTERN.match(t):
-            raise UsageError(f"bad --type {t!r}: a message type name or glob such as 'review' or 'build.*'")
 
 
 @click.command()
@@ -102,19 +87,11 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
     c = st.open()
     reply_id = None
     if reply_to is not None:
-        import msgspec
-
-        from .views import resolve_event
-
-        with c.store.read() as conn:
-            _, reply_id, body, _ = resolve_event(conn, reply_to)
-        if to is None:
-            to = msgspec.json.decode(body)["from"]
+        reply_id, sender = messages.reply_target(c, reply_to)
+        to = sender if to is None else to
     if to is None:
         raise UsageError("missing --to AGENT|WORKER|'*' (or --reply-to EVENT to answer its sender)")
     check_recipient(to)
-    from ..api import check_payload
-
     check_payload(obj)
     if file_ is not None:
         if "file" in obj:
@@ -122,7 +99,7 @@ def send(type_, payload, to, text, file_, reply_to, request_id):
         with open(file_, "rb") as f:
             ref, size = c.blobs.put_stream(f)
         obj = {**obj, "file": {"$blob": ref, "size": size, "name": os.path.basename(file_)}}
-    r = c.send(to, etype, obj, actor=actor, request_id=request_id, reply_to=reply_id)
+    r = messages.send(c, to, etype, obj, actor=actor, request_id=request_id, reply_to=reply_id)
     if st.json:
         emit_json({"event": r.event, "seq": r.seq, "type": r.type, "to": to, "repeat": r.repeat})
     elif r.repeat:
@@ -172,24 +149,22 @@ def poll(peek, wait, limit, types):
       coord --as agent-2 poll --wait 30 --json
       coord --as agent-2 poll --peek --type review_request
     """
-    from .views import event_json_parts, report_unresolved
-
     st = state()
     actor = st.identity()
-    _check_types(types)
+    messages.message_types(types)  # bad --type values: exit 2 before the store opens
     c = st.open()
     if wait is not None:
-        rows = c.wait_pending(actor, types, limit, timeout=wait)
+        rows = messages.wait_pending(c, actor, types, limit, timeout=wait)
         if not rows:
             raise TimedOut(f"no message for {actor} within {wait:g}s")
     else:
-        rows = c.pending(actor, types, limit)
+        rows = messages.pending(c, actor, types, limit)
     # A message whose blob is missing or corrupt is delivered with its reference and a
     # blob_error (and said on stderr): one bad message never holds up the ones after it.
     problems = []
     out = sys.stdout.buffer
-    for seq, eid, body, _ in rows:
-        parts = event_json_parts(c.blobs, seq, eid, body, problems=problems)
+    for r in rows:
+        parts = event_json_parts(c.blobs, r.seq, r.id, r.body, problems=problems)
         if st.json:
             for part in parts:
                 out.write(part)
@@ -202,7 +177,7 @@ def poll(peek, wait, limit, types):
     sys.stdout.flush()
     failpoint("poll-after-output")
     if rows and not peek:
-        c.acknowledge(actor, rows)
+        messages.acknowledge(c, actor, rows)
     report_unresolved(problems, fail=False)
 
 
@@ -220,64 +195,11 @@ def ack(event, request_id):
       coord --as agent-2 poll --peek
       coord --as agent-2 ack b3:4f2a
     """
-    from .views import resolve_event
-
     st = state()
     actor = st.identity()
     c = st.open()
-    with c.store.read() as conn:
-        seq, eid, _, _ = resolve_event(conn, event)
-    seq = c.ack_upto(actor, seq, request_id=request_id)
-    eid = c.conn.execute("SELECT id FROM events WHERE seq = ?", (seq,)).fetchone()[0]
+    seq, eid = messages.ack_event(c, actor, event, request_id=request_id)
     if st.json:
         emit_json({"agent": actor, "acked_through": eid, "seq": seq})
     else:
         echo(f"{clean(actor)}: acknowledged through {eid[:15]} (seq {seq})")
-
-
-@click.command()
-@click.argument("query", metavar="QUERY")
-@click.option(
-    "--type", "types", multiple=True, metavar="T", help="Only type T (glob allowed: 'msg.*'; repeatable)."
-)
-@click.option("--from", "from_", metavar="A", help="Only events from actor A.")
-@click.option("--to", "to", metavar="X", help="Only events to X (an agent, a worker, '*').")
-@click.option(
-    "--limit", type=click.IntRange(min=1, max=MAX_COUNT), default=20, show_default=True, metavar="N"
-)
-@global_options
-def search(query, types, from_, to, limit):
-    """Full-text search over event types and payload text (blobs' text included), best
-    matches first, with a snippet and the event id. QUERY is SQLite FTS5 syntax: words,
-    "a phrase", prefix*, AND / OR / NOT. Heartbeats are not indexed.
-
-    \b
-    Example:
-      coord search flaky
-      coord search '"rate limit" OR throttl*' --type 'msg.*' --limit 5
-      coord search parser --from agent-2 --json
-    """
-    from ..projections import search as fts
-
-    if not query.strip():
-        raise UsageError("empty search query")
-    st = state()
-    c = st.open()
-    fts.ensure_current(c.store)
-    with c.store.read() as conn:
-        rows = fts.query(conn, query, types, from_, to, limit)
-    items = [
-        {"id": eid, "seq": seq, "ts": ts, "from": frm, "to": dst, "type": typ, "snippet": snip, "rank": rank}
-        for seq, eid, ts, frm, dst, typ, snip, rank in rows
-    ]
-    if st.json:
-        emit_json(items)
-        return
-    if not items:
-        echo("no matches")
-        return
-    for d in items:
-        echo(
-            f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 16)} → {one_line(d['to'], 16)} "
-            f"{d['type']}  {one_line(d['snippet'], 100)}"
-        )

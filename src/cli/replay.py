@@ -1,64 +1,17 @@
 """`coord replay`: walk history event by event, saying what each changed; `--at` shows the
 whole board as it was at a moment. Reads the store, or an audit file with no database."""
 
-import fnmatch
 import sys
 import time
-from pathlib import Path
 
 import click
 
-from ..events.errors import UnknownWorker, UsageError
-from .common import FiniteFloat, global_options, one_line, state
-
-
-def open_history(from_file):
-    """(history, heartbeat interval, local clone id). From a file: no home is needed; a
-    config.toml beside the file (a committed .coord/) supplies the interval if present."""
-    from ..events.history import FileHistory, StoreHistory
-    from ..events.home import SETTINGS, Home
-
-    if from_file:
-        h = FileHistory(from_file)
-        interval = SETTINGS["heartbeat_interval"][1]
-        beside = Path(from_file).absolute().parent
-        if (beside / "config.toml").exists():
-            interval = Home(beside).config["heartbeat_interval"]
-        return h, interval, None
-    c = state().open()
-    return StoreHistory(c.store), c.home.config["heartbeat_interval"], c.clone_id
-
-
-def resolve_worker_in(history, text):
-    """An exact worker id or a unique prefix among the workers the history spawned."""
-    from ..events.history import StoreHistory
-
-    if isinstance(history, StoreHistory):
-        from ..projections import board
-
-        with history.store.read() as conn:
-            return board.resolve(conn, text)
-    ids = history.spawned()
-    if text in ids:
-        return text
-    hits = [w for w in ids if w.startswith(text)]
-    if len(hits) == 1:
-        return hits[0]
-    if not hits:
-        raise UnknownWorker(f"unknown worker {text!r}")
-    from ..events.errors import Ambiguous
-
-    raise Ambiguous(f"worker prefix {text!r} is ambiguous: {', '.join(hits[:10])}")
-
-
-def board_at_items(views, now, interval, worker=None):
-    from .views import view_dict
-
-    vs = sorted(views.values(), key=lambda v: (v.created, v.worker))
-    if worker:
-        vs = [v for v in vs if v.worker == worker]
-    # Liveness as the holder's side saw it: a replay has no "local clone" (clone=None).
-    return [view_dict(v, now, interval, None) for v in vs]
+from ..app.queries import board_at_items, open_history
+from ..app.resolve import worker_in_history
+from ..events.errors import UsageError
+from ..events.records import type_filter
+from .options import FiniteFloat, global_options, state
+from .output import one_line
 
 
 def step_json(s) -> dict:
@@ -178,8 +131,9 @@ def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_fi
         raise UsageError("--at prints a board: it takes only --worker and --from-file")
     if step and speed:
         raise UsageError("give --step or --speed, not both")
-    history, interval, _clone = open_history(from_file)
-    wid = resolve_worker_in(history, worker) if worker else None
+    history, interval, _clone = open_history(from_file, st.open)
+    wid = worker_in_history(history, worker) if worker else None
+    wanted_types = type_filter(types)
     from .live import until_interrupted, write
 
     if at is not None:
@@ -189,11 +143,11 @@ def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_fi
         now = ts_to_us(at_ts) if at_ts else 0
         items = board_at_items(views, now, interval, wid)
         if st.json:
-            from .common import emit_json
+            from .output import emit_json
 
             emit_json({"at": at_ts, "event": key[1] if key[1].startswith("b3:") else None, "workers": items})
             return
-        from .views import render_board
+        from .render import render_board
 
         point = f" (event {key[1][:15]})" if key[1].startswith("b3:") else ""
         lines = [f"board at {at_ts or 'the beginning'}{point}"]
@@ -214,7 +168,7 @@ def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_fi
             return False
         if from_ and env.from_ != from_:
             return False
-        if types and not any(fnmatch.fnmatchcase(env.type, t) for t in types):
+        if wanted_types is not None and not wanted_types.matches(env.type):
             return False
         return True
 

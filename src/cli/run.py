@@ -7,7 +7,8 @@ import sys
 import click
 
 from ..events.errors import UsageError
-from .common import clean, echo, emit_json, global_options, request_id_option, state
+from .options import global_options, request_id_option, state
+from .output import clean, echo, emit_json
 
 
 class Duration(click.ParamType):
@@ -93,9 +94,9 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
       COORD_AGENT=agent-1 coord run w-1 --idle-timeout 10m -- claude -p "fix the parser"
       coord --as agent-2 run w-2 --interval 5 --timeout 2h -- ./agent.sh
     """
-    from ..api import with_args
-    from ..runner import run_args, run_worker
-    from .lifecycle import infer_worker
+    from ..app.lifecycle import with_args
+    from ..app.resolve import worker_arg
+    from ..app.runner import run_args, run_worker
 
     st = state()
     ctx = click.get_current_context()
@@ -113,7 +114,7 @@ def run_cmd(worker_id, interval, idle_timeout, timeout, grace, here, summary, re
         raise UsageError("--grace must not be negative")
     actor = st.identity(explicit_required=True)
     c = st.open()
-    wid = infer_worker(c, worker_id)
+    wid = worker_arg(c, worker_id)
     given = run_args(wid, argv, interval, idle_timeout, timeout, grace, summary, here)
     if interval is None:
         interval = c.home.config["heartbeat_interval"]
@@ -192,7 +193,9 @@ def reap_cmd(requeue, dry_run, request_id):
     st = state()
     actor = st.identity()
     c = st.open()
-    items = c.reap(actor=actor, requeue=requeue, dry_run=dry_run, request_id=request_id)
+    from ..app.reaping import reap
+
+    items = reap(c, actor=actor, requeue=requeue, dry_run=dry_run, request_id=request_id)
     if st.json:
         emit_json(items)
         return

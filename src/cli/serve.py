@@ -3,7 +3,8 @@ here, when the command runs, never on another command's start-up."""
 
 import click
 
-from .common import echo, emit_json, global_options, state, warn
+from .options import global_options, state
+from .output import echo, emit_json, warn
 
 
 @click.command()

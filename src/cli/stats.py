@@ -2,12 +2,11 @@
 
 import click
 
-from .common import echo, emit_json, global_options, one_line, state
+from .options import global_options, state
+from .output import echo, emit_json, fmt_age, one_line
 
 
 def _dur(s):
-    from .common import fmt_age
-
     return "-" if s is None else fmt_age(s)
 
 
@@ -37,17 +36,12 @@ def stats(since, from_file):
       coord stats
       coord stats --since 24h --json
     """
-    from ..projections import stats as figures
-    from ..projections.replay import steps
-    from .replay import open_history
+    from ..app import reports
+    from ..app.queries import open_history
 
     st = state()
-    history, _, _ = open_history(from_file)
-    lo = history.point(since, end=False) if since else None
-    walk = steps(history.events(lifecycle_only=False))
-    if lo is not None:
-        walk = (s for s in walk if (s.env.ts, s.id) >= lo)
-    out = figures.compute(walk)
+    history, _, _ = open_history(from_file, st.open)
+    out = reports.stats(history, since)
     if st.json:
         emit_json(out)
         return

@@ -4,15 +4,26 @@ Agent text only ever reaches the page as JSON and the DOM's textContent, never a
 
 import msgspec
 
+from ..projections.workers import (
+    APPROVED,
+    ASSIGNED,
+    CANCELED,
+    COMPLETED,
+    CONFLICTED,
+    FAILED,
+    IN_REVIEW,
+    WORKING,
+)
+
 COLORS = {
-    "ASSIGNED": "#b8c4d6",
-    "WORKING": "#4a90d9",
-    "CONFLICTED": "#e8833a",
-    "IN_REVIEW": "#9b6ddb",
-    "APPROVED": "#3fb58e",
-    "COMPLETED": "#2e7d32",
-    "FAILED": "#d64545",
-    "CANCELED": "#8a8a8a",
+    ASSIGNED: "#b8c4d6",
+    WORKING: "#4a90d9",
+    CONFLICTED: "#e8833a",
+    IN_REVIEW: "#9b6ddb",
+    APPROVED: "#3fb58e",
+    COMPLETED: "#2e7d32",
+    FAILED: "#d64545",
+    CANCELED: "#8a8a8a",
 }
 
 

@@ -6,8 +6,8 @@ import sys
 import time
 
 from ..events.envelope import now_us, us_to_ts
-from .common import one_line
 from .live import until_interrupted, write
+from .output import one_line
 
 HIDE, SHOW, HOME_, CLEAR_EOL, CLEAR_EOS, CLEAR = (
     "\x1b[?25l",
@@ -20,7 +20,7 @@ HIDE, SHOW, HOME_, CLEAR_EOL, CLEAR_EOS, CLEAR = (
 
 
 def frame_lines(items, now, interval, width, filtered) -> list[str]:
-    from .views import empty_board_text, render_board
+    from .render import empty_board_text, render_board
 
     head = f"coord status  {us_to_ts(now)[:19]}Z  every {interval:g}s  (Ctrl-C to stop)"
     body = render_board(items, now, width) if items else [empty_board_text(filtered)]

@@ -16,9 +16,10 @@ import re
 import blake3
 import msgspec
 
-from .errors import Ambiguous, CoordError, IntegrityError, NotFound, UsageError
+from .errors import CoordError, IntegrityError, NotFound, UsageError
 from .failpoints import failpoint
 from .files import check_dir_in_home, ensure_dir_in_home, open_in_home
+from .ids import SHOWN, one_of
 
 CHUNK = 1 << 20
 # A summary (a `log` line, a replay or timeline fold) reads at most this much of a blob's
@@ -204,12 +205,8 @@ class BlobStore:
             raise UsageError(f"not a blob hash or prefix: {prefix!r}")
         if len(p) == 64:
             return "b3:" + p
-        hits = [n for n in self.names() if n.startswith(p)]
-        if len(hits) == 1:
-            return "b3:" + hits[0]
-        if not hits:
-            raise UnknownBlob(f"unknown blob {prefix!r}")
-        raise Ambiguous(f"blob prefix {prefix!r} is ambiguous: " + ", ".join(h[:12] for h in hits[:10]))
+        hits = [n for n in self.names() if n.startswith(p)][: SHOWN + 1]
+        return "b3:" + one_of(hits, prefix, "blob", UnknownBlob, exact=p, shown=lambda h: h[:12])
 
     # --- the claim-check ---------------------------------------------------------------
     def claim_check(self, payload: dict, threshold: int) -> dict:
@@ -228,23 +225,25 @@ class BlobStore:
             return payload
         return _decode_payload(self.read(payload[REF_KEY]), payload[REF_KEY])
 
-    def verify(self, conn=None) -> list[str]:
+    def has(self, ref: str) -> bool:
+        """Whether a file by this blob's name is here (not checked)."""
+        return os.path.lexists(self.file_of(ref))
+
+    def verify(self, referring=()) -> list[str]:
         """Every problem with the blobs: files whose bytes do not match their name, and
-        (given a connection) references in events to blobs that are missing."""
+        references to blobs that are missing in `referring`, the stored events (Rows)
+        whose payloads name blobs."""
         problems = []
         for name in self.names():
             try:
                 self.check("b3:" + name)
             except (IntegrityError, CoordError) as e:
                 problems.append(e.message)
-        if conn is not None:
-            have = set(self.names())
-            for seq, eid, body in conn.execute(
-                "SELECT seq, id, body FROM events WHERE instr(body, ?) > 0", (b'"$blob"',)
-            ):
-                for ref in refs_in(msgspec.json.decode(body).get("payload")):
-                    if hex_of(ref) not in have:
-                        problems.append(f"event {eid[:15]} (seq {seq}) refers to missing blob {ref}")
+        have = set(self.names())
+        for row in referring:
+            for ref in refs_in(msgspec.json.decode(row.body).get("payload")):
+                if hex_of(ref) not in have:
+                    problems.append(f"event {row.id[:15]} (seq {row.seq}) refers to missing blob {ref}")
         return problems
 
 
@@ -278,14 +277,6 @@ def hex_of(ref: str) -> str:
     return h
 
 
-def store_for_conn(conn) -> BlobStore:
-    """The blob store beside a connection's database file (for code that has only conn)."""
-    for _, name, path in conn.execute("PRAGMA database_list"):
-        if name == "main" and path:
-            return BlobStore(os.path.join(os.path.dirname(path), "blobs"))
-    raise NotFound("this database has no home directory, so no blobs")
-
-
 def readable(env, blobs: "BlobStore | None", summary: bool = False):
     """The envelope with a claim-checked payload replaced by the payload it stands for,
     leniently: a missing or corrupt blob leaves the reference (`verify` reports it), so
@@ -300,7 +291,7 @@ def readable(env, blobs: "BlobStore | None", summary: bool = False):
             payload = blobs.payload_of(env.payload)
     except (NotFound, IntegrityError, UsageError):
         return env
-    from .codec import payload_problem
+    from .shapes import payload_problem
 
     checked = {k: v for k, v in payload.items() if k != "$head"} if "$head" in payload else payload
     if payload_problem(env.type, checked) is not None:
@@ -309,7 +300,7 @@ def readable(env, blobs: "BlobStore | None", summary: bool = False):
 
 
 def _decode_payload(data: bytes, ref: str) -> dict:
-    from .codec import MAX_DEPTH, too_deep
+    from .shapes import MAX_DEPTH, too_deep
 
     if too_deep(data):
         raise IntegrityError(f"blob {ref} holds JSON nested deeper than {MAX_DEPTH} levels")

@@ -58,10 +58,6 @@ class NothingToClaim(Refused):
     code = "nothing_to_claim"
 
 
-class AlreadyExists(Refused):
-    code = "already_exists"
-
-
 class IntegrityError(CoordError):
     exit_code = 5
     code = "integrity"

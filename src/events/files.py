@@ -1,4 +1,5 @@
-"""Opening files inside a home without following links, and the user's own umask.
+"""Opening files inside a home without following links, the user's own umask, and the
+exclusive file locks that make writers queue (the store's, the audit file's, rebuilds').
 
 A home's files arrive through git from other clones, so a `.coord/events.jsonl` (or a
 blob, or config.toml) may be a symlink pointing anywhere: every file coord opens inside
@@ -10,11 +11,13 @@ what coord writes outside the home (git checkouts and merges, output files such 
 """
 
 import errno
+import fcntl
 import os
 import stat
+import time
 from contextlib import contextmanager
 
-from .errors import CoordError, IntegrityError, Refused, UsageError
+from .errors import Busy, CoordError, IntegrityError, Refused, UsageError
 
 
 def _read_umask() -> int:
@@ -272,3 +275,24 @@ def user_umask():
         yield
     finally:
         os.umask(old)
+
+
+@contextmanager
+def exclusive_flock(fd: int, timeout: float, what: str):
+    """An exclusive flock on fd, waited for at most `timeout` seconds (then Busy, exit 7).
+    Polls with a short, growing sleep: a blocking flock could not honour the timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise Busy(f"{what} stayed locked past the busy timeout; safe to retry") from None
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.005)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -10,8 +10,9 @@ import re
 from .blobs import BlobStore, readable
 from .codec import read_events
 from .envelope import decode, parse_time, us_to_ts
-from .errors import Ambiguous, IntegrityError, NotFound, UnknownEvent, UsageError
-from .ids import normalize_event_prefix
+from .errors import IntegrityError, NotFound, UnknownEvent, UsageError
+from .ids import normalize_event_prefix, one_of
+from .records import EventQuery
 
 # An id sorts below "~", so (T, "~") is "after every event stamped T".
 AFTER_ALL = "~"
@@ -54,48 +55,36 @@ class StoreHistory(History):
     def __init__(self, store, batch: int = 20000):
         self.store = store
         self.batch = batch
-        with store.read() as c:
-            self.upto = c.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        self.upto = store.reader.max_seq()
 
     def events(self, since=None, until=None, lifecycle_only=False):
-        where = "seq <= ? AND (ts, id) > (?, ?)"
-        extra = []
-        if until is not None:
-            where += " AND (ts, id) <= (?, ?)"
-            extra = list(until)
-        if lifecycle_only:
-            where += " AND worker IS NOT NULL"
         last = since_exclusive(since)
+        blobs = self.store.blobs
         while True:  # keyset pagination: each page is its own short read transaction
-            with self.store.read() as c:
-                rows = c.execute(
-                    f"SELECT ts, id, body FROM events WHERE {where} ORDER BY ts, id LIMIT ?",
-                    (self.upto, *last, *extra, self.batch),
-                ).fetchall()
-            blobs = self.store.blobs
-            for _, eid, body in rows:
+            q = EventQuery(
+                upto_seq=self.upto,
+                after_key=last,
+                upto_key=until,
+                lifecycle=lifecycle_only,
+                by="ts",
+                limit=self.batch,
+            )
+            with self.store.read() as r:
+                rows = r.events(q)
+            for row in rows:
                 # As the board folds it; a big blob's payload from its head (bounded memory).
-                yield eid, readable(decode(body), blobs, summary=True)
+                yield row.id, readable(decode(row.body), blobs, summary=True)
             if len(rows) < self.batch:
                 return
-            last = (rows[-1][0], rows[-1][1])
+            last = (rows[-1].ts, rows[-1].id)
 
     def key_of_event(self, prefix):
-        p = normalize_event_prefix(prefix)
-        with self.store.read() as c:
-            rows = c.execute(
-                "SELECT ts, id FROM events WHERE id >= ? AND id < ? AND seq <= ? ORDER BY id LIMIT 11",
-                (p, p + "g", self.upto),
-            ).fetchall()
-        return _one(rows, prefix)
+        rows = self.store.reader.find_events(normalize_event_prefix(prefix), upto_seq=self.upto)
+        return _one([(r.ts, r.id) for r in rows], prefix)
 
     def key_of_position(self, n):
-        with self.store.read() as c:
-            row = c.execute(
-                "SELECT ts, id FROM events WHERE seq <= ? ORDER BY ts, id LIMIT 1 OFFSET ?",
-                (self.upto, n - 1),
-            ).fetchone()
-        return tuple(row) if row else None
+        row = self.store.reader.nth_event(n, self.upto)
+        return (row.ts, row.id) if row else None
 
 
 class FileHistory(History):
@@ -171,8 +160,6 @@ def _prev_ts(ts: str) -> str:
 
 
 def _one(rows, text):
-    if len(rows) == 1:
-        return (rows[0][0], rows[0][1])
-    if not rows:
-        raise UnknownEvent(f"unknown event {text!r}")
-    raise Ambiguous(f"event prefix {text!r} is ambiguous: " + ", ".join(r[1][:15] for r in rows[:10]))
+    """The (ts, id) key of the one event a prefix names."""
+    eid = one_of([r[1] for r in rows], text, "event", UnknownEvent, shown=lambda i: i[:15])
+    return next((ts, i) for ts, i in rows if i == eid)

@@ -14,7 +14,7 @@ from .files import (
     read_file_in_home,
     write_file_in_home,
 )
-from .settings import SETTINGS, Settings, load, parse_setting  # noqa: F401  (the names others import)
+from .settings import load
 
 DB_NAME = "coord.db"
 GITIGNORE = (
@@ -39,13 +39,26 @@ class Home:
     def __repr__(self):
         return f"Home({str(self.path)!r})"
 
+    def open_store(self, projectors=(), after_commit=()):
+        """This home's store (coord.events.store.Store), opened: the one place that names
+        the implementations of the store interface (a second one is chosen here, by the
+        `store` setting)."""
+        from .sqlite_store import SqliteStore
+
+        return SqliteStore(self, projectors, after_commit).open()
+
+    def has_store(self) -> bool:
+        """Whether this home's store exists (SQLite: coord.db)."""
+        return self.db_path.exists()
+
+    def discard_store(self) -> None:
+        """Remove a store that `init` created but could not finish (coord.db, -wal, -shm)."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.db_path) + suffix).unlink(missing_ok=True)
+
     @property
     def project_dir(self) -> Path:
         return self.path.parent
-
-    @property
-    def local_config_path(self) -> Path:
-        return self.path / "local.toml"
 
     @property
     def config(self) -> dict:
@@ -58,7 +71,9 @@ class Home:
     def write_config(self, cfg: dict):
         """Set settings (each checked), each into its own file; with nothing given, write
         config.toml with every shared setting (a new home's)."""
-        s = Settings(self.path)
+        from .settings_write import SettingsWriter
+
+        s = SettingsWriter(self.path)
         for k, v in cfg.items():
             s.set(k, v if isinstance(v, str) else _text(v))
         if not cfg:

@@ -1,10 +1,13 @@
-"""Worker ids and id prefixes. (The audit line itself lives in coord.events.codec.)"""
+"""Worker ids, event id prefixes, and the one rule for "an id or a unique prefix of one"
+(workers, events and blobs all resolve through `one_of`). The audit line lives in
+coord.events.codec."""
 
 import re
 
-from .codec import WORKER_ID_RE, audit_line, check_line  # noqa: F401  (audit_line, check_line: re-exported)
-from .envelope import ID_RE
-from .errors import UsageError
+from .errors import Ambiguous, UsageError
+from .shapes import WORKER_ID_RE
+
+SHOWN = 10  # candidates named in an "ambiguous" error
 
 
 def check_worker_id(wid: str) -> str:
@@ -25,5 +28,20 @@ def normalize_event_prefix(text: str) -> str:
     return t
 
 
-def is_full_event_id(text: str) -> bool:
-    return bool(ID_RE.match(text))
+def one_of(
+    candidates: list[str], text: str, what: str, not_found, exact: str | None = None, shown=str
+) -> str:
+    """The one id that `text` names among `candidates` (the ids starting with its prefix,
+    sorted, at most SHOWN + 1 of them): an exact id (`exact`, default `text`) wins; else
+    the only candidate. None is `not_found` (exit 3); several are Ambiguous (exit 2),
+    listing them (each through `shown`)."""
+    exact = text if exact is None else exact
+    if exact in candidates:
+        return exact
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise not_found(f"unknown {what} {text!r}")
+    more = ", …" if len(candidates) > SHOWN else ""
+    listed = ", ".join(shown(c) for c in candidates[:SHOWN])
+    raise Ambiguous(f"{what} prefix {text!r} is ambiguous: {listed}{more}", candidates=candidates[:SHOWN])

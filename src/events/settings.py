@@ -15,7 +15,7 @@ import re
 from collections import namedtuple
 
 from .errors import UsageError
-from .files import read_file_in_home, write_file_in_home
+from .files import read_file_in_home
 
 SHARED, LOCAL = "shared", "local"
 
@@ -114,7 +114,7 @@ def parse_setting(key: str, text: str):
     s = known(key)
     value = _convert(s, text)
     if isinstance(value, Problem):
-        raise UsageError(f"bad value for {key}: {_shown(text)} ({value.reason})")
+        raise UsageError(f"bad value for {key}: {shown(text)} ({value.reason})")
     return value
 
 
@@ -166,14 +166,14 @@ def _convert(s: Setting, v):
     return Problem(why) if why else v
 
 
-def _shown(v) -> str:
+def shown(v) -> str:
     """A value as it would appear in the file, escaped (never a raw newline)."""
     if isinstance(v, str):
         return toml_value(v)
     return toml_value(v) if isinstance(v, (bool, int, float)) else repr(v)
 
 
-# --- the files ---------------------------------------------------------------------------
+# --- the files, read ---------------------------------------------------------------
 def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -344,12 +344,12 @@ class Settings:
                 e = self.entries[key]
                 value = _convert(s, v)
                 if isinstance(value, Problem):
-                    e.raw, e.problem, e.source = _shown(v), value.reason, f.name
+                    e.raw, e.problem, e.source = shown(v), value.reason, f.name
                 else:
                     e.value, e.source, e.raw, e.problem = value, f.name, None, None
                     if e.legacy and value != s.default:
                         self.notes.append(
-                            f"{shared.path}: the local setting {key} = {_shown(value)} is read from "
+                            f"{shared.path}: the local setting {key} = {shown(value)} is read from "
                             "config.toml, where an older coord wrote it; the next `coord config` "
                             "write moves it to local.toml"
                         )
@@ -362,7 +362,7 @@ class Settings:
                 path = self.home_path / e.source
                 out.append(
                     f"{path}: {e.key} = {e.raw} is invalid ({e.problem}); repair it with "
-                    f"`coord config {e.key} VALUE` (default {_shown(e.setting.default)})"
+                    f"`coord config {e.key} VALUE` (default {shown(e.setting.default)})"
                 )
         for f in self.files.values():
             for no, key, reason in f.broken:
@@ -378,83 +378,6 @@ class Settings:
 
     def values(self) -> dict:
         return {k: e.value for k, e in self.entries.items()}
-
-    # --- writing -------------------------------------------------------------------------
-    def set(self, key: str, text: str) -> list[str]:
-        """Set one setting (checked) and rewrite the file(s) it concerns: its own file, and
-        config.toml when local settings are still there (moved to local.toml). Invalid
-        values and broken lines in a rewritten file are dropped (back to their default),
-        each with a note. Returns the notes."""
-        value = parse_setting(key, text)
-        s = SETTINGS[key]
-        e = self.entries[key]
-        e.value, e.raw, e.problem, e.source = value, None, None, FILES[s.scope]
-        shared = self.files[SHARED]
-        moving = [k for k in shared.values if k in SETTINGS and SETTINGS[k].scope == LOCAL]
-        rewrite = {s.scope} | ({SHARED, LOCAL} if moving else set())
-        notes = []
-        if LOCAL in rewrite:
-            notes += [f"{self.files[LOCAL].path}: dropped {k} (a shared setting)" for _, k in self.misplaced]
-        for scope in (SHARED, LOCAL):
-            if scope not in rewrite:
-                continue
-            f = self.files[scope]
-            for no, _k, reason in f.broken:
-                notes.append(f"{f.path}: dropped {'line ' + str(no) if no else 'its content'} ({reason})")
-            for k, en in self.entries.items():
-                if en.setting.scope == scope and en.problem is not None and k != key:
-                    notes.append(
-                        f"{f.path}: {k} = {en.raw} was invalid; reset to {_shown(en.setting.default)}"
-                    )
-                    en.value, en.raw, en.problem = en.setting.default, None, None
-            self._write(scope)
-        if moving:
-            notes.append(f"moved local settings from config.toml to local.toml: {', '.join(moving)}")
-        return notes
-
-    def write_shared(self) -> None:
-        """config.toml with every shared setting (a new home's)."""
-        self._write(SHARED)
-
-    def _write(self, scope: str) -> None:
-        name = FILES[scope]
-        lines = [HEADERS[scope]]
-        for k, e in self.entries.items():
-            s = e.setting
-            if s.scope != scope:
-                continue
-            if scope == LOCAL and e.source == "default" and not e.legacy:
-                continue  # local.toml holds only what was set on this machine
-            lines.append(f"\n# {s.help} (default {_shown(s.default)})\n{k} = {toml_value(e.value)}\n")
-        kept = [(k, v) for (fname, k), v in self.unknown.items() if fname == name and _encodable(v)]
-        if kept:
-            lines.append("\n# not known to this version of coord (kept as they were)\n")
-            lines.extend(f"{k} = {toml_value(v)}\n" for k, v in kept)
-        if scope == LOCAL:
-            ensure_ignored(self.home_path, name)  # before the file exists: never committed
-        path = self.home_path / name
-        write_file_in_home(path, "".join(lines).encode(), mode=0o600 if scope == LOCAL else None)
-
-
-def _encodable(v) -> bool:
-    if isinstance(v, list):
-        return all(_encodable(x) for x in v)
-    return isinstance(v, (bool, int, float, str))
-
-
-def ensure_ignored(home_path, name: str) -> None:
-    """A home made by an older coord has a .gitignore without local.toml: add it, so a
-    machine's settings are never committed by accident."""
-    from .files import check_regular
-
-    gi = home_path / ".gitignore"
-    if not check_regular(gi):
-        return
-    text = read_file_in_home(gi).decode(errors="replace")
-    if name in text.split():
-        return
-    sep = "" if not text or text.endswith("\n") else "\n"
-    write_file_in_home(gi, (text + sep + name + "\n").encode())
 
 
 def load(home_path) -> tuple[dict, list[str]]:

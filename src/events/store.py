@@ -1,80 +1,252 @@
-"""The store: one SQLite database per home, and the single write path.
+"""The store interface: exactly the operations the application needs from a home's log, as
+abstract classes with one implementation per database (SQLite: coord.events.sqlite_store;
+a second store is a new file that implements these classes, chosen in
+coord.events.home.Home.open_store).
 
-Every write is `BEGIN IMMEDIATE` (optionally behind an exclusive flock, which makes
-waiting writers queue fairly), assigns `seq` and `ts` inside the transaction, appends the
-canonical bytes, and runs the projector on each appended event before COMMIT, so readers
-only ever see an event together with the views folded from it.
+- `Store`: an open home's log. Writes go through `transact(fn)`, reads through `read()`
+  (one consistent snapshot) or `reader` (each call its own snapshot).
+- `Reader`: the reads. Events (by seq, worker, type, actor, time), views (opaque bytes
+  plus the columns the application filters on), request ids, bookkeeping, inboxes,
+  search, audit marks. Their plain types: coord.events.records.
+- `WriteTx(Reader)`: one write transaction. `append` is the one write path: it encodes,
+  checks the shape rules, stamps ts and seq, stores the bytes and runs the registered
+  projectors inside the transaction; the after-commit hooks run after COMMIT.
+
+Writes are functions the implementation may run more than once (`transact`): a store may
+read without a lock, decide, and find at commit that what it read changed (PostgreSQL's
+optimistic append), then run the function again on a fresh transaction. So a function
+given to `transact` reads everything its decision depends on through its tx (the views,
+the clock via `next_ts`, request ids, the first claimable worker, the active views) and
+has no effect outside the transaction: blobs are written before, git steps before or
+after, output after. SQLite runs it once, under BEGIN IMMEDIATE.
+
+The store never knows what a view holds or how a fold works: the projectors
+(coord.projections) encode and decode views and extract search text.
 """
 
-import errno
-import fcntl
-import os
-import sqlite3
-import time
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 
 import msgspec
 
-from .codec import decode_body, local_problem
 from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
-from .errors import Busy, CoordError, IntegrityError, UsageError
-from .failpoints import failpoint
-from .files import check_dir_in_home, check_home_dir, check_regular, open_in_home
-from .home import Home
-
-# Must equal the number of migrations in schema.py (a test checks it). Kept here so the
-# per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 5
-
-# events.audit values (see schema 0301): not for the file, dirty, written.
-AUDIT_NONE, AUDIT_DIRTY, AUDIT_WRITTEN = 0, 1, 2
-
-
-class StoredEvent(msgspec.Struct):
-    seq: int
-    id: str
-    body: bytes
-    env: Envelope
-    origin: str = "local"
-    audit: int | None = None  # the events.audit mark given at append (None: not known here)
-    stored: int | None = None  # local clock (µs) when this store recorded it (None: not known)
+from .errors import IntegrityError, UsageError
+from .records import (
+    AUDIT_DIRTY,
+    AUDIT_NONE,
+    HEARTBEAT,
+    EventQuery,
+    Row,
+    SearchHit,
+    StoredEvent,
+    TypeFilter,
+    ViewRow,
+)
+from .shapes import local_problem
 
 
-def worker_of(env: Envelope) -> str | None:
-    return env.to if env.type.startswith("worker.") else None
+class Reader(ABC):
+    """The reads. On a WriteTx they see the transaction's own writes; a decision taken in
+    a write must read through its tx (see the module's docstring)."""
+
+    # --- events ------------------------------------------------------------------------
+    @abstractmethod
+    def max_seq(self) -> int:
+        """The greatest seq stored (0 when empty). seq is gapless and in commit order."""
+
+    @abstractmethod
+    def events(self, q: EventQuery) -> list[Row]:
+        """The events `q` selects, in its order."""
+
+    @abstractmethod
+    def count(self, q: EventQuery) -> int:
+        """How many events `q` selects (its limit and order ignored)."""
+
+    @abstractmethod
+    def event_at(self, seq: int) -> Row | None:
+        """The event with this seq."""
+
+    @abstractmethod
+    def find_events(self, prefix: str, limit: int = 11, upto_seq: int | None = None) -> list[Row]:
+        """Events whose id starts with `prefix` ('b3:…', lower case), by id."""
+
+    @abstractmethod
+    def nth_event(self, n: int, upto_seq: int | None = None) -> Row | None:
+        """The n-th event (1-based) in (ts, id) order, among seq <= upto_seq."""
+
+    @abstractmethod
+    def known_ids(self, ids: list[str]) -> set[str]:
+        """Which of these ids are stored."""
+
+    # --- views -------------------------------------------------------------------------
+    @abstractmethod
+    def view(self, worker: str) -> bytes | None:
+        """The stored view of a worker (None when there is none)."""
+
+    @abstractmethod
+    def views(
+        self,
+        states=None,
+        holder: str | None = None,
+        naming: str | None = None,
+        assignable_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[ViewRow]:
+        """Views ordered by (created, worker): in one of `states`, held by `holder`, whose
+        branch or base is `naming`, without an assignee or assigned to `assignable_by`."""
+
+    @abstractmethod
+    def worker_ids(self, prefix: str, limit: int = 11) -> list[str]:
+        """Workers whose id starts with `prefix`, sorted (an exact id sorts first)."""
+
+    @abstractmethod
+    def position(self, name: str) -> int:
+        """The last seq the projection `name` folded (0 when none)."""
+
+    # --- request ids and bookkeeping ----------------------------------------------------
+    @abstractmethod
+    def request(self, actor: str, key: str) -> bytes | None:
+        """The stored result of a request id (coord.app.requests encodes it)."""
+
+    @abstractmethod
+    def meta(self, keys) -> dict[str, str]:
+        """Bookkeeping values by key (clone id, the audit file's record, flags)."""
+
+    # --- inboxes -------------------------------------------------------------------------
+    @abstractmethod
+    def cursors(self, agent: str) -> dict[str, int]:
+        """Per address, the seq up to which `agent` acknowledged everything."""
+
+    @abstractmethod
+    def pending_messages(
+        self, agent: str, after: dict[str, int], types: TypeFilter | None, limit: int | None
+    ) -> list[Row]:
+        """msg.* events to each address of `after` with seq above its value, that `agent`
+        has not acknowledged (and, to '*', not its own), matching `types`, by seq."""
+
+    # --- search ------------------------------------------------------------------------
+    @abstractmethod
+    def search(self, query: str, types: TypeFilter | None, from_, to, limit: int) -> list[SearchHit]:
+        """Best matches first. A query the engine cannot read is a UsageError (exit 2)."""
+
+    @abstractmethod
+    def search_text(self, seq: int) -> tuple[str, str] | None:
+        """(type, text) the index holds for an event."""
+
+    @abstractmethod
+    def search_count(self) -> int:
+        """How many events the index holds."""
+
+    # --- the audit file's marks --------------------------------------------------------
+    @abstractmethod
+    def audit_rows(
+        self, after_seq: int = 0, upto_seq: int | None = None, dirty_only: bool = False, limit=None
+    ) -> list[Row]:
+        """Events that belong in the audit file (dirty ones only, if asked), by seq."""
+
+    @abstractmethod
+    def audit_marks(self, after_seq: int = 0, limit: int | None = None) -> list[tuple[int, str, int]]:
+        """(seq, id, mark) of the events that belong in the audit file, by seq."""
+
+    @abstractmethod
+    def any_dirty(self) -> bool:
+        """Whether an event waits to be written to the audit file."""
 
 
-def _is_locked(e: sqlite3.OperationalError) -> bool:
-    msg = str(e)
-    return "locked" in msg or "busy" in msg
-
-
-class Tx:
-    """An open write transaction."""
+class WriteTx(Reader):
+    """One write transaction. Implementations provide `_heads`, `_has_id` and `_insert`
+    plus the write operations below; `append` and `next_ts` are the same everywhere."""
 
     def __init__(self, store: "Store"):
         self.store = store
-        self.conn = store.conn
-        self._seq = None
-        self._last_us = None
         self.appended: list[StoredEvent] = []
-        self.cache: dict = {}  # projections may keep views here for the transaction's length
+        self.cache: dict = {}  # projectors may keep views here for the transaction's length
         # Callbacks run once each just before COMMIT (e.g. the projector re-folding the
         # workers a batch of imported events touched), keyed so each runs once.
         self.before_commit: dict = {}
+        self._seq: int | None = None
+        self._last_us: int | None = None
 
+    # --- what an implementation provides --------------------------------------------
+    @abstractmethod
+    def _heads(self, horizon_ts: str) -> tuple[int, str | None]:
+        """(max seq, greatest ts <= horizon_ts) as this transaction sees them."""
+
+    @abstractmethod
+    def _has_id(self, eid: str) -> bool:
+        """Whether an event with this id is stored."""
+
+    @abstractmethod
+    def _insert(self, ev: StoredEvent) -> None:
+        """Store one event with its columns (ts, from, to, type, worker_of(env))."""
+
+    @abstractmethod
+    def put_view(self, row: ViewRow) -> None:
+        """Insert or replace a worker's view."""
+
+    @abstractmethod
+    def put_view_blob(self, worker: str, view: bytes) -> None:
+        """Replace only the bytes of a view whose columns did not change (a heartbeat)."""
+
+    @abstractmethod
+    def delete_view(self, worker: str) -> None: ...
+
+    @abstractmethod
+    def replace_views(self, rows: list[ViewRow]) -> None:
+        """Every view at once (rebuild): readers see the old set or the new, never a mix."""
+
+    @abstractmethod
+    def set_position(self, name: str, seq: int) -> None: ...
+
+    @abstractmethod
+    def remember_request(self, actor: str, key: str, result: bytes) -> None:
+        """Store a request id's first result (a key used before is an error)."""
+
+    @abstractmethod
+    def replace_request(self, actor: str, key: str, result: bytes) -> None: ...
+
+    @abstractmethod
+    def set_meta(self, values: dict) -> None: ...
+
+    @abstractmethod
+    def delete_meta(self, key: str) -> None: ...
+
+    @abstractmethod
+    def ack_messages(self, agent: str, delivered: list[tuple[int, str]]) -> None:
+        """Record that `agent` acknowledged these (seq, address) messages."""
+
+    @abstractmethod
+    def ack_through(self, agent: str, addresses: list[str], seq: int) -> None:
+        """Everything for `agent` at these addresses up to seq counts as acknowledged."""
+
+    @abstractmethod
+    def index_text(self, seq: int, etype: str, text: str) -> None:
+        """Add one event to the search index."""
+
+    @abstractmethod
+    def search_shadow_reset(self) -> None:
+        """Start a fresh index beside the live one (rebuild)."""
+
+    @abstractmethod
+    def search_shadow_add(self, rows: list[tuple[int, str, str]]) -> None:
+        """(seq, type, text) rows into the fresh index."""
+
+    @abstractmethod
+    def search_shadow_swap(self) -> None:
+        """The fresh index replaces the live one."""
+
+    @abstractmethod
+    def set_audit(self, seqs: list[int], mark: int) -> None: ...
+
+    # --- the same for every store ------------------------------------------------------
     def _horizon(self, now: int) -> int:
         """The latest ts that may set the clock: now + max_clock_skew."""
         return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
 
-    def _load_heads(self):
-        # One indexed lookup (events_ts, backwards from the horizon): events dated further
-        # ahead than max_clock_skew are stored and folded, but never set the clock.
-        seq, ts = self.conn.execute(
-            "SELECT (SELECT max(seq) FROM events), "
-            "(SELECT ts FROM events WHERE ts <= ? ORDER BY ts DESC LIMIT 1)",
-            (us_to_ts(self._horizon(now_us())),),
-        ).fetchone()
+    def _load_heads(self) -> None:
+        # Events dated further ahead than max_clock_skew are stored and folded, but never
+        # set the clock.
+        seq, ts = self._heads(us_to_ts(self._horizon(now_us())))
         self._seq = seq or 0
         try:
             self._last_us = ts_to_us(ts) if ts else 0
@@ -119,26 +291,29 @@ class Tx:
         file, so it is dirty too (our file becomes the union). An import from our own
         audit file passes AUDIT_WRITTEN (it is already there).
 
-        Shape rules (coord.events.codec) hold for both: a local event that would break one
-        is a usage error (exit 2); given bytes are checked whole (exit 5) unless the caller
-        read them through the codec already (`checked`)."""
+        Shape rules (coord.events.shapes) hold for both: a local event that would break
+        one is a usage error (exit 2); given bytes are checked whole (exit 5) unless the
+        caller read them through the codec already (`checked`)."""
+        cfg = self.store.home.config
         if body is None:
             body = canonical(env)
-            if origin == "local" and len(body) > self.store.home.config["blob_threshold"]:
-                # The claim-check for any local event whose caller did not apply it before
-                # the transaction (Coord.act and append_raw do, to keep this one short).
-                stored = self.store.blobs.claim_check(env.payload, self.store.home.config["blob_threshold"])
+            if origin == "local" and len(body) > cfg["blob_threshold"]:
+                # The claim-check for a local event whose caller did not apply it before
+                # the transaction (the use cases do, to keep this one short). A blob is
+                # content-addressed: writing it again on a re-run changes nothing.
+                stored = self.store.blobs.claim_check(env.payload, cfg["blob_threshold"])
                 if stored is not env.payload:
                     env = msgspec.structs.replace(env, payload=stored)
                     body = canonical(env)
-            if origin == "local":
-                why = local_problem(env, body)
-                if why is not None:
-                    raise UsageError(why)
+            why = local_problem(env, body) if origin == "local" else None
+            if why is not None:
+                raise UsageError(why)
         elif env is None:
+            from .codec import decode_body  # (imports only: off the per-action path)
+
             env = decode(body) if checked else decode_body(body)
         eid = event_id(body)
-        if origin != "local" and self.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone():
+        if origin != "local" and self._has_id(eid):
             return None
         now = now_us()
         if origin != "local" and self._last_us is not None:
@@ -147,246 +322,79 @@ class Tx:
                 self._last_us = max(self._last_us, us)
         if audit is None:
             audit = AUDIT_DIRTY
-            if (
-                origin == "local"
-                and env.type == "worker.heartbeat"
-                and not self.store.home.config["audit_heartbeats"]
-            ):
+            if origin == "local" and env.type == HEARTBEAT and not cfg["audit_heartbeats"]:
                 audit = AUDIT_NONE
-        seq = self._next_seq()
-        self.conn.execute(
-            'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit, stored) '
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (seq, eid, env.ts, env.from_, env.to, env.type, worker_of(env), body, origin, audit, now),
-        )
-        ev = StoredEvent(seq, eid, body, env, origin, audit, now)
+        ev = StoredEvent(self._next_seq(), eid, body, env, origin, audit, now)
+        self._insert(ev)
         self.appended.append(ev)
-        if self.store.projector is not None:
-            self.store.projector(self, ev)
+        for project in self.store.projectors:
+            project(self, ev)
         return ev
 
 
-class Store:
-    def __init__(self, home: Home, projector=None, after_commit=None):
+class Store(ABC):
+    """An open home's log. `projectors` run inside every append, `(tx, StoredEvent)`;
+    `after_commit` hooks run after a COMMIT that appended, `(store, [StoredEvent])`."""
+
+    def __init__(self, home, projectors=(), after_commit=()):
         self.home = home
-        self.projector = projector  # (tx, StoredEvent) -> None, inside the transaction
-        self.after_commit = after_commit  # (store, [StoredEvent]) -> None, after COMMIT
-        self.conn = None
-        self._lock_fd = None
-        self._blobs = None
+        self.projectors = list(projectors)
+        self.after_commit = list(after_commit)
 
-    @property
-    def blobs(self):
-        # Made once: the projectors ask for it on every append.
-        if self._blobs is None:
-            from .blobs import BlobStore
-
-            self._blobs = BlobStore(self.home.blobs_path)
-        return self._blobs
-
-    # --- connection ------------------------------------------------------------------
+    @abstractmethod
     def open(self) -> "Store":
-        check_home_files(self.home)
-        cfg = self.home.config
-        self.home.set_umask()
-        try:
-            conn = sqlite3.connect(
-                str(self.home.db_path),
-                isolation_level=None,
-                timeout=cfg["busy_timeout"],
-                check_same_thread=False,
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(cfg['busy_timeout'] * 1000)}")
-            conn.execute(f"PRAGMA synchronous = {cfg['synchronous']}")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            raise _translate(e, self.home) from None
-        self.conn = conn
-        if version < SCHEMA_VERSION:
-            self._migrate()
-        elif version > SCHEMA_VERSION:
-            raise UsageError(
-                f"{self.home.db_path} has schema {version}, newer than this coord "
-                f"({SCHEMA_VERSION}); upgrade coord"
-            )
-        return self
+        """Connect (and bring the schema up to date); returns self."""
 
-    def _migrate(self):
-        from . import schema
-
-        with self._flock():
-            try:
-                if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    self.conn.execute("PRAGMA journal_mode = WAL")
-                schema.migrate(self.conn)
-            except sqlite3.DatabaseError as e:
-                raise _translate(e, self.home) from None
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+    @abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self):
-        return self.open() if self.conn is None else self
+        return self.open()
 
     def __exit__(self, *exc):
         self.close()
 
+    @property
+    @abstractmethod
+    def blobs(self):
+        """The home's blobs (coord.events.blobs.BlobStore's operations)."""
+
+    @abstractmethod
     def clone_id(self) -> str:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'clone_id'").fetchone()
-        return row[0] if row else ""
+        """This store's identity among clones (recorded at `start`: liveness REMOTE)."""
 
-    # --- locking ---------------------------------------------------------------------
-    @contextmanager
-    def _flock(self):
-        if not self.home.config["write_lock"]:
-            yield
-            return
-        if self._lock_fd is None:
-            try:
-                self._lock_fd = open_in_home(self.home.path / "write.lock", os.O_RDWR | os.O_CREAT)
-            except OSError as e:
-                raise _translate(e, self.home) from None
-        with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the store"):
-            yield
+    @abstractmethod
+    def transact(self, fn, hooks: bool = True, durable: bool = True):
+        """Run fn(tx) in one write transaction and commit; returns fn's result. fn may be
+        run more than once (see the module's docstring); an exception rolls back and is
+        raised. hooks=False skips the after-commit hooks (bookkeeping, batched imports
+        that export once at the end); durable=False allows a cheaper commit for
+        bookkeeping that is safe to lose (the audit file's record)."""
 
-    @contextmanager
-    def rebuild_lock(self, timeout: float = 3600.0):
+    @abstractmethod
+    def read(self) -> AbstractContextManager[Reader]:
+        """A short consistent snapshot for several reads."""
+
+    @property
+    @abstractmethod
+    def reader(self) -> Reader:
+        """Reads outside any transaction, each its own snapshot."""
+
+    @abstractmethod
+    def wait_for_new(self, after_seq: int, timeout: float) -> bool:
+        """Block until an event with seq > after_seq is committed (True) or timeout
+        seconds pass (False), cheaply: no busy reading of the table."""
+
+    @abstractmethod
+    def rebuild_lock(self, timeout: float = 3600.0) -> AbstractContextManager[None]:
         """Serialises whole rebuilds (views, search index) between processes; appends go
-        on meanwhile. Held for as long as a rebuild takes, hence its own lock file."""
-        try:
-            fd = open_in_home(self.home.path / "rebuild.lock", os.O_RDWR | os.O_CREAT)
-        except OSError as e:
-            raise _translate(e, self.home) from None
-        try:
-            with exclusive_flock(fd, timeout, "a rebuild"):
-                yield
-        finally:
-            os.close(fd)
+        on meanwhile."""
 
-    # --- transactions ----------------------------------------------------------------
-    @contextmanager
-    def write(self, hooks: bool = True):
-        """BEGIN IMMEDIATE … COMMIT. Validation, append and projection happen inside; the
-        after-commit hook (the audit file) runs after COMMIT, never before. hooks=False is
-        for the audit trail's own bookkeeping and batched imports, which export once at
-        the end instead of after every batch."""
-        tx = None
-        with self._flock():
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                raise _translate(e, self.home) from None
-            try:
-                tx = Tx(self)
-                yield tx
-                for fn in list(tx.before_commit.values()):
-                    fn(tx)
-                failpoint("before-commit")
-                self.conn.execute("COMMIT")
-            except BaseException as e:
-                self._rollback_quietly()
-                if isinstance(e, sqlite3.DatabaseError):
-                    raise _translate(e, self.home) from None
-                raise
-        failpoint("after-commit")
-        if hooks and tx.appended and self.after_commit is not None:
-            self.after_commit(self, tx.appended)
+    @abstractmethod
+    def backup(self, dest: str) -> int:
+        """A consistent copy of everything into the new file dest, taken while others
+        write; returns the number of events in it."""
 
-    @contextmanager
-    def read(self):
-        """A short consistent snapshot for a reader."""
-        try:
-            self.conn.execute("BEGIN")
-            yield self.conn
-            self.conn.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            self._rollback_quietly()
-            raise _translate(e, self.home) from None
-        except BaseException:
-            self._rollback_quietly()
-            raise
-
-    def _rollback_quietly(self):
-        try:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-        except sqlite3.DatabaseError:
-            pass
-
-    # --- reading events --------------------------------------------------------------
-    def max_seq(self) -> int:
-        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-
-
-@contextmanager
-def exclusive_flock(fd: int, timeout: float, what: str):
-    """An exclusive flock on fd, waited for at most `timeout` seconds (then Busy, exit 7).
-    Polls with a short, growing sleep: a blocking flock could not honour the timeout."""
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise Busy(f"{what} stayed locked past the busy timeout; safe to retry") from None
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.005)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def check_home_files(home: Home) -> None:
-    """Before SQLite opens anything: the home is a real directory and the database and its
-    -wal and -shm are regular files, never symlinks SQLite would follow (exit 5)."""
-    check_home_dir(home.path)
-    for suffix in ("", "-wal", "-shm"):
-        check_regular(f"{home.db_path}{suffix}")
-    # The audit file, the lock files and the directories beside them too, so a command
-    # refuses before it appends anything rather than after (when the audit file could
-    # only be a warning).
-    for name in ("events.jsonl", "write.lock", "audit.lock", "rebuild.lock"):
-        check_regular(home.path / name)
-    for d in (home.blobs_path, home.path / "worktrees"):
-        check_dir_in_home(d)
-
-
-def row_to_event(row) -> StoredEvent:
-    """(seq, id, body, origin) -> StoredEvent"""
-    return StoredEvent(row[0], row[1], row[2], decode(row[2]), row[3])
-
-
-def _translate(e: Exception, home: Home) -> CoordError:
-    if isinstance(e, sqlite3.OperationalError) and _is_locked(e):
-        return Busy("the store stayed locked past the busy timeout; safe to retry")
-    if isinstance(e, (PermissionError,)) or (
-        isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)
-    ):
-        return CoordError(f"cannot write to {home.path}: {e.strerror}")
-    msg = str(e)
-    if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):
-        return CoordError(
-            f"no space left for {home.path} (disk full or file size limit); nothing was recorded"
-        )
-    if "disk I/O error" in msg:
-        return CoordError(
-            f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
-            "failing disk); nothing was recorded"
-        )
-    if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
-        return CoordError(f"cannot write to {home.db_path}: {msg}")
-    if "malformed" in msg or "not a database" in msg:
-        return IntegrityError(
-            f"{home.db_path} is damaged ({msg}); restore a backup or rebuild from events.jsonl"
-        )
-    if isinstance(e, OSError):
-        return CoordError(f"{home.path}: {e}")
-    return CoordError(f"database error: {msg}")
+    @abstractmethod
+    def integrity_check(self) -> list[str]:
+        """The database's own check of its storage: ['ok'], or what it found."""

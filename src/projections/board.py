@@ -1,65 +1,64 @@
-"""Storage of the worker views: load, save, the projector run inside each append
-transaction, re-folding workers, and rebuild from zero."""
+"""The worker views' projector: what to fold and refold, run inside each append
+transaction, and rebuild from zero. The views are stored by the store as opaque bytes
+(msgspec JSON of the Worker struct, encoded and decoded only here) plus the columns the
+application filters on."""
 
 import msgspec
 
+from ..events.blobs import readable
 from ..events.envelope import decode
-from ..events.errors import Ambiguous, UnknownWorker
 from ..events.failpoints import failpoint
+from ..events.records import EventQuery, ViewRow
 from .workers import Worker, fold, fold_all
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(Worker)
 PROJECTION = "workers"
-
-
-def load(conn, worker: str) -> Worker | None:
-    row = conn.execute("SELECT view FROM workers WHERE worker = ?", (worker,)).fetchone()
-    return _dec.decode(row[0]) if row else None
-
-
-def load_tx(tx, worker: str) -> Worker | None:
-    """load() through the transaction's cache: one read per worker per transaction."""
-    key = ("worker", worker)
-    if key not in tx.cache:
-        tx.cache[key] = load(tx.conn, worker)
-    return tx.cache[key]
-
-
-def save_tx(tx, v: Worker, old: Worker | None = None) -> None:
-    if old is not None and (old.state, old.holder, old.assignee, old.updated) == (
-        v.state,
-        v.holder,
-        v.assignee,
-        v.updated,
-    ):
-        # A heartbeat: only the view blob changes, so skip the index maintenance of a REPLACE.
-        tx.conn.execute("UPDATE workers SET view = ? WHERE worker = ?", (_enc.encode(v), v.worker))
-    else:
-        save(tx.conn, v)
-    tx.cache[("worker", v.worker)] = v
+PAGE = 20000  # events per short read transaction when folding from zero
 
 
 def decode_view(blob: bytes) -> Worker:
     return _dec.decode(blob)
 
 
-def save(conn, v: Worker, table: str = "workers") -> None:
-    conn.execute(
-        f"INSERT OR REPLACE INTO {table}(worker, state, holder, assignee, created, updated, view) "
-        "VALUES (?,?,?,?,?,?,?)",
-        (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v)),
+def view_row(v: Worker) -> ViewRow:
+    return ViewRow(
+        v.worker,
+        v.state,
+        v.holder,
+        v.assignee,
+        v.created,
+        v.updated,
+        v.branch,
+        v.base,
+        v.worktree,
+        _enc.encode(v),
     )
 
 
-def readable(env, blobs=None, conn=None):
-    """The envelope a fold sees (coord.events.blobs.readable: lenient claim-check)."""
-    if "$blob" not in env.payload:
-        return env
-    from ..events.blobs import readable as _readable
-    from ..events.blobs import store_for_conn
+def _columns(v: Worker) -> tuple:
+    return (v.state, v.holder, v.assignee, v.created, v.updated, v.branch, v.base, v.worktree)
 
-    return _readable(env, blobs if blobs is not None else store_for_conn(conn))
+
+def load(reader, worker: str) -> Worker | None:
+    blob = reader.view(worker)
+    return _dec.decode(blob) if blob is not None else None
+
+
+def load_tx(tx, worker: str) -> Worker | None:
+    """load() through the transaction's cache: one read per worker per transaction."""
+    key = ("worker", worker)
+    if key not in tx.cache:
+        tx.cache[key] = load(tx, worker)
+    return tx.cache[key]
+
+
+def save_tx(tx, v: Worker, old: Worker | None = None) -> None:
+    if old is not None and _columns(old) == _columns(v):
+        tx.put_view_blob(v.worker, _enc.encode(v))  # a heartbeat: only the bytes change
+    else:
+        tx.put_view(view_row(v))
+    tx.cache[("worker", v.worker)] = v
 
 
 def project(tx, ev) -> None:
@@ -78,7 +77,7 @@ def project(tx, ev) -> None:
             pass  # re-folded before commit
         else:
             view = load_tx(tx, env.to)
-            if ev.origin != "local" and _falls_earlier(tx.conn, view, env, ev.id):
+            if ev.origin != "local" and _falls_earlier(tx, view, env, ev.id):
                 if pending is None:
                     pending = tx.before_commit[PROJECTION] = _Refold()
                 pending.workers.add(env.to)
@@ -87,20 +86,15 @@ def project(tx, ev) -> None:
                 new = fold(view, env, ev.id, ev.stored)
                 if new is not None:
                     save_tx(tx, new, view)
-    tx.conn.execute(
-        "INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)", (PROJECTION, ev.seq)
-    )
+    tx.set_position(PROJECTION, ev.seq)
 
 
-def _falls_earlier(conn, view, env, eid) -> bool:
+def _falls_earlier(tx, view, env, eid) -> bool:
     if view is not None:
         return (env.ts, eid) < (view.pos_ts, view.pos_id)
     # No view yet: events of this worker already stored (an orphan started/canceled that
     # arrived before its spawn) must be folded after this one.
-    return (
-        conn.execute("SELECT 1 FROM events WHERE worker = ? AND id != ? LIMIT 1", (env.to, eid)).fetchone()
-        is not None
-    )
+    return any(r.id != eid for r in tx.events(EventQuery(worker=env.to, limit=2)))
 
 
 class _Refold:
@@ -110,111 +104,76 @@ class _Refold:
         self.workers: set[str] = set()
 
     def __call__(self, tx):
-        refold(tx.conn, sorted(self.workers))
+        refold(tx, sorted(self.workers))
         for w in self.workers:
             tx.cache.pop(("worker", w), None)
 
 
-def worker_events(conn, worker: str):
-    for eid, body, stored in conn.execute(
-        "SELECT id, body, stored FROM events WHERE worker = ? ORDER BY ts, id", (worker,)
-    ):
-        yield readable(decode(body), conn=conn), eid, stored
-
-
-def refold(conn, workers) -> None:
+def refold(tx, workers) -> None:
     """Fold the given workers again from all their events, in (ts, id) order."""
+    blobs = tx.store.blobs
     for w in workers:
-        views = fold_all(worker_events(conn, w))
+        rows = tx.events(EventQuery(worker=w, by="ts"))
+        views = fold_all((readable(decode(r.body), blobs), r.id, r.stored) for r in rows)
         if w in views:
-            save(conn, views[w])
+            tx.put_view(view_row(views[w]))
         else:
-            conn.execute("DELETE FROM workers WHERE worker = ?", (w,))
+            tx.delete_view(w)
 
 
-def resolve(conn, prefix: str) -> str:
-    """A worker id or a unique prefix of one."""
-    if conn.execute("SELECT 1 FROM workers WHERE worker = ?", (prefix,)).fetchone():
-        return prefix
-    rows = [
-        r[0]
-        for r in conn.execute(
-            "SELECT worker FROM workers WHERE worker >= ? AND worker < ? ORDER BY worker LIMIT 11",
-            (prefix, prefix + "\U0010ffff"),
-        )
-    ]
-    if len(rows) == 1:
-        return rows[0]
-    if not rows:
-        raise UnknownWorker(f"unknown worker {prefix!r}")
-    more = ", …" if len(rows) > 10 else ""
-    raise Ambiguous(f"worker prefix {prefix!r} is ambiguous: {', '.join(rows[:10])}{more}")
-
-
-def rebuild(store, batch: int = 20000, progress=None) -> int:
-    """Fold every event from zero into a fresh table and swap it in. The long read runs
-    outside any write lock; the final write transaction only re-folds workers touched
-    since the read began, then swaps tables. Returns the number of events folded."""
+def fold_from_zero(store, upto: int | None = None, reader=None, after_page=None) -> tuple[dict, int]:
+    """Every view folded from zero in (ts, id) order, in pages of PAGE events: each page
+    its own short read transaction (no write lock held), or all of them in `reader`'s one
+    snapshot (verify compares them with the stored views of the same moment). Returns
+    (views, events folded); after_page(rows, total) is called after each page."""
     views: dict[str, Worker] = {}
-    upto = store.max_seq()
+    blobs = store.blobs
     total = 0
     last = ("", "")
-    while True:  # (ts, id) keyset pagination in short read transactions
-        with store.read() as c:
-            rows = c.execute(
-                "SELECT ts, id, body, stored FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
-                "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?",
-                (upto, *last, batch),
-            ).fetchall()
+    while True:  # (ts, id) keyset pagination
+        q = EventQuery(lifecycle=True, upto_seq=upto, after_key=last, by="ts", limit=PAGE)
+        if reader is not None:
+            rows = reader.events(q)
+        else:
+            with store.read() as r:
+                rows = r.events(q)
         if not rows:
-            break
-        for _ts, eid, body, stored in rows:
-            env = readable(decode(body), store.blobs)
-            v = fold(views.get(env.to), env, eid, stored)
+            return views, total
+        for row in rows:
+            env = readable(decode(row.body), blobs)
+            v = fold(views.get(env.to), env, row.id, row.stored)
             if v is not None:
                 views[env.to] = v
         total += len(rows)
-        last = (rows[-1][0], rows[-1][1])
+        last = (rows[-1].ts, rows[-1].id)
+        if after_page is not None:
+            after_page(rows, total)
+
+
+def rebuild(store, progress=None) -> int:
+    """Fold every event from zero and swap the views in. The long read runs outside any
+    write lock; the final write transaction only re-folds workers touched since the read
+    began, then swaps. Returns the number of events folded."""
+
+    def after_page(_rows, total):
         failpoint("rebuild-mid-read")
         if progress:
             progress(total)
+
+    upto = store.reader.max_seq()
+    views, total = fold_from_zero(store, upto, after_page=after_page)
     failpoint("rebuild-before-swap")
-    with store.write() as tx:  # the swap: readers see the old views or the new, never a mix
-        c = tx.conn
-        c.execute("DELETE FROM workers")
-        c.executemany(
-            "INSERT INTO workers(worker, state, holder, assignee, created, updated, view) "
-            "VALUES (?,?,?,?,?,?,?)",
-            [
-                (v.worker, v.state, v.holder, v.assignee, v.created, v.updated, _enc.encode(v))
-                for v in views.values()
-            ],
-        )
-        late = [
-            r[0]
-            for r in c.execute(
-                "SELECT DISTINCT worker FROM events WHERE seq > ? AND worker IS NOT NULL", (upto,)
-            )
-        ]
-        refold(c, late)
-        c.execute(
-            "INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)",
-            (PROJECTION, store.max_seq()),
-        )
+    rows = [view_row(v) for v in views.values()]
+
+    def swap(tx):  # readers see the old views or the new, never a mix
+        tx.replace_views(rows)
+        late = {r.worker for r in tx.events(EventQuery(after_seq=upto, lifecycle=True))}
+        refold(tx, sorted(late))
+        tx.set_position(PROJECTION, tx.max_seq())
+
+    store.transact(swap)
     return total
 
 
-def fresh_fold(conn) -> dict[str, Worker]:
-    """All views folded from zero (for verify and tests)."""
-
-    def events():
-        for eid, body, stored in conn.execute(
-            "SELECT id, body, stored FROM events WHERE worker IS NOT NULL ORDER BY ts, id"
-        ):
-            yield readable(decode(body), conn=conn), eid, stored
-
-    return fold_all(events())
-
-
-def stored_views(conn) -> dict[str, Worker]:
-    return {w: _dec.decode(b) for w, b in conn.execute("SELECT worker, view FROM workers")}
+def stored_views(reader) -> dict[str, Worker]:
+    return {r.worker: _dec.decode(r.view) for r in reader.views()}

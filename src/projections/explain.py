@@ -2,9 +2,10 @@
 liveness already computed, and the clock in; a small dict out."""
 
 from ..events.envelope import ts_to_us
+from .liveness import DEAD, REMOTE, STALE, WARN
 from .workers import APPROVED, ASSIGNED, CANCELED, COMPLETED, CONFLICTED, FAILED, IN_REVIEW, WORKING, Worker
 
-SILENT = ("WARN", "STALE", "DEAD")
+SILENT = (WARN, STALE, DEAD)
 
 
 def expected_next(v: Worker, live: str | None, now_us: int) -> dict:
@@ -37,7 +38,7 @@ def expected_next(v: Worker, live: str | None, now_us: int) -> dict:
                 "why": f"holder {holder} is {live}: no heartbeat for a while; "
                 f"requeue it so another agent can take it",
             }
-        if live == "REMOTE":
+        if live == REMOTE:
             return {
                 "actions": [work],
                 "by": f"{holder} (on another clone)",

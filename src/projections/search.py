@@ -9,13 +9,12 @@ and swaps it in.
 """
 
 import re
-import sqlite3
 
 import msgspec
 
 from ..events.blobs import BlobStore, is_ref
-from ..events.codec import too_deep
-from ..events.errors import UsageError
+from ..events.records import EventQuery
+from ..events.shapes import too_deep
 
 SKIP_TYPES = frozenset({"worker.heartbeat"})
 INDEX_LIMIT = 2 << 20
@@ -69,116 +68,77 @@ def project(tx, ev) -> None:
     """The projector: index one appended event inside its transaction."""
     if ev.env.type in SKIP_TYPES:
         return
-    tx.conn.execute(
-        "INSERT INTO search(rowid, type, text) VALUES (?,?,?)",
-        row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs),
-    )
+    tx.index_text(*row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs))
 
 
-def _rows(conn, after: int, upto: int | None, limit: int, blobs: BlobStore):
-    q = "SELECT seq, type, body FROM events WHERE seq > ? AND type != 'worker.heartbeat'"
-    args = [after]
-    if upto is not None:
-        q += " AND seq <= ?"
-        args.append(upto)
-    rows = conn.execute(q + " ORDER BY seq LIMIT ?", args + [limit]).fetchall()
-    return [row_for(seq, typ, msgspec.json.decode(body)["payload"], blobs) for seq, typ, body in rows]
+def _rows(reader, after: int, upto: int | None, limit: int, blobs: BlobStore):
+    q = EventQuery(after_seq=after, upto_seq=upto, heartbeats=False, limit=limit)
+    return [row_for(r.seq, r.type, msgspec.json.decode(r.body)["payload"], blobs) for r in reader.events(q)]
 
 
 def rebuild(store, batch: int = 5000, progress=None) -> int:
-    """Index every event into a fresh table, then swap it in. Each batch is read in a
+    """Index every event into a fresh index, then swap it in. Each batch is read in a
     short read transaction and written in a short write transaction, so agents keep
     appending meanwhile; the swap catches up with what they appended. One rebuild at a time
-    (the rebuild lock): two would share the table search_new."""
+    (the rebuild lock): two would share the fresh index."""
     with store.rebuild_lock():
         return _rebuild(store, batch, progress)
 
 
 def _rebuild(store, batch, progress) -> int:
     blobs = store.blobs
-    with store.write() as tx:
-        tx.conn.execute("DROP TABLE IF EXISTS search_new")
-        tx.conn.execute(
-            "CREATE VIRTUAL TABLE search_new USING fts5(type, text, "
-            "tokenize = 'unicode61 remove_diacritics 2')"
-        )
-    upto = store.max_seq()
+    store.transact(lambda tx: tx.search_shadow_reset())
+    upto = store.reader.max_seq()
     last, total = 0, 0
     while True:
-        with store.read() as c:
-            rows = _rows(c, last, upto, batch, blobs)
+        with store.read() as r:
+            rows = _rows(r, last, upto, batch, blobs)
         if not rows:
             break
-        with store.write() as tx:
-            tx.conn.executemany("INSERT INTO search_new(rowid, type, text) VALUES (?,?,?)", rows)
+        store.transact(lambda tx, rows=rows: tx.search_shadow_add(rows))
         last = rows[-1][0]
         total += len(rows)
         if progress:
             progress(total)
-    with store.write() as tx:
-        c = tx.conn
-        while rows := _rows(c, last, None, batch, blobs):
-            c.executemany("INSERT INTO search_new(rowid, type, text) VALUES (?,?,?)", rows)
-            last = rows[-1][0]
-            total += len(rows)
-        c.execute("DROP TABLE search")
-        c.execute("ALTER TABLE search_new RENAME TO search")
-        c.execute("DELETE FROM meta WHERE key = 'search_rebuild'")
-    return total
+
+    def swap(tx):
+        n, at = 0, last
+        while rows := _rows(tx, at, None, batch, blobs):
+            tx.search_shadow_add(rows)
+            at = rows[-1][0]
+            n += len(rows)
+        tx.search_shadow_swap()
+        tx.delete_meta(REBUILD_FLAG)
+        return n
+
+    return total + store.transact(swap)
+
+
+REBUILD_FLAG = "search_rebuild"  # meta: a store migrated with events in it is indexed on first use
 
 
 def ensure_current(store) -> None:
     """A store migrated with events already in it is indexed on first use."""
-    flag = "SELECT 1 FROM meta WHERE key = 'search_rebuild'"
-    if store.conn.execute(flag).fetchone():
+    if store.reader.meta([REBUILD_FLAG]):
         with store.rebuild_lock():
-            if store.conn.execute(flag).fetchone():  # another process may have done it meanwhile
+            if store.reader.meta([REBUILD_FLAG]):  # another process may have done it meanwhile
                 _rebuild(store, 5000, None)
 
 
-def query(conn, text: str, types=(), from_=None, to=None, limit=20):
-    """Best matches first: (seq, id, ts, from, to, type, snippet, rank) rows.
+def snippet(text: str, etype: str, query_text: str) -> str:
+    """A few words around the first match in the event's text (else its type, else the
+    text's start), matches marked [like this].
 
-    The snippet is cut here, in one pass over the text of each row returned, not by
-    FTS5's snippet() or highlight(): both are quadratic in how often a word repeats in one
-    event (snippet() scores every window at every match; highlight() re-copies its output
-    at each one), so a 1 MB log of one repeated word took minutes."""
-    where, args = ["search MATCH ?"], [text]
-    if types:
-        ors = []
-        for t in types:
-            ors.append("e.type GLOB ?" if any(ch in t for ch in "*?[") else "e.type = ?")
-            args.append(t)
-        where.append("(" + " OR ".join(ors) + ")")
-    if from_:
-        where.append('e."from" = ?')
-        args.append(from_)
-    if to:
-        where.append('e."to" = ?')
-        args.append(to)
-    sql = (
-        'SELECT e.seq, e.id, e.ts, e."from", e."to", e.type, rank '
-        "FROM search JOIN events e ON e.seq = search.rowid WHERE "
-        + " AND ".join(where)
-        + " ORDER BY rank LIMIT ?"
-    )
-    try:
-        rows = conn.execute(sql, args + [limit]).fetchall()
-        return [(*r[:6], snippet(conn, text, r[0]), r[6]) for r in rows]
-    except sqlite3.OperationalError as e:
-        msg = str(e)
-        if (
-            "fts5" in msg
-            or "no such column" in msg
-            or "syntax error" in msg
-            or "unterminated" in msg
-            or "unknown special query" in msg
-        ):
-            raise UsageError(
-                f"bad search query {text!r}: {msg} (quote words with punctuation: "
-                "'\"foo-bar\"'; operators: AND OR NOT, prefix*)"
-            ) from None
-        raise
+    Cut here, in one pass over the text, not by FTS5's snippet() or highlight(): both are
+    quadratic in how often a word repeats in one event (snippet() scores every window at
+    every match; highlight() re-copies its output at each one), so a 1 MB log of one
+    repeated word took minutes."""
+    terms = query_terms(query_text)
+    for col in (text, etype):
+        for m in _TOKEN.finditer(col, 0, min(len(col), SNIPPET_SCAN)):
+            if _matches(m.group(0), terms):
+                return _window(col, m.start(), terms)
+    return _window(text, 0, terms)
 
 
 SNIPPET_BEFORE, SNIPPET_AFTER = 4, 8  # words around the first match (about FTS5's 12 tokens)
@@ -232,21 +192,6 @@ def _matches(token: str, terms) -> bool:
     return any(t.startswith(w) if prefix else t == w for w, prefix in terms)
 
 
-def snippet(conn, query_text: str, seq: int) -> str:
-    """A few words around the first match in the event's text (else its type, else the
-    text's start), matches marked [like this]."""
-    row = conn.execute("SELECT text, type FROM search WHERE rowid = ?", (seq,)).fetchone()
-    if row is None:
-        return ""
-    terms = query_terms(query_text)
-    text, etype = row[0] or "", row[1] or ""
-    for col in (text, etype):
-        for m in _TOKEN.finditer(col, 0, min(len(col), SNIPPET_SCAN)):
-            if _matches(m.group(0), terms):
-                return _window(col, m.start(), terms)
-    return _window(text, 0, terms)
-
-
 def _window(text: str, i: int, terms) -> str:
     """SNIPPET_BEFORE words before position i and SNIPPET_AFTER from it, with the tokens
     that match marked; '…' where the text goes on."""
@@ -268,7 +213,3 @@ def _window(text: str, i: int, terms) -> str:
 
 def _mark(word: str, terms) -> str:
     return _TOKEN.sub(lambda m: f"[{m.group(0)}]" if _matches(m.group(0), terms) else m.group(0), word)
-
-
-def count(conn) -> int:
-    return conn.execute("SELECT count(*) FROM search").fetchone()[0]

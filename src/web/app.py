@@ -16,26 +16,12 @@ from starlette.routing import Route
 
 from .guard import Guard
 from .pages import SHELL, static_files
+from .responses import STATUS_OF_EXIT, error_response, json_response
 from .source import CoordError
 from .stream import EventStream, Hub
 
 MAX_LIMIT = 10_000
-# exit code of the contract -> HTTP status
-STATUS_OF_EXIT = {2: 400, 3: 404, 4: 409, 5: 500, 6: 504, 7: 503}
 _enc = msgspec.json.Encoder()
-
-
-def json_response(obj, status: int = 200, seq: int | None = None, now: str | None = None) -> Response:
-    headers = {}
-    if seq is not None:
-        headers["coord-seq"] = str(seq)
-    if now is not None:
-        headers["coord-now"] = now
-    return Response(_enc.encode(obj) + b"\n", status, headers, media_type="application/json")
-
-
-def error_response(status: int, code: str, message: str, exit_code: int) -> Response:
-    return json_response({"error": {"code": code, "message": message, "exit": exit_code}}, status)
 
 
 class BadParam(Exception):

@@ -33,6 +33,8 @@ import time
 import anyio
 import msgspec
 
+from .responses import error_response
+
 RETRY_MS = 1000
 PING_S = 15.0
 RESET_GAP = 5000
@@ -199,8 +201,6 @@ class EventStream:
         self.hub = hub
 
     async def __call__(self, scope, receive, send):
-        from .app import error_response
-
         if scope["method"] != "GET":
             await error_response(405, "method", "GET the event stream", 2)(scope, receive, send)
             return

@@ -1,0 +1,107 @@
+"""The inbox use cases: send a message, read what an agent has not acknowledged (now, or
+waiting for it), acknowledge what was delivered or everything up to an event.
+Delivery is at least once: `poll` acknowledges only after the messages are written out.
+"""
+
+import re
+import time
+
+from ..events.errors import BadPayload, UsageError
+from ..events.records import type_filter
+from ..projections.inbox import addresses, check_recipient, message_type
+from .lifecycle import Result, append_raw, check_payload, need_actor, remember_request, request_result
+
+TYPE_PATTERN = re.compile(r"^[a-z0-9_.*?\[\]-]+$")
+
+
+def send(
+    c, to: str, name: str, payload: dict, actor=None, request_id=None, reply_to: str | None = None
+) -> Result:
+    """Append a msg.<name> event to an agent, a worker or '*'."""
+    check_recipient(to)
+    etype = message_type(name)
+    payload = check_payload(payload)
+    if reply_to is not None:
+        if "reply_to" in payload:
+            raise BadPayload("give the reply's target once: --reply-to or a reply_to key")
+        payload = {**payload, "reply_to": reply_to}
+    return append_raw(c, to, etype, payload, actor=actor, request_id=request_id)
+
+
+def reply_target(c, text: str) -> tuple[str, str]:
+    """The event a reply answers (an id or unique prefix): (its id, its sender, as its
+    hashed bytes say)."""
+    import msgspec
+
+    from .resolve import event
+
+    row = event(c.store.reader, text)
+    return row.id, msgspec.json.decode(row.body)["from"]
+
+
+def message_types(types):
+    """poll's `--type` values: names or globs, with or without 'msg.'."""
+    for t in types:
+        if not TYPE_PATTERN.match(t):
+            raise UsageError(f"bad --type {t!r}: a message type name or glob such as 'review' or 'build.*'")
+    return type_filter(types, prefix="msg.")
+
+
+def _pending(reader, actor: str, types, limit):
+    held = [r.worker for r in reader.views(holder=actor)]
+    cur = reader.cursors(actor)
+    after = {a: cur.get(a, 0) for a in addresses(actor, held)}
+    return reader.pending_messages(actor, after, message_types(types), limit)
+
+
+def pending(c, actor: str, types=(), limit: int | None = None) -> list:
+    """Unacknowledged messages for actor, oldest first (Rows: to an address it reads)."""
+    with c.store.read() as r:
+        return _pending(r, actor, types, limit)
+
+
+def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: float = 0.0) -> list:
+    """pending(), blocking up to timeout seconds for a first message: the store wakes the
+    wait when something commits, so waiting costs no busy reading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with c.store.read() as r:
+            top = r.max_seq()
+            rows = _pending(r, actor, types, limit)
+        left = deadline - time.monotonic()
+        if rows or left <= 0:
+            return rows
+        c.store.wait_for_new(top, left)
+
+
+def acknowledge(c, actor: str, rows) -> None:
+    """Move actor's cursors past delivered messages (Rows from pending)."""
+    delivered = [(r.seq, r.to) for r in rows]
+    c.store.transact(lambda tx: tx.ack_messages(actor, delivered))
+
+
+def ack_event(c, actor: str, text: str, request_id=None) -> tuple[int, str]:
+    """`coord ack EVENT`: everything for actor through the event named (an id or unique
+    prefix); (seq, id) of what is acknowledged through (the first one, for a request id
+    used before)."""
+    from .resolve import event
+
+    seq = ack_upto(c, actor, event(c.store.reader, text).seq, request_id=request_id)
+    return seq, c.store.reader.event_at(seq).id
+
+
+def ack_upto(c, actor: str, seq: int, request_id=None) -> int:
+    """Acknowledge everything for actor through seq; returns the seq acknowledged (the
+    first one, for a request id used before)."""
+    actor = need_actor(c, actor)
+
+    def do(tx):
+        earlier = request_result(tx, actor, request_id, "ack", {"through": seq})
+        if earlier is not None:
+            return earlier["seq"]
+        held = [r.worker for r in tx.views(holder=actor)]
+        tx.ack_through(actor, addresses(actor, held), seq)
+        remember_request(tx, actor, request_id, {"seq": seq}, "ack", {"through": seq})
+        return seq
+
+    return c.store.transact(do)

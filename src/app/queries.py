@@ -1,0 +1,216 @@
+"""The read use cases, returning plain data for the CLI to render: the board, one worker
+with its history and what is expected next, one event, the log with its filters, search
+hits with snippets, and the history sources replay, stats and timeline walk."""
+
+from ..events.envelope import MAX_US, now_us, parse_time, ts_to_us, us_to_ts
+from ..events.errors import UnknownEvent, UnknownWorker, UsageError
+from ..events.records import EventQuery, type_filter
+from ..projections import board, liveness
+from ..projections.explain import expected_next
+from ..projections.search import ensure_current, snippet
+from ..projections.workers import ACTIVE, NON_TERMINAL, legal_actions
+from . import resolve
+
+HISTORY_SHOWN = 50  # transitions in `show`
+
+
+def view_dict(v, now: int, interval: float, clone: str | None) -> dict:
+    """A view in its reading form, liveness computed at `now` (replay passes a past now)."""
+    lv = liveness.level(v, now, interval, clone)
+    return {
+        "worker": v.worker,
+        "state": v.state,
+        "holder": v.holder,
+        "assignee": v.assignee,
+        "task": v.task,
+        "branch": v.branch,
+        "base": v.base,
+        "worktree": v.worktree,
+        "created": v.created,
+        "updated": v.updated,
+        "state_since": v.state_since,
+        "last_heartbeat": v.last_heartbeat,
+        "liveness": lv,
+        "heartbeat": {
+            "interval": liveness.interval_of(v, interval),
+            "note": v.hb_note,
+            "idle_s": v.idle_s,
+            "count": v.heartbeats,
+        },
+        "summary": v.summary,
+        "reason": v.reason,
+        "info": v.info,
+        "conflicts": v.conflicts,
+        "last_event": v.last_event,
+        "legal": legal_actions(v.state),
+    }
+
+
+def worker_dict(c, v, now: int | None = None) -> dict:
+    now = now if now is not None else now_us()
+    return view_dict(v, now, c.home.config["heartbeat_interval"], c.clone_id)
+
+
+def board_items(c, worker_id=None, states=(), stale=False, all_=False, now=None) -> list[dict]:
+    """The board's workers, oldest first: one worker, those in `states`, the active ones
+    whose liveness is WARN or worse (`stale`), or all but the terminal ones (unless
+    `all_`). One short read."""
+    now = now if now is not None else now_us()
+    with c.store.read() as r:
+        if worker_id:
+            views = [board.load(r, resolve.worker_id(r, worker_id))]
+        else:
+            pick = set(states) if states else ACTIVE if stale else None if all_ else NON_TERMINAL
+            views = [board.decode_view(row.view) for row in r.views(states=pick)]
+    items = [worker_dict(c, v, now) for v in views]
+    if stale:
+        items = [d for d in items if liveness.ORDER.get(d["liveness"], -1) >= 1]
+    return items
+
+
+def add_branch_counts(c, items) -> None:
+    """ahead/behind of each worker's branch against its base: one git call per worker,
+    only when asked, so a plain `status` never runs git. None where git cannot tell
+    (no branch, a branch or base deleted, no repository)."""
+    from .gitrepo import repo_of
+
+    repo = repo_of(c.home.project_dir) if any(d["branch"] for d in items) else None
+    for d in items:
+        counts = repo.ahead_behind(d["branch"], d["base"]) if repo and d["branch"] and d["base"] else None
+        d["ahead"], d["behind"] = counts if counts else (None, None)
+
+
+def horizon(c) -> str:
+    """The latest ts not ahead of this clock by more than max_clock_skew."""
+    return us_to_ts(min(now_us() + int(c.home.config["max_clock_skew"] * 1e6), MAX_US))
+
+
+def lookup(c, ident: str):
+    """`show`'s argument: ("worker", id) or ("event", Row). A worker id or prefix first;
+    an ambiguous prefix of either is exit 2 listing the candidates."""
+    r = c.store.reader
+    try:
+        return "worker", resolve.worker_id(r, ident)
+    except UnknownWorker:
+        pass
+    try:
+        return "event", resolve.event(r, ident)
+    except UnknownEvent:
+        raise UnknownWorker(f"no worker or event matches {ident!r}") from None
+    except UsageError as e:
+        if e.code == "ambiguous":
+            raise
+        raise UnknownWorker(f"no worker or event matches {ident!r}") from None
+
+
+def worker_detail(c, wid: str, now: int) -> tuple[dict, object, list]:
+    """(reading form with `ahead`, `expected`, `in_state_s`, `last`; the view; its last
+    HISTORY_SHOWN transitions as Rows, oldest first), from one snapshot."""
+    with c.store.read() as r:
+        v = board.load(r, wid)
+        hist = r.events(EventQuery(worker=wid, heartbeats=False, by="ts", last=True, limit=HISTORY_SHOWN))
+        ahead = [row.id for row in r.events(EventQuery(worker=wid, later_than_ts=horizon(c), by="ts"))]
+    d = worker_dict(c, v, now)
+    d["ahead"] = ahead
+    d["expected"] = expected_next(v, d["liveness"], now)
+    d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
+    last = hist[-1] if hist else None
+    d["last"] = {"event": last.id, "type": last.type, "from": last.from_, "ts": last.ts} if last else None
+    return d, v, hist
+
+
+def log_query(reader, worker=None, types=(), from_=None, since=None) -> EventQuery:
+    """log's filters: a worker (id or prefix), types (names or globs), an actor, and a
+    point to start at (a time, an age, or an event id: the events after it)."""
+    q = EventQuery(
+        worker=resolve.worker_id(reader, worker) if worker else None,
+        types=type_filter(types),
+        from_=from_ or None,
+        by="ts",
+    )
+    if since:
+        t = since.strip()
+        if t.lower().startswith("b3:"):
+            row = resolve.event(reader, t)
+            return _replace(q, after_key=(row.ts, row.id))
+        return _replace(q, since_ts=us_to_ts(parse_time(t)))
+    return q
+
+
+def log_rows(c, worker=None, types=(), from_=None, since=None, limit=None):
+    """(the snapshot's top seq, the matching events in (ts, id) order; the last `limit`)."""
+    with c.store.read() as r:
+        top = r.max_seq()  # `log -f` continues exactly after it: nothing missed or repeated
+        q = log_query(r, worker, types, from_, since)
+        if limit:
+            q = _replace(q, last=True, limit=limit)
+        return top, r.events(q)
+
+
+def follow_log(c, after_seq: int, worker=None, types=(), from_=None, stop=None):
+    """`log -f`: the events log's filters select, as they commit after `after_seq` (the top
+    seq of the snapshot the listing read: nothing missed or repeated), until `stop()`."""
+    from ..events.follow import follow
+
+    yield from follow(c.store, after_seq, log_query(c.store.reader, worker, types, from_), stop=stop)
+
+
+def search(c, query: str, types=(), from_=None, to=None, limit=20) -> list[dict]:
+    """Best matches first, each with a snippet around its first match."""
+    if not query.strip():
+        raise UsageError("empty search query")
+    ensure_current(c.store)
+    items = []
+    with c.store.read() as r:
+        for h in r.search(query, type_filter(types), from_, to, limit):
+            held = r.search_text(h.seq)
+            snip = snippet(held[1], held[0], query) if held else ""
+            items.append(
+                {
+                    "id": h.id,
+                    "seq": h.seq,
+                    "ts": h.ts,
+                    "from": h.from_,
+                    "to": h.to,
+                    "type": h.type,
+                    "snippet": snip,
+                    "rank": h.rank,
+                }
+            )
+    return items
+
+
+def open_history(from_file, open_coord):
+    """(history, heartbeat interval, local clone id) for replay, stats and timeline. From a
+    file: no home is needed; a config.toml beside the file (a committed .coord/) supplies
+    the interval if present. Else the store of `open_coord()`."""
+    from pathlib import Path
+
+    from ..events.history import FileHistory, StoreHistory
+    from ..events.home import Home
+    from ..events.settings import SETTINGS
+
+    if from_file:
+        h = FileHistory(from_file)
+        interval = SETTINGS["heartbeat_interval"][1]
+        beside = Path(from_file).absolute().parent
+        if (beside / "config.toml").exists():
+            interval = Home(beside).config["heartbeat_interval"]
+        return h, interval, None
+    c = open_coord()
+    return StoreHistory(c.store), c.home.config["heartbeat_interval"], c.clone_id
+
+
+def board_at_items(views: dict, now: int, interval: float, worker=None) -> list[dict]:
+    """A board folded from history, as it was at `now`."""
+    vs = sorted(views.values(), key=lambda v: (v.created, v.worker))
+    if worker:
+        vs = [v for v in vs if v.worker == worker]
+    # Liveness as the holder's side saw it: a replay has no "local clone" (clone=None).
+    return [view_dict(v, now, interval, None) for v in vs]
+
+
+def _replace(q: EventQuery, **kw) -> EventQuery:
+    import msgspec
+
+    return msgspec.structs.replace(q, **kw)

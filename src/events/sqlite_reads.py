@@ -1,0 +1,296 @@
+"""The SQLite store's reads (coord.events.store.Reader): every SELECT of the project.
+
+Each query is shaped for an index the schema keeps (coord.events.sqlite_schema): events by
+(ts, id), by (worker, ts, id) and its partial twin without heartbeats, by type, from, to,
+the dirty list; views by (state, created), holder, branch and base.
+"""
+
+import sqlite3
+
+from .errors import UsageError
+from .records import HEARTBEAT, EventQuery, Row, SearchHit, TypeFilter, ViewRow, is_glob
+from .shapes import BROADCAST
+from .store import Reader
+
+EVENT_COLS = 'seq, id, ts, "from", "to", type, worker, body, origin, audit, stored'
+VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view"
+MSG_RANGE = ("msg.", "msg/")  # type >= 'msg.' AND type < 'msg/': every msg.* type, by index
+LOOKUP_BATCH = 500
+
+
+def type_clause(types: TypeFilter, column: str = "type") -> tuple[str, list]:
+    """`--type` patterns as SQL: exact names by equality, globs by GLOB (the same rule as
+    TypeFilter.matches). No pattern matches nothing."""
+    if not types.patterns:
+        return "0", []
+    ors = [f"{column} GLOB ?" if is_glob(p) else f"{column} = ?" for p in types.patterns]
+    return "(" + " OR ".join(ors) + ")", list(types.patterns)
+
+
+def event_query_sql(q: EventQuery, what: str = EVENT_COLS) -> tuple[str, list]:
+    """The SELECT for an EventQuery (tests read its query plan)."""
+    where, args = [], []
+    if q.worker is not None:
+        where.append("worker = ?")
+        args.append(q.worker)
+    if q.from_ is not None:
+        where.append('"from" = ?')
+        args.append(q.from_)
+    if q.to is not None:
+        where.append('"to" = ?')
+        args.append(q.to)
+    if q.after_seq:
+        where.append("seq > ?")
+        args.append(q.after_seq)
+    if q.upto_seq is not None:
+        where.append("seq <= ?")
+        args.append(q.upto_seq)
+    if q.after_key is not None:
+        where.append("(ts, id) > (?, ?)")
+        args += list(q.after_key)
+    if q.upto_key is not None:
+        where.append("(ts, id) <= (?, ?)")
+        args += list(q.upto_key)
+    if q.since_ts is not None:
+        where.append("ts >= ?")
+        args.append(q.since_ts)
+    if q.later_than_ts is not None:
+        where.append("ts > ?")
+        args.append(q.later_than_ts)
+    if q.lifecycle:
+        where.append("worker IS NOT NULL")
+    if not q.heartbeats:
+        # Literally the partial index's condition (events_worker_transitions), so a
+        # worker's history is read in as many steps as it has transitions.
+        where.append(f"type != '{HEARTBEAT}'")
+    if q.blob_refs:
+        where.append("instr(body, ?) > 0")
+        args.append(b'"$blob"')
+    if q.types is not None:
+        clause, targs = type_clause(q.types)
+        where.append(clause)
+        args += targs
+    sql = f"SELECT {what} FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+    if what.startswith("count("):
+        return sql, args
+    order = "seq" if q.by == "seq" else "ts, id"
+    if q.last:
+        order = "seq DESC" if q.by == "seq" else "ts DESC, id DESC"
+    sql += f" ORDER BY {order}"
+    if q.limit is not None:
+        sql += " LIMIT ?"
+        args.append(q.limit)
+    return sql, args
+
+
+class SqliteReader(Reader):
+    """Reads over one connection: inside BEGIN … COMMIT (Store.read), inside a write
+    transaction (SqliteTx), or each statement on its own (Store.reader)."""
+
+    def __init__(self, conn, translate):
+        self.conn = conn
+        self._translate = translate  # sqlite3 error -> CoordError naming the home
+
+    def _all(self, sql: str, args=()) -> list:
+        try:
+            return self.conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise self._translate(e) from None
+
+    def _one(self, sql: str, args=()):
+        try:
+            return self.conn.execute(sql, args).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise self._translate(e) from None
+
+    # --- events ------------------------------------------------------------------------
+    def max_seq(self) -> int:
+        return self._one("SELECT coalesce(max(seq), 0) FROM events")[0]
+
+    def events(self, q: EventQuery) -> list[Row]:
+        rows = [Row(*t) for t in self._all(*event_query_sql(q))]
+        return rows[::-1] if q.last else rows
+
+    def count(self, q: EventQuery) -> int:
+        return self._one(*event_query_sql(q, "count(*)"))[0]
+
+    def event_at(self, seq: int) -> Row | None:
+        t = self._one(f"SELECT {EVENT_COLS} FROM events WHERE seq = ?", (seq,))
+        return Row(*t) if t else None
+
+    def find_events(self, prefix: str, limit: int = 11, upto_seq: int | None = None) -> list[Row]:
+        sql = f"SELECT {EVENT_COLS} FROM events WHERE id >= ? AND id < ?"
+        args = [prefix, prefix + "g"]
+        if upto_seq is not None:
+            sql += " AND seq <= ?"
+            args.append(upto_seq)
+        return [Row(*t) for t in self._all(sql + " ORDER BY id LIMIT ?", args + [limit])]
+
+    def nth_event(self, n: int, upto_seq: int | None = None) -> Row | None:
+        sql, args = f"SELECT {EVENT_COLS} FROM events", []
+        if upto_seq is not None:
+            sql += " WHERE seq <= ?"
+            args.append(upto_seq)
+        t = self._one(sql + " ORDER BY ts, id LIMIT 1 OFFSET ?", args + [n - 1])
+        return Row(*t) if t else None
+
+    def known_ids(self, ids: list[str]) -> set[str]:
+        found = set()
+        for i in range(0, len(ids), LOOKUP_BATCH):
+            part = ids[i : i + LOOKUP_BATCH]
+            rows = self._all(f"SELECT id FROM events WHERE id IN ({','.join('?' * len(part))})", part)
+            found.update(r[0] for r in rows)
+        return found
+
+    # --- views -------------------------------------------------------------------------
+    def view(self, worker: str) -> bytes | None:
+        t = self._one("SELECT view FROM workers WHERE worker = ?", (worker,))
+        return t[0] if t else None
+
+    def views(self, states=None, holder=None, naming=None, assignable_by=None, limit=None) -> list[ViewRow]:
+        where, args = [], []
+        if states is not None:
+            states = sorted(states)
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += states
+        if holder is not None:
+            where.append("holder = ?")
+            args.append(holder)
+        if naming is not None:
+            where.append("(branch = ? OR base = ?)")
+            args += [naming, naming]
+        if assignable_by is not None:
+            where.append("(assignee IS NULL OR assignee = ?)")
+            args.append(assignable_by)
+        sql = f"SELECT {VIEW_COLS} FROM workers" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created, worker"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [ViewRow(*t) for t in self._all(sql, args)]
+
+    def worker_ids(self, prefix: str, limit: int = 11) -> list[str]:
+        rows = self._all(
+            "SELECT worker FROM workers WHERE worker >= ? AND worker < ? ORDER BY worker LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        )
+        return [r[0] for r in rows]
+
+    def position(self, name: str) -> int:
+        t = self._one("SELECT last_seq FROM projection_state WHERE name = ?", (name,))
+        return t[0] if t else 0
+
+    # --- request ids and bookkeeping ----------------------------------------------------
+    def request(self, actor: str, key: str) -> bytes | None:
+        t = self._one("SELECT result FROM request_ids WHERE actor = ? AND key = ?", (actor, key))
+        return t[0] if t else None
+
+    def meta(self, keys) -> dict[str, str]:
+        keys = list(keys)
+        rows = self._all(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(keys))})", keys)
+        return dict(rows)
+
+    # --- inboxes -------------------------------------------------------------------------
+    def cursors(self, agent: str) -> dict[str, int]:
+        return dict(self._all("SELECT address, seq FROM cursors WHERE agent = ?", (agent,)))
+
+    def pending_messages(self, agent, after, types, limit) -> list[Row]:
+        parts, args = [], []
+        tsql, targs = type_clause(types) if types is not None else ("", [])
+        for address, seq in after.items():
+            sql, a_args = pending_sql(agent, address, seq)
+            parts.append(sql + (f" AND {tsql}" if tsql else ""))
+            args += a_args + targs
+        if not parts:
+            return []
+        sql = " UNION ALL ".join(parts) + " ORDER BY seq"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [Row(*t) for t in self._all(sql, args)]
+
+    # --- search ------------------------------------------------------------------------
+    def search(self, query, types, from_, to, limit) -> list[SearchHit]:
+        where, args = ["search MATCH ?"], [query]
+        if types is not None:
+            clause, targs = type_clause(types, "e.type")
+            where.append(clause)
+            args += targs
+        if from_:
+            where.append('e."from" = ?')
+            args.append(from_)
+        if to:
+            where.append('e."to" = ?')
+            args.append(to)
+        sql = (
+            'SELECT e.seq, e.id, e.ts, e."from", e."to", e.type, rank '
+            "FROM search JOIN events e ON e.seq = search.rowid WHERE "
+            + " AND ".join(where)
+            + " ORDER BY rank LIMIT ?"
+        )
+        try:
+            rows = self.conn.execute(sql, args + [limit]).fetchall()
+        except sqlite3.OperationalError as e:
+            msg = str(e)
+            if any(
+                w in msg
+                for w in ("fts5", "no such column", "syntax error", "unterminated", "unknown special")
+            ):
+                raise UsageError(
+                    f"bad search query {query!r}: {msg} (quote words with punctuation: "
+                    "'\"foo-bar\"'; operators: AND OR NOT, prefix*)"
+                ) from None
+            raise self._translate(e) from None
+        except sqlite3.DatabaseError as e:
+            raise self._translate(e) from None
+        return [SearchHit(*r) for r in rows]
+
+    def search_text(self, seq: int) -> tuple[str, str] | None:
+        t = self._one("SELECT type, text FROM search WHERE rowid = ?", (seq,))
+        return (t[0] or "", t[1] or "") if t else None
+
+    def search_count(self) -> int:
+        return self._one("SELECT count(*) FROM search")[0]
+
+    # --- the audit file's marks --------------------------------------------------------
+    def audit_rows(self, after_seq=0, upto_seq=None, dirty_only=False, limit=None) -> list[Row]:
+        # `audit = 1` alone is what the partial index events_dirty covers.
+        sql = f"SELECT {EVENT_COLS} FROM events WHERE " + ("audit = 1" if dirty_only else "audit != 0")
+        args = []
+        if after_seq:
+            sql += " AND seq > ?"
+            args.append(after_seq)
+        if upto_seq is not None:
+            sql += " AND seq <= ?"
+            args.append(upto_seq)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [Row(*t) for t in self._all(sql, args)]
+
+    def audit_marks(self, after_seq=0, limit=None) -> list[tuple[int, str, int]]:
+        sql, args = "SELECT seq, id, audit FROM events WHERE audit != 0 AND seq > ? ORDER BY seq", [after_seq]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return self._all(sql, args)
+
+    def any_dirty(self) -> bool:
+        return self._one("SELECT 1 FROM events WHERE audit = 1 LIMIT 1") is not None
+
+
+def pending_sql(agent: str, address: str, after: int) -> tuple[str, list]:
+    """Unacknowledged msg.* events to one address after a cursor (shared by the inbox read
+    and the cursor's compaction)."""
+    sql = f'SELECT {EVENT_COLS} FROM events WHERE "to" = ? AND seq > ? AND type >= ? AND type < ?'
+    args = [address, after, *MSG_RANGE]
+    if address == BROADCAST:
+        sql += ' AND "from" != ?'
+        args.append(agent)
+    sql += (
+        " AND NOT EXISTS (SELECT 1 FROM msg_acks k WHERE k.agent = ? AND k.address = ? "
+        "AND k.seq = events.seq)"
+    )
+    args += [agent, address]
+    return sql, args

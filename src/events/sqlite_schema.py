@@ -1,0 +1,150 @@
+"""The SQLite store's schema migrations: ordered, named, recorded (sqlite-utils'
+Migrations) and skipped quickly once current (PRAGMA user_version holds how many have run).
+
+Append new migrations at the end; never edit or reorder an applied one. Names are
+numbered in the order they run. Stores migrated before issue 12 recorded older names
+(numbered by issue, out of order): `migrate` renames those records first (RENAMED).
+This module imports sqlite_utils, so it is only loaded when a migration must run.
+"""
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("coord")
+
+
+@migrations(name="0001_events_and_workers")
+def m0001(db: sqlite_utils.Database):
+    db["events"].create(
+        {
+            "seq": int,  # gapless, assigned inside the write transaction
+            "id": str,  # b3:<hex> of body
+            "ts": str,
+            "from": str,
+            "to": str,
+            "type": str,
+            "worker": str,  # the worker a worker.* event concerns, else NULL
+            "body": bytes,  # the canonical bytes, exactly as hashed
+            "origin": str,  # 'local' or 'import'
+        },
+        pk="seq",
+        not_null={"id", "ts", "from", "to", "type", "body", "origin"},
+    )
+    db["events"].create_index(["id"], unique=True, index_name="events_id")
+    db["events"].create_index(["ts", "id"], index_name="events_ts")
+    db["events"].create_index(["worker", "ts", "id"], index_name="events_worker")
+    db["events"].create_index(["type"], index_name="events_type")
+    db["events"].create_index(["from"], index_name="events_from")
+    db["events"].create_index(["to"], index_name="events_to")
+    db["workers"].create(
+        {
+            "worker": str,
+            "state": str,
+            "holder": str,
+            "assignee": str,
+            "created": str,
+            "updated": str,
+            "view": bytes,
+        },
+        pk="worker",
+        not_null={"state", "created", "updated", "view"},
+    )
+    db["workers"].create_index(["state", "created"], index_name="workers_state")
+    db["projection_state"].create({"name": str, "last_seq": int}, pk="name")
+    db["request_ids"].create({"actor": str, "key": str, "result": bytes}, pk=("actor", "key"))
+    db["meta"].create({"key": str, "value": str}, pk="key")
+
+
+@migrations(name="0002_audit_dirty")
+def m0002(db: sqlite_utils.Database):
+    # Issue 3, the audit file. events.audit: 0 = not for the file (a heartbeat with
+    # audit_heartbeats off), 1 = dirty (committed, not yet in the file), 2 = written.
+    # Decided when an event is appended. Events stored before this migration were never
+    # exported: they start dirty (the first export's file scan marks those already there).
+    db.execute("ALTER TABLE events ADD COLUMN audit INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE events SET audit = 1 WHERE type != 'worker.heartbeat'")
+    # The exporter's only per-action query: dirty events in seq order.
+    db.execute("CREATE INDEX events_dirty ON events(seq) WHERE audit = 1")
+
+
+@migrations(name="0003_messages_blobs_search")
+def m0003(db: sqlite_utils.Database):
+    # Message cursors (issue 5): per reader and per address (the reader's name, '*', or a
+    # worker it holds), the seq up to which everything is acknowledged; msg_acks holds
+    # messages acknowledged above that watermark (poll --type delivers out of order).
+    db["cursors"].create(
+        {"agent": str, "address": str, "seq": int}, pk=("agent", "address"), not_null={"seq"}
+    )
+    db["msg_acks"].create({"agent": str, "address": str, "seq": int}, pk=("agent", "address", "seq"))
+    # poll looks up the workers an agent holds.
+    db["workers"].create_index(["holder"], index_name="workers_holder")
+    # Full-text search over event types and payload text; rowid = events.seq. Kept current
+    # by the projector in coord.projections.search; an existing store is indexed the first
+    # time it is searched or rebuilt (the flag below), not inside this migration.
+    db.execute(
+        "CREATE VIRTUAL TABLE search USING fts5(type, text, tokenize = 'unicode61 remove_diacritics 2')"
+    )
+    if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('search_rebuild', '1')")
+
+
+@migrations(name="0004_events_worker_transitions")
+def m0004(db: sqlite_utils.Database):
+    # A worker's history without its heartbeats (`show`): a partial index, so a worker that
+    # beat 60,000 times is read in as many steps as it has transitions, not heartbeats.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS events_worker_transitions ON events(worker, ts, id) "
+        "WHERE type != 'worker.heartbeat'"
+    )
+
+
+@migrations(name="0005_events_stored")
+def m0005(db: sqlite_utils.Database):
+    # Issue 11, clock poisoning: the local time (µs since the epoch, this machine's clock)
+    # at which this store recorded each event. Liveness takes the earlier of an event's ts
+    # and this, so an event dated ahead cannot keep a silent worker alive. Events stored
+    # before this migration have NULL (their ts is used).
+    db.execute("ALTER TABLE events ADD COLUMN stored INTEGER")
+
+
+@migrations(name="0006_workers_branch_columns")
+def m0006(db: sqlite_utils.Database):
+    # Issue 12, the store interface: the columns git steps look views up by (which worker
+    # names a branch, as its branch or its base; which records a worktree) are stored
+    # beside the view, so no query reads inside the view's bytes.
+    for col in ("branch", "base", "worktree"):
+        db.execute(f"ALTER TABLE workers ADD COLUMN {col} TEXT")
+    db.execute(
+        "UPDATE workers SET branch = json_extract(CAST(view AS TEXT), '$.branch'), "
+        "base = json_extract(CAST(view AS TEXT), '$.base'), "
+        "worktree = json_extract(CAST(view AS TEXT), '$.worktree')"
+    )
+    db.execute("CREATE INDEX workers_branch ON workers(branch)")
+    db.execute("CREATE INDEX workers_base ON workers(base)")
+
+
+# Names recorded by stores migrated before issue 12 -> the names they run under now.
+RENAMED = {
+    "0301_audit_dirty": "0002_audit_dirty",
+    "0501_messages_blobs_search": "0003_messages_blobs_search",
+    "0401_events_worker_transitions": "0004_events_worker_transitions",
+    "1101_events_stored": "0005_events_stored",
+}
+SCHEMA_VERSION = len(migrations._migrations)
+
+
+def migrate(conn) -> None:
+    """Apply pending migrations on an open connection (the caller holds the write lock)."""
+    import secrets
+
+    db = sqlite_utils.Database(conn)
+    if db[migrations.migrations_table].exists():
+        with db.atomic():
+            for old, new in RENAMED.items():
+                conn.execute(
+                    f"UPDATE {migrations.migrations_table} SET name = ? WHERE migration_set = ? AND name = ?",
+                    (new, migrations.name, old),
+                )
+    migrations.apply(db)
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('clone_id', ?)", (secrets.token_hex(8),))
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

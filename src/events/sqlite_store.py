@@ -1,0 +1,398 @@
+"""The SQLite store (coord.events.store): one database per home, `coord.db`; its writes
+(SqliteTx: every INSERT, UPDATE and DELETE of the project) and its connection. Reads:
+coord.events.sqlite_reads; schema: coord.events.sqlite_schema.
+
+Every write is `BEGIN IMMEDIATE` (optionally behind an exclusive flock on `write.lock`,
+which makes waiting writers queue fairly), assigns `seq` and `ts` inside the transaction,
+and runs the projectors before COMMIT, so readers only ever see an event together with
+the views folded from it. The flock and BEGIN IMMEDIATE make every read inside a write
+current, so a write function never needs a second run. Connections: `isolation_level=
+None`, WAL, the `synchronous` and `busy_timeout` settings.
+"""
+
+import errno
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+
+from msgspec.structs import astuple
+
+from .errors import Busy, CoordError, IntegrityError, UsageError
+from .failpoints import failpoint
+from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
+from .records import StoredEvent, ViewRow, worker_of
+from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
+from .store import Store, WriteTx
+
+# Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
+# the per-action path can tell "current" without importing sqlite_utils.
+SCHEMA_VERSION = 6
+WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
+
+
+SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
+
+
+class SqliteTx(SqliteReader, WriteTx):
+    """An open write transaction (inside BEGIN IMMEDIATE)."""
+
+    def __init__(self, store):  # a SqliteStore
+        SqliteReader.__init__(self, store.conn, store.translate)
+        WriteTx.__init__(self, store)
+
+    def _x(self, sql: str, args=()) -> None:
+        self.conn.execute(sql, args)
+
+    def _heads(self, horizon_ts):
+        # One indexed lookup (events_ts, backwards from the horizon).
+        return self._one(
+            "SELECT (SELECT max(seq) FROM events), "
+            "(SELECT ts FROM events WHERE ts <= ? ORDER BY ts DESC LIMIT 1)",
+            (horizon_ts,),
+        )
+
+    def _has_id(self, eid):
+        return self._one("SELECT 1 FROM events WHERE id = ?", (eid,)) is not None
+
+    def _insert(self, ev: StoredEvent) -> None:
+        e = ev.env
+        self._x(
+            f"INSERT INTO events({EVENT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                ev.seq,
+                ev.id,
+                e.ts,
+                e.from_,
+                e.to,
+                e.type,
+                worker_of(e),
+                ev.body,
+                ev.origin,
+                ev.audit,
+                ev.stored,
+            ),
+        )
+
+    # --- views ---------------------------------------------------------------------------
+    def put_view(self, row: ViewRow) -> None:
+        self._x(f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", astuple(row))
+
+    def put_view_blob(self, worker, view) -> None:
+        # Only the bytes change: no index maintenance, unlike a REPLACE.
+        self._x("UPDATE workers SET view = ? WHERE worker = ?", (view, worker))
+
+    def delete_view(self, worker) -> None:
+        self._x("DELETE FROM workers WHERE worker = ?", (worker,))
+
+    def replace_views(self, rows) -> None:
+        self._x("DELETE FROM workers")
+        self.conn.executemany(
+            f"INSERT INTO workers({VIEW_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", [astuple(r) for r in rows]
+        )
+
+    def set_position(self, name, seq) -> None:
+        self._x("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))
+
+    # --- request ids and bookkeeping ----------------------------------------------------
+    def remember_request(self, actor, key, result) -> None:
+        self._x("INSERT INTO request_ids(actor, key, result) VALUES (?,?,?)", (actor, key, result))
+
+    def replace_request(self, actor, key, result) -> None:
+        self._x("UPDATE request_ids SET result = ? WHERE actor = ? AND key = ?", (result, actor, key))
+
+    def set_meta(self, values: dict) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [(k, str(v)) for k, v in values.items()]
+        )
+
+    def delete_meta(self, key) -> None:
+        self._x("DELETE FROM meta WHERE key = ?", (key,))
+
+    def set_audit(self, seqs, mark) -> None:
+        self.conn.executemany("UPDATE events SET audit = ? WHERE seq = ?", [(mark, s) for s in seqs])
+
+    # --- inboxes: a watermark per (agent, address), acks above it in msg_acks ------------
+    def _set_cursor(self, agent, address, seq) -> None:
+        self._x(
+            "INSERT INTO cursors(agent, address, seq) VALUES (?,?,?) "
+            "ON CONFLICT(agent, address) DO UPDATE SET seq = max(seq, excluded.seq)",
+            (agent, address, seq),
+        )
+        self._x("DELETE FROM msg_acks WHERE agent = ? AND address = ? AND seq <= ?", (agent, address, seq))
+
+    def _compact(self, agent, address) -> None:
+        """Move the watermark over acknowledged messages that are now contiguous."""
+        cur = self.cursors(agent).get(address, 0)
+        sql, args = pending_sql(agent, address, cur)
+        row = self._one(sql + " ORDER BY seq LIMIT 1", args)
+        if row is not None:
+            new = row[0] - 1
+        else:
+            new = self._one(
+                "SELECT coalesce(max(seq), 0) FROM msg_acks WHERE agent = ? AND address = ?", (agent, address)
+            )[0]
+        if new > cur:
+            self._set_cursor(agent, address, new)
+
+    def ack_messages(self, agent, delivered) -> None:
+        by_addr: dict = {}
+        for seq, to in delivered:
+            by_addr.setdefault(to, []).append(seq)
+        for address, seqs in by_addr.items():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO msg_acks(agent, address, seq) VALUES (?,?,?)",
+                [(agent, address, s) for s in seqs],
+            )
+            self._compact(agent, address)
+
+    def ack_through(self, agent, addresses, seq) -> None:
+        for address in addresses:
+            self._set_cursor(agent, address, seq)
+            self._compact(agent, address)
+
+    # --- search (FTS5, rowid = events.seq) -----------------------------------------------
+    def index_text(self, seq, etype, text) -> None:
+        self._x("INSERT INTO search(rowid, type, text) VALUES (?,?,?)", (seq, etype, text))
+
+    def search_shadow_reset(self) -> None:
+        self._x("DROP TABLE IF EXISTS search_new")
+        self._x(f"CREATE VIRTUAL TABLE search_new USING fts5({SEARCH_COLUMNS})")
+
+    def search_shadow_add(self, rows) -> None:
+        self.conn.executemany("INSERT INTO search_new(rowid, type, text) VALUES (?,?,?)", rows)
+
+    def search_shadow_swap(self) -> None:
+        self._x("DROP TABLE search")
+        self._x("ALTER TABLE search_new RENAME TO search")
+
+
+class SqliteStore(Store):
+    def __init__(self, home, projectors=(), after_commit=()):
+        super().__init__(home, projectors, after_commit)
+        self.conn = None
+        self._lock_fd = None
+        self._blobs = None
+        self._reader = None
+        self._seen_version = None
+
+    @property
+    def blobs(self):
+        # Made once: the projectors ask for it on every append.
+        if self._blobs is None:
+            from .blobs import BlobStore
+
+            self._blobs = BlobStore(self.home.blobs_path)
+        return self._blobs
+
+    def translate(self, e: Exception) -> CoordError:
+        return _translate(e, self.home)
+
+    # --- connection ------------------------------------------------------------------
+    def open(self) -> "SqliteStore":
+        if self.conn is not None:
+            return self
+        check_home_files(self.home)
+        cfg = self.home.config
+        self.home.set_umask()
+        try:
+            conn = sqlite3.connect(
+                str(self.home.db_path),
+                isolation_level=None,
+                timeout=cfg["busy_timeout"],
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(cfg['busy_timeout'] * 1000)}")
+            conn.execute(f"PRAGMA synchronous = {cfg['synchronous']}")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise _translate(e, self.home) from None
+        self.conn = conn
+        self._reader = SqliteReader(conn, self.translate)
+        if version < SCHEMA_VERSION:
+            self._migrate()
+        elif version > SCHEMA_VERSION:
+            raise UsageError(
+                f"{self.home.db_path} has schema {version}, newer than this coord "
+                f"({SCHEMA_VERSION}); upgrade coord"
+            )
+        return self
+
+    def _migrate(self):
+        from . import sqlite_schema
+
+        with self._flock():
+            try:
+                if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                sqlite_schema.migrate(self.conn)
+            except sqlite3.DatabaseError as e:
+                raise _translate(e, self.home) from None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def clone_id(self) -> str:
+        return self.reader.meta(["clone_id"]).get("clone_id", "")
+
+    # --- locking ---------------------------------------------------------------------
+    @contextmanager
+    def _flock(self):
+        if not self.home.config["write_lock"]:
+            yield
+            return
+        if self._lock_fd is None:
+            try:
+                self._lock_fd = open_in_home(self.home.path / "write.lock", os.O_RDWR | os.O_CREAT)
+            except OSError as e:
+                raise _translate(e, self.home) from None
+        with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the store"):
+            yield
+
+    @contextmanager
+    def rebuild_lock(self, timeout: float = 3600.0):
+        try:
+            fd = open_in_home(self.home.path / "rebuild.lock", os.O_RDWR | os.O_CREAT)
+        except OSError as e:
+            raise _translate(e, self.home) from None
+        try:
+            with exclusive_flock(fd, timeout, "a rebuild"):
+                yield
+        finally:
+            os.close(fd)
+
+    # --- transactions ----------------------------------------------------------------
+    def transact(self, fn, hooks: bool = True, durable: bool = True):
+        with self._flock():
+            if not durable:
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    raise _translate(e, self.home) from None
+                try:
+                    tx = SqliteTx(self)
+                    result = fn(tx)
+                    for cb in list(tx.before_commit.values()):
+                        cb(tx)
+                    failpoint("before-commit")
+                    self.conn.execute("COMMIT")
+                except BaseException as e:
+                    self._rollback_quietly()
+                    if isinstance(e, sqlite3.DatabaseError):
+                        raise _translate(e, self.home) from None
+                    raise
+            finally:
+                if not durable:
+                    self.conn.execute(f"PRAGMA synchronous = {self.home.config['synchronous']}")
+        failpoint("after-commit")
+        if hooks and tx.appended:
+            for hook in self.after_commit:
+                hook(self, tx.appended)
+        return result
+
+    @contextmanager
+    def read(self):
+        try:
+            self.conn.execute("BEGIN")
+            yield self._reader
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            self._rollback_quietly()
+            raise _translate(e, self.home) from None
+        except BaseException:
+            self._rollback_quietly()
+            raise
+
+    @property
+    def reader(self) -> SqliteReader:
+        return self._reader
+
+    def _rollback_quietly(self):
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass
+
+    def wait_for_new(self, after_seq: int, timeout: float) -> bool:
+        """Sleeps between looks at PRAGMA data_version, which changes when another
+        connection commits: waiting costs no transaction and next to no CPU."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                v = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.DatabaseError as e:
+                raise _translate(e, self.home) from None
+            if v != self._seen_version:
+                self._seen_version = v
+                if self._reader.max_seq() > after_seq:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(WAIT_POLL, left))
+
+    # --- whole-database operations -------------------------------------------------------
+    def backup(self, dest: str) -> int:
+        """VACUUM INTO dest: one read snapshot, so a consistent copy while others write."""
+        try:
+            self.conn.execute("VACUUM INTO ?", (str(dest),))
+            check = sqlite3.connect(str(dest))
+            try:
+                return check.execute("SELECT count(*) FROM events").fetchone()[0]
+            finally:
+                check.close()
+        except sqlite3.DatabaseError as e:
+            raise CoordError(str(e)) from None
+
+    def integrity_check(self) -> list[str]:
+        with self.read():
+            return [r[0] for r in self.conn.execute("PRAGMA integrity_check(20)")]
+
+
+def check_home_files(home) -> None:
+    """Before SQLite opens anything: the home is a real directory and the database and its
+    -wal and -shm are regular files, never symlinks SQLite would follow (exit 5)."""
+    check_home_dir(home.path)
+    for suffix in ("", "-wal", "-shm"):
+        check_regular(f"{home.db_path}{suffix}")
+    # The audit file, the lock files and the directories beside them too, so a command
+    # refuses before it appends anything rather than after (when the audit file could
+    # only be a warning).
+    for name in ("events.jsonl", "write.lock", "audit.lock", "rebuild.lock"):
+        check_regular(home.path / name)
+    for d in (home.blobs_path, home.path / "worktrees"):
+        check_dir_in_home(d)
+
+
+def _translate(e: Exception, home) -> CoordError:
+    if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+        return Busy("the store stayed locked past the busy timeout; safe to retry")
+    if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
+        return CoordError(f"cannot write to {home.path}: {e.strerror}")
+    msg = str(e)
+    if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):
+        return CoordError(
+            f"no space left for {home.path} (disk full or file size limit); nothing was recorded"
+        )
+    if "disk I/O error" in msg:
+        return CoordError(
+            f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
+            "failing disk); nothing was recorded"
+        )
+    if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+        return CoordError(f"cannot write to {home.db_path}: {msg}")
+    if "malformed" in msg or "not a database" in msg:
+        return IntegrityError(
+            f"{home.db_path} is damaged ({msg}); restore a backup or rebuild from events.jsonl"
+        )
+    if isinstance(e, OSError):
+        return CoordError(f"{home.path}: {e}")
+    return CoordError(f"database error: {msg}")

@@ -1,0 +1,80 @@
+"""A store made before issue 12 (fixtures/store-schema5.sql: schema 5 as coord fd598e1 made
+it, with its migrations recorded under their old, out-of-order names) migrates on first
+use: the old records are renamed, the new migration runs once, and everything it held is
+read and checks out. SQLite's own migrations: not parametrized by store."""
+
+import sqlite3
+
+from coord.app.context import Coord
+from coord.events.sqlite_schema import RENAMED, migrations
+from coord.events.sqlite_store import SCHEMA_VERSION
+from helpers import ROOT, count_events
+
+OLD_NAMES = {
+    "0001_events_and_workers",
+    "0301_audit_dirty",
+    "0401_events_worker_transitions",
+    "0501_messages_blobs_search",
+    "1101_events_stored",
+}
+
+
+def old_home(tmp_path):
+    home = tmp_path / ".coord"
+    (home / "blobs").mkdir(parents=True)
+    (home / "events.jsonl").write_bytes((ROOT / "fixtures" / "store-schema5.jsonl").read_bytes())
+    con = sqlite3.connect(home / "coord.db")
+    con.executescript((ROOT / "fixtures" / "store-schema5.sql").read_text())
+    con.execute("PRAGMA journal_mode = WAL")
+    con.close()
+    return home
+
+
+def test_the_fixture_is_a_store_from_before(tmp_path):
+    con = sqlite3.connect(old_home(tmp_path) / "coord.db")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert {r[0] for r in con.execute("SELECT name FROM _sqlite_migrations")} == OLD_NAMES
+    assert "branch" not in [r[1] for r in con.execute("PRAGMA table_info(workers)")]
+
+
+def test_an_old_store_migrates_once_and_keeps_everything(tmp_path, cli, monkeypatch):
+    home = old_home(tmp_path)
+    monkeypatch.setenv("COORD_HOME", str(home))
+    before = count_events(home)
+    r = cli("status", "--all", "--json")  # any command migrates
+    assert r.exit_code == 0, r.stderr
+    assert {d["worker"]: d["state"] for d in r.json()} == {"w-1": "WORKING", "w-2": "IN_REVIEW"}
+    con = sqlite3.connect(home / "coord.db")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    names = [r[0] for r in con.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert sorted(names) == sorted(m.name for m in migrations._migrations)  # renamed, and 0006 added
+    assert not set(names) & set(RENAMED)
+    rows = dict(
+        (w, (b, base, wt is not None))
+        for w, b, base, wt in con.execute("SELECT worker, branch, base, worktree FROM workers")
+    )
+    con.close()
+    assert rows == {"w-1": ("coord/w-1", "main", True), "w-2": (None, None, False)}
+    with Coord(home) as c:  # the git steps' lookup by branch reads the new columns
+        assert [v.worker for v in c.store.reader.views(naming="coord/w-1")] == ["w-1"]
+        assert [v.worker for v in c.store.reader.views(naming="main")] == ["w-1"]
+
+    assert cli("verify").exit_code == 0  # hashes, columns, audit file, views, blobs
+    assert count_events(home) == before
+    assert cli("log", "--json").jsonl()[-1]["type"] == "worker.done"
+    hits = cli("search", "hello", "--json").json()
+    assert [h["type"] for h in hits] == ["msg.note"]
+    assert cli("--as", "bob", "poll", "--json").stdout == ""  # bob's cursors came along
+    again = cli(
+        "--as", "ann", "send", "review_request", '{"worker": "w-1"}', "--to", "*", "--request-id", "k1"
+    )
+    assert again.exit_code == 0 and "already sent" in again.stdout  # the request id came along
+    assert cli("--as", "ann", "heartbeat", "w-1").exit_code == 0
+    assert cli("--as", "cy", "approve", "w-2").exit_code == 0
+    assert count_events(home) == before + 2
+    assert cli("verify").exit_code == 0
+    r = cli("status", "--json")  # migrated once: opening again changes nothing
+    assert r.exit_code == 0
+    con = sqlite3.connect(home / "coord.db")
+    assert len(con.execute("SELECT name FROM _sqlite_migrations").fetchall()) == len(migrations._migrations)
+    con.close()
