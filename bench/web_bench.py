@@ -70,6 +70,16 @@ class LogFollower:
             t = time.time()
             self.arrived[json.loads(line)["seq"]] = t
 
+    def listed(self, timeout: float) -> None:
+        """Wait for the first line (`--limit 1` lists the last event, then follows): a
+        commit made before it would be missed on a busy machine where the process starts
+        slowly."""
+        deadline = time.monotonic() + timeout
+        while not self.arrived:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("coord log -f printed nothing")
+            time.sleep(0.02)
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(30)
@@ -84,7 +94,7 @@ def latency(home: Path, server: BoardServer, browser, pages: int, commits: int, 
     stamps = []
     rnd = random.Random(18)
     with Coord(home, actor="bench") as c:
-        time.sleep(1.0)  # the follower's first listing is out
+        follower.listed(timeout=120)  # its listing (the last event) is out: it follows now
         for i in range(commits):
             r = lifecycle.act(c, "heartbeat", "lat-1", {"note": f"beat {pages}-{i}"})
             stamps.append((r.seq, time.time()))
