@@ -1,10 +1,16 @@
 """The demo: simulated agents take workers through the whole lifecycle with real `coord`
 processes in a scratch git repository (./demo-home, made afresh each run): each worker
 gets its own branch and worktree, agents commit real changes, `done` rebases, `merge`
-merges. One review asks for changes, one worker fails and is retried. Then the board."""
+merges. One review asks for changes, one worker fails and is retried. Then the board.
 
+    ./demo.sh            # the story, then the board, and exit
+    ./demo.sh --serve    # ... then serve the live web board (coord serve) until Ctrl-C
+"""
+
+import argparse
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +61,30 @@ def work(worker, filename, text, message):
     git("commit", "-qm", message, cwd=wt)
 
 
-def main():
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def serve():
+    """Become `coord serve` on the demo's home: it prints the board's address and serves
+    until Ctrl-C."""
+    say("the live web board: open the address below in a browser; Ctrl-C stops it")
+    port = "8765" if port_free(8765) else "0"
+    env = {k: v for k, v in os.environ.items() if k not in ("COORD_WORKER", "COORD_HOME", "COORD_AGENT")}
+    sys.stdout.flush()
+    os.chdir(HOME)
+    os.execve(sys.executable, [sys.executable, "-m", "coord", "serve", "--port", port], env)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="The coord demo: simulated agents, real git, real coord.")
+    ap.add_argument("--serve", action="store_true", help="end by serving the live web board (coord serve)")
+    args = ap.parse_args(argv)
     if HOME.exists():
         shutil.rmtree(HOME)
     HOME.mkdir()
@@ -120,6 +149,8 @@ def main():
     print()
     coord("status", "--all")
     print(f"\n(the demo's home is {HOME}; try: cd demo-home && ../.venv/bin/coord show flaky-test)")
+    if args.serve:
+        serve()
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ as they commit, until interrupted."""
 import click
 
 from ..app.queries import follow_log, log_rows
+from ..events.forms import event_json_parts
 from .live import reader_gone, until_interrupted, write
 from .options import MAX_COUNT, global_options, state
-from .render import event_json_parts, format_event_line, report_unresolved
+from .render import format_event_line, report_unresolved
 
 
 @click.command()

@@ -9,9 +9,10 @@ from ..app import messages
 from ..app.lifecycle import check_payload
 from ..events.errors import BadPayload, TimedOut, UsageError
 from ..events.failpoints import failpoint
+from ..events.forms import event_json_parts
 from .options import MAX_COUNT, MAX_SECONDS, FiniteFloat, global_options, request_id_option, state
 from .output import clean, echo, emit_json, one_line
-from .render import event_json_parts, report_unresolved
+from .render import report_unresolved
 
 
 def _parse_payload(text: str | None) -> dict | None:

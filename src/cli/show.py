@@ -4,10 +4,11 @@ import click
 
 from ..app.queries import horizon, lookup, worker_detail
 from ..events.envelope import now_us, ts_to_us
+from ..events.forms import event_json_resolved
 from ..projections.workers import ACTIVE
 from .options import global_options, state
 from .output import clean, echo, emit_json, emit_raw_json, fmt_age, one_line
-from .render import event_json_resolved, report_unresolved
+from .render import report_unresolved
 
 
 @click.command()
