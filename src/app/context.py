@@ -26,6 +26,8 @@ class Coord:
             projectors=[board.project, search.project],
             after_commit=[export_after_commit(lambda: self.audit, lambda m: self.on_warning(m))],
         )
+        if getattr(self.store, "migrated", False):
+            board.ensure_views_current(self.store)
 
     @property
     def audit(self):
