@@ -150,9 +150,9 @@ def run_worker(
         claim, stamp, adopted = claim_worker(coord, wid, actor, interval)  # adopt, if silent
     n = f" (attempt {stamp['attempt']})" if stamp else ""
     if adopted:
-        say(f"{wid}: already started by {actor}; adopting its attempt{n}, heartbeat every {interval:g}s")
+        say(f"{wid}: already started by {actor}; running it, heartbeat every {interval:g}s; adopted{n}")
     else:
-        say(f"{wid}: started as {actor}{n}; heartbeat every {interval:g}s")
+        say(f"{wid}: started as {actor}; heartbeat every {interval:g}s{n}")
     if stamp:
         env["COORD_ATTEMPT"] = str(stamp["attempt"])
     res = _supervise(

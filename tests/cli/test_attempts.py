@@ -142,7 +142,7 @@ def test_start_then_run_adopts_and_a_second_run_is_refused(home, cli, tmp_path):
         go.touch()
         out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
-    assert "adopting its attempt (attempt 1)" in err
+    assert "already started by a; running it" in err and "adopted (attempt 1)" in err
     evs = cli("--json", "log", "--worker", "w-1").jsonl()
     ran = [e for e in evs if e["type"] in ("worker.heartbeat", "worker.done")]
     assert ran and all(e["payload"]["attempt_of"] == att for e in ran)
