@@ -23,6 +23,7 @@ from .reaping import REAP_REASON
 
 BEAT = "watchdog.heartbeat"
 NUDGE, STALE_MSG = "msg.coord.nudge", "msg.coord.stale"
+LAST_BEAT = EventQuery(types=TypeFilter((BEAT,)), last=True, limit=1)  # status: one index step
 SEEN_LEVELS = {liveness.OK: 0, liveness.WARN: 3, liveness.STALE: 10, liveness.DEAD: 30}
 
 
@@ -100,7 +101,7 @@ def last_seen(c, now: int | None = None) -> dict | None:
     """The watchdog's own liveness: its last beat (who, when, its interval), how long it
     has been silent and the level that makes (OK, WARN, STALE, DEAD by its interval).
     None when no watchdog ever ran here."""
-    rows = c.store.reader.events(EventQuery(types=TypeFilter((BEAT,)), last=True, limit=1))
+    rows = c.store.reader.events(LAST_BEAT)
     if not rows:
         return None
     row = rows[0]

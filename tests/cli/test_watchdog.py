@@ -212,3 +212,23 @@ def test_kill_loop_long(home, cli):
     attempts, reaps = kill_loop(home, cli, workers, rounds=25)
     assert attempts == {w: 25 for w in workers} and len(reaps) == 100
     print(f"\nkill loop: 4 workers x 25 rounds, 100 reaps, {time.monotonic() - t0:.0f}s", file=sys.stderr)
+
+
+@pytest.mark.parametrize("point", ["before-commit", "after-commit"])
+def test_a_watchdog_killed_mid_round_and_restarted_repeats_nothing(home, cli, point):
+    beating(home, "warn", 1.0)
+    beating(home, "dead", 0.05)
+    wait_for(lambda: levels(cli) == {"warn": "WARN", "dead": "DEAD"}, what="the levels")
+    env = dict(os.environ, COORD_HOME=str(home), COORD_FAILPOINTS=point)
+    crashed = subprocess.run(
+        [*coord_cmd(), "--as", "wd", "--json", "watchdog", "--once"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    again = ok(cli("--as", "wd", "--json", "watchdog", "--once")).jsonl()
+    acted = sorted(d["action"] for d in again)
+    assert acted == (["nudge", "requeue"] if point == "before-commit" else [])  # rolled back, or done once
+    assert len(events(home, ("msg.coord.nudge",))) == 1 and len(events(home, REAP_TYPES)) == 1
+    assert cli("verify").exit_code == 0
