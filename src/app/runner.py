@@ -67,6 +67,8 @@ class RunResult(msgspec.Struct):
     done_refused: str | None = None  # exit 0, but done was refused (why): FAILED
     heartbeat_error: str | None = None  # the heartbeat thread failed (why): child ended
     repeat: bool = False  # a --request-id used before: the first run's result
+    attempt: int | None = None  # the attempt this run opened or adopted
+    attempt_of: str | None = None
 
 
 def run_args(
@@ -172,6 +174,7 @@ def run_worker(
         cwd,
         stamp,
     )
+    res.attempt, res.attempt_of = stamp.get("attempt"), stamp.get("attempt_of")
     try:
         settle_request(coord.store, actor, request_id, "run", res)
     except CoordError as e:  # the outcome is recorded; a repeat reads it back from there
