@@ -26,6 +26,8 @@ class Coord:
             projectors=[board.project, search.project],
             after_commit=[export_after_commit(lambda: self.audit, lambda m: self.on_warning(m))],
         )
+        if getattr(self.store, "migrated", False):  # a store that applied a migration now
+            board.ensure_views_current(self.store)
 
     @property
     def audit(self):

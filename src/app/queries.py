@@ -31,6 +31,9 @@ def view_dict(v, now: int, interval: float, clone: str | None) -> dict:
         "state_since": v.state_since,
         "last_heartbeat": v.last_heartbeat,
         "liveness": lv,
+        "attempt": v.attempt or None,
+        "attempt_of": v.attempt_of,
+        "spawner": v.spawner,
         "heartbeat": {
             "interval": liveness.interval_of(v, interval),
             "note": v.hb_note,
@@ -112,7 +115,7 @@ def worker_detail(c, wid: str, now: int) -> tuple[dict, object, list]:
         ahead = [row.id for row in r.events(EventQuery(worker=wid, later_than_ts=horizon(c), by="ts"))]
     d = worker_dict(c, v, now)
     d["ahead"] = ahead
-    d["expected"] = expected_next(v, d["liveness"], now)
+    d["expected"] = expected_next(v, d["liveness"], now, c.home.config["heartbeat_interval"])
     d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
     last = hist[-1] if hist else None
     d["last"] = {"event": last.id, "type": last.type, "from": last.from_, "ts": last.ts} if last else None

@@ -40,6 +40,7 @@ COMMANDS = {
     "run": "run:run_cmd",
     "reap": "run:reap_cmd",
     "serve": "serve:serve",
+    "watchdog": "watchdog:watchdog_cmd",
 }
 
 

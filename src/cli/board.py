@@ -103,3 +103,17 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
             )
         return
     echo("\n".join(render_board(items, now)))  # one write: a board of 10,000 rows is one call
+    _watchdog_line(c, now, items)
+
+
+def _watchdog_line(c, now, items) -> None:
+    """When the board has active workers and a watchdog ever ran here: when it was last
+    seen (a silent watchdog is itself a failure worth seeing)."""
+    if not any(d["liveness"] for d in items):
+        return
+    from ..app.watchdog import last_seen
+    from .watchdog import seen_line
+
+    seen = last_seen(c, now)
+    if seen is not None:
+        echo(seen_line(seen))

@@ -21,21 +21,43 @@ def report(r, verb: str) -> None:
     elif r.repeat:
         echo(f"{r.worker}: already {r.state} (nothing appended)")
     else:
-        echo(f"{r.worker}: {verb} → {r.state}  {r.event[:15]}")
+        extra = f"  (attempt {r.attempt})" if r.type == "worker.started" and r.attempt else ""
+        echo(f"{r.worker}: {verb} → {r.state}  {r.event[:15]}{extra}")
 
 
-def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
+def attempt_option(f):
+    return click.option(
+        "--attempt",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Only if N is the worker's current attempt (exit 4 otherwise; default: "
+        "COORD_ATTEMPT when COORD_WORKER names this worker).",
+    )(f)
+
+
+def _stamped(payload, wid, attempt):
+    """The payload with `attempt` when --attempt or COORD_ATTEMPT names one (resolved to
+    the attempt's id inside the write transaction; coord.app.attempts)."""
+    from ..app.attempts import attempt_from_env
+
+    n = attempt_from_env(wid, attempt)
+    return payload if n is None else {**payload, "attempt": n}
+
+
+def _act(action, wid, payload, request_id, explicit_identity=False, verb=None, attempt=None):
     st = state()
     actor = st.identity(explicit_required=explicit_identity)
     c = st.open()
     if action != "spawn":
         wid = worker_arg(c, wid)
+    if action in ("heartbeat", "release", "fail"):
+        payload = _stamped(payload, wid, attempt)
     r = lifecycle.act(c, action, wid, payload, actor=actor, request_id=_request(request_id, wid, payload))
     report(r, verb or action)
     return r
 
 
-def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
+def _git_act(fn_name, wid, payload, request_id, verb, infer=True, attempt=None, **kw):
     """An action that may touch git (coord.app.gitsteps): the git step, then the record."""
     from ..app import gitsteps
 
@@ -44,6 +66,8 @@ def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
     c = st.open()
     if infer:
         wid = worker_arg(c, wid)
+    if fn_name == "done":
+        payload = _stamped(payload, wid, attempt)
     rid = _request(request_id, wid, payload, kw)
     r = getattr(gitsteps, fn_name)(c, wid, payload, actor, request_id=rid, **kw)
     report(r, verb)
@@ -149,9 +173,10 @@ def start(worker_id, next_, request_id):
     "--interval", type=float, help="Declare this worker's heartbeat interval (seconds, 0.05 to 86400)."
 )
 @click.option("--force", is_flag=True, help="Beat for a worker you do not hold (recorded).")
+@attempt_option
 @request_id_option
 @global_options
-def heartbeat(worker_id, note, interval, force, request_id):
+def heartbeat(worker_id, note, interval, force, attempt, request_id):
     """Record that the holder is alive (WORKING or CONFLICTED; no state change).
 
     \b
@@ -164,7 +189,12 @@ def heartbeat(worker_id, note, interval, force, request_id):
         if interval_error(interval):
             raise UsageError(f"--interval {interval_error(interval)}")
     _act(
-        "heartbeat", worker_id, _drop_none(note=note, interval=interval, force=force), request_id, verb="beat"
+        "heartbeat",
+        worker_id,
+        _drop_none(note=note, interval=interval, force=force),
+        request_id,
+        verb="beat",
+        attempt=attempt,
     )
 
 
@@ -174,9 +204,10 @@ def heartbeat(worker_id, note, interval, force, request_id):
 @click.option("--force", is_flag=True, help="Act for a worker you do not hold (recorded).")
 @click.option("--no-rebase", is_flag=True, help="Do not rebase the branch onto its base first.")
 @click.option("--no-git", is_flag=True, help="Skip all git steps (no rebase, no checks).")
+@attempt_option
 @request_id_option
 @global_options
-def done(worker_id, summary, force, no_rebase, no_git, request_id):
+def done(worker_id, summary, force, no_rebase, no_git, attempt, request_id):
     """Hand the work in for review: WORKING or CONFLICTED → IN_REVIEW.
 
     With a branch, first rebases it onto its base; a conflict aborts the rebase, moves the
@@ -193,6 +224,7 @@ def done(worker_id, summary, force, no_rebase, no_git, request_id):
         _drop_none(summary=summary, force=force),
         request_id,
         "done",
+        attempt=attempt,
         rebase=not no_rebase,
         no_git=no_git,
     )
@@ -265,16 +297,17 @@ def merge(worker_id, into, no_git, request_id):
 @click.command()
 @click.argument("worker_id", metavar="[ID]", required=False)
 @click.option("--force", is_flag=True, help="Release a worker you do not hold (recorded).")
+@attempt_option
 @request_id_option
 @global_options
-def release(worker_id, force, request_id):
+def release(worker_id, force, attempt, request_id):
     """Give a worker back: WORKING or CONFLICTED → ASSIGNED.
 
     \b
     Example:
       coord release w-1
     """
-    _act("release", worker_id, _drop_none(force=force), request_id, verb="released")
+    _act("release", worker_id, _drop_none(force=force), request_id, verb="released", attempt=attempt)
 
 
 @click.command()
@@ -314,16 +347,19 @@ def cancel(worker_id, reason, delete_branch, force, no_git, request_id):
 @click.argument("worker_id", metavar="[ID]", required=False)
 @click.option("--reason", help="Why it failed.")
 @click.option("--force", is_flag=True, help="Fail a worker you do not hold (recorded).")
+@attempt_option
 @request_id_option
 @global_options
-def fail(worker_id, reason, force, request_id):
+def fail(worker_id, reason, force, attempt, request_id):
     """Mark a worker FAILED (any non-terminal state). `retry` brings it back.
 
     \b
     Example:
       coord fail w-1 --reason "cannot reproduce the bug"
     """
-    _act("fail", worker_id, _drop_none(reason=reason, force=force), request_id, verb="failed")
+    _act(
+        "fail", worker_id, _drop_none(reason=reason, force=force), request_id, verb="failed", attempt=attempt
+    )
 
 
 @click.command()

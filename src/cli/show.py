@@ -5,7 +5,7 @@ import click
 from ..app.queries import horizon, lookup, worker_detail
 from ..events.envelope import now_us, ts_to_us
 from ..events.forms import event_json_resolved
-from ..projections.workers import ACTIVE
+from ..projections.workers import ACTIVE, HELD
 from .options import global_options, state
 from .output import clean, echo, emit_json, emit_raw_json, fmt_age, one_line
 from .render import report_unresolved
@@ -52,6 +52,9 @@ def show(ident):
     )
     echo(f"task      {clean(v.task) or '-'}")
     echo(f"holder    {clean(v.holder) or '-'}" + (f"   assignee {clean(v.assignee)}" if v.assignee else ""))
+    if v.attempt_of:
+        held = v.state in HELD
+        echo(f"attempt   {v.attempt} ({v.attempt_of[:15]})" + ("" if held else "  (ended)"))
     if v.branch:
         echo(f"branch    {clean(v.branch)}" + (f" (from {clean(v.base)})" if v.base else ""))
     if v.worktree:

@@ -71,3 +71,9 @@ class TimedOut(CoordError):
 class Busy(CoordError):
     exit_code = 7
     code = "busy"
+
+
+class StaleAttempt(Refused):
+    """A stamped action whose attempt is no longer the current one (a zombie's)."""
+
+    code = "stale_attempt"

@@ -88,6 +88,7 @@ SETTINGS = {
     "blob_threshold": Setting(int, 4096, "payloads whose encoding exceeds this many bytes are stored as blobs", SHARED, _number(1, 1 << 20, "bytes")),
     "audit_heartbeats": Setting(bool, False, "whether worker.heartbeat events go into events.jsonl", SHARED, None),
     "branch_prefix": Setting(str, "coord/", "prefix of worker branches", SHARED, _branch_prefix),
+    "max_attempts": Setting(int, 3, "attempts after which the watchdog fails a DEAD worker instead of requeueing it", SHARED, _number(1, 1000, "attempts")),
     # local: local.toml
     "synchronous": Setting(str, "FULL", "SQLite synchronous pragma: FULL, NORMAL or EXTRA", LOCAL, _one_of("FULL", "NORMAL", "EXTRA")),
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),

@@ -123,6 +123,16 @@ def m0006(db: sqlite_utils.Database):
     db.execute("CREATE INDEX workers_base ON workers(base)")
 
 
+@migrations(name="0007_views_refold")
+def m0007(db: sqlite_utils.Database):
+    # Issue 16, attempts: the views gained fields (attempt, attempt_of, spawner, supervised)
+    # and a start now clears the previous holder's heartbeat, so views folded before are
+    # folded again from the events, once, on first use (coord.projections.board
+    # .ensure_views_current), not inside this migration.
+    if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('views_refold', '1')")
+
+
 # Names recorded by stores migrated before issue 12 -> the names they run under now.
 RENAMED = {
     "0301_audit_dirty": "0002_audit_dirty",

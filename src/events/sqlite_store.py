@@ -27,7 +27,7 @@ from .store import Store, WriteTx
 
 # Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
 # the per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 
 
@@ -228,6 +228,7 @@ class SqliteStore(Store):
                 sqlite_schema.migrate(self.conn)
             except sqlite3.DatabaseError as e:
                 raise _translate(e, self.home) from None
+        self.migrated = True  # the projections check their flags (views_refold, …)
 
     def close(self):
         if self.conn is not None:

@@ -170,9 +170,23 @@ def rebuild(store, progress=None) -> int:
         late = {r.worker for r in tx.events(EventQuery(after_seq=upto, lifecycle=True))}
         refold(tx, sorted(late))
         tx.set_position(PROJECTION, tx.max_seq())
+        if tx.meta([REFOLD_FLAG]):
+            tx.delete_meta(REFOLD_FLAG)
 
     store.transact(swap)
     return total
+
+
+REFOLD_FLAG = "views_refold"  # meta: views folded by an older coord, to be folded again
+
+
+def ensure_views_current(store) -> None:
+    """Views folded by an older coord (a migration set the flag) are folded again from the
+    events, once, by the first process that opens the store (or by verify)."""
+    if store.reader.meta([REFOLD_FLAG]):
+        with store.rebuild_lock():
+            if store.reader.meta([REFOLD_FLAG]):  # another process may have done it meanwhile
+                rebuild(store)
 
 
 def stored_views(reader) -> dict[str, Worker]:

@@ -73,11 +73,18 @@ class Worker(msgspec.Struct):
     last_args: str = "{}"  # canonical payload of the last transition (idempotent repeats)
     transitions: int = 0
     starts: int = 0
+    # The current (or, once it ended, the last) attempt: opened by each applied
+    # worker.started, identified by its id; its number is derived here (attempt_of_start),
+    # never read from a payload. 0/None: never started (or folded before attempts existed).
+    attempt: int = 0
+    attempt_of: str | None = None
+    spawner: str | None = None  # who spawned it (msg.coord.stale goes there)
     conflicts: list = []
     info: dict = {}  # type-specific details (conflict files, merge commit, …)
     # Local, heartbeat-derived: heartbeats may stay out of the audit file, so these can
     # differ between clones.
     last_heartbeat: str | None = None
+    supervised: str | None = None  # ts of the attempt's last stamped beat (coord run's)
     hb_interval: float | None = None
     hb_note: str | None = None
     idle_s: float | None = None
@@ -102,6 +109,9 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
     rule = TRANSITIONS.get(env.type)
     if rule is None:
         return ("state", f"unknown lifecycle event {env.type}")
+    stale = stale_stamp(view, env.payload)
+    if stale is not None:
+        return ("attempt", stale)
     state = view.state if view is not None else None
     if state not in rule[0]:
         if view is None:
@@ -123,6 +133,47 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
         if view.last_type == "worker.done" and env.from_ == view.last_from:
             return ("actor", f"{env.from_} handed {env.to} in (done) and cannot review it")
     return None
+
+
+def stamp_of(payload: dict) -> str | None:
+    """The attempt an action is stamped with (its `attempt_of`), or None: unstamped."""
+    a = payload.get("attempt_of")
+    return a if isinstance(a, str) else None
+
+
+def attempt_label(view: Worker) -> str:
+    """How an attempt is named in messages: `attempt 2 (b3:1a2b3c4d5e6f)`."""
+    return f"attempt {view.attempt} ({view.attempt_of[:15]})" if view.attempt_of else "no attempt"
+
+
+HELD = frozenset({WORKING, CONFLICTED, IN_REVIEW, APPROVED})  # an attempt lives on
+
+
+def current_attempt(view: Worker | None) -> str | None:
+    """The id of the attempt in force: the last start's, while the worker is held (until a
+    release, a reap, a failure or the end, which end the attempt)."""
+    return view.attempt_of if view is not None and view.state in HELD else None
+
+
+def stale_stamp(view: Worker | None, payload: dict) -> str | None:
+    """Why a stamped action's attempt is not the current one (None: unstamped, or current).
+    A view folded before attempts existed (attempt_of None, yet started) cannot judge: the
+    name-based rules decide (a rebuild numbers its attempts)."""
+    stamp = stamp_of(payload)
+    if stamp is None or view is None or (view.attempt_of is None and view.starts):
+        return None
+    if stamp == current_attempt(view):
+        return None
+    n = payload.get("attempt")
+    given = f"attempt {n} ({stamp[:15]})" if isinstance(n, int) else f"attempt {stamp[:15]}"
+    now = attempt_label(view) if current_attempt(view) else "none"
+    return f"{given} of {view.worker} is no longer current (current: {now}; {view.worker} is {view.state})"
+
+
+def attempt_of_start(view: Worker, eid: str) -> tuple[int, str]:
+    """(number, id) of the attempt an applied worker.started opens: THE place attempts are
+    numbered (1, 2, … per worker, in the fold's (ts, id) order)."""
+    return view.attempt + 1, eid
 
 
 def branch_of(worker: str, p: dict) -> tuple[str | None, str | None]:
@@ -187,6 +238,7 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
         return msgspec.structs.replace(
             view,
             last_heartbeat=env.ts,
+            supervised=env.ts if stamp_of(p) else view.supervised,
             heartbeats=view.heartbeats + 1,
             hb_interval=p.get("interval", view.hb_interval),
             hb_note=p.get("note", view.hb_note),
@@ -219,6 +271,7 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
             prefix=prefix,
             base=p.get("base"),
             worktree=p.get("worktree"),
+            spawner=env.from_,
             transitions=1,
             **common,
         )
@@ -226,8 +279,11 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
     t = env.type
     if t == "worker.started":
         v.holder, v.holder_clone, v.starts = env.from_, p.get("clone"), view.starts + 1
+        v.attempt, v.attempt_of = attempt_of_start(view, eid)
         v.summary = v.reason = None
-        v.hb_interval = v.hb_note = v.idle_s = None
+        # Liveness belongs to the attempt: a new holder starts with no heartbeat of its own.
+        v.hb_interval = v.hb_note = v.idle_s = v.last_heartbeat = v.supervised = v.beat_local = None
+        v.heartbeats = 0
         if p.get("worktree"):
             v.worktree = p["worktree"]
     elif t == "worker.done":

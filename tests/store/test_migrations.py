@@ -44,6 +44,8 @@ def test_an_old_store_migrates_once_and_keeps_everything(tmp_path, cli, monkeypa
     r = cli("status", "--all", "--json")  # any command migrates
     assert r.exit_code == 0, r.stderr
     assert {d["worker"]: d["state"] for d in r.json()} == {"w-1": "WORKING", "w-2": "IN_REVIEW"}
+    # Views folded before attempts were folded again (0007_views_refold): attempts numbered.
+    assert {d["worker"]: d["attempt"] for d in r.json()} == {"w-1": 1, "w-2": 1}
     con = sqlite3.connect(home / "coord.db")
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     names = [r[0] for r in con.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
