@@ -39,6 +39,9 @@ COMMANDS = {
     "blob": "blobs:blob",
     "run": "run:run_cmd",
     "reap": "run:reap_cmd",
+    "dep": "graph:dep",
+    "priority": "graph:priority",
+    "ready": "graph:ready",
 }
 
 
