@@ -109,7 +109,10 @@ def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, after,
     r = _git_act(
         "spawn",
         worker_id,
-        _drop_none(task=task or None, assignee=assignee, after=list(after) or None, priority=priority),
+        {
+            **_drop_none(task=task or None, assignee=assignee, after=list(after) or None),
+            **({} if priority is None else {"priority": priority}),  # 0 is a priority
+        },
         request_id,
         "spawned",
         infer=False,
