@@ -8,7 +8,7 @@ import msgspec
 from ..events.blobs import readable
 from ..events.envelope import decode
 from ..events.failpoints import failpoint
-from ..events.records import EventQuery, TypeFilter, ViewRow
+from ..events.records import EventQuery, ViewRow
 from .graph import MemGraph, columns_in_memory, cycle_of, is_ready, split
 from .workers import GRAPH_EVENTS, Worker, fold, fold_all
 
@@ -119,19 +119,45 @@ EDGE_TYPES = ("worker.spawned", "worker.dep_added", "worker.dep_removed")
 
 def _edge_event(env) -> bool:
     if env.type == "worker.spawned":
-        return bool(env.payload.get("after"))
+        return "after" in env.payload
     return env.type in GRAPH_EVENTS and env.type != "worker.prioritized"
 
 
 def _has_edges(v) -> bool:
-    return v is not None and (bool(v.after) or any("cycle" in c["reason"] for c in v.conflicts))
+    return v is not None and (bool(v.after) or any(c["type"] in EDGE_TYPES for c in v.conflicts))
+
+
+GRAPH_POS = "graph_pos"  # meta: "ts id" of the latest edge event stored, in (ts, id) order
+
+
+def _graph_pos(tx) -> tuple[str, str]:
+    key = ("meta", GRAPH_POS)
+    if key not in tx.cache:
+        raw = tx.meta([GRAPH_POS]).get(GRAPH_POS, " ")
+        tx.cache[key] = tuple(raw.split(" ", 1))
+    return tx.cache[key]
+
+
+def _note_edge(tx, env, eid) -> None:
+    if _edge_event(env) and (env.ts, eid) > _graph_pos(tx):
+        tx.set_meta({GRAPH_POS: f"{env.ts} {eid}"})
+        tx.cache[("meta", GRAPH_POS)] = (env.ts, eid)
 
 
 def _before_graph(tx, env, eid) -> bool:
-    """Whether an imported event falls before the last spawn or dependency event folded:
-    then the cycle checks of the edges after it may come out otherwise."""
-    last = tx.events(EventQuery(types=TypeFilter(EDGE_TYPES), by="ts", last=True, limit=1))
-    return bool(last) and (env.ts, eid) < (last[0].ts, last[0].id)
+    """Whether an imported event falls before the latest edge event stored (spawn with
+    `after`, dep_added, dep_removed): then the cycle checks of the edges after it may
+    come out otherwise. One meta read per transaction."""
+    return (env.ts, eid) < _graph_pos(tx)
+
+
+def edge_pos_of(rows, pos=("", "")) -> tuple[str, str]:
+    """The latest edge event among rows read in (ts, id) order (conservative: a spawn whose
+    bytes mention "after" counts)."""
+    for r in rows:
+        if r.type in EDGE_TYPES[1:] or (r.type == EDGE_TYPES[0] and b'"after"' in r.body):
+            pos = max(pos, (r.ts, r.id))
+    return pos
 
 
 def project(tx, ev) -> None:
@@ -170,6 +196,7 @@ def project(tx, ev) -> None:
                 new = fold(view, env, ev.id, ev.stored, TxGraph(tx))
                 if new is not None:
                     save_tx(tx, new, view)
+        _note_edge(tx, env, ev.id)
     tx.set_position(PROJECTION, ev.seq)
 
 
@@ -215,7 +242,11 @@ def refold(tx, workers) -> None:
 def refold_everything(tx) -> None:
     """Every view folded from zero inside the transaction; the rows that differ (the view
     or its readiness) and the dependency index are replaced."""
-    views, _ = fold_from_zero(tx.store, reader=tx)
+    pos = [("", "")]
+    views, _ = fold_from_zero(
+        tx.store, reader=tx, after_page=lambda rows, _n: pos.append(edge_pos_of(rows, pos[-1]))
+    )
+    tx.set_meta({GRAPH_POS: " ".join(pos[-1])})
     cols = columns_in_memory(views)
     stored = {r.worker: r for r in tx.views()}
     for w, v in views.items():
@@ -264,7 +295,10 @@ def rebuild(store, progress=None) -> int:
     write lock; the final write transaction only re-folds workers touched since the read
     began, then swaps. Returns the number of events folded."""
 
-    def after_page(_rows, total):
+    pos = [("", "")]
+
+    def after_page(rows, total):
+        pos.append(edge_pos_of(rows, pos[-1]))
         failpoint("rebuild-mid-read")
         if progress:
             progress(total)
@@ -280,6 +314,7 @@ def rebuild(store, progress=None) -> int:
         for v in views.values():
             if v.after:
                 tx.set_deps(v.worker, v.after)
+        tx.set_meta({GRAPH_POS: " ".join(max(pos[-1], _graph_pos(tx)))})
         late = {r.worker for r in tx.events(EventQuery(after_seq=upto, lifecycle=True))}
         refold(tx, sorted(late))
         tx.set_position(PROJECTION, tx.max_seq())
