@@ -8,6 +8,7 @@ import random
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,7 +80,7 @@ def _bodies(c):
     return [(eid, body) for eid, body in c.store.conn.execute("SELECT id, body FROM events")]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(op, min_size=1, max_size=40))
 def test_incremental_equals_fresh_fold_and_rebuild_on_graphs(steps):
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,14 +96,28 @@ def test_incremental_equals_fresh_fold_and_rebuild_on_graphs(steps):
             check_store(c, fresh)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
+EXCHANGE = dict(
     shared=st.lists(op, max_size=6),
     apart=st.lists(op, max_size=16),
     seed=st.integers(0, 2**32),
     chunk=st.integers(1, 5),
 )
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(**EXCHANGE)
 def test_clones_that_changed_the_graph_apart_converge(shared, apart, seed, chunk):
+    converge(shared, apart, seed, chunk)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(**EXCHANGE)
+def test_clones_that_changed_the_graph_apart_converge_many(shared, apart, seed, chunk):
+    converge(shared, apart, seed, chunk)
+
+
+def converge(shared, apart, seed, chunk):
     with tempfile.TemporaryDirectory() as tmp:
         homes = {}
         for name in "ABC":

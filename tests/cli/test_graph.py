@@ -46,6 +46,13 @@ def test_dependencies_refuse_unknown_workers_and_cycles_and_append_nothing(home,
     ok(cli("dep", "rm", "c", "b"))
     ok(cli("dep", "add", "a", "c"))  # no longer a cycle
     assert count_events(home) == n + 2
+    # request ids: a repeat returns the first result; the key with other arguments is refused
+    first = ok(cli("--json", "dep", "rm", "a", "c", "--request-id", "k1")).json()
+    again = ok(cli("--json", "dep", "rm", "a", "c", "--request-id", "k1")).json()
+    assert again["event"] == first["event"] and again["repeat"] is True
+    assert cli("dep", "rm", "b", "a", "--request-id", "k1").exit_code == 4
+    ok(cli("dep", "add", "a", "c"))
+    assert count_events(home) == n + 4
     ok(cli("--as", "x", "cancel", "c"))
     r = cli("dep", "add", "c", "a")  # terminal: refused
     assert r.exit_code == 4 and "CANCELED" in r.stderr
