@@ -123,10 +123,6 @@ def _edge_event(env) -> bool:
     return env.type in GRAPH_EVENTS and env.type != "worker.prioritized"
 
 
-def _has_edges(v) -> bool:
-    return v is not None and (bool(v.after) or any(c["type"] in EDGE_TYPES for c in v.conflicts))
-
-
 GRAPH_POS = "graph_pos"  # meta: "ts id" of the latest edge event stored, in (ts, id) order
 
 
@@ -176,11 +172,7 @@ def project(tx, ev) -> None:
             pass  # re-folded before commit
         else:
             view = load_tx(tx, env.to)
-            if (
-                ev.origin != "local"
-                and (_edge_event(env) or _has_edges(view))
-                and _before_graph(tx, env, ev.id)
-            ):
+            if ev.origin != "local" and _edge_event(env) and _before_graph(tx, env, ev.id):
                 # Two clones changed the graph while apart: which edges close a cycle
                 # depends on the order of every edge, so the board is folded from zero
                 # (inside this transaction) before it commits.
@@ -191,6 +183,7 @@ def project(tx, ev) -> None:
                 if pending is None:
                     pending = tx.before_commit[PROJECTION] = _Refold()
                 pending.workers.add(env.to)
+                pending.earliest = min(pending.earliest, (env.ts, ev.id))
                 tx.cache.pop(("worker", env.to), None)
             else:
                 new = fold(view, env, ev.id, ev.stored, TxGraph(tx))
@@ -214,22 +207,31 @@ class _Refold:
     def __init__(self):
         self.workers: set[str] = set()
         self.everything = False
+        self.earliest = ("\uffff", "")  # the earliest (ts, id) that fell earlier
 
     def __call__(self, tx):
         tx.cache.clear()
+        if not self.everything:
+            # A re-folded worker with edge events in its history may change which of
+            # them apply (a cancel that arrived late makes its later dep_removed a
+            # conflict), and so the cycle checks of every edge after that place.
+            edged = refold(tx, sorted(self.workers))
+            self.everything = edged and self.earliest < _graph_pos(tx)
+            tx.cache.clear()
         if self.everything:
             refold_everything(tx)
-        else:
-            refold(tx, sorted(self.workers))
         tx.cache.clear()
 
 
-def refold(tx, workers) -> None:
-    """Fold the given workers again from all their events, in (ts, id) order."""
+def refold(tx, workers) -> bool:
+    """Fold the given workers again from all their events, in (ts, id) order. Returns
+    whether any of them has edge events in its history."""
     blobs = tx.store.blobs
     graph = TxGraph(tx)
+    edged = False
     for w in workers:
         rows = tx.events(EventQuery(worker=w, by="ts"))
+        edged = edged or edge_pos_of(rows) != ("", "")
         views = fold_all(((readable(decode(r.body), blobs), r.id, r.stored) for r in rows), graph=graph)
         tx.cache.pop(("worker", w), None)
         if w in views:
@@ -237,6 +239,7 @@ def refold(tx, workers) -> None:
         else:
             tx.delete_view(w)
             _settle_dependents(tx, w)
+    return edged
 
 
 def refold_everything(tx) -> None:

@@ -180,3 +180,33 @@ def test_edges_added_apart_that_close_a_cycle_keep_the_earlier_on_every_clone(tm
     finally:
         for c in homes:
             c.close()
+
+
+def test_a_late_cancel_that_keeps_an_edge_makes_a_later_edge_a_conflict_on_every_clone(tmp_path):
+    """Shared: x waits for y. Apart, B cancels x; A removes that edge and then adds y → x
+    (legal there). In (ts, id) order the removal comes after the cancel, so it is not
+    applied, x still waits for y, and y → x closes a cycle: a conflict on both clones,
+    though on A only the cancel arrives late (it re-folds x, whose edges change)."""
+    homes = []
+    for name in "AB":
+        h, _ = init(tmp_path / name / ".coord")
+        homes.append(Coord(h))
+    A, B = homes
+    try:
+        for w in ("x", "y"):
+            lifecycle.act(A, "spawn", w, {}, actor="lead")
+        graph.dep(A, "x", "y", actor="lead")
+        import_bodies(B.store, _bodies(A), AUDIT_DIRTY)
+        lifecycle.act(B, "cancel", "x", {}, actor="b")
+        graph.dep(A, "x", "y", actor="a", remove=True)
+        graph.dep(A, "y", "x", actor="a")
+        import_bodies(A.store, _bodies(B), AUDIT_DIRTY)
+        import_bodies(B.store, _bodies(A), AUDIT_DIRTY)
+        for c in (A, B):
+            views = board.stored_views(c.store.reader)
+            assert views["x"].after == ["y"] and views["x"].state == "CANCELED"
+            assert views["y"].after == [] and "would close a cycle" in views["y"].conflicts[-1]["reason"]
+            check_store(c, board.fold_from_zero(c.store)[0])
+    finally:
+        for c in homes:
+            c.close()
