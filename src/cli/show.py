@@ -77,7 +77,7 @@ def show(ident):
         echo(f"BLOCKED   by {', '.join(clean(b) for b in d['blocked_by'])} (CANCELED or FAILED)")
     if d["waited_by"]:
         shown = d["waited_by"][:10]
-        echo(f"before    {', '.join(clean(w) for w in shown)}" + (", …" if len(d["waited_by"]) > 10 else ""))
+        echo(f"needed by {', '.join(clean(w) for w in shown)}" + (", …" if len(d["waited_by"]) > 10 else ""))
     for cf in v.conflicts:
         echo(f"CONFLICT  {cf['event'][:15]} {cf['type']} by {clean(cf['from'])}: {clean(cf['reason'])}")
     if ahead:
