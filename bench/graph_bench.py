@@ -38,7 +38,7 @@ CONFIGS = {
     },
     "full": {
         "sizes": [1000, 10000, 20000],
-        "runs": 40,
+        "runs": 200,
         "cli_runs": 15,
         "chain": 5000,
         "fan": 1000,
@@ -78,34 +78,40 @@ def _walk_ready(c, limit: int) -> list:
 
 
 def ready_at_sizes(cfg) -> dict:
+    """Every store built first, then measured in alternation (each size, then the walk,
+    run after run), so the machine's drift hits every size alike."""
     from coord.app.context import Coord
     from coord.app.queries import ready_items
 
-    out = {}
-    for n in cfg["sizes"]:
-        home = fresh_home("coord-graph-")
-        t = time.perf_counter()
-        _import(home, events(n))
-        built = time.perf_counter() - t
-        with Coord(home) as c:
+    out, coords = {}, {}
+    try:
+        for n in cfg["sizes"]:
+            home = fresh_home("coord-graph-")
+            t = time.perf_counter()
+            _import(home, events(n))
+            out[n] = {"home": str(home), "build_s": time.perf_counter() - t}
+            c = coords[n] = Coord(home).__enter__()
             first = [d["worker"] for d in ready_items(c, 20)]
             assert first == [v.worker for v in _walk_ready(c, 20)], "the index and the walk disagree"
-            ours, walk = [], []
-            for _ in range(cfg["runs"]):  # alternating, so drift hits both alike
+            out[n]["ready_workers"] = len(c.store.reader.ready_views())
+        ours = {n: [] for n in coords}
+        walk = {n: [] for n in coords}
+        for _ in range(cfg["runs"]):
+            for n, c in coords.items():
                 t = time.perf_counter()
                 ready_items(c, 20)
-                ours.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                _walk_ready(c, 20)
-                walk.append(time.perf_counter() - t)
-            ready_n = len(c.store.reader.ready_views())
-        out[n] = {
-            "home": str(home),
-            "build_s": built,
-            "ready_ms": median(ours) * 1e3,
-            "walk_ms": median(walk) * 1e3,
-            "ready_workers": ready_n,
-        }
+                ours[n].append(time.perf_counter() - t)
+            for n, c in coords.items():
+                if len(walk[n]) < max(3, cfg["runs"] // 4):  # the walk is slow: fewer runs
+                    t = time.perf_counter()
+                    _walk_ready(c, 20)
+                    walk[n].append(time.perf_counter() - t)
+    finally:
+        for c in coords.values():
+            c.close()
+    for n in out:
+        out[n]["ready_ms"] = median(ours[n]) * 1e3
+        out[n]["walk_ms"] = median(walk[n]) * 1e3
     return out
 
 
