@@ -186,3 +186,18 @@ def test_start_next_race_on_a_graph_has_one_winner_and_claims_only_ready_workers
     )
     con = sqlite3.connect(home / "coord.db")
     assert con.execute("SELECT count(*) FROM events WHERE type='worker.started'").fetchone()[0] == 4
+
+
+def test_replay_and_timeline_show_dependencies(home, cli, tmp_path):
+    ok(cli("spawn", "a"))
+    ok(cli("spawn", "b", "--after", "a"))
+    ok(cli("spawn", "c"))
+    ok(cli("dep", "add", "c", "b"))
+    ok(cli("priority", "c", "0"))
+    replay = ok(cli("replay")).stdout
+    assert "after: a" in replay and "c  now waits for b" in replay and "c  priority 0" in replay
+    text = ok(cli("timeline")).stdout
+    assert "b waits for a" in text and "c waits for b" in text
+    page = tmp_path / "t.html"
+    ok(cli("timeline", "--html", str(page)))
+    assert '"after":["a"]' in page.read_text() and "waits for: " in page.read_text()
