@@ -99,6 +99,15 @@ def main(argv=None):
     coord("spawn", "docs", "--task", "document the config file", "--assignee", "agent-3")
     coord("spawn", "flaky-test", "--task", "stabilise test_network")
 
+    say("the plan: release-notes waits for parser-fix and retries; a cycle is refused")
+    coord(
+        "spawn", "release-notes", "--task", "write the release notes",
+        "--after", "parser-fix", "--after", "retries", "--priority", "1",
+    )  # fmt: skip
+    r = coord("dep", "add", "parser-fix", "release-notes", check=False)
+    print(f"    (exit {r.returncode}: refused, and nothing was appended)")
+    coord("ready")
+
     say("agents claim work: exactly one wins each worker")
     coord("start", "--next", agent="agent-1")
     coord("start", "--next", agent="agent-2")
@@ -129,6 +138,10 @@ def main(argv=None):
     coord("done", "retries", "--summary", "retries with jittered backoff", agent="agent-2")
     coord("approve", "retries", agent="reviewer")
     coord("merge", "retries", agent="reviewer")
+
+    say("release-notes is ready now (what it waited for is merged): start --next takes it first")
+    coord("ready")
+    coord("start", "--next", agent="agent-2")
 
     say("one failure and one retry, picked up by another agent")
     coord("fail", "flaky-test", "--reason", "cannot reproduce locally", agent="agent-4")

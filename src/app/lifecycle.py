@@ -21,8 +21,10 @@ import msgspec
 from ..events.envelope import Envelope
 from ..events.errors import (
     BadPayload,
+    Cycle,
     IllegalTransition,
     NothingToClaim,
+    NotReady,
     NotYours,
     Refused,
     StaleAttempt,
@@ -31,7 +33,7 @@ from ..events.errors import (
 )
 from ..events.ids import check_worker_id
 from ..projections import board
-from ..projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
+from ..projections.workers import ACTIONS, Worker, check, is_repeat, legal_actions
 from .attempts import attempt_extra, with_stamp
 
 
@@ -164,10 +166,34 @@ def transition(tx, action: str, wid: str, actor: str, payload: dict, stored: dic
     if is_repeat(view, env):
         return _result(tx, wid, etype, repeat=True)
     _refuse_if_illegal(action, view, env)
+    _refuse_by_graph(tx, view, env)
     if stored is not None and stored is not payload:
         env = msgspec.structs.replace(env, payload=stored)
     ev = tx.append(env)
     return _result(tx, wid, etype, ev)
+
+
+def _refuse_by_graph(tx, view: Worker | None, env: Envelope) -> None:
+    """The work graph's rules of spawn and start: a spawn waits only for workers that
+    exist (exit 3), never for itself (exit 4); a worker that waits for others, or is
+    blocked, is not started without --force (exit 4, naming them)."""
+    p = env.payload
+    if env.type == "worker.spawned":
+        for a in p.get("after") or ():
+            if a == env.to:
+                raise Cycle(f"cannot spawn {a}: it cannot wait for itself ({a} → {a})", cycle=[a, a])
+            if board.load_tx(tx, a) is None:
+                raise UnknownWorker(f"unknown worker {a!r} (in --after)")
+    elif env.type == "worker.started" and view.after and not p.get("force"):
+        waits, blocked, states = board.waits_tx(tx, view)
+        if waits:
+            named = ", ".join(f"{a} ({states.get(a, 'unknown')})" for a in waits)
+            what = f"is blocked by {', '.join(blocked)}; it waits for" if blocked else "waits for"
+            raise NotReady(
+                f"cannot start: {env.to} {what} {named} (start --force to start it anyway)",
+                waits_for=waits,
+                blocked_by=blocked,
+            )
 
 
 def _repeat(earlier) -> Result:
@@ -185,17 +211,18 @@ def precheck(
     now and view is the worker (None before a spawn). Raises what `act` would raise.
     `act` checks again inside its transaction."""
     actor = need_actor(c, actor)
+    etype = ACTIONS.get(action, action)
     with c.store.read() as r:
         if request_result(r, actor, request_id, action, lifecycle_args(wid, payload)) is not None:
             return True, None
         view = board.load(r, wid)
-    etype = ACTIONS.get(action, action)
-    if view is None and etype != "worker.spawned":
-        raise UnknownWorker(f"unknown worker {wid!r}")
-    env = Envelope("", actor, wid, etype, with_stamp(view, payload))
-    if is_repeat(view, env):
-        return True, view
-    _refuse_if_illegal(action, view, env)
+        if view is None and etype != "worker.spawned":
+            raise UnknownWorker(f"unknown worker {wid!r}")
+        env = Envelope("", actor, wid, etype, with_stamp(view, payload))
+        if is_repeat(view, env):
+            return True, view
+        _refuse_if_illegal(action, view, env)
+        _refuse_by_graph(r, view, env)
     return False, view
 
 
@@ -237,7 +264,8 @@ def act(
 
 
 def start_next(c, actor: str | None = None, request_id=None, payload: dict | None = None) -> Result:
-    """Claim the oldest ASSIGNED worker this actor may take: one conditional write."""
+    """Claim the first ready worker this actor may take (highest priority, then oldest;
+    never one that waits or is blocked): one conditional write."""
     actor = need_actor(c, actor)
     payload = {**check_payload(payload or {}), "clone": c.clone_id}
     stored = c.blobs.claim_check(payload, c.home.config["blob_threshold"])
@@ -246,9 +274,9 @@ def start_next(c, actor: str | None = None, request_id=None, payload: dict | Non
         earlier = request_result(tx, actor, request_id, "start", {"next": True})
         if earlier is not None:
             return _repeat(earlier)
-        first = tx.views(states=[ASSIGNED], assignable_by=actor, limit=1)
+        first = tx.ready_views(assignable_by=actor, limit=1)
         if not first:
-            raise NothingToClaim(f"nothing to claim: no ASSIGNED worker {actor} may start")
+            raise NothingToClaim(f"nothing to claim: no ready worker {actor} may start")
         r = transition(tx, "start", first[0].worker, actor, payload, stored)
         remember_request(tx, actor, request_id, r, "start", {"next": True})
         return r

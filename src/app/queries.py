@@ -10,6 +10,7 @@ from ..projections.explain import expected_next
 from ..projections.search import ensure_current, snippet
 from ..projections.workers import ACTIVE, NON_TERMINAL, legal_actions
 from . import resolve
+from .graph import explain_waiting, ready, waits
 
 HISTORY_SHOWN = 50  # transitions in `show`
 
@@ -46,7 +47,32 @@ def view_dict(v, now: int, interval: float, clone: str | None) -> dict:
         "conflicts": v.conflicts,
         "last_event": v.last_event,
         "legal": legal_actions(v.state),
+        "after": list(v.after),
+        "priority": v.priority,
     }
+
+
+def add_graph(reader, items: list[dict], views) -> None:
+    """What each worker waits for and is blocked by, and whether it is ready (one read of
+    the dependencies' states for all of them)."""
+    info = waits(reader, views)
+    for d, v in zip(items, views, strict=True):
+        i = info.get(v.worker)
+        d["ready"] = i["ready"] if i else v.state == "ASSIGNED"
+        d["waits_for"] = i["waits_for"] if i else []
+        d["blocked_by"] = i["blocked_by"] if i else []
+        d["waiting_why"] = explain_waiting(v, i)
+
+
+def ready_items(c, limit: int | None = None) -> list[dict]:
+    """The ready queue in its reading form: highest priority first, then oldest."""
+    now = now_us()
+    items = []
+    for v in ready(c, limit):
+        d = worker_dict(c, v, now)
+        d.update(ready=True, waits_for=[], blocked_by=[], waiting_why=None)
+        items.append(d)
+    return items
 
 
 def worker_dict(c, v, now: int | None = None) -> dict:
@@ -65,7 +91,8 @@ def board_items(c, worker_id=None, states=(), stale=False, all_=False, now=None)
         else:
             pick = set(states) if states else ACTIVE if stale else None if all_ else NON_TERMINAL
             views = [board.decode_view(row.view) for row in r.views(states=pick)]
-    items = [worker_dict(c, v, now) for v in views]
+        items = [worker_dict(c, v, now) for v in views]
+        add_graph(r, items, views)
     if stale:
         items = [d for d in items if liveness.ORDER.get(d["liveness"], -1) >= 1]
     return items
@@ -113,9 +140,21 @@ def worker_detail(c, wid: str, now: int) -> tuple[dict, object, list]:
         v = board.load(r, wid)
         hist = r.events(EventQuery(worker=wid, heartbeats=False, by="ts", last=True, limit=HISTORY_SHOWN))
         ahead = [row.id for row in r.events(EventQuery(worker=wid, later_than_ts=horizon(c), by="ts"))]
-    d = worker_dict(c, v, now)
+        d = worker_dict(c, v, now)
+        add_graph(r, [d], [v])
+        d["waited_by"] = r.dependents(wid)
     d["ahead"] = ahead
     d["expected"] = expected_next(v, d["liveness"], now, c.home.config["heartbeat_interval"])
+    if v.state == "ASSIGNED" and d["waiting_why"] and not v.conflicts:
+        first = d["waits_for"][0]["worker"]
+        d["expected"] = {
+            "actions": ["retry or cancel what blocks it, or dep rm"]
+            if d["blocked_by"]
+            else [f"finish {first}"],
+            "by": "a human" if d["blocked_by"] else "whoever holds what it waits for",
+            "waiting_on": first,
+            "why": d["waiting_why"],
+        }
     d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
     last = hist[-1] if hist else None
     d["last"] = {"event": last.id, "type": last.type, "from": last.from_, "ts": last.ts} if last else None

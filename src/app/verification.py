@@ -145,7 +145,13 @@ def check_projections(c, report: Report) -> None:
     with c.store.read() as r:  # one snapshot: the stored views and the events they come from
         stored = board.stored_views(r)
         fresh, _ = board.fold_from_zero(c.store, reader=r, after_page=count)
-    differ = sorted(w for w in set(fresh) | set(stored) if fresh.get(w) != stored.get(w))
+        columns = board.stored_graph_columns(r)
+    fresh_columns = board.fresh_graph_columns(fresh)
+    differ = sorted(
+        w
+        for w in set(fresh) | set(stored)
+        if fresh.get(w) != stored.get(w) or fresh_columns.get(w) != columns.get(w)
+    )
     for w in differ:
         why = (
             "missing from the stored views"

@@ -41,6 +41,9 @@ COMMANDS = {
     "reap": "run:reap_cmd",
     "serve": "serve:serve",
     "watchdog": "watchdog:watchdog_cmd",
+    "dep": "graph:dep",
+    "priority": "graph:priority",
+    "ready": "graph:ready",
 }
 
 

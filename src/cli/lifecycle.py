@@ -102,10 +102,19 @@ def _drop_none(**kw):
 )
 @click.option("--no-worktree", is_flag=True, help="Create the branch only, no worktree.")
 @click.option("--no-git", is_flag=True, help="No branch or worktree, even inside a git repository.")
+@click.option(
+    "--after", "after", multiple=True, metavar="A", help="Wait for worker A to be COMPLETED (repeatable)."
+)
+@click.option(
+    "--priority", type=click.IntRange(0, 4), metavar="N", help="0 (highest) … 4 (lowest); default 2."
+)
 @request_id_option
 @global_options
-def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, request_id):
+def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, after, priority, request_id):
     """Create worker ID in state ASSIGNED.
+
+    --after A makes it wait for A (docs/graph.md): it is not ready, and `start` refuses
+    it, until A is COMPLETED; A must exist (exit 3). --priority orders `ready`.
 
     Inside a git repository it also creates branch coord/ID (the branch_prefix setting plus
     ID) from --base and a worktree at .coord/worktrees/ID (see docs/git.md). An existing
@@ -116,11 +125,18 @@ def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, reques
     Example:
       coord spawn w-1 --task "add retries to the fetcher" --assignee agent-2
       coord spawn w-2 --base develop --no-worktree
+      coord spawn w-3 --after w-1 --after w-2 --priority 1
     """
+    if after:
+        c = state().open()
+        after = list(dict.fromkeys(worker_arg(c, a) if a != worker_id else a for a in after))
     r = _git_act(
         "spawn",
         worker_id,
-        _drop_none(task=task or None, assignee=assignee),
+        {
+            **_drop_none(task=task or None, assignee=assignee, after=list(after) or None),
+            **({} if priority is None else {"priority": priority}),  # 0 is a priority
+        },
         request_id,
         "spawned",
         infer=False,
@@ -137,11 +153,18 @@ def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, reques
 
 @click.command()
 @click.argument("worker_id", metavar="[ID]", required=False)
-@click.option("--next", "next_", is_flag=True, help="Claim the oldest ASSIGNED worker you may take.")
+@click.option(
+    "--next", "next_", is_flag=True, help="Claim the first ready worker you may take (priority, then oldest)."
+)
+@click.option("--force", is_flag=True, help="Start a worker that waits for others or is blocked (recorded).")
 @request_id_option
 @global_options
-def start(worker_id, next_, request_id):
+def start(worker_id, next_, force, request_id):
     """Claim a worker: ASSIGNED → WORKING. Needs an explicit identity (--as or COORD_AGENT).
+
+    A worker that waits for unfinished workers, or is blocked by a CANCELED or FAILED one,
+    is refused (exit 4, naming them) unless --force. --next takes the first ready worker
+    (as `coord ready` lists them), never a waiting or blocked one.
 
     \b
     Example:
@@ -152,11 +175,15 @@ def start(worker_id, next_, request_id):
     if next_:
         if worker_id:
             raise UsageError("give an ID or --next, not both")
+        if force:
+            raise UsageError("--force starts a named worker: give an ID, not --next")
         actor = st.identity(explicit_required=True)
         r = lifecycle.start_next(st.open(), actor=actor, request_id=request_id)
         report(r, "started")
     else:
-        r = _act("start", worker_id, {}, request_id, explicit_identity=True, verb="started")
+        r = _act(
+            "start", worker_id, _drop_none(force=force), request_id, explicit_identity=True, verb="started"
+        )
     if not st.json and not r.repeat:
         from ..app.worktrees import worktree_path
 

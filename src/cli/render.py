@@ -36,6 +36,12 @@ def _summary_of(d) -> str:
         note = d["reason"]
     elif d["state"] in (IN_REVIEW, APPROVED, COMPLETED) and d["summary"]:
         note = d["summary"]
+    if d.get("blocked_by"):
+        note = f"blocked by {', '.join(d['blocked_by'])}  " + (note or "")
+    elif d.get("waits_for") and d["state"] not in (COMPLETED, CANCELED):
+        note = f"waits for {', '.join(w['worker'] for w in d['waits_for'])}  " + (note or "")
+    if d.get("priority", 2) != 2 and d["state"] not in (COMPLETED, CANCELED):
+        note = f"P{d['priority']} " + (note or "")
     if d["conflicts"]:
         note = f"!{len(d['conflicts'])} conflict(s)  " + (note or "")
     return note or ""

@@ -68,6 +68,20 @@ def show(ident):
         echo(f"summary   {one_line(v.summary, 70)}")
     if v.reason:
         echo(f"reason    {one_line(v.reason, 70)}")
+    if v.after or v.priority != 2:
+        echo(f"priority  {v.priority}" + ("   ready" if d["ready"] else ""))
+    if d["waits_for"]:
+        echo(
+            "waits for "
+            + ", ".join(f"{clean(w['worker'])} ({w['state'] or 'unknown'})" for w in d["waits_for"])
+        )
+    elif v.after:
+        echo(f"after     {', '.join(clean(a) for a in v.after)} (all COMPLETED)")
+    if d["blocked_by"]:
+        echo(f"BLOCKED   by {', '.join(clean(b) for b in d['blocked_by'])} (CANCELED or FAILED)")
+    if d["waited_by"]:
+        shown = d["waited_by"][:10]
+        echo(f"needed by {', '.join(clean(w) for w in shown)}" + (", …" if len(d["waited_by"]) > 10 else ""))
     for cf in v.conflicts:
         echo(f"CONFLICT  {cf['event'][:15]} {cf['type']} by {clean(cf['from'])}: {clean(cf['reason'])}")
     if ahead:

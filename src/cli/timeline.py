@@ -64,6 +64,13 @@ def text_lines(data: dict, width: int) -> list[str]:
             row.append(ch)
         out.append(f"{one_line(lane['worker'], name_w):<{name_w}}  {''.join(row)}")
     out.append("")
+    waits = [
+        f"{one_line(lane['worker'], 24)} waits for {one_line(', '.join(lane['after']), 60)}"
+        for lane in data["lanes"]
+        if lane.get("after")
+    ]
+    if waits:
+        out += ["dependencies:", *(f"  {w}" for w in waits), ""]
     legend, line = [], ""
     for s, g in GLYPH.items():  # the legend, wrapped to the width
         item = f"{g}={s}"

@@ -58,6 +58,14 @@ class NothingToClaim(Refused):
     code = "nothing_to_claim"
 
 
+class Cycle(Refused):
+    code = "cycle"
+
+
+class NotReady(Refused):
+    code = "not_ready"
+
+
 class IntegrityError(CoordError):
     exit_code = 5
     code = "integrity"

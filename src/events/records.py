@@ -157,6 +157,11 @@ class ViewRow(msgspec.Struct, frozen=True, gc=False):
     base: str | None
     worktree: str | None
     view: bytes
+    # The work graph (coord.projections.graph): ready = ASSIGNED with every dependency
+    # COMPLETED; waiting = how many dependencies are not; priority 0 (highest) … 4.
+    ready: bool = False
+    priority: int = 2
+    waiting: int = 0
 
 
 class SearchHit(msgspec.Struct, frozen=True):

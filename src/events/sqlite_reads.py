@@ -10,10 +10,11 @@ import sqlite3
 from .errors import UsageError
 from .records import HEARTBEAT, EventQuery, Row, SearchHit, TypeFilter, ViewRow, is_glob
 from .shapes import BROADCAST
+from .sqlite_graph import GraphReads
 from .store import Reader
 
 EVENT_COLS = 'seq, id, ts, "from", "to", type, worker, body, origin, audit, stored'
-VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view"
+VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view, ready, priority, waiting"
 MSG_RANGE = ("msg.", "msg/")  # type >= 'msg.' AND type < 'msg/': every msg.* type, by index
 LOOKUP_BATCH = 500
 
@@ -83,7 +84,7 @@ def event_query_sql(q: EventQuery, what: str = EVENT_COLS) -> tuple[str, list]:
     return sql, args
 
 
-class SqliteReader(Reader):
+class SqliteReader(GraphReads, Reader):
     """Reads over one connection: inside BEGIN … COMMIT (Store.read), inside a write
     transaction (SqliteTx), or each statement on its own (Store.reader)."""
 
@@ -167,7 +168,7 @@ class SqliteReader(Reader):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [ViewRow(*t) for t in self._all(sql, args)]
+        return [_view_row(t) for t in self._all(sql, args)]
 
     def worker_ids(self, prefix: str, limit: int = 11) -> list[str]:
         rows = self._all(
@@ -278,6 +279,10 @@ class SqliteReader(Reader):
 
     def any_dirty(self) -> bool:
         return self._one("SELECT 1 FROM events WHERE audit = 1 LIMIT 1") is not None
+
+
+def _view_row(t) -> ViewRow:
+    return ViewRow(*t[:10], bool(t[10]), t[11], t[12])
 
 
 def pending_sql(agent: str, address: str, after: int) -> tuple[str, list]:

@@ -133,6 +133,23 @@ def m0007(db: sqlite_utils.Database):
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('views_refold', '1')")
 
 
+@migrations(name="0008_work_graph")
+def m0008(db: sqlite_utils.Database):
+    # Issue 14, the work graph: readiness and priority beside the view (the projector
+    # computes them), the ready queue as one partial index, and the dependency index with
+    # its reverse (who waits for X). Views stored before have no dependencies: an ASSIGNED
+    # one is ready.
+    db.execute("ALTER TABLE workers ADD COLUMN ready INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE workers ADD COLUMN priority INTEGER NOT NULL DEFAULT 2")
+    db.execute("ALTER TABLE workers ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE workers SET ready = (state = 'ASSIGNED')")
+    db.execute("CREATE INDEX workers_ready ON workers(priority, created, worker) WHERE ready = 1")
+    db.execute(
+        "CREATE TABLE deps(worker TEXT NOT NULL, after TEXT NOT NULL, PRIMARY KEY (worker, after)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX deps_after ON deps(after, worker)")
+
+
 # Names recorded by stores migrated before issue 12 -> the names they run under now.
 RENAMED = {
     "0301_audit_dirty": "0002_audit_dirty",

@@ -22,6 +22,7 @@ from .errors import Busy, CoordError, IntegrityError, UsageError
 from .failpoints import failpoint
 from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
 from .records import StoredEvent, ViewRow, worker_of
+from .sqlite_graph import GraphWrites
 from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
 from .store import Store, WriteTx
 
@@ -32,9 +33,10 @@ WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new
 
 
 SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
+PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES ({','.join('?' * 13)})"
 
 
-class SqliteTx(SqliteReader, WriteTx):
+class SqliteTx(GraphWrites, SqliteReader, WriteTx):
     """An open write transaction (inside BEGIN IMMEDIATE)."""
 
     def __init__(self, store):  # a SqliteStore
@@ -76,7 +78,7 @@ class SqliteTx(SqliteReader, WriteTx):
 
     # --- views ---------------------------------------------------------------------------
     def put_view(self, row: ViewRow) -> None:
-        self._x(f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", astuple(row))
+        self._x(PUT_VIEW, astuple(row))
 
     def put_view_blob(self, worker, view) -> None:
         # Only the bytes change: no index maintenance, unlike a REPLACE.
@@ -84,12 +86,12 @@ class SqliteTx(SqliteReader, WriteTx):
 
     def delete_view(self, worker) -> None:
         self._x("DELETE FROM workers WHERE worker = ?", (worker,))
+        self._x("DELETE FROM deps WHERE worker = ?", (worker,))
 
     def replace_views(self, rows) -> None:
         self._x("DELETE FROM workers")
-        self.conn.executemany(
-            f"INSERT INTO workers({VIEW_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", [astuple(r) for r in rows]
-        )
+        self._x("DELETE FROM deps")  # set_deps refills it
+        self.conn.executemany(PUT_VIEW, [astuple(r) for r in rows])
 
     def set_position(self, name, seq) -> None:
         self._x("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))

@@ -14,14 +14,11 @@ coord.events.home.Home.open_store).
 
 Writes are functions the implementation may run more than once (`transact`): a store may
 read without a lock, decide, and find at commit that what it read changed (PostgreSQL's
-optimistic append), then run the function again on a fresh transaction. So a function
-given to `transact` reads everything its decision depends on through its tx (the views,
-the clock via `next_ts`, request ids, the first claimable worker, the active views) and
-has no effect outside the transaction: blobs are written before, git steps before or
-after, output after. SQLite runs it once, under BEGIN IMMEDIATE.
-
+optimistic append), then run the function again. So a function given to `transact` reads
+everything its decision depends on through its tx and has no effect outside the
+transaction (blobs before; git steps before or after; output after). SQLite runs it once.
 The store never knows what a view holds or how a fold works: the projectors
-(coord.projections) encode and decode views and extract search text.
+(coord.projections) encode and decode views, compute their columns, extract search text.
 """
 
 from abc import ABC, abstractmethod
@@ -43,9 +40,10 @@ from .records import (
     ViewRow,
 )
 from .shapes import local_problem
+from .store_graph import GraphReader, GraphWriter
 
 
-class Reader(ABC):
+class Reader(GraphReader, ABC):
     """The reads. On a WriteTx they see the transaction's own writes; a decision taken in
     a write must read through its tx (see the module's docstring)."""
 
@@ -153,7 +151,7 @@ class Reader(ABC):
         """Whether an event waits to be written to the audit file."""
 
 
-class WriteTx(Reader):
+class WriteTx(GraphWriter, Reader):
     """One write transaction. Implementations provide `_heads`, `_has_id` and `_insert`
     plus the write operations below; `append` and `next_ts` are the same everywhere."""
 
@@ -193,7 +191,8 @@ class WriteTx(Reader):
 
     @abstractmethod
     def replace_views(self, rows: list[ViewRow]) -> None:
-        """Every view at once (rebuild): readers see the old set or the new, never a mix."""
+        """Every view at once (rebuild): readers see the old set or the new, never a mix.
+        The dependency index is emptied with them (set_deps refills it)."""
 
     @abstractmethod
     def set_position(self, name: str, seq: int) -> None: ...

@@ -24,14 +24,22 @@ def compute(steps, end_ts: str | None = None) -> dict:
                     "beats": [],
                     "msgs": [],
                     "conflicts": [],
+                    "after": [],  # the workers it waits for, as of the last step
+                    "deps": [],  # dependency and priority changes, as marks
                 }
             if s.conflict is not None:
                 lane["conflicts"].append(
                     {"ts": env.ts, "from": env.from_, "type": env.type, "reason": s.conflict, "id": s.id}
                 )
                 continue
+            lane["after"] = list(s.after.after)
             if env.type == "worker.heartbeat":
                 lane["beats"].append({"ts": env.ts, "from": env.from_, "note": env.payload.get("note")})
+                continue
+            if env.type in ("worker.dep_added", "worker.dep_removed", "worker.prioritized"):
+                lane["deps"].append(
+                    {"ts": env.ts, "from": env.from_, "type": env.type, "payload": env.payload}
+                )
                 continue
             segs = lane["segments"]
             if segs:

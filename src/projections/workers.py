@@ -9,6 +9,7 @@ decide both what a command may do and what a fold applies.
 import msgspec
 
 from ..events.envelope import Envelope, encode_json, ts_to_us
+from .graph import DEFAULT_PRIORITY, MemGraph, cycle_text
 
 ASSIGNED, WORKING, IN_REVIEW, CONFLICTED = "ASSIGNED", "WORKING", "IN_REVIEW", "CONFLICTED"
 APPROVED, COMPLETED, FAILED, CANCELED = "APPROVED", "COMPLETED", "FAILED", "CANCELED"
@@ -31,7 +32,12 @@ TRANSITIONS = {
     "worker.canceled": (NON_TERMINAL, CANCELED),
     "worker.failed": (NON_TERMINAL - {FAILED}, FAILED),
     "worker.retried": (frozenset({FAILED}), ASSIGNED),
+    # The work graph (coord.projections.graph): no state change, legal until terminal.
+    "worker.dep_added": (NON_TERMINAL, None),
+    "worker.dep_removed": (NON_TERMINAL, None),
+    "worker.prioritized": (NON_TERMINAL, None),
 }
+GRAPH_EVENTS = frozenset({"worker.dep_added", "worker.dep_removed", "worker.prioritized"})
 
 # command name -> event type it appends
 ACTIONS = {
@@ -95,6 +101,10 @@ class Worker(msgspec.Struct):
     # means its ts stands. So a store whose clocks agree folds exactly the pure fold's views.
     beat_local: int | None = None
     since_local: int | None = None
+    # The work graph: the workers this one waits for (spawn --after, dep add/rm), in the
+    # order they were added, and its priority (0 highest … 4 lowest).
+    after: list = []
+    priority: int = DEFAULT_PRIORITY
     # Position of the last folded event in (ts, id) order.
     pos_ts: str = ""
     pos_id: str = ""
@@ -216,9 +226,47 @@ def _local_time(env: Envelope, stored: int | None) -> int | None:
     return stored if stored < ts_to_us(env.ts) else None
 
 
-def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None) -> Worker | None:
+def _conflict(view: Worker, env: Envelope, eid: str, reason: str) -> Worker:
+    c = {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": reason}
+    return msgspec.structs.replace(view, conflicts=[*view.conflicts, c], pos_ts=env.ts, pos_id=eid)
+
+
+def _cycle(graph, worker: str, after: str, eid: str) -> str | None:
+    """Why the edge would be refused here: the cycle it closes (None: no cycle, or no
+    graph to check against)."""
+    if graph is None:
+        return None
+    cyc = graph.cycle(worker, after, eid)
+    return None if cyc is None else f"would close a cycle: {cycle_text(cyc)}"
+
+
+def _fold_graph(view: Worker, env: Envelope, eid: str, graph) -> Worker:
+    """dep_added, dep_removed, prioritized: the graph fields only; no transition (so the
+    last transition stays what idempotent repeats compare against)."""
+    p = env.payload
+    if env.type == "worker.prioritized":
+        return msgspec.structs.replace(
+            view, priority=p.get("priority", view.priority), pos_ts=env.ts, pos_id=eid
+        )
+    a = p.get("after")
+    after = list(view.after)
+    if env.type == "worker.dep_added" and isinstance(a, str) and a not in after:
+        why = _cycle(graph, view.worker, a, eid)
+        if why is not None:
+            return _conflict(view, env, eid, why)
+        after.append(a)
+    elif env.type == "worker.dep_removed" and a in after:
+        after.remove(a)
+    return msgspec.structs.replace(view, after=after, pos_ts=env.ts, pos_id=eid)
+
+
+def fold(
+    view: Worker | None, env: Envelope, eid: str, stored: int | None = None, graph=None
+) -> Worker | None:
     """Apply one event. Illegal events are kept as conflicts, never applied. `stored` is
-    the local time the store recorded it (µs), for liveness; None where there is none."""
+    the local time the store recorded it (µs), for liveness; None where there is none.
+    `graph` answers whether an edge closes a cycle at this event's place (MemGraph over
+    the views folded so far, or the projector's view of the store); None checks none."""
     if env.type not in TRANSITIONS:
         return view
     bad = check(view, env)
@@ -231,8 +279,9 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
             # (conflicts must be the same on every clone). Its position still counts, so
             # an earlier import re-folds it into place.
             return msgspec.structs.replace(view, pos_ts=env.ts, pos_id=eid)
-        c = {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": bad[1]}
-        return msgspec.structs.replace(view, conflicts=[*view.conflicts, c], pos_ts=env.ts, pos_id=eid)
+        return _conflict(view, env, eid, bad[1])
+    if env.type in GRAPH_EVENTS:
+        return _fold_graph(view, env, eid, graph)
     p = env.payload
     if env.type == "worker.heartbeat":
         return msgspec.structs.replace(
@@ -262,6 +311,17 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
     )
     if view is None:
         prefix, branch = branch_of(env.to, p)
+        after, cycles = [], []
+        for a in p.get("after") or ():
+            if a in after:
+                continue
+            why = _cycle(graph, env.to, a, eid)
+            if why is None:
+                after.append(a)
+            else:  # only by import: locally an edge to an unknown worker is refused
+                cycles.append(
+                    {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": why}
+                )
         return Worker(
             worker=env.to,
             created=env.ts,
@@ -273,6 +333,9 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
             worktree=p.get("worktree"),
             spawner=env.from_,
             transitions=1,
+            after=after,
+            priority=p.get("priority", DEFAULT_PRIORITY),
+            conflicts=cycles,
             **common,
         )
     v = msgspec.structs.replace(view, transitions=view.transitions + 1, **common)
@@ -308,14 +371,16 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
     return v
 
 
-def fold_all(events, views: dict | None = None) -> dict[str, Worker]:
+def fold_all(events, views: dict | None = None, graph=None) -> dict[str, Worker]:
     """Fold (env, id) or (env, id, stored) tuples, already in (ts, id) order, onto `views`
-    (default: nothing)."""
+    (default: nothing). Edges are checked for cycles against `graph` (default: the views
+    being folded)."""
     views = {} if views is None else views
+    graph = MemGraph(views) if graph is None else graph
     for item in events:
         env = item[0]
         if env.type.startswith("worker."):
-            v = fold(views.get(env.to), env, item[1], item[2] if len(item) > 2 else None)
+            v = fold(views.get(env.to), env, item[1], item[2] if len(item) > 2 else None, graph)
             if v is not None:
                 views[env.to] = v
     return views
