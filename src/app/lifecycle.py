@@ -21,10 +21,8 @@ import msgspec
 from ..events.envelope import Envelope
 from ..events.errors import (
     BadPayload,
-    Cycle,
     IllegalTransition,
     NothingToClaim,
-    NotReady,
     NotYours,
     Refused,
     StaleAttempt,
@@ -35,6 +33,7 @@ from ..events.ids import check_worker_id
 from ..projections import board
 from ..projections.workers import ACTIONS, Worker, check, is_repeat, legal_actions
 from .attempts import attempt_extra, with_stamp
+from .readiness import refuse_by_graph
 
 
 class Result(msgspec.Struct):
@@ -166,34 +165,11 @@ def transition(tx, action: str, wid: str, actor: str, payload: dict, stored: dic
     if is_repeat(view, env):
         return _result(tx, wid, etype, repeat=True)
     _refuse_if_illegal(action, view, env)
-    _refuse_by_graph(tx, view, env)
+    refuse_by_graph(tx, view, env)
     if stored is not None and stored is not payload:
         env = msgspec.structs.replace(env, payload=stored)
     ev = tx.append(env)
     return _result(tx, wid, etype, ev)
-
-
-def _refuse_by_graph(tx, view: Worker | None, env: Envelope) -> None:
-    """The work graph's rules of spawn and start: a spawn waits only for workers that
-    exist (exit 3), never for itself (exit 4); a worker that waits for others, or is
-    blocked, is not started without --force (exit 4, naming them)."""
-    p = env.payload
-    if env.type == "worker.spawned":
-        for a in p.get("after") or ():
-            if a == env.to:
-                raise Cycle(f"cannot spawn {a}: it cannot wait for itself ({a} → {a})", cycle=[a, a])
-            if board.load_tx(tx, a) is None:
-                raise UnknownWorker(f"unknown worker {a!r} (in --after)")
-    elif env.type == "worker.started" and view.after and not p.get("force"):
-        waits, blocked, states = board.waits_tx(tx, view)
-        if waits:
-            named = ", ".join(f"{a} ({states.get(a, 'unknown')})" for a in waits)
-            what = f"is blocked by {', '.join(blocked)}; it waits for" if blocked else "waits for"
-            raise NotReady(
-                f"cannot start: {env.to} {what} {named} (start --force to start it anyway)",
-                waits_for=waits,
-                blocked_by=blocked,
-            )
 
 
 def _repeat(earlier) -> Result:
@@ -222,7 +198,7 @@ def precheck(
         if is_repeat(view, env):
             return True, view
         _refuse_if_illegal(action, view, env)
-        _refuse_by_graph(r, view, env)
+        refuse_by_graph(r, view, env)
     return False, view
 
 

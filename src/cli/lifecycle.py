@@ -10,7 +10,7 @@ from ..app import lifecycle
 from ..app.lifecycle import with_args
 from ..app.resolve import worker_arg
 from ..events.errors import UsageError
-from .options import global_options, request_id_option, state
+from .options import attempt_option, global_options, request_id_option, state
 from .output import echo, emit_json, warn
 
 
@@ -23,16 +23,6 @@ def report(r, verb: str) -> None:
     else:
         extra = f"  (attempt {r.attempt})" if r.type == "worker.started" and r.attempt else ""
         echo(f"{r.worker}: {verb} → {r.state}  {r.event[:15]}{extra}")
-
-
-def attempt_option(f):
-    return click.option(
-        "--attempt",
-        type=click.IntRange(min=1),
-        metavar="N",
-        help="Only if N is the worker's current attempt (exit 4 otherwise; default: "
-        "COORD_ATTEMPT when COORD_WORKER names this worker).",
-    )(f)
 
 
 def _stamped(payload, wid, attempt):

@@ -150,3 +150,13 @@ def request_id_option(f):
 def _warn(text: str) -> None:
     """A warning on stderr (coord.cli.output.warn, which imports this module)."""
     click.echo(f"warning: {text}", err=True)
+
+
+def attempt_option(f):
+    return click.option(
+        "--attempt",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Only if N is the worker's current attempt (exit 4 otherwise; default: "
+        "COORD_ATTEMPT when COORD_WORKER names this worker).",
+    )(f)

@@ -1,6 +1,5 @@
-"""The SQLite store (coord.events.store): one database per home, `coord.db`; its writes
-(SqliteTx: every INSERT, UPDATE and DELETE of the project) and its connection. Reads:
-coord.events.sqlite_reads; schema: coord.events.sqlite_schema.
+"""The SQLite store (coord.events.store), `coord.db`: its writes (SqliteTx: every INSERT,
+UPDATE and DELETE) and connection. Reads: sqlite_reads; schema: sqlite_schema.
 
 Every write is `BEGIN IMMEDIATE` (optionally behind an exclusive flock on `write.lock`,
 which makes waiting writers queue fairly), assigns `seq` and `ts` inside the transaction,
@@ -28,7 +27,7 @@ from .store import Store, WriteTx
 
 # Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
 # the per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 
 
