@@ -144,10 +144,19 @@ def worker_detail(c, wid: str, now: int) -> tuple[dict, object, list]:
         add_graph(r, [d], [v])
         d["waited_by"] = r.dependents(wid)
     d["ahead"] = ahead
-    d["expected"] = expected_next(v, d["liveness"], now, c.home.config["heartbeat_interval"])
-    if v.state == "ASSIGNED" and d["waiting_why"] and not v.conflicts:
+    d["expected"] = expected(c, v, d, now)
+    d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
+    last = hist[-1] if hist else None
+    d["last"] = {"event": last.id, "type": last.type, "from": last.from_, "ts": last.ts} if last else None
+    return d, v, hist
+
+
+def expected(c, v, d: dict, now: int) -> dict:
+    """What is expected next of a worker, given its reading form d (with the graph's
+    fields): `show`'s and the web board's `expected`."""
+    if v.state == "ASSIGNED" and d.get("waiting_why") and not v.conflicts:
         first = d["waits_for"][0]["worker"]
-        d["expected"] = {
+        return {
             "actions": ["retry or cancel what blocks it, or dep rm"]
             if d["blocked_by"]
             else [f"finish {first}"],
@@ -155,10 +164,7 @@ def worker_detail(c, wid: str, now: int) -> tuple[dict, object, list]:
             "waiting_on": first,
             "why": d["waiting_why"],
         }
-    d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
-    last = hist[-1] if hist else None
-    d["last"] = {"event": last.id, "type": last.type, "from": last.from_, "ts": last.ts} if last else None
-    return d, v, hist
+    return expected_next(v, d["liveness"], now, c.home.config["heartbeat_interval"])
 
 
 def log_query(reader, worker=None, types=(), from_=None, since=None) -> EventQuery:

@@ -41,7 +41,6 @@ from ..events.history import StoreHistory
 from ..events.home import find_home
 from ..events.records import EventQuery, TypeFilter, type_filter
 from ..projections import board, liveness
-from ..projections.explain import expected_next
 from ..projections.replay import describe, steps
 from ..projections.workers import ACTIVE, NON_TERMINAL, STATES
 from .token import serve_token
@@ -130,12 +129,11 @@ class Source:
             else:
                 pick = set(states) if states else None if all_ else NON_TERMINAL
                 views = [board.decode_view(row.view) for row in r.views(states=pick)]
-        now = now_us()
-        items = []
-        for v in views:
-            d = queries.worker_dict(c, v, now)
-            d["expected"] = expected_next(v, d["liveness"], now)
-            items.append(d)
+            now = now_us()
+            items = [queries.worker_dict(c, v, now) for v in views]
+            queries.add_graph(r, items, views)  # ready, waits_for, blocked_by, as status --json
+        for v, d in zip(views, items, strict=True):
+            d["expected"] = queries.expected(c, v, d, now)
         return seq, us_to_ts(now), items
 
     def liveness(self) -> dict[str, str]:
@@ -166,10 +164,12 @@ class Source:
             ]
             steps_ = self._steps(rows)
             msgs = self._worker_messages(r, wid, steps_, messages)
-        now = now_us()
-        d = queries.worker_dict(c, v, now)
+            now = now_us()
+            d = queries.worker_dict(c, v, now)
+            queries.add_graph(r, [d], [v])
+            d["waited_by"] = r.dependents(wid)
         d["ahead"] = ahead
-        d["expected"] = expected_next(v, d["liveness"], now)
+        d["expected"] = queries.expected(c, v, d, now)
         d["in_state_s"] = round((now - ts_to_us(v.state_since)) / 1e6, 3)
         last = rows[-1] if rows else None
         d["last"] = {"event": last.id, "type": last.type, "from": last.from_, "ts": last.ts} if last else None
