@@ -9,7 +9,8 @@ from ..events.blobs import readable
 from ..events.envelope import decode
 from ..events.failpoints import failpoint
 from ..events.records import EventQuery, ViewRow
-from .workers import Worker, fold, fold_all
+from . import notices
+from .workers import Worker, fold
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(Worker)
@@ -83,9 +84,12 @@ def project(tx, ev) -> None:
                 pending.workers.add(env.to)
                 tx.cache.pop(("worker", env.to), None)
             else:
+                found = notices.notice_of(view, env)
                 new = fold(view, env, ev.id, ev.stored)
                 if new is not None:
                     save_tx(tx, new, view)
+                if found is not None and ev.seq > notices.start_seq(tx):
+                    tx.put_notices([notices.make(ev.seq, env.to, found)])
     tx.set_position(PROJECTION, ev.seq)
 
 
@@ -111,21 +115,30 @@ class _Refold:
 
 def refold(tx, workers) -> None:
     """Fold the given workers again from all their events, in (ts, id) order."""
-    blobs = tx.store.blobs
+    blobs, start = tx.store.blobs, notices.start_seq(tx)
     for w in workers:
-        rows = tx.events(EventQuery(worker=w, by="ts"))
-        views = fold_all((readable(decode(r.body), blobs), r.id, r.stored) for r in rows)
-        if w in views:
-            tx.put_view(view_row(views[w]))
+        view, found = None, []
+        for r in tx.events(EventQuery(worker=w, by="ts")):
+            env = readable(decode(r.body), blobs)
+            n = notices.notice_of(view, env)
+            if n is not None and r.seq > start:
+                found.append(notices.make(r.seq, w, n))
+            view = fold(view, env, r.id, r.stored) or view
+        if view is not None:
+            tx.put_view(view_row(view))
         else:
             tx.delete_view(w)
+        notices.sync(tx, w, found)
 
 
-def fold_from_zero(store, upto: int | None = None, reader=None, after_page=None) -> tuple[dict, int]:
+def fold_from_zero(
+    store, upto: int | None = None, reader=None, after_page=None, found: list | None = None
+) -> tuple[dict, int]:
     """Every view folded from zero in (ts, id) order, in pages of PAGE events: each page
     its own short read transaction (no write lock held), or all of them in `reader`'s one
     snapshot (verify compares them with the stored views of the same moment). Returns
-    (views, events folded); after_page(rows, total) is called after each page."""
+    (views, events folded); after_page(rows, total) is called after each page. Given a
+    `found` list, the notices the events give are added to it."""
     views: dict[str, Worker] = {}
     blobs = store.blobs
     total = 0
@@ -141,6 +154,10 @@ def fold_from_zero(store, upto: int | None = None, reader=None, after_page=None)
             return views, total
         for row in rows:
             env = readable(decode(row.body), blobs)
+            if found is not None:
+                n = notices.notice_of(views.get(env.to), env)
+                if n is not None:
+                    found.append(notices.make(row.seq, env.to, n))
             v = fold(views.get(env.to), env, row.id, row.stored)
             if v is not None:
                 views[env.to] = v
@@ -160,13 +177,15 @@ def rebuild(store, progress=None) -> int:
         if progress:
             progress(total)
 
-    upto = store.reader.max_seq()
-    views, total = fold_from_zero(store, upto, after_page=after_page)
+    upto, found = store.reader.max_seq(), []
+    views, total = fold_from_zero(store, upto, after_page=after_page, found=found)
     failpoint("rebuild-before-swap")
     rows = [view_row(v) for v in views.values()]
 
     def swap(tx):  # readers see the old views or the new, never a mix
         tx.replace_views(rows)
+        start = notices.start_seq(tx)  # notices missing are added; acknowledgements stay
+        tx.put_notices([n for n in found if n.seq > start])
         late = {r.worker for r in tx.events(EventQuery(after_seq=upto, lifecycle=True))}
         refold(tx, sorted(late))
         tx.set_position(PROJECTION, tx.max_seq())
