@@ -69,7 +69,7 @@ class Pending(list):
         self.notices: dict[int, Notice] = notices or {}
 
 
-def _pending(reader, actor: str, types, limit) -> Pending:
+def pending_in(reader, actor: str, types, limit) -> Pending:
     """THE selection of what is pending for an agent: messages to its addresses above its
     cursors, and its notices not acknowledged, merged by seq."""
     msg_types, notice_types = message_types(types)
@@ -91,7 +91,7 @@ def pending(c, actor: str, types=(), limit: int | None = None) -> Pending:
     """Unacknowledged messages and notices for actor, oldest first (Rows: to an address
     it reads, or lifecycle events that changed or ended an attempt it held)."""
     with c.store.read() as r:
-        return _pending(r, actor, types, limit)
+        return pending_in(r, actor, types, limit)
 
 
 def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: float = 0.0) -> Pending:
@@ -101,7 +101,7 @@ def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: flo
     while True:
         with c.store.read() as r:
             top = r.max_seq()
-            rows = _pending(r, actor, types, limit)
+            rows = pending_in(r, actor, types, limit)
         left = deadline - time.monotonic()
         if rows or left <= 0:
             return rows

@@ -39,6 +39,8 @@ COMMANDS = {
     "blob": "blobs:blob",
     "run": "run:run_cmd",
     "reap": "run:reap_cmd",
+    "prime": "agents:prime",
+    "mcp": "agents:mcp_cmd",
 }
 
 
