@@ -88,6 +88,15 @@ def leads_live_work(reader, actor: str) -> bool:
 
 def _held(c, v, now: int) -> dict:
     d = worker_dict(c, v, now)
+    expected = expected_next(v, d["liveness"], now)
+    if d["liveness"] in (liveness.WARN, liveness.STALE, liveness.DEAD):
+        # Said to the holder itself: not "requeue it", but "beat now".
+        expected = {
+            "actions": ["heartbeat", "then go on"],
+            "by": v.holder,
+            "waiting_on": v.holder,
+            "why": f"you have not beaten for a while ({d['liveness']}): beat now, or the work may be requeued",
+        }
     return {
         "worker": v.worker,
         "state": v.state,
@@ -96,8 +105,9 @@ def _held(c, v, now: int) -> dict:
         "worktree": v.worktree,
         "attempt": attempt_number(v),
         "liveness": d["liveness"],
+        "heartbeat_interval": d["heartbeat"]["interval"],
         "reason": v.reason,
-        "expected": expected_next(v, d["liveness"], now),
+        "expected": expected,
     }
 
 

@@ -87,7 +87,8 @@ def mcp_cmd(interval):
 def _worker_lines(d: dict) -> list[str]:
     e = d["expected"]
     lines = [
-        f"- {clean(d['worker'])}: {d['state']}, attempt {d['attempt']}, liveness {d['liveness'] or '-'}",
+        f"- {clean(d['worker'])}: {d['state']}, attempt {d['attempt']}, liveness {d['liveness'] or '-'}"
+        f" (heartbeat every {d['heartbeat_interval']:g}s)",
         f"  task: {one_line(d['task'] or '-', 200)}",
     ]
     if d["branch"] or d["worktree"]:
@@ -95,7 +96,7 @@ def _worker_lines(d: dict) -> list[str]:
     if d["reason"]:
         lines.append(f"  reason: {one_line(d['reason'], 200)}")
     lines.append(
-        f"  next: {', '.join(e['actions']) or 'nothing'} by {clean(e['by'] or '-')} ({clean(e['why'])})"
+        f"  next (by {clean(e['by'] or '-')}): {' | '.join(e['actions']) or 'nothing'}; {clean(e['why'])}"
     )
     return lines
 

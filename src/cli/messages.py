@@ -201,7 +201,8 @@ def poll(peek, wait, limit, types):
 @request_id_option
 @global_options
 def ack(event, request_id):
-    """Acknowledge your messages up to and including EVENT (moves your cursors there).
+    """Acknowledge your messages and notices up to and including EVENT (moves your
+    cursors there).
 
     Use it after `poll --peek`: whatever was shown up to EVENT is not delivered again.
 
