@@ -6,7 +6,7 @@ the same action as a CLI process.
     .venv/bin/python bench/agents_bench.py [--workers 500] [--runs 21] [--calls 200]
 
 The store: `--workers` workers, a third of them WORKING under 20 agents, the rest
-ASSIGNED, agent-1 holding two of them, with messages and a notice in its inbox. Process
+ASSIGNED; agent-1 holds two (one sent back: a notice) and has five messages. Process
 runs alternate (prime, status, prime --role lead, …) so drift of the machine hits all
 alike. The MCP client is the SDK's stdio client, one session, calls one after another.
 """
@@ -31,7 +31,7 @@ def build(workers: int) -> Path:
         for i in range(workers):
             lifecycle.act(c, "spawn", f"w-{i}", {"task": f"task number {i}"})
         for i in range(0, workers, 3):
-            lifecycle.act(c, "start", f"w-{i}", actor=f"agent-{i % 20 + 1}")
+            lifecycle.act(c, "start", f"w-{i}", actor=f"agent-{i % 20 + 2}")
         lifecycle.act(c, "start", "w-1", actor="agent-1")
         lifecycle.act(c, "done", "w-1", actor="agent-1")
         lifecycle.act(c, "request-changes", "w-1", {"reason": "add tests"}, actor="rev")

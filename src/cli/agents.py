@@ -7,6 +7,7 @@ import click
 from .options import FiniteFloat, global_options, state
 from .output import clean, echo, emit_json, one_line
 
+TEXT_ITEMS = 5  # inbox items the text form lists (--json lists up to ten)
 ROLE_CHOICE = click.Choice(["agent", "lead", "reviewer"], case_sensitive=False)
 
 
@@ -131,10 +132,12 @@ def render(data: dict) -> list[str]:
         "",
         f"## Inbox: {inbox['unread']} unread, {inbox['notices']} of them notices (`coord poll` reads them)",
     ]
-    for it in inbox["items"]:
+    for it in inbox["items"][:TEXT_ITEMS]:
         n = it.get("notice")
         what = f"notice: {clean(n['worker'])} attempt {n['attempt']} {n['reason']}" if n else "message"
         out.append(f"- {it['id'][:15]} {it['type']} from {clean(it['from'])} ({what})")
+    if inbox["unread"] > TEXT_ITEMS:
+        out.append(f"- … and {inbox['unread'] - TEXT_ITEMS} more")
     g = data["general"]
     out += ["", "## How to work with coord"]
     if "text" in g:

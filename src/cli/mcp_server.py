@@ -33,6 +33,9 @@ from ..app.resolve import worker_arg
 from ..events.envelope import now_us
 from ..events.errors import CoordError, TimedOut, UsageError
 
+# A waiting poll holds a worker thread, and the server ends only after it returns: the
+# bound keeps a server whose client went away from lingering (and beating) for long.
+MAX_WAIT = 60.0
 INSTRUCTIONS = (
     "coord: a coordination log for agents. Call `prime` first (and after your context is "
     "compacted): it says who you are, what you hold and what to do next. Claim work with "
@@ -253,10 +256,10 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
         A notice is a lifecycle event that changed or ended an attempt you held (changes
         requested, conflicted, check failed, requeued, canceled, failed) and carries
         "notice": {worker, attempt, reason}. wait: block up to this many seconds for one
-        (an error with exit 6 if none comes). types: names or globs; 'worker.*' selects
-        notices."""
-        if wait is not None and not 0 <= wait <= 3600:
-            _fail(UsageError("wait must be between 0 and 3600 seconds"))
+        (at most 60; an error with exit 6 if none comes). types: names or globs;
+        'worker.*' selects notices."""
+        if wait is not None and not 0 <= wait <= MAX_WAIT:
+            _fail(UsageError(f"wait must be between 0 and {MAX_WAIT:g} seconds (call again to wait longer)"))
         if limit is not None and limit < 1:
             _fail(UsageError("limit must be at least 1"))
 
