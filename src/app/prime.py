@@ -171,9 +171,10 @@ def prime(c, actor: str, role: str | None = None, explicit: bool = True, now: in
             ready = ready_workers(r, SHOWN)
             active = [board.decode_view(row.view) for row in r.views(states=["WORKING", "CONFLICTED"])]
             out["ready"] = [_brief(c, v, now) for v in ready]
-            out["stale"] = [
+            stale = [
                 b for b in (_brief(c, v, now) for v in active) if liveness.ORDER.get(b["liveness"], -1) >= 1
             ]
+            out["stale"], out["stale_count"] = stale[:SHOWN], len(stale)
         if role in ("lead", "reviewer"):
             views = [board.decode_view(row.view) for row in r.views(states=[IN_REVIEW])]
             out["review"] = [_brief(c, v, now) for v in views if actor not in (v.holder, v.last_from)][:SHOWN]

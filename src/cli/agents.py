@@ -122,8 +122,13 @@ def render(data: dict) -> list[str]:
     if data["role"] == "lead":
         out += ["", f"## Ready to start ({len(data['ready'])} shown)"]
         out += [_brief_line(b) for b in data["ready"]] or ["- none"]
-        out += ["", "## Stale (no heartbeat for a while: `coord reap --requeue` gives them back)"]
+        out += [
+            "",
+            f"## Stale: {data['stale_count']} (no heartbeat for a while: `coord reap --requeue` requeues them)",
+        ]
         out += [_brief_line(b) for b in data["stale"]] or ["- none"]
+        if data["stale_count"] > len(data["stale"]):
+            out.append(f"- … and {data['stale_count'] - len(data['stale'])} more (`coord status --stale`)")
     if "review" in data:
         out += ["", "## Waiting for review"]
         out += [_brief_line(b) for b in data["review"]] or ["- none"]
