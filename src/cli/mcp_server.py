@@ -172,7 +172,7 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
         return call(fn)
 
     @server.tool()
-    def start(worker: str | None = None, next: bool = False) -> dict:
+    def start(worker: str | None = None, next: bool = False, request_id: str | None = None) -> dict:
         """Claim a worker (ASSIGNED → WORKING), or with next=true the first ready one you may
         take. While you stay connected, this server heartbeats for it."""
         if worker and next:
@@ -180,9 +180,9 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
 
         def fn(c):
             if next:
-                r = lifecycle.start_next(c, actor=actor)
+                r = lifecycle.start_next(c, actor=actor, request_id=request_id)
             else:
-                r = lifecycle.act(c, "start", worker_arg(c, worker), {}, actor=actor)
+                r = lifecycle.act(c, "start", worker_arg(c, worker), {}, actor=actor, request_id=request_id)
             out = result(r)
             out["worktree"] = lifecycle.worker(c, r.worker).worktree
             return out
@@ -193,20 +193,24 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
         return out
 
     @server.tool()
-    def heartbeat(worker: str | None = None, note: str | None = None) -> dict:
+    def heartbeat(worker: str | None = None, note: str | None = None, request_id: str | None = None) -> dict:
         """Record that you are alive on a worker you hold (no state change)."""
         payload = {"note": note} if note is not None else {}
-        return call(lambda c: result(lifecycle.act(c, "heartbeat", target(c, worker), payload, actor=actor)))
+        return call(
+            lambda c: result(
+                lifecycle.act(c, "heartbeat", target(c, worker), payload, actor=actor, request_id=request_id)
+            )
+        )
 
-    def _ending(fn_name, worker, payload, **kw):
+    def _ending(fn_name, worker, payload, request_id):
         def fn(c):
             from ..app import gitsteps
 
             wid = target(c, worker)
             if fn_name == "done":
-                r = gitsteps.done(c, wid, payload, actor, **kw)
+                r = gitsteps.done(c, wid, payload, actor, request_id=request_id)
             else:
-                r = lifecycle.act(c, fn_name, wid, payload, actor=actor)
+                r = lifecycle.act(c, fn_name, wid, payload, actor=actor, request_id=request_id)
             return wid, result(r)
 
         wid, out = call(fn)
@@ -215,33 +219,40 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
         return out
 
     @server.tool()
-    def done(worker: str | None = None, summary: str | None = None) -> dict:
+    def done(worker: str | None = None, summary: str | None = None, request_id: str | None = None) -> dict:
         """Hand your work in for review (WORKING/CONFLICTED → IN_REVIEW). With a branch it is
         rebased first; a conflict is an error with exit 4 and the worker is CONFLICTED:
         resolve it in the worktree, then call done again."""
-        return _ending("done", worker, {"summary": summary} if summary else {})
+        return _ending("done", worker, {"summary": summary} if summary else {}, request_id)
 
     @server.tool()
-    def fail(worker: str | None = None, reason: str | None = None) -> dict:
+    def fail(worker: str | None = None, reason: str | None = None, request_id: str | None = None) -> dict:
         """Give up on a worker you hold (→ FAILED)."""
-        return _ending("fail", worker, {"reason": reason} if reason else {})
+        return _ending("fail", worker, {"reason": reason} if reason else {}, request_id)
 
     @server.tool()
-    def release(worker: str | None = None) -> dict:
+    def release(worker: str | None = None, request_id: str | None = None) -> dict:
         """Give a worker you hold back to the queue (→ ASSIGNED)."""
-        return _ending("release", worker, {})
+        return _ending("release", worker, {}, request_id)
 
     @server.tool()
-    def send(type: str, to: str, text: str | None = None, payload: dict | None = None) -> dict:
+    def send(
+        type: str,
+        to: str,
+        text: str | None = None,
+        payload: dict | None = None,
+        request_id: str | None = None,
+    ) -> dict:
         """Send a message msg.TYPE to an agent, a worker (reaches its holder) or '*'. Give
-        text (payload {"text": ...}) or a payload object."""
+        text (payload {"text": ...}) or a payload object. request_id (every acting tool
+        takes one): a retry with the same key returns the first result, appends nothing."""
 
         def fn(c):
             if text is not None and payload is not None:
                 raise UsageError("give text or payload, not both")
             body = {"text": text} if text is not None else (payload or {})
-            r = messages.send(c, to, type, body, actor=actor)
-            return {"event": r.event, "type": r.type, "to": to}
+            r = messages.send(c, to, type, body, actor=actor, request_id=request_id)
+            return {"event": r.event, "type": r.type, "to": to, "repeat": r.repeat}
 
         return call(fn)
 
@@ -287,11 +298,11 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
         return call(fn)
 
     @server.tool()
-    def ack(event: str) -> dict:
+    def ack(event: str, request_id: str | None = None) -> dict:
         """Acknowledge your messages and notices up to and including EVENT (an id or prefix)."""
 
         def fn(c):
-            seq, eid = messages.ack_event(c, actor, event)
+            seq, eid = messages.ack_event(c, actor, event, request_id=request_id)
             return {"agent": actor, "acked_through": eid, "seq": seq}
 
         return call(fn)

@@ -155,7 +155,9 @@ def test_poll_delivers_a_notice_once_and_messages_travel(home, cli):
         ok(cli("--as", "rev", "request-changes", "w-1", "--reason", "add tests"))
         err, first = await call(s, "poll", wait=60)
         _, again = await call(s, "poll")
-        await call(s, "send", type="question", to="rev", text="which tests?")
+        _, sent = await call(s, "send", type="question", to="rev", text="which tests?", request_id="q-1")
+        _, again_sent = await call(s, "send", type="question", to="rev", text="which tests?", request_id="q-1")
+        assert not sent["repeat"] and again_sent == {**sent, "repeat": True}
         _, hits = await call(s, "search", query="tests")
         return first, again, hits
 
