@@ -13,6 +13,7 @@ alike. The MCP client is the SDK's stdio client, one session, calls one after an
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -122,10 +123,11 @@ def main(argv=None):
         lifecycle.act(c, "spawn", "w-0-mcp", {}, actor="lead")
         lifecycle.act(c, "start", "w-0-mcp")
     procs = processes(home, a.runs)
-    cli = cli_calls(home, max(5, a.calls // 10))
+    cli = cli_calls(home, max(1, a.calls // 10))
     mcp = mcp_calls(home, a.calls)
     res = {
         "machine": machine(),
+        "load_average_at_end": os.getloadavg(),
         "config": vars(a),
         "processes": procs,
         "round_trip_p50_ms": {

@@ -156,7 +156,9 @@ def test_poll_delivers_a_notice_once_and_messages_travel(home, cli):
         err, first = await call(s, "poll", wait=60)
         _, again = await call(s, "poll")
         _, sent = await call(s, "send", type="question", to="rev", text="which tests?", request_id="q-1")
-        _, again_sent = await call(s, "send", type="question", to="rev", text="which tests?", request_id="q-1")
+        _, again_sent = await call(
+            s, "send", type="question", to="rev", text="which tests?", request_id="q-1"
+        )
         assert not sent["repeat"] and again_sent == {**sent, "repeat": True}
         _, hits = await call(s, "search", query="tests")
         return first, again, hits
