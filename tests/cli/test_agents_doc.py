@@ -172,7 +172,7 @@ coord heartbeat --note "working on it" >/dev/null && coord poll >/dev/null && co
 
 
 def test_agent_loop_takes_every_ready_worker_and_records_failures(repo, cli, tmp_path):
-    for w, task in (("w-1", "parser"), ("w-2", "docs"), ("w-3", "the impossible one")):
+    for w, task in (("w-1", "parser"), ("w-2", "the impossible one")):
         ok(cli("spawn", w, "--task", task, "--no-git"))
     bin_dir, briefs = tmp_path / "bin", tmp_path / "briefs"
     bin_dir.mkdir()
@@ -186,10 +186,9 @@ def test_agent_loop_takes_every_ready_worker_and_records_failures(repo, cli, tmp
     board = {d["worker"]: d for d in ok(cli("status", "--all", "--json")).json()}
     assert {w: d["state"] for w, d in board.items()} == {
         "w-1": "IN_REVIEW",
-        "w-2": "IN_REVIEW",
-        "w-3": "FAILED",
+        "w-2": "FAILED",
     }
-    assert board["w-3"]["reason"] == "my-agent exited with status 3"
-    for w in ("w-1", "w-2", "w-3"):
+    assert board["w-2"]["reason"] == "my-agent exited with status 3"
+    for w in ("w-1", "w-2"):
         brief = (briefs / f"{w}.txt").read_text()
         assert "you are agent-1" in brief and f"{w}: WORKING, attempt 1" in brief, shlex.quote(brief)
