@@ -1,5 +1,6 @@
 """Issue 15 figures: `coord prime` as a process against `coord status` on the same store
-(median times, their ratio; and prime's length in words), and an MCP tool call's round
+(median times, their ratio; and prime's length in words), on a store of `--workers`
+workers and on one of 10 (where `status` has little to print), and an MCP tool call's round
 trip (client → `coord mcp` → store → client) for `heartbeat` and `poll`, p50, against
 the same action as a CLI process.
 
@@ -123,6 +124,7 @@ def main(argv=None):
         lifecycle.act(c, "spawn", "w-0-mcp", {}, actor="lead")
         lifecycle.act(c, "start", "w-0-mcp")
     procs = processes(home, a.runs)
+    small = processes(build(10), a.runs)  # where status has little to print
     cli = cli_calls(home, max(1, a.calls // 10))
     mcp = mcp_calls(home, a.calls)
     res = {
@@ -130,6 +132,7 @@ def main(argv=None):
         "load_average_at_end": os.getloadavg(),
         "config": vars(a),
         "processes": procs,
+        "processes_10_workers": small,
         "round_trip_p50_ms": {
             k: {"mcp": mcp[k], "cli_process": cli[k], "ratio": mcp[k] / cli[k]} for k in ("heartbeat", "poll")
         },
