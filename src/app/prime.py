@@ -27,6 +27,7 @@ HELD_STATES = ("WORKING", "CONFLICTED", "IN_REVIEW", "APPROVED")
 SHOWN = 10  # inbox items, ready and review workers listed (the counts are complete)
 SPAWNS_LOOKED_AT = 200  # an actor's latest spawns, to tell whether it leads live work
 PRIME_MD_MAX = 64 * 1024
+INBOX_COUNTED = 1000  # an inbox is counted up to this many (then "1000 or more")
 
 GENERAL = {
     "agent": [
@@ -154,7 +155,7 @@ def prime(c, actor: str, role: str | None = None, explicit: bool = True, now: in
         held = [board.decode_view(row.view) for row in r.views(states=HELD_STATES, holder=actor)]
         if role is None:
             role = "lead" if not held and leads_live_work(r, actor) else "agent"
-        inbox = pending_in(r, actor, (), None)
+        inbox = pending_in(r, actor, (), INBOX_COUNTED + 1)
         out = {
             "agent": actor,
             "explicit_identity": explicit,
@@ -162,8 +163,9 @@ def prime(c, actor: str, role: str | None = None, explicit: bool = True, now: in
             "home": str(c.home.path),
             "holds": [_held(c, v, now) for v in held],
             "inbox": {
-                "unread": len(inbox),
+                "unread": min(len(inbox), INBOX_COUNTED),
                 "notices": len(inbox.notices),
+                "more": len(inbox) > INBOX_COUNTED,
                 "items": [_inbox_item(row, inbox.notices.get(row.seq)) for row in inbox[:SHOWN]],
             },
         }

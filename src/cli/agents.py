@@ -133,9 +133,10 @@ def render(data: dict) -> list[str]:
         out += ["", "## Waiting for review"]
         out += [_brief_line(b) for b in data["review"]] or ["- none"]
     inbox = data["inbox"]
+    more = " or more" if inbox["more"] else ""
     out += [
         "",
-        f"## Inbox: {inbox['unread']} unread, {inbox['notices']} of them notices (`coord poll` reads them)",
+        f"## Inbox: {inbox['unread']}{more} unread, {inbox['notices']} of them notices (`coord poll` reads them)",
     ]
     for it in inbox["items"][:TEXT_ITEMS]:
         n = it.get("notice")

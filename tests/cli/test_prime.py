@@ -26,7 +26,7 @@ def test_agent_sees_what_it_holds_and_its_inbox(home, cli):
         "OK",
     )
     assert h["reason"] == "add tests" and "done" in " ".join(h["expected"]["actions"])
-    assert d["inbox"]["unread"] == 2 and d["inbox"]["notices"] == 1
+    assert d["inbox"]["unread"] == 2 and d["inbox"]["notices"] == 1 and d["inbox"]["more"] is False
     assert [i["type"] for i in d["inbox"]["items"]] == ["worker.changes_requested", "msg.note"]
     assert d["inbox"]["items"][0]["notice"]["reason"] == "changes_requested"
     g = d["general"]
@@ -126,3 +126,16 @@ def test_prime_in_a_worktree_names_branch_and_worktree(repo, cli):
     ok(cli("--as", "a1", "start", "w-1"))
     [h] = ok(cli("--as", "a1", "prime", "--json")).json()["holds"]
     assert h["branch"] == "coord/w-1" and h["worktree"].endswith("w-1")
+
+
+def test_a_big_inbox_is_counted_up_to_a_bound(home, cli, monkeypatch):
+    from coord.app import messages, prime
+    from coord.app.context import Coord
+
+    monkeypatch.setattr(prime, "INBOX_COUNTED", 3)
+    with Coord(home, actor="lead") as c:
+        for i in range(5):
+            messages.send(c, "a1", "note", {"text": str(i)})
+    d = ok(cli("--as", "a1", "prime", "--json")).json()
+    assert (d["inbox"]["unread"], d["inbox"]["more"]) == (3, True)
+    assert "3 or more unread" in ok(cli("--as", "a1", "prime")).stdout
