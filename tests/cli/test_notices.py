@@ -228,3 +228,34 @@ def test_an_upgraded_store_gives_no_notices_for_old_events(tmp_path, cli):
     ]
     ok(cli("--home", h, "rebuild"))
     assert ok(cli("--home", h, "--as", "a1", "poll", "--json")).stdout == ""
+
+
+def test_reaped_workers_tell_their_holders(home, cli):
+    """A reaper requeues two dead workers: each holder learns it from poll; the second
+    attempt of one dies too and the reaper fails it: its holder learns that (attempt 2)."""
+    import time
+
+    ok(cli("config", "heartbeat_interval", "0.05"))
+    for w, agent in (("w-1", "a1"), ("w-2", "a2")):
+        ok(cli("spawn", w, "--no-git"))
+        ok(cli("--as", agent, "start", w))
+    deadline = time.monotonic() + 90  # DEAD after 30 silent intervals: a condition, not a time
+    while {d["liveness"] for d in ok(cli("status", "--json")).json()} != {"DEAD"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    ok(cli("--as", "reaper", "reap", "--requeue"))
+    got = {}
+    for agent in ("a1", "a2"):
+        [(etype, notice)] = notices(ok(cli("--as", agent, "poll", "--json")))
+        got[agent] = (etype, notice["reason"], notice["attempt"])
+    assert got == {
+        "a1": ("worker.released", "requeued", 1),
+        "a2": ("worker.released", "requeued", 1),
+    }
+    ok(cli("--as", "a1", "start", "w-1"))
+    while ok(cli("status", "w-1", "--json")).json()[0]["liveness"] != "DEAD":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    ok(cli("--as", "reaper", "reap"))
+    [(etype, notice)] = notices(ok(cli("--as", "a1", "poll", "--json")))
+    assert (etype, notice) == ("worker.failed", {"worker": "w-1", "attempt": 2, "reason": "failed"})
