@@ -184,8 +184,14 @@ def rebuild(store, progress=None) -> int:
 
     def swap(tx):  # readers see the old views or the new, never a mix
         tx.replace_views(rows)
-        start = notices.start_seq(tx)  # notices missing are added; acknowledgements stay
-        tx.put_notices([n for n in found if n.seq > start])
+        # The notices become what the fold derived (acknowledgements of those that stay
+        # are kept); workers with events after `upto` are re-folded below, notices too.
+        start, by_worker = notices.start_seq(tx), {}
+        for n in found:
+            if n.seq > start:
+                by_worker.setdefault(n.worker, []).append(n)
+        for w in views:
+            notices.sync(tx, w, by_worker.get(w, []))
         late = {r.worker for r in tx.events(EventQuery(after_seq=upto, lifecycle=True))}
         refold(tx, sorted(late))
         tx.set_position(PROJECTION, tx.max_seq())

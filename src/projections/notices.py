@@ -53,11 +53,16 @@ def make(seq: int, worker: str, found: tuple[str, int, str]) -> Notice:
 
 
 def start_seq(tx) -> int:
-    """Events at or below this seq give no notice (they predate the notices table)."""
+    """Events at or below this seq give no notice (they predate the notices table);
+    once per transaction."""
     key = ("meta", FROM_KEY)
     if key not in tx.cache:
-        tx.cache[key] = int(tx.meta([FROM_KEY]).get(FROM_KEY) or 0)
+        tx.cache[key] = start_of(tx)
     return tx.cache[key]
+
+
+def start_of(reader) -> int:
+    return int(reader.meta([FROM_KEY]).get(FROM_KEY) or 0)
 
 
 def sync(tx, worker: str, derived: list[Notice]) -> None:

@@ -191,17 +191,28 @@ def test_import_that_reorders_a_worker_rederives_its_notices(tmp_path, cli):
     assert got == [("worker.canceled", {"worker": "w-1", "attempt": 1, "reason": "canceled"})]
 
 
-def test_rebuild_keeps_acknowledgements_and_restores_missing_notices(home, cli):
+def test_verify_finds_a_damaged_notices_projection_and_rebuild_repairs_it(home, cli):
     cycle(cli)
     ok(cli("--as", "rev", "request-changes", "w-1", "--reason", "r"))
     ok(cli("--as", "a1", "done", "w-1"))
     ok(cli("--as", "rev", "request-changes", "w-1", "--reason", "again"))
     assert len(ok(cli("--as", "a1", "poll", "--limit", "1", "--json")).jsonl()) == 1
+    ok(cli("verify"))
     con = sqlite3.connect(home / "coord.db")
-    con.execute("DELETE FROM notices WHERE acked = 0")
+    con.execute("DELETE FROM notices WHERE acked = 0")  # one lost
+    con.execute(
+        "INSERT INTO notices(agent, seq, worker, attempt, reason) VALUES ('a9', 2, 'w-1', 1, 'canceled')"
+    )
     con.commit()
     con.close()
+    r = cli("verify")
+    assert r.exit_code == 5
+    assert "notices missing: a1 at seq" in r.stdout + r.stderr
+    assert "notices not derived from the events: a9 at seq 2" in r.stdout + r.stderr
     ok(cli("rebuild"))
+    ok(cli("verify"))
+    assert ok(cli("--as", "a9", "poll", "--json")).stdout == ""
+    # The acknowledged one stays acknowledged; the lost one is back.
     got = ok(cli("--as", "a1", "poll", "--json")).jsonl()
     assert [m["payload"]["reason"] for m in got] == ["again"]
 
