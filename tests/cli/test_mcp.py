@@ -177,3 +177,9 @@ def test_mcp_needs_an_explicit_identity(home, proc):
     env = {k: v for k, v in os.environ.items() if k != "COORD_AGENT"}
     r = proc("mcp", env=env, input="")
     assert r.returncode == 2 and "explicit identity" in r.stderr
+
+
+def test_mcp_without_a_home_is_not_found(tmp_path, proc):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
+    r = proc("--as", "mcp-1", "mcp", env=env, input="", cwd=tmp_path)
+    assert r.returncode == 3 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
