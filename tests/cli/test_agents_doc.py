@@ -72,6 +72,8 @@ def test_every_recipe_is_found():
         "claude-code-stdin-PreCompact",
         "mcp-json",
         "agents-md",
+        "codex-hooks",
+        "codex-stdin-SessionStart",
         "codex-notify",
         "codex-notify-argument",
         "agent-loop",
@@ -100,6 +102,20 @@ def test_claude_code_session_start_primes_at_start_and_after_compaction(repo, cl
     # prime acknowledges nothing: poll still delivers the notice.
     [n] = ok(cli("--as", "agent-1", "poll", "--json")).jsonl()
     assert n["notice"]["reason"] == "changes_requested"
+
+
+def test_codex_hooks_prime_at_session_start_and_beat_before_compaction(repo, cli, held):
+    hooks = json.loads(recipes()["codex-hooks"])["hooks"]
+    [start] = hooks["SessionStart"]
+    assert all(re.fullmatch(start["matcher"], s) for s in ("startup", "resume", "clear", "compact"))
+    r = shell(start["hooks"][0]["command"], held, stdin_for("codex-stdin-SessionStart", held))
+    assert r.returncode == 0, r.stderr
+    assert "you are agent-1 (agent)" in r.stdout and "w-1: WORKING, attempt 1" in r.stdout
+    [pre] = hooks["PreCompact"]
+    r = shell(pre["hooks"][0]["command"], held, stdin_for("claude-code-stdin-PreCompact", held))
+    assert r.returncode == 0, r.stderr
+    beats = ok(cli("log", "--worker", "w-1", "--type", "worker.heartbeat", "--json")).jsonl()
+    assert [(b["from"], b["payload"].get("note")) for b in beats] == [("agent-1", "compacting context")]
 
 
 def test_claude_code_pre_compact_beats_in_the_worktree_and_never_fails(repo, cli, held, tmp_path):
