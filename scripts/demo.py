@@ -1,7 +1,8 @@
 """The demo: simulated agents take workers through the whole lifecycle with real `coord`
 processes in a scratch git repository (./demo-home, made afresh each run): each worker
 gets its own branch and worktree, agents commit real changes, `done` rebases, `merge`
-merges. One review asks for changes, one worker fails and is retried. Then the board.
+merges. One review sends work back (its agent learns it from `poll`: a notice), an agent
+primes itself after compaction, one worker fails and is retried. Then the board.
 
     ./demo.sh            # the story, then the board, and exit
     ./demo.sh --serve    # ... then serve the live web board (coord serve) until Ctrl-C
@@ -129,10 +130,11 @@ def main(argv=None):
     coord("approve", "parser-fix", "--note", "clean", agent="reviewer")
     coord("merge", "parser-fix", agent="reviewer")
 
-    say("a review asks for changes; the agent fixes and resubmits")
+    say("a review sends the work back; agent-2 learns it from poll alone (a notice), and resubmits")
     work("retries", "fetch.py", "RETRIES = 3\n", "retries")
     coord("done", "retries", "--summary", "retries added", agent="agent-2")
     coord("request-changes", "retries", "--reason", "needs jitter", agent="reviewer")
+    coord("poll", agent="agent-2")
     coord("heartbeat", "retries", "--note", "adding jitter", agent="agent-2")
     work("retries", "fetch.py", "RETRIES = 3\nJITTER = 0.1\n", "jitter")
     coord("done", "retries", "--summary", "retries with jittered backoff", agent="agent-2")
@@ -142,6 +144,9 @@ def main(argv=None):
     say("release-notes is ready now (what it waited for is merged): start --next takes it first")
     coord("ready")
     coord("start", "--next", agent="agent-2")
+
+    say("after its context is compacted, an agent asks coord what it holds and what comes next")
+    coord("prime", agent="agent-3")
 
     say("one failure and one retry, picked up by another agent")
     coord("fail", "flaky-test", "--reason", "cannot reproduce locally", agent="agent-4")

@@ -7,11 +7,12 @@ import re
 import time
 
 from ..events.errors import BadPayload, UsageError
-from ..events.records import type_filter
+from ..events.records import Notice, TypeFilter, type_filter
 from ..projections.inbox import addresses, check_recipient, message_type
 from .lifecycle import Result, append_raw, check_payload, need_actor, remember_request, request_result
 
 TYPE_PATTERN = re.compile(r"^[a-z0-9_.*?\[\]-]+$")
+NOTICE_PREFIX = "worker."  # poll --type worker.* selects notices
 
 
 def send(
@@ -40,34 +41,67 @@ def reply_target(c, text: str) -> tuple[str, str]:
 
 
 def message_types(types):
-    """poll's `--type` values: names or globs, with or without 'msg.'."""
+    """poll's `--type` values: names or globs, with or without 'msg.'; those starting
+    with 'worker.' select notices. Returns (message filter, notice filter): None selects
+    everything, a filter without patterns nothing."""
     for t in types:
         if not TYPE_PATTERN.match(t):
-            raise UsageError(f"bad --type {t!r}: a message type name or glob such as 'review' or 'build.*'")
-    return type_filter(types, prefix="msg.")
+            raise UsageError(
+                f"bad --type {t!r}: a message type name or glob such as 'review' or 'build.*' "
+                "(or 'worker.*' for notices)"
+            )
+    if not types:
+        return None, None
+    notice = [t for t in types if t.startswith(NOTICE_PREFIX)]
+    msgs = [t for t in types if not t.startswith(NOTICE_PREFIX)]
+    return (
+        type_filter(msgs, prefix="msg.") or TypeFilter(()),
+        type_filter(notice) or TypeFilter(()),
+    )
 
 
-def _pending(reader, actor: str, types, limit):
-    held = [r.worker for r in reader.views(holder=actor)]
-    cur = reader.cursors(actor)
-    after = {a: cur.get(a, 0) for a in addresses(actor, held)}
-    return reader.pending_messages(actor, after, message_types(types), limit)
+class Pending(list):
+    """What an agent has not acknowledged, oldest first (Rows), and the notice of each row
+    that is one, by seq (`notices`)."""
+
+    def __init__(self, rows=(), notices=None):
+        super().__init__(rows)
+        self.notices: dict[int, Notice] = notices or {}
 
 
-def pending(c, actor: str, types=(), limit: int | None = None) -> list:
-    """Unacknowledged messages for actor, oldest first (Rows: to an address it reads)."""
+def pending_in(reader, actor: str, types, limit) -> Pending:
+    """THE selection of what is pending for an agent: messages to its addresses above its
+    cursors, and its notices not acknowledged, merged by seq."""
+    msg_types, notice_types = message_types(types)
+    rows = []
+    if msg_types is None or msg_types.patterns:
+        held = [r.worker for r in reader.views(holder=actor)]
+        cur = reader.cursors(actor)
+        after = {a: cur.get(a, 0) for a in addresses(actor, held)}
+        rows = reader.pending_messages(actor, after, msg_types, limit)
+    found = {}
+    if notice_types is None or notice_types.patterns:
+        found = {n.seq: (row, n) for row, n in reader.pending_notices(actor, notice_types, limit)}
+    if found:
+        rows = sorted([*rows, *(row for row, _ in found.values())], key=lambda r: r.seq)[:limit]
+    return Pending(rows, {r.seq: found[r.seq][1] for r in rows if r.seq in found})
+
+
+def pending(c, actor: str, types=(), limit: int | None = None) -> Pending:
+    """Unacknowledged messages and notices for actor, oldest first (Rows: to an address
+    it reads, or lifecycle events that changed or ended an attempt it held)."""
     with c.store.read() as r:
-        return _pending(r, actor, types, limit)
+        return pending_in(r, actor, types, limit)
 
 
-def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: float = 0.0) -> list:
+def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: float = 0.0) -> Pending:
     """pending(), blocking up to timeout seconds for a first message: the store wakes the
     wait when something commits, so waiting costs no busy reading."""
     deadline = time.monotonic() + timeout
     while True:
         with c.store.read() as r:
             top = r.max_seq()
-            rows = _pending(r, actor, types, limit)
+            rows = pending_in(r, actor, types, limit)
         left = deadline - time.monotonic()
         if rows or left <= 0:
             return rows
@@ -75,9 +109,18 @@ def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: flo
 
 
 def acknowledge(c, actor: str, rows) -> None:
-    """Move actor's cursors past delivered messages (Rows from pending)."""
-    delivered = [(r.seq, r.to) for r in rows]
-    c.store.transact(lambda tx: tx.ack_messages(actor, delivered))
+    """Move actor's cursors past delivered messages and mark its delivered notices
+    acknowledged (Rows from pending)."""
+    notices = getattr(rows, "notices", {})
+    delivered = [(r.seq, r.to) for r in rows if r.seq not in notices]
+
+    def do(tx):
+        if delivered:
+            tx.ack_messages(actor, delivered)
+        if notices:
+            tx.ack_notices(actor, seqs=sorted(notices))
+
+    c.store.transact(do)
 
 
 def ack_event(c, actor: str, text: str, request_id=None) -> tuple[int, str]:
@@ -101,6 +144,7 @@ def ack_upto(c, actor: str, seq: int, request_id=None) -> int:
             return earlier["seq"]
         held = [r.worker for r in tx.views(holder=actor)]
         tx.ack_through(actor, addresses(actor, held), seq)
+        tx.ack_notices(actor, through=seq)
         remember_request(tx, actor, request_id, {"seq": seq}, "ack", {"through": seq})
         return seq
 

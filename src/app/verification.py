@@ -133,8 +133,9 @@ def check_audit_file(c, report: Report) -> None:
 
 
 def check_projections(c, report: Report) -> None:
-    """The stored views equal a fresh fold of all events in (ts, id) order."""
-    from ..projections import board
+    """The stored views equal a fresh fold of all events in (ts, id) order; so do the
+    stored notices (coord.projections.notices)."""
+    from ..projections import board, notices
 
     orphans = 0  # lifecycle events of workers without a stored view
 
@@ -144,9 +145,17 @@ def check_projections(c, report: Report) -> None:
 
     with c.store.read() as r:  # one snapshot: the stored views and the events they come from
         stored = board.stored_views(r)
-        fresh, _ = board.fold_from_zero(c.store, reader=r, after_page=count)
+        found = []
+        fresh, _ = board.fold_from_zero(c.store, reader=r, after_page=count, found=found)
         columns = board.stored_graph_columns(r)
+        start = notices.start_of(r)
+        kept = {(n.agent, n.seq) for w in sorted(set(fresh) | set(stored)) for n in r.notices_of(w)}
     fresh_columns = board.fresh_graph_columns(fresh)
+    derived = {(n.agent, n.seq) for n in found if n.seq > start}
+    for what, keys in (("missing", derived - kept), ("not derived from the events", kept - derived)):
+        if keys:
+            some = ", ".join(f"{a} at seq {s}" for a, s in sorted(keys, key=lambda k: k[1])[:MAX_NAMED])
+            report.problems.append(f"notices {what}: {some} (run `coord rebuild`)")
     differ = sorted(
         w
         for w in set(fresh) | set(stored)
@@ -159,7 +168,12 @@ def check_projections(c, report: Report) -> None:
             else ("stored but not in a fresh fold" if w not in fresh else "differs from a fresh fold")
         )
         report.problems.append(f"worker {w}: view {why} (run `coord rebuild`)")
-    report.facts["projections"] = {"workers": len(fresh), "differ": differ, "orphan_events": orphans}
+    report.facts["projections"] = {
+        "workers": len(fresh),
+        "differ": differ,
+        "orphan_events": orphans,
+        "notices": len(derived),
+    }
 
 
 def check_blobs(c, report: Report) -> None:

@@ -44,6 +44,8 @@ COMMANDS = {
     "dep": "graph:dep",
     "priority": "graph:priority",
     "ready": "graph:ready",
+    "prime": "agents:prime",
+    "mcp": "agents:mcp_cmd",
 }
 
 

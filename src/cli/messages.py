@@ -113,6 +113,9 @@ def _message_line(d: dict) -> str:
 
     payload = msgspec.json.encode(d["payload"]).decode()
     mark = f"[unresolved: {clean(d['blob_error'])}] " if "blob_error" in d else ""
+    if "notice" in d:
+        n = d["notice"]
+        mark += f"[notice: {clean(n['worker'])} attempt {n['attempt']} {n['reason']}] "
     return (
         f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 24)} → {one_line(d['to'], 24)} "
         f"{d['type']} {mark}{clean(payload)}"
@@ -135,19 +138,26 @@ def _message_line(d: dict) -> str:
     "types",
     multiple=True,
     metavar="T",
-    help="Only messages of type T (name or glob, with or without 'msg.'; repeatable).",
+    help="Only messages of type T (name or glob, with or without 'msg.'; repeatable); "
+    "'worker.*' (or a worker.* event type) selects notices.",
 )
 @global_options
 def poll(peek, wait, limit, types):
-    """Your new messages (to you, to a worker you hold, or to '*'), oldest first; then
-    acknowledge them. Delivery is at least once: the cursor moves only after the
-    messages are written out, so a crash in between delivers them again.
+    """Your new messages (to you, to a worker you hold, or to '*') and notices, oldest
+    first; then acknowledge them. Delivery is at least once: the cursor moves only after
+    the messages are written out, so a crash in between delivers them again.
+
+    A notice is a lifecycle event that changed or ended an attempt you held, appended by
+    someone else (changes requested, conflicted, check failed, requeued, canceled,
+    failed); with --json it carries "notice": {"worker", "attempt", "reason"}.
+    `--type 'worker.*'` selects notices only.
 
     \b
     Example:
       coord --as reviewer poll
       coord --as agent-2 poll --wait 30 --json
       coord --as agent-2 poll --peek --type review_request
+      coord --as agent-2 poll --type 'worker.*'
     """
     st = state()
     actor = st.identity()
@@ -165,6 +175,12 @@ def poll(peek, wait, limit, types):
     out = sys.stdout.buffer
     for r in rows:
         parts = event_json_parts(c.blobs, r.seq, r.id, r.body, problems=problems)
+        notice = rows.notices.get(r.seq)
+        if notice is not None:  # a lifecycle event that changed or ended your attempt
+            import msgspec
+
+            extra = {"worker": notice.worker, "attempt": notice.attempt, "reason": notice.reason}
+            parts[-1] = parts[-1][:-1] + b',"notice":' + msgspec.json.encode(extra) + b"}"
         if st.json:
             for part in parts:
                 out.write(part)
@@ -186,7 +202,8 @@ def poll(peek, wait, limit, types):
 @request_id_option
 @global_options
 def ack(event, request_id):
-    """Acknowledge your messages up to and including EVENT (moves your cursors there).
+    """Acknowledge your messages and notices up to and including EVENT (moves your
+    cursors there).
 
     Use it after `poll --peek`: whatever was shown up to EVENT is not delivered again.
 

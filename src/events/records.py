@@ -176,3 +176,14 @@ class SearchHit(msgspec.Struct, frozen=True):
 
 def worker_of(env: Envelope) -> str | None:
     return env.to if env.type.startswith("worker.") else None
+
+
+class Notice(msgspec.Struct, frozen=True, gc=False):
+    """A lifecycle event delivered to an agent's inbox (coord.projections.notices): the
+    event at `seq` changed or ended attempt `attempt` of `worker`, which `agent` held."""
+
+    seq: int
+    agent: str
+    worker: str
+    attempt: int
+    reason: str

@@ -8,7 +8,7 @@ the dirty list; views by (state, created), holder, branch and base.
 import sqlite3
 
 from .errors import UsageError
-from .records import HEARTBEAT, EventQuery, Row, SearchHit, TypeFilter, ViewRow, is_glob
+from .records import HEARTBEAT, EventQuery, Notice, Row, SearchHit, TypeFilter, ViewRow, is_glob
 from .shapes import BROADCAST
 from .sqlite_graph import GraphReads
 from .store import Reader
@@ -209,6 +209,34 @@ class SqliteReader(GraphReads, Reader):
             sql += " LIMIT ?"
             args.append(limit)
         return [Row(*t) for t in self._all(sql, args)]
+
+    # --- notices (coord.events.store_notices) ---------------------------------------------
+    def pending_notices(self, agent, types, limit):
+        cols = ", ".join("e." + c for c in EVENT_COLS.split(", "))
+        sql = (
+            f"SELECT {cols}, n.attempt, n.reason FROM notices n JOIN events e ON e.seq = n.seq "
+            "WHERE n.agent = ? AND n.acked = 0"
+        )
+        args = [agent]
+        if types is not None:
+            clause, targs = type_clause(types, "e.type")
+            sql += f" AND {clause}"
+            args += targs
+        sql += " ORDER BY n.seq"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        out = []
+        for t in self._all(sql, args):
+            row = Row(*t[:11])
+            out.append((row, Notice(row.seq, agent, row.worker, t[11], t[12])))
+        return out
+
+    def notices_of(self, worker):
+        rows = self._all(
+            "SELECT seq, agent, worker, attempt, reason FROM notices WHERE worker = ? ORDER BY seq", (worker,)
+        )
+        return [Notice(*t) for t in rows]
 
     # --- search ------------------------------------------------------------------------
     def search(self, query, types, from_, to, limit) -> list[SearchHit]:

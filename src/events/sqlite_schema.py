@@ -150,6 +150,24 @@ def m0008(db: sqlite_utils.Database):
     db.execute("CREATE INDEX deps_after ON deps(after, worker)")
 
 
+@migrations(name="0009_notices")
+def m0009(db: sqlite_utils.Database):
+    # Issue 15, notices: a lifecycle event that changed or ended an attempt an agent held,
+    # delivered by `poll` (coord.projections.notices keeps the rows inside each append).
+    # Events stored before this migration give none (an upgrade must not flood every
+    # inbox with old news): `notices_from` records where notices begin.
+    db.execute(
+        "CREATE TABLE notices(agent TEXT NOT NULL, seq INTEGER NOT NULL, worker TEXT NOT NULL, "
+        "attempt INTEGER NOT NULL, reason TEXT NOT NULL, acked INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (agent, seq))"
+    )
+    db.execute("CREATE INDEX notices_pending ON notices(agent, seq) WHERE acked = 0")
+    db.execute("CREATE INDEX notices_worker ON notices(worker)")
+    top = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    if top:
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('notices_from', ?)", (str(top),))
+
+
 # Names recorded by stores migrated before issue 12 -> the names they run under now.
 RENAMED = {
     "0301_audit_dirty": "0002_audit_dirty",

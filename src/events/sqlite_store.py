@@ -22,12 +22,13 @@ from .failpoints import failpoint
 from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
 from .records import StoredEvent, ViewRow, worker_of
 from .sqlite_graph import GraphWrites
+from .sqlite_notices import SqliteNoticeWrites
 from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
 from .store import Store, WriteTx
 
 # Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
 # the per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 
 
@@ -35,7 +36,7 @@ SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
 PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES ({','.join('?' * 13)})"
 
 
-class SqliteTx(GraphWrites, SqliteReader, WriteTx):
+class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
     """An open write transaction (inside BEGIN IMMEDIATE)."""
 
     def __init__(self, store):  # a SqliteStore

@@ -6,8 +6,8 @@ coord.events.home.Home.open_store).
 - `Store`: an open home's log. Writes go through `transact(fn)`, reads through `read()`
   (one consistent snapshot) or `reader` (each call its own snapshot).
 - `Reader`: the reads. Events (by seq, worker, type, actor, time), views (opaque bytes
-  plus the columns the application filters on), request ids, bookkeeping, inboxes,
-  search, audit marks. Their plain types: coord.events.records.
+  plus the columns the application filters on), request ids, bookkeeping, inboxes
+  (notices: coord.events.store_notices), search, audit marks. Types: events/records.py.
 - `WriteTx(Reader)`: one write transaction. `append` is the one write path: it encodes,
   checks the shape rules, stamps ts and seq, stores the bytes and runs the registered
   projectors inside the transaction; the after-commit hooks run after COMMIT.
@@ -18,8 +18,8 @@ optimistic append), then run the function again. So a function given to `transac
 everything its decision depends on through its tx and has no effect outside the
 transaction (blobs before; git steps before or after; output after). SQLite runs it once.
 The store never knows what a view holds or how a fold works: the projectors
-(coord.projections) encode and decode views, compute their columns, extract search text.
-"""
+(coord.projections) encode and decode views, compute their columns, extract search text
+and derive notices."""
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
@@ -41,9 +41,10 @@ from .records import (
 )
 from .shapes import local_problem
 from .store_graph import GraphReader, GraphWriter
+from .store_notices import NoticeReads, NoticeWrites
 
 
-class Reader(GraphReader, ABC):
+class Reader(GraphReader, NoticeReads, ABC):
     """The reads. On a WriteTx they see the transaction's own writes; a decision taken in
     a write must read through its tx (see the module's docstring)."""
 
@@ -151,7 +152,7 @@ class Reader(GraphReader, ABC):
         """Whether an event waits to be written to the audit file."""
 
 
-class WriteTx(GraphWriter, Reader):
+class WriteTx(GraphWriter, NoticeWrites, Reader):
     """One write transaction. Implementations provide `_heads`, `_has_id` and `_insert`
     plus the write operations below; `append` and `next_ts` are the same everywhere."""
 

@@ -9,8 +9,9 @@ from ..events.blobs import readable
 from ..events.envelope import decode
 from ..events.failpoints import failpoint
 from ..events.records import EventQuery, ViewRow
+from . import notices
 from .graph import MemGraph, columns_in_memory, cycle_of, is_ready, split
-from .workers import GRAPH_EVENTS, Worker, fold, fold_all
+from .workers import GRAPH_EVENTS, Worker, fold
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(Worker)
@@ -186,9 +187,12 @@ def project(tx, ev) -> None:
                 pending.earliest = min(pending.earliest, (env.ts, ev.id))
                 tx.cache.pop(("worker", env.to), None)
             else:
+                found = notices.notice_of(view, env)
                 new = fold(view, env, ev.id, ev.stored, TxGraph(tx))
                 if new is not None:
                     save_tx(tx, new, view)
+                if found is not None and ev.seq > notices.start_seq(tx):
+                    tx.put_notices([notices.make(ev.seq, env.to, found)])
         _note_edge(tx, env, ev.id)
     tx.set_position(PROJECTION, ev.seq)
 
@@ -224,30 +228,38 @@ class _Refold:
 
 
 def refold(tx, workers) -> bool:
-    """Fold the given workers again from all their events, in (ts, id) order. Returns
-    whether any of them has edge events in its history."""
-    blobs = tx.store.blobs
+    """Fold the given workers again from all their events, in (ts, id) order, and derive
+    their notices again. Returns whether any of them has edge events in its history."""
+    blobs, start = tx.store.blobs, notices.start_seq(tx)
     graph = TxGraph(tx)
     edged = False
     for w in workers:
         rows = tx.events(EventQuery(worker=w, by="ts"))
         edged = edged or edge_pos_of(rows) != ("", "")
-        views = fold_all(((readable(decode(r.body), blobs), r.id, r.stored) for r in rows), graph=graph)
+        view, found = None, []
+        for r in rows:
+            env = readable(decode(r.body), blobs)
+            n = notices.notice_of(view, env)
+            if n is not None and r.seq > start:
+                found.append(notices.make(r.seq, w, n))
+            if env.type.startswith("worker."):
+                view = fold(view, env, r.id, r.stored, graph) or view
         tx.cache.pop(("worker", w), None)
-        if w in views:
-            save_tx(tx, views[w])  # as new: its columns, dependencies and dependents
+        if view is not None:
+            save_tx(tx, view)  # as new: its columns, dependencies and dependents
         else:
             tx.delete_view(w)
             _settle_dependents(tx, w)
+        notices.sync(tx, w, found)
     return edged
 
 
 def refold_everything(tx) -> None:
     """Every view folded from zero inside the transaction; the rows that differ (the view
-    or its readiness) and the dependency index are replaced."""
-    pos = [("", "")]
+    or its readiness), the dependency index and the notices are replaced."""
+    pos, found = [("", "")], []
     views, _ = fold_from_zero(
-        tx.store, reader=tx, after_page=lambda rows, _n: pos.append(edge_pos_of(rows, pos[-1]))
+        tx.store, reader=tx, after_page=lambda rows, _n: pos.append(edge_pos_of(rows, pos[-1])), found=found
     )
     tx.set_meta({GRAPH_POS: " ".join(pos[-1])})
     cols = columns_in_memory(views)
@@ -261,13 +273,17 @@ def refold_everything(tx) -> None:
                 tx.set_deps(w, v.after)
     for w in set(stored) - set(views):
         tx.delete_view(w)
+    _sync_notices(tx, views, found)
 
 
-def fold_from_zero(store, upto: int | None = None, reader=None, after_page=None) -> tuple[dict, int]:
+def fold_from_zero(
+    store, upto: int | None = None, reader=None, after_page=None, found: list | None = None
+) -> tuple[dict, int]:
     """Every view folded from zero in (ts, id) order, in pages of PAGE events: each page
     its own short read transaction (no write lock held), or all of them in `reader`'s one
     snapshot (verify compares them with the stored views of the same moment). Returns
-    (views, events folded); after_page(rows, total) is called after each page."""
+    (views, events folded); after_page(rows, total) is called after each page. Given a
+    `found` list, the notices the events give are added to it."""
     views: dict[str, Worker] = {}
     graph = MemGraph(views)
     blobs = store.blobs
@@ -284,6 +300,10 @@ def fold_from_zero(store, upto: int | None = None, reader=None, after_page=None)
             return views, total
         for row in rows:
             env = readable(decode(row.body), blobs)
+            if found is not None:
+                n = notices.notice_of(views.get(env.to), env)
+                if n is not None:
+                    found.append(notices.make(row.seq, env.to, n))
             v = fold(views.get(env.to), env, row.id, row.stored, graph)
             if v is not None:
                 views[env.to] = v
@@ -306,8 +326,8 @@ def rebuild(store, progress=None) -> int:
         if progress:
             progress(total)
 
-    upto = store.reader.max_seq()
-    views, total = fold_from_zero(store, upto, after_page=after_page)
+    upto, found = store.reader.max_seq(), []
+    views, total = fold_from_zero(store, upto, after_page=after_page, found=found)
     failpoint("rebuild-before-swap")
     cols = columns_in_memory(views)
     rows = [view_row(v, *cols[w]) for w, v in views.items()]
@@ -318,6 +338,9 @@ def rebuild(store, progress=None) -> int:
             if v.after:
                 tx.set_deps(v.worker, v.after)
         tx.set_meta({GRAPH_POS: " ".join(max(pos[-1], _graph_pos(tx)))})
+        # The notices become what the fold derived (acknowledgements of those that stay
+        # are kept); workers with events after `upto` are re-folded below, notices too.
+        _sync_notices(tx, views, found)
         late = {r.worker for r in tx.events(EventQuery(after_seq=upto, lifecycle=True))}
         refold(tx, sorted(late))
         tx.set_position(PROJECTION, tx.max_seq())
@@ -351,3 +374,13 @@ def stored_graph_columns(reader) -> dict[str, tuple[bool, int, int]]:
 
 def fresh_graph_columns(views: dict) -> dict[str, tuple[bool, int, int]]:
     return {w: (*c, views[w].priority) for w, c in columns_in_memory(views).items()}
+
+
+def _sync_notices(tx, views, found) -> None:
+    """The notices of these workers become those derived (`found`: from a fold from zero)."""
+    start, by_worker = notices.start_seq(tx), {}
+    for n in found:
+        if n.seq > start:
+            by_worker.setdefault(n.worker, []).append(n)
+    for w in views:
+        notices.sync(tx, w, by_worker.get(w, []))

@@ -45,6 +45,9 @@ def test_per_action_commands_import_nothing_heavy(tmp_path, installed):
         ("--as", "agent-1", "poll"),
         ("--as", "agent-1", "--json", "poll", "--peek"),
         ("show", "w-1"),
+        ("--as", "agent-1", "prime"),
+        ("--as", "lead", "--json", "prime", "--role", "lead"),
+        ("mcp", "--help"),
     ]
     for step in steps:
         r, names = imported(["-m", "coord", *step], env, tmp_path)

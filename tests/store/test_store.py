@@ -343,6 +343,43 @@ def test_pending_messages_and_acknowledgements(store):
     assert cur["w-1"] == 4 and store.reader.pending_messages("ann", cur, None, None) == []
 
 
+def test_notices_pending_acknowledged_and_dropped(store):
+    from coord.events.records import Notice
+
+    add(
+        store,
+        ("w-1", "worker.spawned", {}, "lead"),  # 1
+        ("w-1", "worker.started", {}, "ann"),  # 2
+        ("w-1", "worker.released", {"force": True}, "lead"),  # 3
+        ("w-2", "worker.spawned", {}, "lead"),  # 4
+        ("w-2", "worker.canceled", {}, "lead"),  # 5
+    )
+    store.transact(
+        lambda tx: tx.put_notices(
+            [Notice(5, "ann", "w-2", 1, "canceled"), Notice(3, "ann", "w-1", 1, "requeued")]
+        )
+    )
+    r = store.reader
+    got = r.pending_notices("ann", None, None)
+    assert [(row.seq, row.type, n.reason, n.attempt) for row, n in got] == [
+        (3, "worker.released", "requeued", 1),
+        (5, "worker.canceled", "canceled", 1),
+    ]
+    assert [row.seq for row, _ in r.pending_notices("ann", type_filter(["worker.can*"]), None)] == [5]
+    assert [row.seq for row, _ in r.pending_notices("ann", None, 1)] == [3]
+    assert r.pending_notices("bob", None, None) == []
+    assert [n.seq for n in r.notices_of("w-1")] == [3]
+    store.transact(lambda tx: tx.ack_notices("ann", seqs=[5]))
+    assert [row.seq for row, _ in store.reader.pending_notices("ann", None, None)] == [3]
+    # Adding a notice again keeps its acknowledgement; `through` covers what is below.
+    store.transact(lambda tx: tx.put_notices([Notice(5, "ann", "w-2", 1, "canceled")]))
+    assert [row.seq for row, _ in store.reader.pending_notices("ann", None, None)] == [3]
+    store.transact(lambda tx: tx.ack_notices("ann", through=3))
+    assert store.reader.pending_notices("ann", None, None) == []
+    store.transact(lambda tx: tx.drop_notices([("ann", 3)]))
+    assert store.reader.notices_of("w-1") == [] and [n.seq for n in store.reader.notices_of("w-2")] == [5]
+
+
 # --- search -----------------------------------------------------------------------------------
 def test_search_index_queries_and_rebuild(store):
     [a, b] = add(store, ("lead", "msg.note", {}), ("lead", "msg.review", {}))
