@@ -30,8 +30,6 @@ from .store import Store, WriteTx
 # the per-action path can tell "current" without importing sqlite_utils.
 SCHEMA_VERSION = 9
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
-
-
 SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
 PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES ({','.join('?' * 13)})"
 
