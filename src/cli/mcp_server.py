@@ -146,7 +146,7 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
         """One worker: state, holder, liveness, what is expected next, its recent history."""
 
         def fn(c):
-            from .render import event_json_parts
+            from ..events.forms import event_json_parts
 
             wid = worker_arg(c, worker)
             d, _v, hist = queries.worker_detail(c, wid, now_us())
@@ -275,7 +275,7 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
             _fail(UsageError("limit must be at least 1"))
 
         def fn(c):
-            from .render import event_json_parts
+            from ..events.forms import event_json_parts
 
             tt = tuple(types or ())
             if wait is not None:

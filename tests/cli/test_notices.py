@@ -218,7 +218,7 @@ def test_verify_finds_a_damaged_notices_projection_and_rebuild_repairs_it(home, 
 
 
 def test_an_upgraded_store_gives_no_notices_for_old_events(tmp_path, cli):
-    """A store made before notices (schema 6) keeps its history quiet after the upgrade;
+    """A store made before notices (schema 8) keeps its history quiet after the upgrade;
     events after it give notices."""
     h = tmp_path / ".coord"
     ok(cli("--home", h, "init"))
@@ -227,8 +227,8 @@ def test_an_upgraded_store_gives_no_notices_for_old_events(tmp_path, cli):
     ok(cli("--home", h, "--as", "lead", "release", "w-1", "--force"))
     con = sqlite3.connect(h / "coord.db")
     con.execute("DROP TABLE notices")
-    con.execute("DELETE FROM _sqlite_migrations WHERE name = '0007_notices'")
-    con.execute("PRAGMA user_version = 6")
+    con.execute("DELETE FROM _sqlite_migrations WHERE name = '0009_notices'")
+    con.execute("PRAGMA user_version = 8")
     con.commit()
     con.close()
     assert ok(cli("--home", h, "--as", "a1", "poll", "--json")).stdout == ""
