@@ -1,14 +1,16 @@
 """The inbox use cases: send a message, read what an agent has not acknowledged (now, or
-waiting for it), acknowledge what was delivered or everything up to an event.
-Delivery is at least once: `poll` acknowledges only after the messages are written out.
+waiting for it), acknowledge what was delivered or everything up to an event (as
+`inbox.acked` events, which travel: coord.projections.inbox). Delivery is at least once:
+`poll` acknowledges only after the messages are written out.
 """
 
 import re
 import time
 
+from ..events.envelope import Envelope
 from ..events.errors import BadPayload, UsageError
 from ..events.records import type_filter
-from ..projections.inbox import addresses, check_recipient, message_type
+from ..projections.inbox import ACKED, ack_chunks, addresses, check_recipient, message_type
 from .lifecycle import Result, append_raw, check_payload, need_actor, remember_request, request_result
 
 TYPE_PATTERN = re.compile(r"^[a-z0-9_.*?\[\]-]+$")
@@ -47,17 +49,18 @@ def message_types(types):
     return type_filter(types, prefix="msg.")
 
 
-def _pending(reader, actor: str, types, limit):
+def pending_rows(reader, actor: str, types=(), limit=None) -> list:
+    """THE selection of what `poll` delivers to actor (one function, so other kinds of
+    delivery join it here): msg.* events to its addresses that no inbox.acked of its
+    lists, by seq. `reader` may be a write transaction (ack reads through it)."""
     held = [r.worker for r in reader.views(holder=actor)]
-    cur = reader.cursors(actor)
-    after = {a: cur.get(a, 0) for a in addresses(actor, held)}
-    return reader.pending_messages(actor, after, message_types(types), limit)
+    return reader.pending_messages(actor, addresses(actor, held), message_types(types), limit)
 
 
 def pending(c, actor: str, types=(), limit: int | None = None) -> list:
     """Unacknowledged messages for actor, oldest first (Rows: to an address it reads)."""
     with c.store.read() as r:
-        return _pending(r, actor, types, limit)
+        return pending_rows(r, actor, types, limit)
 
 
 def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: float = 0.0) -> list:
@@ -67,41 +70,54 @@ def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: flo
     while True:
         with c.store.read() as r:
             top = r.max_seq()
-            rows = _pending(r, actor, types, limit)
+            rows = pending_rows(r, actor, types, limit)
         left = deadline - time.monotonic()
         if rows or left <= 0:
             return rows
         c.store.wait_for_new(top, left)
 
 
-def acknowledge(c, actor: str, rows) -> None:
-    """Move actor's cursors past delivered messages (Rows from pending)."""
-    delivered = [(r.seq, r.to) for r in rows]
-    c.store.transact(lambda tx: tx.ack_messages(actor, delivered))
+def _append_acks(tx, actor: str, ids: list[str]) -> list[str]:
+    """Append inbox.acked events (from actor, to actor) for the ids actor has not
+    acknowledged yet, in payloads under the blob threshold; returns the ids acknowledged."""
+    ids = list(dict.fromkeys(ids))
+    known = tx.acked(actor, ids)
+    ids = [i for i in ids if i not in known]
+    for chunk in ack_chunks(ids, tx.store.home.config["blob_threshold"]):
+        tx.append(Envelope(tx.next_ts(), actor, actor, ACKED, {"ids": chunk}))
+    return ids
 
 
-def ack_event(c, actor: str, text: str, request_id=None) -> tuple[int, str]:
-    """`coord ack EVENT`: everything for actor through the event named (an id or unique
-    prefix); (seq, id) of what is acknowledged through (the first one, for a request id
-    used before)."""
+def acknowledge(c, actor: str, rows) -> list[str]:
+    """Acknowledge delivered messages (Rows from pending): one inbox.acked event for the
+    batch (more when it is long). Returns the ids newly acknowledged."""
+    actor = need_actor(c, actor)
+    ids = [r.id for r in rows]
+    return c.store.transact(lambda tx: _append_acks(tx, actor, ids)) if ids else []
+
+
+def ack_event(c, actor: str, text: str, request_id=None) -> tuple[int, str, int]:
+    """`coord ack EVENT`: everything pending for actor up to and including the event named
+    (an id or unique prefix); (seq, id, messages acknowledged) (the first result, for a
+    request id used before)."""
     from .resolve import event
 
-    seq = ack_upto(c, actor, event(c.store.reader, text).seq, request_id=request_id)
-    return seq, c.store.reader.event_at(seq).id
+    seq, n = ack_upto(c, actor, event(c.store.reader, text).seq, request_id=request_id)
+    return seq, c.store.reader.event_at(seq).id, n
 
 
-def ack_upto(c, actor: str, seq: int, request_id=None) -> int:
-    """Acknowledge everything for actor through seq; returns the seq acknowledged (the
-    first one, for a request id used before)."""
+def ack_upto(c, actor: str, seq: int, request_id=None) -> tuple[int, int]:
+    """Acknowledge every message pending for actor with seq <= seq (an inbox.acked listing
+    them; nothing when none is pending); returns (seq, how many), the first result for a
+    request id used before."""
     actor = need_actor(c, actor)
 
     def do(tx):
         earlier = request_result(tx, actor, request_id, "ack", {"through": seq})
         if earlier is not None:
-            return earlier["seq"]
-        held = [r.worker for r in tx.views(holder=actor)]
-        tx.ack_through(actor, addresses(actor, held), seq)
-        remember_request(tx, actor, request_id, {"seq": seq}, "ack", {"through": seq})
-        return seq
+            return earlier["seq"], earlier.get("acked", 0)
+        ids = _append_acks(tx, actor, [r.id for r in pending_rows(tx, actor) if r.seq <= seq])
+        remember_request(tx, actor, request_id, {"seq": seq, "acked": len(ids)}, "ack", {"through": seq})
+        return seq, len(ids)
 
     return c.store.transact(do)

@@ -1,4 +1,4 @@
-"""Messages between agents: send, poll (durable cursors, at least once), ack."""
+"""Messages between agents: send, poll (acknowledgements as events, at least once), ack."""
 
 import os
 import sys
@@ -119,7 +119,7 @@ def _message_line(d: dict) -> str:
 
 
 @click.command()
-@click.option("--peek", is_flag=True, help="Show the messages but do not move the cursor.")
+@click.option("--peek", is_flag=True, help="Show the messages but do not acknowledge them (appends nothing).")
 @click.option(
     "--wait",
     type=FiniteFloat(min=0, max=MAX_SECONDS),
@@ -139,7 +139,8 @@ def _message_line(d: dict) -> str:
 @global_options
 def poll(peek, wait, limit, types):
     """Your new messages (to you, to a worker you hold, or to '*'), oldest first; then
-    acknowledge them. Delivery is at least once: the cursor moves only after the
+    acknowledge them (one inbox.acked event listing their ids, which travels to other
+    clones). Delivery is at least once: the acknowledgement is appended only after the
     messages are written out, so a crash in between delivers them again.
 
     \b
@@ -185,7 +186,8 @@ def poll(peek, wait, limit, types):
 @request_id_option
 @global_options
 def ack(event, request_id):
-    """Acknowledge your messages up to and including EVENT (moves your cursors there).
+    """Acknowledge your messages up to and including EVENT (an inbox.acked event listing
+    the messages it covers; nothing when none is pending).
 
     Use it after `poll --peek`: whatever was shown up to EVENT is not delivered again.
 
@@ -197,8 +199,8 @@ def ack(event, request_id):
     st = state()
     actor = st.identity()
     c = st.open()
-    seq, eid = messages.ack_event(c, actor, event, request_id=request_id)
+    seq, eid, n = messages.ack_event(c, actor, event, request_id=request_id)
     if st.json:
-        emit_json({"agent": actor, "acked_through": eid, "seq": seq})
+        emit_json({"agent": actor, "acked_through": eid, "seq": seq, "acked": n})
     else:
-        echo(f"{clean(actor)}: acknowledged through {eid[:15]} (seq {seq})")
+        echo(f"{clean(actor)}: acknowledged through {eid[:15]} (seq {seq}): {n} message(s)")

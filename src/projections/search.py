@@ -17,6 +17,7 @@ from ..events.records import EventQuery
 from ..events.shapes import too_deep
 
 SKIP_TYPES = frozenset({"worker.heartbeat"})
+NOT_INDEXED = "inbox."  # acknowledgements: bookkeeping that travels, not text to find
 INDEX_LIMIT = 2 << 20
 
 
@@ -66,14 +67,20 @@ def row_for(seq: int, etype: str, payload: dict, blobs: BlobStore):
 
 def project(tx, ev) -> None:
     """The projector: index one appended event inside its transaction."""
-    if ev.env.type in SKIP_TYPES:
+    if ev.env.type in SKIP_TYPES or ev.env.type.startswith(NOT_INDEXED):
         return
     tx.index_text(*row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs))
 
 
 def _rows(reader, after: int, upto: int | None, limit: int, blobs: BlobStore):
-    q = EventQuery(after_seq=after, upto_seq=upto, heartbeats=False, limit=limit)
-    return [row_for(r.seq, r.type, msgspec.json.decode(r.body)["payload"], blobs) for r in reader.events(q)]
+    """(index rows, the last seq read: None when there was nothing left to read)."""
+    got = reader.events(EventQuery(after_seq=after, upto_seq=upto, heartbeats=False, limit=limit))
+    rows = [
+        row_for(r.seq, r.type, msgspec.json.decode(r.body)["payload"], blobs)
+        for r in got
+        if not r.type.startswith(NOT_INDEXED)
+    ]
+    return rows, (got[-1].seq if got else None)
 
 
 def rebuild(store, batch: int = 5000, progress=None) -> int:
@@ -92,20 +99,20 @@ def _rebuild(store, batch, progress) -> int:
     last, total = 0, 0
     while True:
         with store.read() as r:
-            rows = _rows(r, last, upto, batch, blobs)
-        if not rows:
+            rows, read = _rows(r, last, upto, batch, blobs)
+        if read is None:
             break
         store.transact(lambda tx, rows=rows: tx.search_shadow_add(rows))
-        last = rows[-1][0]
+        last = read
         total += len(rows)
         if progress:
             progress(total)
 
     def swap(tx):
         n, at = 0, last
-        while rows := _rows(tx, at, None, batch, blobs):
+        while (got := _rows(tx, at, None, batch, blobs))[1] is not None:
+            rows, at = got
             tx.search_shadow_add(rows)
-            at = rows[-1][0]
             n += len(rows)
         tx.search_shadow_swap()
         tx.delete_meta(REBUILD_FLAG)
