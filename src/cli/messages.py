@@ -152,7 +152,7 @@ def poll(peek, wait, limit, types):
     st = state()
     actor = st.identity()
     messages.message_types(types)  # bad --type values: exit 2 before the store opens
-    c = st.open()
+    c = st.open(reading=True)
     if wait is not None:
         rows = messages.wait_pending(c, actor, types, limit, timeout=wait)
         if not rows:

@@ -41,7 +41,7 @@ def stats(since, from_file):
     from ..projections.replay import steps
 
     st = state()
-    history, _, _ = open_history(from_file, st.open)
+    history, _, _ = open_history(from_file, st.open_reading)
     lo = history.point(since, end=False) if since else None
     walk = steps(history.events(lifecycle_only=False))
     if lo is not None:
