@@ -39,6 +39,7 @@ COMMANDS = {
     "blob": "blobs:blob",
     "run": "run:run_cmd",
     "reap": "run:reap_cmd",
+    "sync": "sync:sync_cmd",
 }
 
 

@@ -79,6 +79,18 @@ def _branch_prefix(v: str):
     return None
 
 
+def _sync_branch(v: str):
+    """Empty (sync the checked-out branch), or a branch name git accepts."""
+    if not v:
+        return None
+    if len(v) > 200 or v.startswith("refs/") or v.endswith(("/", ".")) or _REF_BAD.search(v):
+        return (
+            "must be empty or a git branch name (no spaces, control characters, ~ ^ : ? * [ \\, "
+            "'..', '//', '@{', no leading '/', '.' or '-', not ending in '/', '.' or '.lock')"
+        )
+    return None
+
+
 SECONDS = "seconds"
 
 # fmt: off
@@ -88,6 +100,8 @@ SETTINGS = {
     "blob_threshold": Setting(int, 4096, "payloads whose encoding exceeds this many bytes are stored as blobs", SHARED, _number(1, 1 << 20, "bytes")),
     "audit_heartbeats": Setting(bool, False, "whether worker.heartbeat events go into events.jsonl", SHARED, None),
     "branch_prefix": Setting(str, "coord/", "prefix of worker branches", SHARED, _branch_prefix),
+    "sync_branch": Setting(str, "", "branch `coord sync` works through with git plumbing (empty: the checked-out branch)", SHARED, _sync_branch),
+    "sync_blob_limit": Setting(int, 10 << 20, "blobs bigger than this many bytes are left out of `coord sync`", SHARED, _number(0, 1 << 40, "bytes")),
     # local: local.toml
     "synchronous": Setting(str, "FULL", "SQLite synchronous pragma: FULL, NORMAL or EXTRA", LOCAL, _one_of("FULL", "NORMAL", "EXTRA")),
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),

@@ -1,0 +1,185 @@
+"""The git plumbing `coord sync` uses (coord.app.sync): fetch one branch, push it, build a
+commit from a temporary index (so the person's own index and staged changes are never
+part of it), move a ref with a compare-and-set, and finish a merge an interrupted sync
+left between updating the working tree and moving the branch. Knows git, not the log.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..events.errors import NotFound, Refused
+from .gitrepo import GitError, first_line, run
+
+ZERO = "0" * 40
+INTENT = "coord-sync-merge"  # in the common git directory: a merge being installed
+
+
+class PushRejected(Refused):
+    code = "push_rejected"
+
+
+class SyncGit:
+    def __init__(self, repo):
+        self.repo = repo
+        self.root = repo.root
+        self._ident = None
+
+    def git(self, *args, check=True, what=None, env=None):
+        return run(args, self.root, check=check, what=what, env=env)
+
+    def out(self, *args, what=None, env=None) -> str:
+        return self.git(*args, what=what, env=env).stdout.strip()
+
+    # --- remotes ---------------------------------------------------------------------
+    def need_remote(self, remote: str) -> None:
+        r = self.git("remote", "get-url", remote, check=False)
+        if r.returncode != 0:
+            raise NotFound(
+                f"no git remote {remote!r} in {self.root} (add one with `git remote add {remote} URL`, "
+                "or pass --remote NAME)"
+            )
+
+    def fetch(self, remote: str, branch: str) -> str | None:
+        """Fetch one branch into refs/remotes/REMOTE/BRANCH; its tip, or None when the
+        remote has no such branch yet."""
+        track = f"refs/remotes/{remote}/{branch}"
+        r = self.git("fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{track}", check=False)
+        if r.returncode != 0:
+            if "couldn't find remote ref" in r.stderr:
+                return None
+            raise GitError(f"git fetch {remote} failed: {first_line(r.stderr)}")
+        return self.repo.rev(track)
+
+    def push(self, remote: str, ref: str, branch: str) -> None:
+        r = self.git(
+            "push", "--quiet", "--porcelain", "--no-verify", remote, f"{ref}:refs/heads/{branch}", check=False
+        )
+        if r.returncode == 0:
+            return
+        text = r.stdout + r.stderr
+        if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
+            raise PushRejected(
+                f"push to {remote} rejected: {branch} moved there meanwhile; run `coord sync` again"
+            )
+        raise GitError(f"git push {remote} failed: {first_line(r.stderr or r.stdout)}")
+
+    # --- commits from a temporary index ------------------------------------------------
+    def ident(self) -> dict:
+        """Who the sync commits are by: the user's git identity, else `coord sync`."""
+        if self._ident is None:
+            have = self.git("config", "user.email", check=False).stdout.strip()
+            self._ident = (
+                {}
+                if have
+                else {
+                    k: v
+                    for n in ("AUTHOR", "COMMITTER")
+                    for k, v in ((f"GIT_{n}_NAME", "coord sync"), (f"GIT_{n}_EMAIL", "coord@localhost"))
+                }
+            )
+        return self._ident
+
+    def tree_of(self, commit: str | None) -> str | None:
+        return self.out("rev-parse", commit + "^{tree}") if commit else None
+
+    def build_tree(self, base: str | None, files: list[tuple[str, str]]) -> str:
+        """A tree: `base`'s (a commit, or empty) with `files` ((path in the tree, file on
+        disk) pairs, hashed now) put in; written through a temporary index."""
+        fd, index = tempfile.mkstemp(prefix="coord-sync-index-")
+        os.close(fd)
+        os.unlink(index)  # git creates it
+        env = {"GIT_INDEX_FILE": index}
+        try:
+            if base:
+                self.git("read-tree", base, env=env)
+            else:
+                self.git("read-tree", "--empty", env=env)
+            if files:
+                shas = self.out("hash-object", "-w", "--no-filters", "--", *[f for _, f in files]).split()
+                args = []
+                for (path, _), sha in zip(files, shas, strict=True):
+                    args += ["--cacheinfo", f"100644,{sha},{path}"]
+                self.git("update-index", "--add", *args, env=env)
+            return self.out("write-tree", env=env)
+        finally:
+            Path(index).unlink(missing_ok=True)
+
+    def commit(self, tree: str, parents: list[str], message: str) -> str:
+        args = ["commit-tree", tree]
+        for p in parents:
+            args += ["-p", p]
+        return self.out(*args, "-m", message, env=self.ident(), what="creating the sync commit")
+
+    def set_ref(self, ref: str, new: str, old: str | None) -> bool:
+        """Compare-and-set: False when the ref no longer points at `old`."""
+        r = self.git("update-ref", "-m", "coord sync", ref, new, old or ZERO, check=False)
+        return r.returncode == 0
+
+    def names_under(self, commit: str | None, prefix: str) -> set[str]:
+        if not commit:
+            return set()
+        out = self.git("ls-tree", "-r", "-z", "--name-only", commit, "--", prefix).stdout
+        return {p[len(prefix) :] for p in out.split("\0") if p.startswith(prefix)}
+
+    def untracked_under(self, prefix: str) -> set[str]:
+        out = self.git("ls-files", "-z", "--others", "--", prefix).stdout
+        return {p[len(prefix) :] for p in out.split("\0") if p.startswith(prefix)}
+
+    def blob_at(self, commit: str, path: str) -> str | None:
+        r = self.git("rev-parse", "--verify", "--quiet", f"{commit}:{path}", check=False)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    def cat_to(self, sha: str, out) -> None:
+        """A git blob's bytes into the binary file `out`, streamed."""
+        import subprocess
+
+        from .gitrepo import _env
+
+        r = subprocess.run(
+            ["git", "cat-file", "blob", sha], cwd=self.root, stdout=out, stderr=subprocess.PIPE, env=_env()
+        )
+        if r.returncode != 0:
+            raise GitError(f"git cat-file {sha[:12]} failed: {first_line(r.stderr.decode(errors='replace'))}")
+
+    def changed(self, a: str, b: str) -> list[str]:
+        out = self.git("diff-tree", "-r", "-z", "--name-only", "--no-renames", a, b).stdout
+        return [p for p in out.split("\0") if p]
+
+    # --- installing a merge in the checked-out branch ----------------------------------
+    def _intent(self) -> Path:
+        return self.repo.common_dir / INTENT
+
+    def install_merge(self, branch: str, head: str, new: str) -> None:
+        """Move the checked-out `branch` from head to new: index and working tree first
+        (`read-tree -m -u`, which refuses, changing nothing, where local changes are in
+        the way), then the ref. An intent file covers an interruption in between."""
+        intent = self._intent()
+        intent.write_text(json.dumps({"branch": branch, "head": head, "new": new}))
+        r = self.git("read-tree", "-m", "-u", head, new, check=False)
+        if r.returncode != 0:
+            intent.unlink(missing_ok=True)
+            raise Refused(
+                f"the pull would overwrite local changes ({first_line(r.stderr)}); nothing merged: "
+                "commit or stash them, then run `coord sync` again"
+            )
+        if not self.set_ref(f"refs/heads/{branch}", new, head):
+            raise GitError(f"{branch} moved while coord sync merged into it; see `git status`")
+        intent.unlink(missing_ok=True)
+
+    def finish_interrupted(self, branch: str) -> bool:
+        """A sync killed between updating the working tree and moving the branch left its
+        intent: when the index is exactly the merge, move the branch now."""
+        intent = self._intent()
+        try:
+            data = json.loads(intent.read_text())
+        except (FileNotFoundError, ValueError):
+            return False
+        done = False
+        if data.get("branch") == branch and self.repo.rev("HEAD") == data.get("head"):
+            r = self.git("write-tree", check=False)
+            if r.returncode == 0 and r.stdout.strip() == self.tree_of(data["new"]):
+                done = self.set_ref(f"refs/heads/{branch}", data["new"], data["head"])
+        intent.unlink(missing_ok=True)
+        return done
