@@ -59,7 +59,9 @@ class SyncGit:
         if r.returncode == 0:
             return
         text = r.stdout + r.stderr
-        if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
+        # The remote moved since our fetch (or another push held its ref's lock): a lost race.
+        lost = ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref", "[remote rejected]")
+        if any(w in text for w in lost):
             raise PushRejected(
                 f"push to {remote} rejected: {branch} moved there meanwhile; run `coord sync` again"
             )
