@@ -81,14 +81,8 @@ def _branch_prefix(v: str):
 
 def _sync_branch(v: str):
     """Empty (sync the checked-out branch), or a branch name git accepts."""
-    if not v:
-        return None
-    if len(v) > 200 or v.startswith("refs/") or v.endswith(("/", ".")) or _REF_BAD.search(v):
-        return (
-            "must be empty or a git branch name (no spaces, control characters, ~ ^ : ? * [ \\, "
-            "'..', '//', '@{', no leading '/', '.' or '-', not ending in '/', '.' or '.lock')"
-        )
-    return None
+    bad = v and (len(v) > 200 or v.startswith("refs/") or v.endswith(("/", ".")) or _REF_BAD.search(v))
+    return "must be empty or a valid git branch name (see branch_prefix's rules)" if bad else None
 
 
 SECONDS = "seconds"
