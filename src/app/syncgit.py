@@ -60,11 +60,13 @@ class SyncGit:
             return
         text = r.stdout + r.stderr
         # The remote moved since our fetch (or another push held its ref's lock): a lost race.
-        lost = ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref", "[remote rejected]")
-        if any(w in text for w in lost):
+        if any(w in text for w in ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref")):
             raise PushRejected(
                 f"push to {remote} rejected: {branch} moved there meanwhile; run `coord sync` again"
             )
+        if "[remote rejected]" in text:  # a hook or a protected branch: no retry helps
+            why = text.split("[remote rejected]", 1)[1].strip().splitlines()[0]
+            raise Refused(f"push to {remote} refused by the remote: {why}; the commits are kept here")
         raise GitError(f"git push {remote} failed: {first_line(r.stderr or r.stdout)}")
 
     # --- commits from a temporary index ------------------------------------------------

@@ -119,6 +119,8 @@ def test_rebuild_restores_the_acknowledgements_from_the_events(home, cli):
     con.execute("DELETE FROM cursors")
     con.commit()
     assert texts(cli("--as", "dev", "poll", "--peek", "--json")) == ["a", "b", "c", "all"]
+    r = cli("verify")
+    assert r.exit_code == 5 and "2 acknowledged id(s) missing from the projection" in r.stdout
     ok(cli("rebuild"))
     assert con.execute("SELECT agent, id FROM acks ORDER BY 1, 2").fetchall() == before
     con.close()

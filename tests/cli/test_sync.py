@@ -41,16 +41,22 @@ def at(cli, where):
     return run
 
 
-def sync(proc, where, *args):
-    """coord sync as a real process in the clone (git steps run where a user runs them)."""
-    return proc("sync", *args, cwd=str(where), env={"COORD_HOME": ""})
+class Synced:
+    def __init__(self, ran):
+        self.returncode, self.stdout, self.stderr = ran.exit_code, ran.stdout, ran.stderr
+
+
+def sync(cli, where, *args):
+    """coord sync in the clone, through the real entry point in this process (its git
+    steps are real processes; test_sync_chaos.py runs coord sync as a process too)."""
+    return Synced(cli("--home", str(where / ".coord"), "sync", *args))
 
 
 def lines(where):
     return set((where / ".coord" / "events.jsonl").read_bytes().splitlines())
 
 
-def test_lines_acks_and_blobs_travel_and_only_coord_files_are_committed(tmp_path, cli, proc):
+def test_lines_acks_and_blobs_travel_and_only_coord_files_are_committed(tmp_path, cli):
     _, a, b = clone_pair(tmp_path, cli)
     A, B = at(cli, a), at(cli, b)
     ok(A("spawn", "w-1", "--no-git"))
@@ -69,7 +75,7 @@ def test_lines_acks_and_blobs_travel_and_only_coord_files_are_committed(tmp_path
     g(a, "add", "code.txt")
     (a / "notes.txt").write_text("mine\n")
     head = g(a, "rev-parse", "HEAD")
-    r = sync(proc, a)
+    r = sync(cli, a)
     assert r.returncode == 0, r.stderr
     assert "left out" in r.stderr and "sync_blob_limit" in r.stderr  # the 5000-byte blob
     committed = g(a, "diff-tree", "-r", "--name-only", "--no-commit-id", head, "HEAD").split()
@@ -82,7 +88,7 @@ def test_lines_acks_and_blobs_travel_and_only_coord_files_are_committed(tmp_path
         len(status) == 2 and "M .coord/config.toml" in status[0] and status[1].startswith("?? .coord/blobs/")
     )
 
-    r = sync(proc, b)
+    r = sync(cli, b)
     assert r.returncode == 0, r.stderr
     assert [d["worker"] for d in ok(B("status", "--all", "--json")).json()] == ["w-1"]
     got = ok(B("--as", "dev", "poll", "--json")).jsonl()
@@ -91,9 +97,9 @@ def test_lines_acks_and_blobs_travel_and_only_coord_files_are_committed(tmp_path
     big_ref = got[3]["payload"]["file"]["$blob"]
     assert not (b / ".coord" / "blobs" / big_ref[3:]).exists()  # left out of the sync
     # dev acknowledged on b; after b and then a sync, a delivers none of them again
-    assert sync(proc, b).returncode == 0 and sync(proc, a).returncode == 0
+    assert sync(cli, b).returncode == 0 and sync(cli, a).returncode == 0
     assert A("--as", "dev", "poll", "--json").stdout == ""
-    assert sync(proc, b).returncode == 0
+    assert sync(cli, b).returncode == 0
     assert lines(a) == lines(b)
     ok(A("verify"))
     r = B("verify", "--json")  # the blob left out is the one thing b lacks
@@ -103,24 +109,24 @@ def test_lines_acks_and_blobs_travel_and_only_coord_files_are_committed(tmp_path
     assert len(r.json()["problems"]) == 1
     # Nothing new: a sync commits nothing.
     before = g(b, "rev-parse", "HEAD")
-    r = sync(proc, b, "--json")
+    r = sync(cli, b, "--json")
     assert json.loads(r.stdout)["committed"] is False and g(b, "rev-parse", "HEAD") == before
 
 
-def test_a_pull_into_a_dirty_tree_is_refused_and_nothing_is_lost(tmp_path, cli, proc):
+def test_a_pull_into_a_dirty_tree_is_refused_and_nothing_is_lost(tmp_path, cli):
     _, a, b = clone_pair(tmp_path, cli)
     A, B = at(cli, a), at(cli, b)
     (a / "code.txt").write_text("v2 from a\n")
     g(a, "commit", "-q", "-am", "code change")
     ok(A("spawn", "w-a", "--no-git"))
-    assert sync(proc, a).returncode == 0
+    assert sync(cli, a).returncode == 0
     ok(B("spawn", "w-b", "--no-git"))
     (b / "local.txt").write_text("x\n")
     g(b, "add", "local.txt")
     g(b, "commit", "-q", "-m", "local file")
     (b / "local.txt").write_text("uncommitted\n")
     head = g(b, "rev-parse", "HEAD")
-    r = sync(proc, b)
+    r = sync(cli, b)
     assert r.returncode == 4, r.stderr
     [err] = r.stderr.strip().splitlines()
     assert "code.txt" in err and "local.txt" in err and "nothing merged" in err
@@ -129,18 +135,18 @@ def test_a_pull_into_a_dirty_tree_is_refused_and_nothing_is_lost(tmp_path, cli, 
     assert [d["worker"] for d in ok(B("status", "--all", "--json")).json()] == ["w-b"]
     # Only coord's lines changed on the other side: merged even into a dirty tree.
     g(b, "stash", "-q")
-    assert sync(proc, b).returncode == 0
+    assert sync(cli, b).returncode == 0
     g(b, "stash", "pop", "-q")
     ok(A("spawn", "w-a2", "--no-git"))
-    assert sync(proc, a).returncode == 0
-    r = sync(proc, b)
+    assert sync(cli, a).returncode == 0
+    r = sync(cli, b)
     assert r.returncode == 0, r.stderr
     assert (b / "local.txt").read_text() == "uncommitted\n"
     assert sorted(d["worker"] for d in ok(B("status", "--all", "--json")).json()) == ["w-a", "w-a2", "w-b"]
     assert g(b, "status", "--porcelain") == "M local.txt"
 
 
-def test_sync_branch_touches_neither_the_checked_out_branch_nor_the_tree(tmp_path, cli, proc):
+def test_sync_branch_touches_neither_the_checked_out_branch_nor_the_tree(tmp_path, cli):
     _, a, b = clone_pair(tmp_path, cli, sync_branch="coord-sync")
     A, B = at(cli, a), at(cli, b)
     ok(A("spawn", "w-1", "--no-git"))
@@ -151,7 +157,7 @@ def test_sync_branch_touches_neither_the_checked_out_branch_nor_the_tree(tmp_pat
     ok(B("export"))
     before = [g(b, "rev-parse", "HEAD"), g(b, "write-tree"), g(b, "status", "--porcelain")]
     for where in (a, b, a):
-        r = sync(proc, where)
+        r = sync(cli, where)
         assert r.returncode == 0, r.stderr
     assert g(b, "rev-parse", "HEAD") == before[0] and g(b, "write-tree") == before[1]  # HEAD, index
     assert g(b, "status", "--porcelain") == before[2]  # the working tree (coord's own file aside)
@@ -161,26 +167,41 @@ def test_sync_branch_touches_neither_the_checked_out_branch_nor_the_tree(tmp_pat
     assert g(a, "ls-tree", "-r", "--name-only", "origin/coord-sync") == ".coord/events.jsonl"
     # Nothing new on either side: no new commit, however each file orders its lines.
     tip = g(a, "rev-parse", "refs/heads/coord-sync")
-    assert sync(proc, b).returncode == 0 and sync(proc, a).returncode == 0
+    assert sync(cli, b).returncode == 0 and sync(cli, a).returncode == 0
     assert g(a, "rev-parse", "refs/heads/coord-sync") == tip
     ok(A("verify"))
     ok(B("verify"))
 
 
-def test_one_line_errors(tmp_path, cli, proc, home):
-    r = proc("sync")  # the test's home lies in no git repository
+def test_one_line_errors(tmp_path, cli, home):
+    r = sync(cli, home.parent)  # the test's home lies in no git repository
     assert r.returncode == 3 and "no git repository" in r.stderr
     _, a, _ = clone_pair(tmp_path, cli)
     g(a, "remote", "remove", "origin")
-    r = sync(proc, a)
+    r = sync(cli, a)
     assert r.returncode == 3 and "no git remote 'origin'" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     g(a, "checkout", "-q", "--detach")
-    r = sync(proc, a, "--remote", "nowhere")
+    r = sync(cli, a, "--remote", "nowhere")
     assert r.returncode == 4 and "detached" in r.stderr
     ok(cli("--home", str(a / ".coord"), "config", "sync_branch", "main"))
     g(a, "checkout", "-q", "main")
-    r = sync(proc, a)
+    r = sync(cli, a)
     assert r.returncode == 4 and "checked out" in r.stderr
     r = cli("config", "sync_branch", "bad name")
     assert r.exit_code == 2
+
+
+def test_a_push_the_remote_refuses_is_one_line_and_loses_nothing(tmp_path, cli):
+    origin, a, _ = clone_pair(tmp_path, cli)
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'no pushes today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    ok(at(cli, a)("spawn", "w-1", "--no-git"))
+    r = sync(cli, a)
+    assert r.returncode == 4 and "refused by the remote" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "w-1" in g(a, "show", "HEAD:.coord/events.jsonl")  # committed here, kept
+    hook.unlink()
+    assert sync(cli, a).returncode == 0
+    assert "w-1" in g(origin, "show", "main:.coord/events.jsonl")

@@ -32,7 +32,7 @@ def run(*args):
     return r
 i = 0
 with open(out, "a") as log:
-    while not os.path.exists(stop) or i < 6:
+    while not os.path.exists(stop) or i < 4:
         i += 1
         kind = ("spawn", "send", "poll")[i % 3]
         if kind == "spawn":
@@ -86,13 +86,17 @@ def sync_loop(where, rounds, rng, codes, errors):
             text=True,
             start_new_session=True,
         )
+        signaled = False
         try:
             out, err = p.communicate(timeout=rng.uniform(0.05, 2.0))
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, rng.choice([signal.SIGINT, signal.SIGTERM]))
+            signaled = True
             out, err = p.communicate(timeout=120)
         codes.append(p.returncode)
-        if p.returncode not in FINE:
+        # Ctrl-C while the interpreter itself starts up is Python's exit 1, not coord's.
+        startup = signaled and p.returncode == 1 and "init_import_site" in err
+        if p.returncode not in FINE and not startup:
             errors.append((str(where), p.returncode, err))
 
 
@@ -196,7 +200,7 @@ def run_chaos(tmp_path, cli, rounds, sync_branch, seed):
 @pytest.mark.parametrize("sync_branch", [False, True], ids=["checked-out-branch", "sync_branch"])
 def test_syncs_interrupted_at_random_while_agents_append_converge(tmp_path, cli, sync_branch):
     seed = random.randrange(1 << 30)
-    print("seed", seed, run_chaos(tmp_path, cli, 3, sync_branch, seed))
+    print("seed", seed, run_chaos(tmp_path, cli, 2, sync_branch, seed))
 
 
 @pytest.mark.slow
