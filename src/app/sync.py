@@ -208,11 +208,31 @@ def _merge(c, git: SyncGit, rel: str, head: str, theirs: str, res: SyncResult) -
             f"({', '.join(dirty[:5])}); nothing merged: commit or stash them, then run `coord sync` again",
             files=dirty,
         )
+    _check_incoming(c, git, tree, f"{rel}/events.jsonl", res)
     if new is None:
         new = git.commit(tree, [head, theirs], f"coord sync: merge {res.remote}/{res.branch}")
     git.install_merge(res.branch, head, new)
     res.merged = True
     _home_modes(git, rel, head, new)
+
+
+def _check_incoming(c, git: SyncGit, tree: str, path: str, res: SyncResult) -> None:
+    """The merged file is input: every line checked before it lands in the working tree
+    (one bad line and nothing is merged, exit 5); the lines this store lacks are imported
+    now, dirty, so the export after the merge finds them in the file (and, were the merge
+    not installed, writes them there itself)."""
+    sha = git.blob_at(tree, path)
+    if sha is None:
+        return
+    with tempfile.NamedTemporaryFile(prefix="coord-sync-", suffix=".jsonl") as tmp:
+        git.cat_to(sha, tmp)
+        tmp.flush()
+        try:
+            scan = read_checked(tmp.name, c.store)
+        except IntegrityError as e:
+            where = f"{res.remote}/{res.branch}:{path}"
+            raise IntegrityError(f"not merging: {e.message.replace(tmp.name, where)}") from None
+    res.imported += import_bodies(c.store, scan.new, AUDIT_DIRTY)
 
 
 def _home_modes(git: SyncGit, rel: str, head: str, new: str) -> None:
@@ -290,7 +310,11 @@ def _take_theirs(c, git: SyncGit, theirs: str, sha: str | None, warn) -> tuple[i
         with tempfile.NamedTemporaryFile(prefix="coord-sync-", suffix=".jsonl") as tmp:
             git.cat_to(sha, tmp)
             tmp.flush()
-            scan = read_checked(tmp.name, c.store)
+            try:
+                scan = read_checked(tmp.name, c.store)
+            except IntegrityError as e:
+                where = f"the sync branch's {SYNC_DIR}/events.jsonl ({theirs[:12]})"
+                raise IntegrityError(f"not syncing: {e.message.replace(tmp.name, where)}") from None
         added, ids = import_bodies(c.store, scan.new, AUDIT_DIRTY), set(scan.ids)
     have = set(c.blobs.names())
     for name in sorted(git.names_under(theirs, f"{SYNC_DIR}/blobs/") - have):

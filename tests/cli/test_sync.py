@@ -205,3 +205,21 @@ def test_a_push_the_remote_refuses_is_one_line_and_loses_nothing(tmp_path, cli):
     hook.unlink()
     assert sync(cli, a).returncode == 0
     assert "w-1" in g(origin, "show", "main:.coord/events.jsonl")
+
+
+def test_a_bad_line_from_the_remote_is_never_merged(tmp_path, cli):
+    _, a, b = clone_pair(tmp_path, cli)
+    with open(a / ".coord" / "events.jsonl", "ab") as f:
+        f.write(b'{"id":"b3:' + b"0" * 64 + b'","ts":"x"}\n')
+    g(a, "-c", "user.name=A", "commit", "-q", "-am", "a bad line")
+    g(a, "push", "-q", "origin", "main")
+    ok(at(cli, b)("spawn", "w-b", "--no-git"))
+    head = g(b, "rev-parse", "HEAD")
+    r = sync(cli, b)
+    assert r.returncode == 5 and "not merging" in r.stderr and "origin/main:.coord/events.jsonl" in r.stderr
+    assert "hash does not match" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        g(b, "rev-parse", "HEAD~1") == head
+        and b"0000000000" not in (b / ".coord" / "events.jsonl").read_bytes()
+    )
+    ok(at(cli, b)("verify"))
