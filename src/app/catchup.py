@@ -12,6 +12,8 @@ the difference is only that process's own lines being written. On a shared serve
 reads never import (its own log is the truth; the file is written from it).
 """
 
+from ..events.errors import CoordError
+
 
 def catch_up(c, warn) -> int:
     """Import lines a pull brought into the audit file, if the lock is free at once;
@@ -19,12 +21,17 @@ def catch_up(c, warn) -> int:
     if not c.store.imports_pulled_lines:
         return 0
     trail = c.audit
-    if trail.is_as_written():
+    try:
+        if trail.is_as_written():
+            return 0
+        with trail.lock_now() as got:
+            if got:
+                return trail.export_locked().imported
+        local = trail.only_local_writes_pending()
+    except (CoordError, OSError) as e:  # a read never fails for want of catching up
+        warn(f"{trail.path}: not checked for pulled lines ({getattr(e, 'message', None) or e})")
         return 0
-    with trail.lock_now() as got:
-        if got:
-            return trail.export_locked().imported
-    if not trail.only_local_writes_pending():
+    if not local:
         warn(
             f"{trail.path} holds lines this store may not have imported yet (a git pull?) and "
             "its lock is busy, so this shows the store as it was: run `coord export` to import them"
