@@ -12,7 +12,7 @@ the difference is only that process's own lines being written. On a shared serve
 reads never import (its own log is the truth; the file is written from it).
 """
 
-from ..events.errors import CoordError
+from ..events.errors import CoordError, IntegrityError
 
 
 def catch_up(c, warn) -> int:
@@ -28,7 +28,9 @@ def catch_up(c, warn) -> int:
             if got:
                 return trail.export_locked().imported
         local = trail.only_local_writes_pending()
-    except (CoordError, OSError) as e:  # a read never fails for want of catching up
+    except IntegrityError:
+        raise  # a damaged store: the read itself would say so (exit 5), once
+    except (CoordError, OSError) as e:  # else a read never fails for want of catching up
         warn(f"{trail.path}: not checked for pulled lines ({getattr(e, 'message', None) or e})")
         return 0
     if not local:
