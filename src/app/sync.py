@@ -24,11 +24,11 @@ import blake3
 import msgspec
 
 from ..events.audit_read import import_bodies, read_checked
-from ..events.errors import IntegrityError, NotFound, Refused, UsageError
+from ..events.errors import CoordError, IntegrityError, NotFound, Refused, UsageError
 from ..events.home import ensure_gitattributes
 from ..events.records import AUDIT_DIRTY
 from .gitrepo import DirtyWorktree, repo_of
-from .syncgit import PushRejected, SyncGit
+from .syncgit import PushRejected, SyncGit, deferred_interrupts
 
 ROUNDS = 5  # fetch-merge-push attempts while other clones keep pushing
 SYNC_DIR = ".coord"  # where the home's files lie in the sync_branch's tree
@@ -48,6 +48,16 @@ class SyncResult(msgspec.Struct):
 
 
 def sync(c, remote: str | None = None, push: bool = True, warn=lambda m: None) -> SyncResult:
+    """One `coord sync`; an interrupt takes effect between git steps (exit 130)."""
+    with deferred_interrupts() as check:
+        try:
+            return _sync(c, remote, push, warn, check)
+        except CoordError:
+            check()  # a git step the interrupt reached failed: that is the interrupt
+            raise
+
+
+def _sync(c, remote, push, warn, check) -> SyncResult:
     repo = repo_of(c.home.project_dir)
     if repo is None:
         raise NotFound(
@@ -58,7 +68,7 @@ def sync(c, remote: str | None = None, push: bool = True, warn=lambda m: None) -
         rel = c.home.path.resolve().relative_to(repo.root.resolve()).as_posix()
     except ValueError:
         raise UsageError(f"{c.home.path} lies outside the repository {repo.root}") from None
-    git = SyncGit(repo)
+    git = SyncGit(repo, check)
     sb = c.home.config["sync_branch"]
     if sb:
         where = repo.checked_out_at(sb)

@@ -6,7 +6,10 @@ left between updating the working tree and moving the branch. Knows git, not the
 
 import json
 import os
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..events.errors import NotFound, Refused
@@ -20,14 +23,47 @@ class PushRejected(Refused):
     code = "push_rejected"
 
 
+@contextmanager
+def deferred_interrupts():
+    """Ctrl-C and SIGTERM during a sync take effect between git steps, never inside one:
+    a git killed in the middle of a step can leave its lock files (index.lock, a ref's
+    .lock), which git then asks the person to remove. (Python's subprocess would SIGKILL a
+    child that has not exited 0.25 s after an interrupt.) Yields `check()`, which raises
+    KeyboardInterrupt once a signal came. Outside the main thread: no deferral."""
+    caught: list = []
+
+    def check():
+        if caught:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield check
+        return
+    old = {
+        s: signal.signal(s, lambda signum, _frame: caught.append(signum))
+        for s in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield check
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 class SyncGit:
-    def __init__(self, repo):
+    def __init__(self, repo, check=lambda: None):
         self.repo = repo
         self.root = repo.root
+        self.check = check  # raises once an interrupt came (deferred_interrupts)
         self._ident = None
 
     def git(self, *args, check=True, what=None, env=None):
-        return run(args, self.root, check=check, what=what, env=env)
+        self.check()
+        r = run(args, self.root, check=False, what=what, env=env)
+        self.check()  # a git the interrupt reached exits with an error: that is the interrupt
+        if check and r.returncode != 0:
+            raise GitError(f"{what or 'git ' + args[0]} failed: {first_line(r.stderr or r.stdout)}")
+        return r
 
     def out(self, *args, what=None, env=None) -> str:
         return self.git(*args, what=what, env=env).stdout.strip()
@@ -117,9 +153,14 @@ class SyncGit:
         return self.out(*args, "-m", message, env=self.ident(), what="creating the sync commit")
 
     def set_ref(self, ref: str, new: str, old: str | None) -> bool:
-        """Compare-and-set: False when the ref no longer points at `old`."""
+        """Compare-and-set: False when the ref no longer points at `old`; any other
+        failure (a lock file left by a killed git) is git's own one-line error."""
         r = self.git("update-ref", "-m", "coord sync", ref, new, old or ZERO, check=False)
-        return r.returncode == 0
+        if r.returncode == 0:
+            return True
+        if self.repo.rev(ref) != old:
+            return False
+        raise GitError(f"git update-ref {ref} failed: {first_line(r.stderr)}")
 
     def names_under(self, commit: str | None, prefix: str) -> set[str]:
         if not commit:
