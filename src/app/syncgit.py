@@ -95,10 +95,18 @@ class SyncGit:
         if r.returncode == 0:
             return
         text = r.stdout + r.stderr
-        # The remote moved since our fetch (or another push held its ref's lock): a lost race.
-        if any(w in text for w in ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref")):
+        # The remote moved since our fetch (or another push held its ref's lock): a lost
+        # race. A lock file left on the remote by a crashed git is not one: git's error.
+        stale = "cannot lock ref" in text and "File exists" in text
+        if not stale and any(
+            w in text for w in ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref")
+        ):
             raise PushRejected(
                 f"push to {remote} rejected: {branch} moved there meanwhile; run `coord sync` again"
+            )
+        if stale:
+            raise GitError(
+                f"git push {remote} failed: {first_line(r.stderr)} (a git on the remote crashed earlier)"
             )
         if "[remote rejected]" in text:  # a hook or a protected branch: no retry helps
             why = text.split("[remote rejected]", 1)[1].strip().splitlines()[0]

@@ -72,6 +72,8 @@ def two_clones(tmp_path, cli, sync_branch):
     g(a, "push", "-q", "-u", "origin", "main")
     g(tmp_path, "clone", "-q", str(origin), str(b))
     ok(cli("--home", str(b / ".coord"), "init"))
+    for w in (a, b):  # the remote's side of a push runs apart, as on a server: an interrupt
+        g(w, "config", "remote.origin.receivepack", "setsid -w git-receive-pack")  # stays here
     return a, b  # no git identity configured: sync commits as "coord sync"
 
 
@@ -88,7 +90,7 @@ def sync_loop(where, rounds, rng, codes, errors):
         )
         signaled = False
         try:
-            out, err = p.communicate(timeout=rng.uniform(0.05, 2.0))
+            out, err = p.communicate(timeout=rng.uniform(0.1, 1.2))
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, rng.choice([signal.SIGINT, signal.SIGTERM]))
             signaled = True
@@ -192,6 +194,7 @@ def run_chaos(tmp_path, cli, rounds, sync_branch, seed):
         "rounds": rounds,
         "syncs": {k: len(v) for k, v in codes.items()},
         "interrupted": sum(c in INTERRUPTED for v in codes.values() for c in v),
+        "codes": sorted(c for v in codes.values() for c in v),
         "events": len(appended),
         "loop_s": round(loop_time, 1),
     }
@@ -200,7 +203,7 @@ def run_chaos(tmp_path, cli, rounds, sync_branch, seed):
 @pytest.mark.parametrize("sync_branch", [False, True], ids=["checked-out-branch", "sync_branch"])
 def test_syncs_interrupted_at_random_while_agents_append_converge(tmp_path, cli, sync_branch):
     seed = random.randrange(1 << 30)
-    print("seed", seed, run_chaos(tmp_path, cli, 2, sync_branch, seed))
+    print("seed", seed, run_chaos(tmp_path, cli, 3, sync_branch, seed))
 
 
 @pytest.mark.slow
