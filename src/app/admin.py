@@ -14,7 +14,7 @@ from ..events.errors import CoordError, IntegrityError, NotFound
 from ..events.files import check_home_dir, check_output_path, check_regular, place, user_umask
 from ..events.home import Home, init_home_dirs, init_target
 from ..events.records import AUDIT_DIRTY, AUDIT_WRITTEN, EventQuery
-from ..projections import board, search
+from ..projections import board, inbox, search
 from .context import Coord
 
 
@@ -51,7 +51,8 @@ def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home,
 
 
 def rebuild(c, progress=None) -> int:
-    """Rebuild every projection from the events: the worker views and the search index.
+    """Rebuild every projection from the events: the worker views, the search index and
+    the acknowledgements.
     Returns the number of lifecycle events folded. Refused (exit 5) while the events
     themselves do not check out (a row deleted or changed behind coord's back): views
     folded from them would bless the damage."""
@@ -67,6 +68,7 @@ def rebuild(c, progress=None) -> int:
         )
     n = board.rebuild(c.store, progress=progress)
     search.rebuild(c.store)
+    inbox.rebuild(c.store)
     return n
 
 

@@ -1,14 +1,16 @@
 """The inbox use cases: send a message, read what an agent has not acknowledged (now, or
-waiting for it), acknowledge what was delivered or everything up to an event.
-Delivery is at least once: `poll` acknowledges only after the messages are written out.
+waiting for it), acknowledge what was delivered or everything up to an event (as
+`inbox.acked` events, which travel: coord.projections.inbox). Delivery is at least once:
+`poll` acknowledges only after the messages are written out.
 """
 
 import re
 import time
 
+from ..events.envelope import Envelope
 from ..events.errors import BadPayload, UsageError
 from ..events.records import Notice, TypeFilter, type_filter
-from ..projections.inbox import addresses, check_recipient, message_type
+from ..projections.inbox import ACKED, ack_chunks, addresses, check_recipient, message_type
 from .lifecycle import Result, append_raw, check_payload, need_actor, remember_request, request_result
 
 TYPE_PATTERN = re.compile(r"^[a-z0-9_.*?\[\]-]+$")
@@ -70,15 +72,14 @@ class Pending(list):
 
 
 def pending_in(reader, actor: str, types, limit) -> Pending:
-    """THE selection of what is pending for an agent: messages to its addresses above its
-    cursors, and its notices not acknowledged, merged by seq."""
+    """THE selection of what `poll` delivers to an agent: msg.* events to its addresses
+    and its notices, that no inbox.acked of its lists, merged by seq. `reader` may be a
+    write transaction (ack reads through it)."""
     msg_types, notice_types = message_types(types)
     rows = []
     if msg_types is None or msg_types.patterns:
         held = [r.worker for r in reader.views(holder=actor)]
-        cur = reader.cursors(actor)
-        after = {a: cur.get(a, 0) for a in addresses(actor, held)}
-        rows = reader.pending_messages(actor, after, msg_types, limit)
+        rows = reader.pending_messages(actor, addresses(actor, held), msg_types, limit)
     found = {}
     if notice_types is None or notice_types.patterns:
         found = {n.seq: (row, n) for row, n in reader.pending_notices(actor, notice_types, limit)}
@@ -108,44 +109,59 @@ def wait_pending(c, actor: str, types=(), limit: int | None = None, timeout: flo
         c.store.wait_for_new(top, left)
 
 
-def acknowledge(c, actor: str, rows) -> None:
-    """Move actor's cursors past delivered messages and mark its delivered notices
-    acknowledged (Rows from pending)."""
-    notices = getattr(rows, "notices", {})
-    delivered = [(r.seq, r.to) for r in rows if r.seq not in notices]
+def _append_acks(tx, actor: str, ids: list[str]) -> list[str]:
+    """Append inbox.acked events (from actor, to actor) for the ids actor has not
+    acknowledged yet, in payloads under the blob threshold; returns the ids acknowledged."""
+    ids = list(dict.fromkeys(ids))
+    known = tx.acked(actor, ids)
+    ids = [i for i in ids if i not in known]
+    for chunk in ack_chunks(ids, tx.store.home.config["blob_threshold"]):
+        tx.append(Envelope(tx.next_ts(), actor, actor, ACKED, {"ids": chunk}))
+    return ids
+
+
+def acknowledge(c, actor: str, rows) -> list[str]:
+    """Acknowledge delivered messages and notices (Rows from pending): one inbox.acked
+    event for the batch (more when it is long). Returns the ids newly acknowledged."""
+    actor = need_actor(c, actor)
+    ids = [r.id for r in rows]
+    notices = sorted(getattr(rows, "notices", {}))
 
     def do(tx):
-        if delivered:
-            tx.ack_messages(actor, delivered)
-        if notices:
-            tx.ack_notices(actor, seqs=sorted(notices))
+        done = _append_acks(tx, actor, ids)
+        if notices:  # the local flag keeps the pending index small; the acks decide
+            tx.ack_notices(actor, seqs=notices)
+        return done
 
-    c.store.transact(do)
+    return c.store.transact(do) if ids else []
 
 
-def ack_event(c, actor: str, text: str, request_id=None) -> tuple[int, str]:
-    """`coord ack EVENT`: everything for actor through the event named (an id or unique
-    prefix); (seq, id) of what is acknowledged through (the first one, for a request id
-    used before)."""
+def ack_event(c, actor: str, text: str, request_id=None) -> tuple[int, str, int]:
+    """`coord ack EVENT`: everything pending for actor up to and including the event named
+    (an id or unique prefix); (seq, id, messages acknowledged) (the first result, for a
+    request id used before)."""
     from .resolve import event
 
-    seq = ack_upto(c, actor, event(c.store.reader, text).seq, request_id=request_id)
-    return seq, c.store.reader.event_at(seq).id
+    seq, n = ack_upto(c, actor, event(c.store.reader, text).seq, request_id=request_id)
+    return seq, c.store.reader.event_at(seq).id, n
 
 
-def ack_upto(c, actor: str, seq: int, request_id=None) -> int:
-    """Acknowledge everything for actor through seq; returns the seq acknowledged (the
-    first one, for a request id used before)."""
+def ack_upto(c, actor: str, seq: int, request_id=None) -> tuple[int, int]:
+    """Acknowledge every message pending for actor with seq <= seq (an inbox.acked listing
+    them; nothing when none is pending); returns (seq, how many), the first result for a
+    request id used before."""
     actor = need_actor(c, actor)
 
     def do(tx):
         earlier = request_result(tx, actor, request_id, "ack", {"through": seq})
         if earlier is not None:
-            return earlier["seq"]
-        held = [r.worker for r in tx.views(holder=actor)]
-        tx.ack_through(actor, addresses(actor, held), seq)
-        tx.ack_notices(actor, through=seq)
-        remember_request(tx, actor, request_id, {"seq": seq}, "ack", {"through": seq})
-        return seq
+            return earlier["seq"], earlier.get("acked", 0)
+        rows = pending_in(tx, actor, (), None)
+        ids = _append_acks(tx, actor, [r.id for r in rows if r.seq <= seq])
+        done = [s for s in rows.notices if s <= seq]
+        if done:
+            tx.ack_notices(actor, seqs=done)
+        remember_request(tx, actor, request_id, {"seq": seq, "acked": len(ids)}, "ack", {"through": seq})
+        return seq, len(ids)
 
     return c.store.transact(do)

@@ -198,7 +198,27 @@ def check_database(c, report: Report) -> None:
     report.facts["database"] = {"integrity_check": rows[:20]}
 
 
-CHECKS = [check_database, check_events, check_audit_file, check_projections, check_blobs]
+def check_acks(c, report: Report) -> None:
+    """Every acknowledgement in the log (an inbox.acked from an agent to itself) is in
+    the acknowledgements projection; fix with `coord rebuild`."""
+    from ..events.records import type_filter
+    from ..projections.inbox import ACKED, acked_ids
+
+    missing, after = 0, 0
+    with c.store.read() as r:
+        while rows := r.events(EventQuery(types=type_filter([ACKED]), after_seq=after, limit=PAGE)):
+            after = rows[-1].seq
+            for row in rows:
+                ids = acked_ids(row.env, c.blobs)
+                missing += len(set(ids) - r.acked(row.from_, ids))
+    if missing:
+        report.problems.append(
+            f"acknowledgements: {missing} acknowledged id(s) missing from the projection (run `coord rebuild`)"
+        )
+    report.facts["acks"] = {"missing": missing}
+
+
+CHECKS = [check_database, check_events, check_audit_file, check_projections, check_acks, check_blobs]
 
 
 def damage(c) -> list[str]:

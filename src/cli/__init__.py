@@ -46,6 +46,7 @@ COMMANDS = {
     "ready": "graph:ready",
     "prime": "agents:prime",
     "mcp": "agents:mcp_cmd",
+    "sync": "sync:sync_cmd",
 }
 
 

@@ -59,7 +59,7 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
       coord status --branches
     """
     st = state()
-    c = st.open()
+    c = st.open(reading=True)
     want = set()
     for s in states:
         s2 = s.upper().replace("-", "_")

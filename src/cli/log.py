@@ -34,7 +34,7 @@ def log(follow, worker, types, from_, since, limit):
       coord log -f --worker w-1
     """
     st = state()
-    c = st.open()
+    c = st.open(reading=True)
     top, rows = log_rows(c, worker, types, from_, since, limit)
     problems = []  # an unresolved blob shows as its reference: report_unresolved
     with until_interrupted():

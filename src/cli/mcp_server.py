@@ -302,8 +302,8 @@ def build(home, actor: str, interval: float | None = None) -> tuple[MCPServer, B
         """Acknowledge your messages and notices up to and including EVENT (an id or prefix)."""
 
         def fn(c):
-            seq, eid = messages.ack_event(c, actor, event, request_id=request_id)
-            return {"agent": actor, "acked_through": eid, "seq": seq}
+            seq, eid, n = messages.ack_event(c, actor, event, request_id=request_id)
+            return {"agent": actor, "acked_through": eid, "seq": seq, "acked": n}
 
         return call(fn)
 

@@ -1,4 +1,4 @@
-"""Messages between agents: send, poll (durable cursors, at least once), ack."""
+"""Messages between agents: send, poll (acknowledgements as events, at least once), ack."""
 
 import os
 import sys
@@ -123,7 +123,7 @@ def _message_line(d: dict) -> str:
 
 
 @click.command()
-@click.option("--peek", is_flag=True, help="Show the messages but do not move the cursor.")
+@click.option("--peek", is_flag=True, help="Show the messages but do not acknowledge them (appends nothing).")
 @click.option(
     "--wait",
     type=FiniteFloat(min=0, max=MAX_SECONDS),
@@ -144,8 +144,9 @@ def _message_line(d: dict) -> str:
 @global_options
 def poll(peek, wait, limit, types):
     """Your new messages (to you, to a worker you hold, or to '*') and notices, oldest
-    first; then acknowledge them. Delivery is at least once: the cursor moves only after
-    the messages are written out, so a crash in between delivers them again.
+    first; then acknowledge them (one inbox.acked event listing their ids, which travels
+    to other clones). Delivery is at least once: the acknowledgement is appended only
+    after the messages are written out, so a crash in between delivers them again.
 
     A notice is a lifecycle event that changed or ended an attempt you held, appended by
     someone else (changes requested, conflicted, check failed, requeued, canceled,
@@ -162,7 +163,7 @@ def poll(peek, wait, limit, types):
     st = state()
     actor = st.identity()
     messages.message_types(types)  # bad --type values: exit 2 before the store opens
-    c = st.open()
+    c = st.open(reading=True)
     if wait is not None:
         rows = messages.wait_pending(c, actor, types, limit, timeout=wait)
         if not rows:
@@ -202,8 +203,8 @@ def poll(peek, wait, limit, types):
 @request_id_option
 @global_options
 def ack(event, request_id):
-    """Acknowledge your messages and notices up to and including EVENT (moves your
-    cursors there).
+    """Acknowledge your messages and notices up to and including EVENT (an inbox.acked
+    event listing what it covers; nothing when none is pending).
 
     Use it after `poll --peek`: whatever was shown up to EVENT is not delivered again.
 
@@ -215,8 +216,8 @@ def ack(event, request_id):
     st = state()
     actor = st.identity()
     c = st.open()
-    seq, eid = messages.ack_event(c, actor, event, request_id=request_id)
+    seq, eid, n = messages.ack_event(c, actor, event, request_id=request_id)
     if st.json:
-        emit_json({"agent": actor, "acked_through": eid, "seq": seq})
+        emit_json({"agent": actor, "acked_through": eid, "seq": seq, "acked": n})
     else:
-        echo(f"{clean(actor)}: acknowledged through {eid[:15]} (seq {seq})")
+        echo(f"{clean(actor)}: acknowledged through {eid[:15]} (seq {seq}): {n} message(s)")

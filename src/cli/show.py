@@ -28,7 +28,7 @@ def show(ident):
     import msgspec
 
     st = state()
-    c = st.open()
+    c = st.open(reading=True)
     kind, found = lookup(c, ident)
     if kind == "event":
         _show_event(c, found, st.json)

@@ -40,7 +40,7 @@ def stats(since, from_file):
     from ..app.queries import open_history
 
     st = state()
-    history, _, _ = open_history(from_file, st.open)
+    history, _, _ = open_history(from_file, st.open_reading)
     out = reports.stats(history, since)
     if st.json:
         emit_json(out)

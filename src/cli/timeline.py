@@ -126,7 +126,7 @@ def timeline(html, workers, since, until, from_file, width, force):
     st = state()
     if force and not html:
         raise UsageError("--force only applies to --html FILE")
-    history, _, _ = open_history(from_file, st.open)
+    history, _, _ = open_history(from_file, st.open_reading)
     out_path = None
     if html:  # refused before any work: an existing file (without --force), the home
         from ..events.files import check_output_path

@@ -10,7 +10,7 @@ from .records import AUDIT_DIRTY
 
 def export_after_commit(trail, warn):
     """The after-commit hook (a store's `after_commit`): write the dirty events to the
-    audit file. `trail()` gives the home's AuditTrail. The action has committed, so a
+    audit file. `trail(store)` gives the home's AuditTrail. The action has committed, so a
     problem here never fails it: it is a warning, and the events stay dirty for the next
     command (or `coord export`) to write.
 
@@ -26,7 +26,7 @@ def export_after_commit(trail, warn):
         ):
             return
         try:
-            trail().export()
+            trail(store).export()
         except CoordError as e:
             warn(f"audit file not updated: {e.message}")
         except Exception as e:  # the action has committed: nothing here may turn it into a failure

@@ -79,6 +79,12 @@ def _branch_prefix(v: str):
     return None
 
 
+def _sync_branch(v: str):
+    """Empty (sync the checked-out branch), or a branch name git accepts."""
+    bad = v and (len(v) > 200 or v.startswith("refs/") or v.endswith(("/", ".")) or _REF_BAD.search(v))
+    return "must be empty or a valid git branch name (see branch_prefix's rules)" if bad else None
+
+
 SECONDS = "seconds"
 
 # fmt: off
@@ -89,6 +95,8 @@ SETTINGS = {
     "audit_heartbeats": Setting(bool, False, "whether worker.heartbeat events go into events.jsonl", SHARED, None),
     "branch_prefix": Setting(str, "coord/", "prefix of worker branches", SHARED, _branch_prefix),
     "max_attempts": Setting(int, 3, "attempts after which the watchdog fails a DEAD worker instead of requeueing it", SHARED, _number(1, 1000, "attempts")),
+    "sync_branch": Setting(str, "", "branch `coord sync` works through with git plumbing (empty: the checked-out branch)", SHARED, _sync_branch),
+    "sync_blob_limit": Setting(int, 10 << 20, "blobs bigger than this many bytes are left out of `coord sync`", SHARED, _number(0, 1 << 40, "bytes")),
     # local: local.toml
     "synchronous": Setting(str, "FULL", "SQLite synchronous pragma: FULL, NORMAL or EXTRA", LOCAL, _one_of("FULL", "NORMAL", "EXTRA")),
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),

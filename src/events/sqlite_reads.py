@@ -193,13 +193,16 @@ class SqliteReader(GraphReads, Reader):
 
     # --- inboxes -------------------------------------------------------------------------
     def cursors(self, agent: str) -> dict[str, int]:
+        """The watermarks (SQLite's own: every message to the address at or below is
+        acknowledged by `agent`)."""
         return dict(self._all("SELECT address, seq FROM cursors WHERE agent = ?", (agent,)))
 
-    def pending_messages(self, agent, after, types, limit) -> list[Row]:
+    def pending_messages(self, agent, addresses, types, limit) -> list[Row]:
+        after = self.cursors(agent)
         parts, args = [], []
         tsql, targs = type_clause(types) if types is not None else ("", [])
-        for address, seq in after.items():
-            sql, a_args = pending_sql(agent, address, seq)
+        for address in addresses:
+            sql, a_args = pending_sql(agent, address, after.get(address, 0))
             parts.append(sql + (f" AND {tsql}" if tsql else ""))
             args += a_args + targs
         if not parts:
@@ -215,7 +218,8 @@ class SqliteReader(GraphReads, Reader):
         cols = ", ".join("e." + c for c in EVENT_COLS.split(", "))
         sql = (
             f"SELECT {cols}, n.attempt, n.reason FROM notices n JOIN events e ON e.seq = n.seq "
-            "WHERE n.agent = ? AND n.acked = 0"
+            "WHERE n.agent = ? AND n.acked = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.agent = n.agent AND a.id = e.id)"
         )
         args = [agent]
         if types is not None:
@@ -237,6 +241,42 @@ class SqliteReader(GraphReads, Reader):
             "SELECT seq, agent, worker, attempt, reason FROM notices WHERE worker = ? ORDER BY seq", (worker,)
         )
         return [Notice(*t) for t in rows]
+
+    def acked(self, agent: str, ids: list[str]) -> set[str]:
+        found = set()
+        for i in range(0, len(ids), LOOKUP_BATCH):
+            part = ids[i : i + LOOKUP_BATCH]
+            rows = self._all(
+                f"SELECT id FROM acks WHERE agent = ? AND id IN ({','.join('?' * len(part))})", [agent, *part]
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    def _addresses_of(self, ids: list[str]) -> list[str]:
+        """The addresses of the messages among these ids (a watermark to move for each)."""
+        out = set()
+        for i in range(0, len(ids), LOOKUP_BATCH):
+            part = ids[i : i + LOOKUP_BATCH]
+            rows = self._all(
+                f'SELECT DISTINCT "to" FROM events WHERE id IN ({",".join("?" * len(part))}) '
+                "AND type >= ? AND type < ?",
+                [*part, *MSG_RANGE],
+            )
+            out.update(r[0] for r in rows)
+        return sorted(out)
+
+    def _watermark(self, agent: str, address: str, cur: int) -> int:
+        """Where the watermark may move from `cur`: just below the first message to the
+        address `agent` has not acknowledged, else the last message there. A message that
+        arrives later gets a higher seq, so it never lies below a watermark."""
+        sql, args = pending_sql(agent, address, cur)
+        row = self._one(sql + " ORDER BY seq LIMIT 1", args)
+        if row is not None:
+            return row[0] - 1
+        return self._one(
+            'SELECT coalesce(max(seq), 0) FROM events WHERE "to" = ? AND seq > ? AND type >= ? AND type < ?',
+            (address, cur, *MSG_RANGE),
+        )[0]
 
     # --- search ------------------------------------------------------------------------
     def search(self, query, types, from_, to, limit) -> list[SearchHit]:
@@ -321,9 +361,6 @@ def pending_sql(agent: str, address: str, after: int) -> tuple[str, list]:
     if address == BROADCAST:
         sql += ' AND "from" != ?'
         args.append(agent)
-    sql += (
-        " AND NOT EXISTS (SELECT 1 FROM msg_acks k WHERE k.agent = ? AND k.address = ? "
-        "AND k.seq = events.seq)"
-    )
-    args += [agent, address]
+    sql += " AND NOT EXISTS (SELECT 1 FROM acks k WHERE k.agent = ? AND k.id = events.id)"
+    args.append(agent)
     return sql, args

@@ -20,15 +20,15 @@ from msgspec.structs import astuple
 from .errors import Busy, CoordError, IntegrityError, UsageError
 from .failpoints import failpoint
 from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
-from .records import StoredEvent, ViewRow, worker_of
+from .records import EventQuery, StoredEvent, ViewRow, worker_of
 from .sqlite_graph import GraphWrites
 from .sqlite_notices import SqliteNoticeWrites
-from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
+from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader
 from .store import Store, WriteTx
 
 # Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
 # the per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
 PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES ({','.join('?' * 13)})"
@@ -112,44 +112,24 @@ class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
     def set_audit(self, seqs, mark) -> None:
         self.conn.executemany("UPDATE events SET audit = ? WHERE seq = ?", [(mark, s) for s in seqs])
 
-    # --- inboxes: a watermark per (agent, address), acks above it in msg_acks ------------
-    def _set_cursor(self, agent, address, seq) -> None:
-        self._x(
-            "INSERT INTO cursors(agent, address, seq) VALUES (?,?,?) "
-            "ON CONFLICT(agent, address) DO UPDATE SET seq = max(seq, excluded.seq)",
-            (agent, address, seq),
+    # --- inboxes: the acknowledged ids, and a watermark per (agent, address) -------------
+    def record_acks(self, agent, ids) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO acks(agent, id) VALUES (?, ?)", [(agent, i) for i in ids]
         )
-        self._x("DELETE FROM msg_acks WHERE agent = ? AND address = ? AND seq <= ?", (agent, address, seq))
+        for address in self._addresses_of(ids):  # move each watermark over what is contiguous
+            cur = self.cursors(agent).get(address, 0)
+            new = self._watermark(agent, address, cur)
+            if new > cur:
+                self._x(
+                    "INSERT INTO cursors(agent, address, seq) VALUES (?,?,?) "
+                    "ON CONFLICT(agent, address) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    (agent, address, new),
+                )
 
-    def _compact(self, agent, address) -> None:
-        """Move the watermark over acknowledged messages that are now contiguous."""
-        cur = self.cursors(agent).get(address, 0)
-        sql, args = pending_sql(agent, address, cur)
-        row = self._one(sql + " ORDER BY seq LIMIT 1", args)
-        if row is not None:
-            new = row[0] - 1
-        else:
-            new = self._one(
-                "SELECT coalesce(max(seq), 0) FROM msg_acks WHERE agent = ? AND address = ?", (agent, address)
-            )[0]
-        if new > cur:
-            self._set_cursor(agent, address, new)
-
-    def ack_messages(self, agent, delivered) -> None:
-        by_addr: dict = {}
-        for seq, to in delivered:
-            by_addr.setdefault(to, []).append(seq)
-        for address, seqs in by_addr.items():
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO msg_acks(agent, address, seq) VALUES (?,?,?)",
-                [(agent, address, s) for s in seqs],
-            )
-            self._compact(agent, address)
-
-    def ack_through(self, agent, addresses, seq) -> None:
-        for address in addresses:
-            self._set_cursor(agent, address, seq)
-            self._compact(agent, address)
+    def reset_acks(self) -> None:
+        self._x("DELETE FROM acks")
+        self._x("DELETE FROM cursors")
 
     # --- search (FTS5, rowid = events.seq) -----------------------------------------------
     def index_text(self, seq, etype, text) -> None:
@@ -168,6 +148,8 @@ class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
 
 
 class SqliteStore(Store):
+    imports_pulled_lines = True  # the audit file is this store's own: a pull is read back
+
     def __init__(self, home, projectors=(), after_commit=()):
         super().__init__(home, projectors, after_commit)
         self.conn = None
@@ -225,10 +207,17 @@ class SqliteStore(Store):
             try:
                 if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     self.conn.execute("PRAGMA journal_mode = WAL")
-                sqlite_schema.migrate(self.conn)
+                has = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone()
+                before = self._reader.max_seq() if has else 0
+                sqlite_schema.migrate(self.conn, self.home.config)
+                added = self._reader.events(EventQuery(after_seq=before))
             except sqlite3.DatabaseError as e:
                 raise _translate(e, self.home) from None
         self.migrated = True  # the projections check their flags (views_refold, …)
+        if added:  # a migration appended events (0010: acknowledgements): to the audit file
+            stored = [StoredEvent(r.seq, r.id, r.body, r.env, r.origin, r.audit, r.stored) for r in added]
+            for hook in self.after_commit:
+                hook(self, stored)
 
     def close(self):
         if self.conn is not None:

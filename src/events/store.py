@@ -1,7 +1,6 @@
 """The store interface: exactly the operations the application needs from a home's log, as
-abstract classes with one implementation per database (SQLite: coord.events.sqlite_store;
-a second store is a new file that implements these classes, chosen in
-coord.events.home.Home.open_store).
+abstract classes with one implementation per database (SQLite: coord.events.sqlite_store),
+chosen in coord.events.home.Home.open_store.
 
 - `Store`: an open home's log. Writes go through `transact(fn)`, reads through `read()`
   (one consistent snapshot) or `reader` (each call its own snapshot).
@@ -17,9 +16,7 @@ read without a lock, decide, and find at commit that what it read changed (Postg
 optimistic append), then run the function again. So a function given to `transact` reads
 everything its decision depends on through its tx and has no effect outside the
 transaction (blobs before; git steps before or after; output after). SQLite runs it once.
-The store never knows what a view holds or how a fold works: the projectors
-(coord.projections) encode and decode views, compute their columns, extract search text
-and derive notices."""
+The store never knows what a view holds or how a fold works (coord.projections)."""
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
@@ -113,15 +110,15 @@ class Reader(GraphReader, NoticeReads, ABC):
 
     # --- inboxes -------------------------------------------------------------------------
     @abstractmethod
-    def cursors(self, agent: str) -> dict[str, int]:
-        """Per address, the seq up to which `agent` acknowledged everything."""
+    def pending_messages(
+        self, agent: str, addresses: list[str], types: TypeFilter | None, limit: int | None
+    ) -> list[Row]:
+        """msg.* events to any of `addresses` not acknowledged by `agent` (no inbox.acked of
+        its lists them; to '*', never its own), matching `types`, by seq."""
 
     @abstractmethod
-    def pending_messages(
-        self, agent: str, after: dict[str, int], types: TypeFilter | None, limit: int | None
-    ) -> list[Row]:
-        """msg.* events to each address of `after` with seq above its value, that `agent`
-        has not acknowledged (and, to '*', not its own), matching `types`, by seq."""
+    def acked(self, agent: str, ids: list[str]) -> set[str]:
+        """Which of these event ids `agent` has acknowledged (the inbox projection)."""
 
     # --- search ------------------------------------------------------------------------
     @abstractmethod
@@ -212,12 +209,12 @@ class WriteTx(GraphWriter, NoticeWrites, Reader):
     def delete_meta(self, key: str) -> None: ...
 
     @abstractmethod
-    def ack_messages(self, agent: str, delivered: list[tuple[int, str]]) -> None:
-        """Record that `agent` acknowledged these (seq, address) messages."""
+    def record_acks(self, agent: str, ids: list[str]) -> None:
+        """The inbox projection: `agent` acknowledged these ids (kept for events not stored
+        yet; idempotent)."""
 
     @abstractmethod
-    def ack_through(self, agent: str, addresses: list[str], seq: int) -> None:
-        """Everything for `agent` at these addresses up to seq counts as acknowledged."""
+    def reset_acks(self) -> None: ...  # forget every acknowledgement (rebuild replays them)
 
     @abstractmethod
     def index_text(self, seq: int, etype: str, text: str) -> None:
@@ -335,6 +332,9 @@ class WriteTx(GraphWriter, NoticeWrites, Reader):
 class Store(ABC):
     """An open home's log. `projectors` run inside every append, `(tx, StoredEvent)`;
     `after_commit` hooks run after a COMMIT that appended, `(store, [StoredEvent])`."""
+
+    # Read commands import lines a pull brought into the audit file (a shared server: never).
+    imports_pulled_lines = False
 
     def __init__(self, home, projectors=(), after_commit=()):
         self.home = home

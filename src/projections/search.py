@@ -17,6 +17,7 @@ from ..events.records import EventQuery
 from ..events.shapes import too_deep
 
 SKIP_TYPES = frozenset({"worker.heartbeat", "watchdog.heartbeat"})  # beats hold no text worth finding
+NOT_INDEXED = "inbox."  # acknowledgements: bookkeeping that travels, not text to find
 INDEX_LIMIT = 2 << 20
 
 
@@ -66,7 +67,7 @@ def row_for(seq: int, etype: str, payload: dict, blobs: BlobStore):
 
 def project(tx, ev) -> None:
     """The projector: index one appended event inside its transaction."""
-    if ev.env.type in SKIP_TYPES:
+    if ev.env.type in SKIP_TYPES or ev.env.type.startswith(NOT_INDEXED):
         return
     tx.index_text(*row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs))
 
@@ -78,7 +79,7 @@ def _rows(reader, after: int, upto: int | None, limit: int, blobs: BlobStore):
     rows = [
         row_for(r.seq, r.type, msgspec.json.decode(r.body)["payload"], blobs)
         for r in got
-        if r.type not in SKIP_TYPES
+        if r.type not in SKIP_TYPES and not r.type.startswith(NOT_INDEXED)
     ]
     return rows, (got[-1].seq if got else None)
 

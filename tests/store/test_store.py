@@ -320,27 +320,30 @@ def test_pending_messages_and_acknowledgements(store):
         ("ann", "msg.review", {"n": 6}, "bob"),  # 6
     )
     r = store.reader
-    after = {"ann": 0, "*": 0, "w-1": 0}
+    after = ["ann", "*", "w-1"]
+    eid = {m.seq: m.id for m in r.events(EventQuery())}
     assert [m.seq for m in r.pending_messages("ann", after, None, None)] == [1, 3, 4, 6]
     assert [m.seq for m in r.pending_messages("ann", after, type_filter(["msg.review"]), None)] == [3, 6]
     assert [m.seq for m in r.pending_messages("ann", after, None, 2)] == [1, 3]
-    assert [m.seq for m in r.pending_messages("ann", {"ann": 1}, None, None)] == [6]
-    assert r.pending_messages("ann", {}, None, None) == []
+    assert [m.seq for m in r.pending_messages("ann", ["ann"], None, None)] == [1, 6]
+    assert r.pending_messages("ann", [], None, None) == []
 
-    # acknowledged out of order (poll --type): kept above the watermark, folded in once contiguous
-    def pending():
-        cur = store.reader.cursors("ann")
-        return [m.seq for m in store.reader.pending_messages("ann", {**after, **cur}, None, None)]
+    def pending(agent="ann"):
+        return [m.seq for m in store.reader.pending_messages(agent, after, None, None)]
 
-    store.transact(lambda tx: tx.ack_messages("ann", [(3, "*"), (6, "ann")]))
-    assert pending() == [1, 4]
-    assert store.reader.cursors("ann") == {"*": 3}  # 2 is ann's own: nothing pending below 3
-    store.transact(lambda tx: tx.ack_messages("ann", [(1, "ann")]))
-    assert store.reader.cursors("ann") == {"*": 3, "ann": 6} and pending() == [4]
-    assert store.reader.cursors("bob") == {}
-    store.transact(lambda tx: tx.ack_through("ann", ["w-1"], 4))
-    cur = store.reader.cursors("ann")
-    assert cur["w-1"] == 4 and store.reader.pending_messages("ann", cur, None, None) == []
+    # acknowledged by id, out of order (poll --type); an id not stored yet is kept for later
+    late = "b3:" + "e" * 64
+    store.transact(lambda tx: tx.record_acks("ann", [eid[3], eid[6], late]))
+    assert pending() == [1, 4] and pending("bob") == [1, 2, 4, 6]  # per agent (3 is bob's own)
+    assert r.acked("ann", [eid[1], eid[3], late]) == {eid[3], late} and r.acked("bob", [eid[3]]) == set()
+    store.transact(lambda tx: tx.record_acks("ann", [eid[1], eid[1]]))  # twice: no change
+    assert pending() == [4]
+    store.transact(lambda tx: tx.record_acks("ann", [eid[4]]))
+    assert pending() == []
+    add(store, ("ann", "msg.note", {"n": 7}, "bob"))  # a new message above every watermark
+    assert pending() == [7]
+    store.transact(lambda tx: tx.reset_acks())  # rebuild starts from nothing
+    assert pending() == [1, 3, 4, 6, 7] and r.acked("ann", [late]) == set()
 
 
 def test_notices_pending_acknowledged_and_dropped(store):
