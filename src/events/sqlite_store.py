@@ -20,7 +20,7 @@ from msgspec.structs import astuple
 
 from .errors import Busy, CoordError, IntegrityError, UsageError
 from .failpoints import failpoint
-from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
+from .files import FairLock, check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
 from .records import StoredEvent, ViewRow, worker_of
 from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
 from .store import Store, WriteTx
@@ -171,7 +171,7 @@ class SqliteStore(Store):
     def __init__(self, home, projectors=(), after_commit=()):
         super().__init__(home, projectors, after_commit)
         self.conn = None
-        self._lock_fd = None
+        self._lock = None
         self._blobs = None
         self._reader = None
         self._seen_version = None
@@ -233,9 +233,9 @@ class SqliteStore(Store):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def clone_id(self) -> str:
         return self.reader.meta(["clone_id"]).get("clone_id", "")
@@ -246,12 +246,18 @@ class SqliteStore(Store):
         if not self.home.config["write_lock"]:
             yield
             return
-        if self._lock_fd is None:
-            try:
-                self._lock_fd = open_in_home(self.home.path / "write.lock", os.O_RDWR | os.O_CREAT)
-            except OSError as e:
-                raise _translate(e, self.home) from None
-        with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the store"):
+        if self._lock is None:
+
+            def open_file(path):
+                try:
+                    return open_in_home(path, os.O_RDWR | os.O_CREAT)
+                except OSError as e:
+                    raise _translate(e, self.home) from None
+
+            self._lock = FairLock(
+                open_file, self.home.path / "write.queue", self.home.path / "write.lock", "the store"
+            )
+        with self._lock.held(self.home.config["busy_timeout"]):
             yield
 
     @contextmanager
@@ -281,6 +287,8 @@ class SqliteStore(Store):
                     result = fn(tx)
                     for cb in list(tx.before_commit.values()):
                         cb(tx)
+                    if hooks and tx.appended:  # inside the transaction: no read tx after it
+                        pending = tx.export_pending()
                     failpoint("before-commit")
                     self.conn.execute("COMMIT")
                 except BaseException as e:
@@ -293,6 +301,7 @@ class SqliteStore(Store):
                     self.conn.execute(f"PRAGMA synchronous = {self.home.config['synchronous']}")
         failpoint("after-commit")
         if hooks and tx.appended:
+            self.export_pending = pending
             for hook in self.after_commit:
                 hook(self, tx.appended)
         return result
@@ -366,7 +375,7 @@ def check_home_files(home) -> None:
     # The audit file, the lock files and the directories beside them too, so a command
     # refuses before it appends anything rather than after (when the audit file could
     # only be a warning).
-    for name in ("events.jsonl", "write.lock", "audit.lock", "rebuild.lock"):
+    for name in ("events.jsonl", "write.lock", "write.queue", "audit.lock", "rebuild.lock"):
         check_regular(home.path / name)
     for d in (home.blobs_path, home.path / "worktrees"):
         check_dir_in_home(d)

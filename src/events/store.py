@@ -239,6 +239,13 @@ class WriteTx(Reader):
     def set_audit(self, seqs: list[int], mark: int) -> None: ...
 
     # --- the same for every store ------------------------------------------------------
+    def export_pending(self) -> bool:
+        """Whether an event waits for the audit file as this transaction sees it: one
+        appended here that is dirty, or one an earlier command left dirty. A store calls it
+        just before COMMIT of a transaction that appended (see `Store.export_pending`), so
+        the after-commit hook needs no read transaction of its own."""
+        return any(e.audit == AUDIT_DIRTY for e in self.appended) or self.any_dirty()
+
     def _horizon(self, now: int) -> int:
         """The latest ts that may set the clock: now + max_clock_skew."""
         return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
@@ -340,6 +347,11 @@ class Store(ABC):
         self.home = home
         self.projectors = list(projectors)
         self.after_commit = list(after_commit)
+        # After a `transact` that appended: whether an event waited for the audit file at
+        # its COMMIT (`WriteTx.export_pending`, asked inside the write transaction just
+        # before COMMIT), read by the audit hook. A store that does not ask leaves it True:
+        # the hook then looks for itself (correct, one read dearer).
+        self.export_pending = True
 
     @abstractmethod
     def open(self) -> "Store":
@@ -369,7 +381,8 @@ class Store(ABC):
         run more than once (see the module's docstring); an exception rolls back and is
         raised. hooks=False skips the after-commit hooks (bookkeeping, batched imports
         that export once at the end); durable=False allows a cheaper commit for
-        bookkeeping that is safe to lose (the audit file's record)."""
+        bookkeeping that is safe to lose (the audit file's record). When fn appended and
+        hooks run, set `self.export_pending = tx.export_pending()` just before COMMIT."""
 
     @abstractmethod
     def read(self) -> AbstractContextManager[Reader]:
