@@ -92,7 +92,11 @@ class SqliteTx(SqliteReader, WriteTx):
         )
 
     def set_position(self, name, seq) -> None:
-        self._x("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))
+        # An UPDATE of the one column writes one page; a REPLACE also rewrote the primary
+        # key's index (a page more in every append's commit).
+        cur = self.conn.execute("UPDATE projection_state SET last_seq = ? WHERE name = ?", (seq, name))
+        if cur.rowcount == 0:
+            self._x("INSERT INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))
 
     # --- request ids and bookkeeping ----------------------------------------------------
     def remember_request(self, actor, key, result) -> None:
