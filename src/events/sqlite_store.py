@@ -10,7 +10,6 @@ current, so a write function never needs a second run. Connections: `isolation_l
 None`, WAL, the `synchronous` and `busy_timeout` settings.
 """
 
-import errno
 import os
 import sqlite3
 import time
@@ -18,10 +17,11 @@ from contextlib import contextmanager
 
 from msgspec.structs import astuple
 
-from .errors import Busy, CoordError, IntegrityError, UsageError
+from .errors import CoordError, UsageError
 from .failpoints import failpoint
-from .files import FairLock, check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
+from .files import FairLock, exclusive_flock, open_in_home
 from .records import StoredEvent, ViewRow, worker_of
+from .sqlite_files import check_home_files, coord_error
 from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
 from .store import Store, WriteTx
 
@@ -190,7 +190,7 @@ class SqliteStore(Store):
         return self._blobs
 
     def translate(self, e: Exception) -> CoordError:
-        return _translate(e, self.home)
+        return coord_error(e, self.home)
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> "SqliteStore":
@@ -210,7 +210,7 @@ class SqliteStore(Store):
             conn.execute(f"PRAGMA synchronous = {cfg['synchronous']}")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as e:
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         self.conn = conn
         self._reader = SqliteReader(conn, self.translate)
         if version < SCHEMA_VERSION:
@@ -231,7 +231,7 @@ class SqliteStore(Store):
                     self.conn.execute("PRAGMA journal_mode = WAL")
                 sqlite_schema.migrate(self.conn)
             except sqlite3.DatabaseError as e:
-                raise _translate(e, self.home) from None
+                raise coord_error(e, self.home) from None
 
     def close(self):
         if self.conn is not None:
@@ -256,7 +256,7 @@ class SqliteStore(Store):
                 try:
                     return open_in_home(path, os.O_RDWR | os.O_CREAT)
                 except OSError as e:
-                    raise _translate(e, self.home) from None
+                    raise coord_error(e, self.home) from None
 
             self._lock = FairLock(
                 open_file, self.home.path / "write.queue", self.home.path / "write.lock", "the store"
@@ -269,7 +269,7 @@ class SqliteStore(Store):
         try:
             fd = open_in_home(self.home.path / "rebuild.lock", os.O_RDWR | os.O_CREAT)
         except OSError as e:
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         try:
             with exclusive_flock(fd, timeout, "a rebuild"):
                 yield
@@ -285,7 +285,7 @@ class SqliteStore(Store):
                 try:
                     self.conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as e:
-                    raise _translate(e, self.home) from None
+                    raise coord_error(e, self.home) from None
                 try:
                     tx = SqliteTx(self)
                     result = fn(tx)
@@ -298,7 +298,7 @@ class SqliteStore(Store):
                 except BaseException as e:
                     self._rollback_quietly()
                     if isinstance(e, sqlite3.DatabaseError):
-                        raise _translate(e, self.home) from None
+                        raise coord_error(e, self.home) from None
                     raise
             finally:
                 if not durable:
@@ -318,7 +318,7 @@ class SqliteStore(Store):
             self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             self._rollback_quietly()
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         except BaseException:
             self._rollback_quietly()
             raise
@@ -342,7 +342,7 @@ class SqliteStore(Store):
             try:
                 v = self.conn.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.DatabaseError as e:
-                raise _translate(e, self.home) from None
+                raise coord_error(e, self.home) from None
             if v != self._seen_version:
                 self._seen_version = v
                 if self._reader.max_seq() > after_seq:
@@ -368,44 +368,3 @@ class SqliteStore(Store):
     def integrity_check(self) -> list[str]:
         with self.read():
             return [r[0] for r in self.conn.execute("PRAGMA integrity_check(20)")]
-
-
-def check_home_files(home) -> None:
-    """Before SQLite opens anything: the home is a real directory and the database and its
-    -wal and -shm are regular files, never symlinks SQLite would follow (exit 5)."""
-    check_home_dir(home.path)
-    for suffix in ("", "-wal", "-shm"):
-        check_regular(f"{home.db_path}{suffix}")
-    # The audit file, the lock files and the directories beside them too, so a command
-    # refuses before it appends anything rather than after (when the audit file could
-    # only be a warning).
-    for name in ("events.jsonl", "write.lock", "write.queue", "audit.lock", "rebuild.lock"):
-        check_regular(home.path / name)
-    for d in (home.blobs_path, home.path / "worktrees"):
-        check_dir_in_home(d)
-
-
-def _translate(e: Exception, home) -> CoordError:
-    if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
-        return Busy("the store stayed locked past the busy timeout; safe to retry")
-    if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
-        return CoordError(f"cannot write to {home.path}: {e.strerror}")
-    msg = str(e)
-    if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):
-        return CoordError(
-            f"no space left for {home.path} (disk full or file size limit); nothing was recorded"
-        )
-    if "disk I/O error" in msg:
-        return CoordError(
-            f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
-            "failing disk); nothing was recorded"
-        )
-    if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
-        return CoordError(f"cannot write to {home.db_path}: {msg}")
-    if "malformed" in msg or "not a database" in msg:
-        return IntegrityError(
-            f"{home.db_path} is damaged ({msg}); restore a backup or rebuild from events.jsonl"
-        )
-    if isinstance(e, OSError):
-        return CoordError(f"{home.path}: {e}")
-    return CoordError(f"database error: {msg}")
