@@ -21,6 +21,34 @@ def decode_view(blob: bytes) -> Worker:
     return _dec.decode(blob)
 
 
+class BoardView(msgspec.Struct):
+    """The part of a view the text board shows and liveness reads (field names and
+    defaults as in Worker): decoding only these skips the rest of each view's bytes."""
+
+    worker: str
+    state: str
+    state_since: str
+    task: str = ""
+    holder: str | None = None
+    holder_clone: str | None = None
+    summary: str | None = None
+    reason: str | None = None
+    conflicts: list = []
+    last_heartbeat: str | None = None
+    hb_interval: float | None = None
+    hb_note: str | None = None
+    idle_s: float | None = None
+    beat_local: int | None = None
+    since_local: int | None = None
+
+
+_board_dec = msgspec.json.Decoder(BoardView)
+
+
+def decode_board_view(blob: bytes) -> BoardView:
+    return _board_dec.decode(blob)
+
+
 def view_row(v: Worker) -> ViewRow:
     return ViewRow(
         v.worker,
