@@ -3,6 +3,7 @@ another revision of coord (default `main`), in interleaved rounds (base, head, h
 …) so the machine's drift hits both alike; prints the median of each ratio per revision.
 
     .venv/bin/python bench/ab.py [--base main] [--rounds 5] [--appends 1000] [--seconds 3]
+    .venv/bin/python bench/ab.py --board 10000 [--rounds 7]   # status --all / log --limit 20
 
 The other revision is exported with `git archive` into a scratch directory and put first
 on PYTHONPATH as the package `coord`; the bench code itself is this tree's.
@@ -14,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,6 +68,46 @@ def run_once(pkg: Path, args: list[str]) -> dict:
     return json.loads(r.stdout)
 
 
+def board_store(path: Path, workers: int) -> Path:
+    """A home with `workers` workers (spawned, started, one heartbeat; every other one
+    handed in), made in one transaction by this tree's coord."""
+    code = (
+        "import sys\n"
+        "from coord.app.admin import init\n"
+        "from coord.app.context import Coord\n"
+        "from coord.events.envelope import Envelope\n"
+        "p, n = sys.argv[1], int(sys.argv[2])\n"
+        "init(p)\n"
+        "def fill(tx):\n"
+        "    for i in range(n):\n"
+        "        w, a = f'w-{i}', f'agent-{i % 50}'\n"
+        "        tx.append(Envelope(tx.next_ts(), 'human:lead', w, 'worker.spawned', {'task': f'task {i}'}))\n"
+        "        tx.append(Envelope(tx.next_ts(), a, w, 'worker.started', {'clone': 'x'}))\n"
+        "        tx.append(Envelope(tx.next_ts(), a, w, 'worker.heartbeat', {'interval': 60}))\n"
+        "        if i % 2:\n"
+        "            tx.append(Envelope(tx.next_ts(), a, w, 'worker.done', {'summary': 'done'}))\n"
+        "with Coord(p, actor='human:lead') as c:\n"
+        "    c.store.transact(fill, hooks=False)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path), str(workers)], env=bench_env(), check=True)
+    return path
+
+
+def board_round(pkg: Path, home: Path) -> dict:
+    """One `coord status --all` and one `coord log --limit 20` process (seconds)."""
+    out = {}
+    for name, args in (("status_all", ["status", "--all"]), ("log", ["log", "--limit", "20"])):
+        t = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "coord", "--home", str(home), *args],
+            env=bench_env(PYTHONPATH=str(pkg)),
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        out[name] = time.perf_counter() - t
+    return out
+
+
 def dig(d, path):
     for k in path:
         if not isinstance(d, dict) or k not in d:
@@ -83,7 +125,12 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--only", choices=["inprocess", "writers"])
     ap.add_argument("--json", type=Path, help="also write every round's figures here")
+    ap.add_argument(
+        "--board", type=int, metavar="N", help="instead: status --all / log --limit 20 at N workers"
+    )
     a = ap.parse_args(argv)
+    if a.board:
+        return board_main(a)
     args = ["--appends", str(a.appends), "--writers", str(a.writers), "--seconds", str(a.seconds)]
     if a.only:
         args += ["--only", a.only]
@@ -110,3 +157,22 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def board_main(a) -> None:
+    """`status --all` over `log --limit 20`, processes, interleaved by revision and round."""
+    times = {"base": {"status_all": [], "log": []}, "head": {"status_all": [], "log": []}}
+    with tempfile.TemporaryDirectory(prefix="coord-ab-") as tmp:
+        trees = {"base": tree_of(a.base, Path(tmp)), "head": head_tree(Path(tmp))}
+        home = board_store(Path(tmp) / "board" / ".coord", a.board)
+        for r in range(a.rounds):
+            for which in ["base", "head"] if r % 2 == 0 else ["head", "base"]:
+                for k, v in board_round(trees[which], home).items():
+                    times[which][k].append(v)
+    print(f"| `status --all` at {a.board:,} workers (median of {a.rounds}) | {a.base} | this tree |")
+    print("|---|---|---|")
+    med = {w: {k: statistics.median(v) * 1000 for k, v in t.items()} for w, t in times.items()}
+    print(f"| status --all, ms | {med['base']['status_all']:.0f} | {med['head']['status_all']:.0f} |")
+    print(f"| log --limit 20, ms | {med['base']['log']:.0f} | {med['head']['log']:.0f} |")
+    ratio = {w: m["status_all"] / m["log"] for w, m in med.items()}
+    print(f"| ratio | {ratio['base']:.2f}× | {ratio['head']:.2f}× |")
