@@ -155,10 +155,6 @@ def main(argv=None):
         a.json.write_text(json.dumps(runs, indent=1))
 
 
-if __name__ == "__main__":
-    main()
-
-
 def board_main(a) -> None:
     """`status --all` over `log --limit 20`, processes, interleaved by revision and round."""
     times = {"base": {"status_all": [], "log": []}, "head": {"status_all": [], "log": []}}
@@ -176,3 +172,7 @@ def board_main(a) -> None:
     print(f"| log --limit 20, ms | {med['base']['log']:.0f} | {med['head']['log']:.0f} |")
     ratio = {w: m["status_all"] / m["log"] for w, m in med.items()}
     print(f"| ratio | {ratio['base']:.2f}× | {ratio['head']:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
