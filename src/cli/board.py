@@ -70,7 +70,7 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
         from .watch import watch_board
 
         watch_board(
-            lambda now: board_items(c, worker_id, want, stale, all_, now),
+            lambda now: board_items(c, worker_id, want, stale, all_, now, full=st.json),
             interval,
             count,
             st.json,
@@ -78,7 +78,7 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
         )
         return
     now = now_us()
-    items = board_items(c, worker_id, want, stale, all_, now)
+    items = board_items(c, worker_id, want, stale, all_, now, full=st.json or branches)
     if branches:
         add_branch_counts(c, items)
     if st.json:

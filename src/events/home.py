@@ -19,7 +19,7 @@ from .settings import load
 DB_NAME = "coord.db"
 GITIGNORE = (
     "coord.db\ncoord.db-wal\ncoord.db-shm\nworktrees/\nlocal.toml\nserve.token\n"
-    "write.lock\naudit.lock\nrebuild.lock\n"
+    "write.lock\nwrite.queue\naudit.lock\nrebuild.lock\n"
 )
 GITATTRIBUTES_LINE = "events.jsonl merge=union -text"
 

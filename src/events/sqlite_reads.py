@@ -164,10 +164,14 @@ class SqliteReader(GraphReads, Reader):
             where.append("(assignee IS NULL OR assignee = ?)")
             args.append(assignable_by)
         sql = f"SELECT {VIEW_COLS} FROM workers" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY created, worker"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        if limit is None:
+            # Sorted here: SQLite's sorter would copy every view's bytes (half the time of
+            # `status --all` at 10,000 workers); (created, worker) is unique.
+            rows = self._all(sql, args)
+            rows.sort(key=lambda t: (t[4], t[0]))
+            return [_view_row(t) for t in rows]
+        sql += " ORDER BY created, worker LIMIT ?"
+        args.append(limit)
         return [_view_row(t) for t in self._all(sql, args)]
 
     def worker_ids(self, prefix: str, limit: int = 11) -> list[str]:

@@ -9,7 +9,6 @@ current, so a write function never needs a second run. Connections: `isolation_l
 None`, WAL, the `synchronous` and `busy_timeout` settings.
 """
 
-import errno
 import os
 import sqlite3
 import time
@@ -17,10 +16,11 @@ from contextlib import contextmanager
 
 from msgspec.structs import astuple
 
-from .errors import Busy, CoordError, IntegrityError, UsageError
+from .errors import CoordError, UsageError
 from .failpoints import failpoint
-from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
+from .files import FairLock, exclusive_flock, open_in_home
 from .records import EventQuery, StoredEvent, ViewRow, worker_of
+from .sqlite_files import check_home_files, coord_error
 from .sqlite_graph import GraphWrites
 from .sqlite_notices import SqliteNoticeWrites
 from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader
@@ -92,7 +92,11 @@ class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
         self.conn.executemany(PUT_VIEW, [astuple(r) for r in rows])
 
     def set_position(self, name, seq) -> None:
-        self._x("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))
+        # An UPDATE of the one column writes one page; a REPLACE also rewrote the primary
+        # key's index (a page more in every append's commit).
+        cur = self.conn.execute("UPDATE projection_state SET last_seq = ? WHERE name = ?", (seq, name))
+        if cur.rowcount == 0:
+            self._x("INSERT INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))
 
     # --- request ids and bookkeeping ----------------------------------------------------
     def remember_request(self, actor, key, result) -> None:
@@ -153,7 +157,7 @@ class SqliteStore(Store):
     def __init__(self, home, projectors=(), after_commit=()):
         super().__init__(home, projectors, after_commit)
         self.conn = None
-        self._lock_fd = None
+        self._lock = None
         self._blobs = None
         self._reader = None
         self._seen_version = None
@@ -168,7 +172,7 @@ class SqliteStore(Store):
         return self._blobs
 
     def translate(self, e: Exception) -> CoordError:
-        return _translate(e, self.home)
+        return coord_error(e, self.home)
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> "SqliteStore":
@@ -188,7 +192,7 @@ class SqliteStore(Store):
             conn.execute(f"PRAGMA synchronous = {cfg['synchronous']}")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as e:
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         self.conn = conn
         self._reader = SqliteReader(conn, self.translate)
         if version < SCHEMA_VERSION:
@@ -212,7 +216,7 @@ class SqliteStore(Store):
                 sqlite_schema.migrate(self.conn, self.home.config)
                 added = self._reader.events(EventQuery(after_seq=before))
             except sqlite3.DatabaseError as e:
-                raise _translate(e, self.home) from None
+                raise coord_error(e, self.home) from None
         self.migrated = True  # the projections check their flags (views_refold, …)
         if added:  # a migration appended events (0010: acknowledgements): to the audit file
             stored = [StoredEvent(r.seq, r.id, r.body, r.env, r.origin, r.audit, r.stored) for r in added]
@@ -223,9 +227,9 @@ class SqliteStore(Store):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def clone_id(self) -> str:
         return self.reader.meta(["clone_id"]).get("clone_id", "")
@@ -236,12 +240,18 @@ class SqliteStore(Store):
         if not self.home.config["write_lock"]:
             yield
             return
-        if self._lock_fd is None:
-            try:
-                self._lock_fd = open_in_home(self.home.path / "write.lock", os.O_RDWR | os.O_CREAT)
-            except OSError as e:
-                raise _translate(e, self.home) from None
-        with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the store"):
+        if self._lock is None:
+
+            def open_file(path):
+                try:
+                    return open_in_home(path, os.O_RDWR | os.O_CREAT)
+                except OSError as e:
+                    raise coord_error(e, self.home) from None
+
+            self._lock = FairLock(
+                open_file, self.home.path / "write.queue", self.home.path / "write.lock", "the store"
+            )
+        with self._lock.held(self.home.config["busy_timeout"]):
             yield
 
     @contextmanager
@@ -249,7 +259,7 @@ class SqliteStore(Store):
         try:
             fd = open_in_home(self.home.path / "rebuild.lock", os.O_RDWR | os.O_CREAT)
         except OSError as e:
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         try:
             with exclusive_flock(fd, timeout, "a rebuild"):
                 yield
@@ -265,24 +275,27 @@ class SqliteStore(Store):
                 try:
                     self.conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as e:
-                    raise _translate(e, self.home) from None
+                    raise coord_error(e, self.home) from None
                 try:
                     tx = SqliteTx(self)
                     result = fn(tx)
                     for cb in list(tx.before_commit.values()):
                         cb(tx)
+                    if hooks and tx.appended:  # inside the transaction: no read tx after it
+                        pending = tx.export_pending()
                     failpoint("before-commit")
                     self.conn.execute("COMMIT")
                 except BaseException as e:
                     self._rollback_quietly()
                     if isinstance(e, sqlite3.DatabaseError):
-                        raise _translate(e, self.home) from None
+                        raise coord_error(e, self.home) from None
                     raise
             finally:
                 if not durable:
                     self.conn.execute(f"PRAGMA synchronous = {self.home.config['synchronous']}")
         failpoint("after-commit")
         if hooks and tx.appended:
+            self.export_pending = pending
             for hook in self.after_commit:
                 hook(self, tx.appended)
         return result
@@ -295,7 +308,7 @@ class SqliteStore(Store):
             self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             self._rollback_quietly()
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         except BaseException:
             self._rollback_quietly()
             raise
@@ -319,7 +332,7 @@ class SqliteStore(Store):
             try:
                 v = self.conn.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.DatabaseError as e:
-                raise _translate(e, self.home) from None
+                raise coord_error(e, self.home) from None
             if v != self._seen_version:
                 self._seen_version = v
                 if self._reader.max_seq() > after_seq:
@@ -345,44 +358,3 @@ class SqliteStore(Store):
     def integrity_check(self) -> list[str]:
         with self.read():
             return [r[0] for r in self.conn.execute("PRAGMA integrity_check(20)")]
-
-
-def check_home_files(home) -> None:
-    """Before SQLite opens anything: the home is a real directory and the database and its
-    -wal and -shm are regular files, never symlinks SQLite would follow (exit 5)."""
-    check_home_dir(home.path)
-    for suffix in ("", "-wal", "-shm"):
-        check_regular(f"{home.db_path}{suffix}")
-    # The audit file, the lock files and the directories beside them too, so a command
-    # refuses before it appends anything rather than after (when the audit file could
-    # only be a warning).
-    for name in ("events.jsonl", "write.lock", "audit.lock", "rebuild.lock"):
-        check_regular(home.path / name)
-    for d in (home.blobs_path, home.path / "worktrees"):
-        check_dir_in_home(d)
-
-
-def _translate(e: Exception, home) -> CoordError:
-    if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
-        return Busy("the store stayed locked past the busy timeout; safe to retry")
-    if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
-        return CoordError(f"cannot write to {home.path}: {e.strerror}")
-    msg = str(e)
-    if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):
-        return CoordError(
-            f"no space left for {home.path} (disk full or file size limit); nothing was recorded"
-        )
-    if "disk I/O error" in msg:
-        return CoordError(
-            f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
-            "failing disk); nothing was recorded"
-        )
-    if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
-        return CoordError(f"cannot write to {home.db_path}: {msg}")
-    if "malformed" in msg or "not a database" in msg:
-        return IntegrityError(
-            f"{home.db_path} is damaged ({msg}); restore a backup or rebuild from events.jsonl"
-        )
-    if isinstance(e, OSError):
-        return CoordError(f"{home.path}: {e}")
-    return CoordError(f"database error: {msg}")

@@ -21,14 +21,8 @@ The store never knows what a view holds or how a fold works (coord.projections).
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 
-import msgspec
-
-from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
-from .errors import IntegrityError, UsageError
+from .append import AppendOps
 from .records import (
-    AUDIT_DIRTY,
-    AUDIT_NONE,
-    HEARTBEAT,
     EventQuery,
     Row,
     SearchHit,
@@ -36,7 +30,6 @@ from .records import (
     TypeFilter,
     ViewRow,
 )
-from .shapes import local_problem
 from .store_graph import GraphReader, GraphWriter
 from .store_notices import NoticeReads, NoticeWrites
 
@@ -149,9 +142,10 @@ class Reader(GraphReader, NoticeReads, ABC):
         """Whether an event waits to be written to the audit file."""
 
 
-class WriteTx(GraphWriter, NoticeWrites, Reader):
+class WriteTx(AppendOps, GraphWriter, NoticeWrites, Reader):
     """One write transaction. Implementations provide `_heads`, `_has_id` and `_insert`
-    plus the write operations below; `append` and `next_ts` are the same everywhere."""
+    plus the write operations below; `append`, `next_ts` and `export_pending` are the same
+    everywhere (coord.events.append)."""
 
     def __init__(self, store: "Store"):
         self.store = store
@@ -235,99 +229,6 @@ class WriteTx(GraphWriter, NoticeWrites, Reader):
     @abstractmethod
     def set_audit(self, seqs: list[int], mark: int) -> None: ...
 
-    # --- the same for every store ------------------------------------------------------
-    def _horizon(self, now: int) -> int:
-        """The latest ts that may set the clock: now + max_clock_skew."""
-        return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
-
-    def _load_heads(self) -> None:
-        # Events dated further ahead than max_clock_skew are stored and folded, but never
-        # set the clock.
-        seq, ts = self._heads(us_to_ts(self._horizon(now_us())))
-        self._seq = seq or 0
-        try:
-            self._last_us = ts_to_us(ts) if ts else 0
-        except ValueError:  # a malformed ts stored by an older coord: `verify` reports it
-            self._last_us = 0
-
-    def next_ts(self) -> str:
-        """max(now, g + 1 µs), g the greatest ts of a stored event (imported ones included)
-        no more than max_clock_skew ahead of now (contract: Event envelope)."""
-        if self._last_us is None:
-            self._load_heads()
-        us = max(now_us(), self._last_us + 1)
-        if us > MAX_US:
-            raise IntegrityError(
-                "cannot stamp a new event: its ts would lie past 9999-12-31T23:59:59.999999Z "
-                "(an event that late is within max_clock_skew of this clock: lower max_clock_skew)"
-            )
-        self._last_us = us
-        return us_to_ts(us)
-
-    def _next_seq(self) -> int:
-        if self._seq is None:
-            self._load_heads()
-        self._seq += 1
-        return self._seq
-
-    def append(
-        self,
-        env: Envelope | None = None,
-        body: bytes | None = None,
-        origin: str = "local",
-        audit: int | None = None,
-        checked: bool = False,
-    ) -> StoredEvent | None:
-        """The one way an event enters the store. Given bytes (an import), they are kept
-        as they are; given an envelope, it is encoded once. Returns None when the id is
-        already stored (set union).
-
-        `audit` says whether the event belongs in the audit file, decided now and never
-        again: by default a local event is dirty (to be written) unless it is a heartbeat
-        and the audit_heartbeats setting is off; an imported event came from some audit
-        file, so it is dirty too (our file becomes the union). An import from our own
-        audit file passes AUDIT_WRITTEN (it is already there).
-
-        Shape rules (coord.events.shapes) hold for both: a local event that would break
-        one is a usage error (exit 2); given bytes are checked whole (exit 5) unless the
-        caller read them through the codec already (`checked`)."""
-        cfg = self.store.home.config
-        if body is None:
-            body = canonical(env)
-            if origin == "local" and len(body) > cfg["blob_threshold"]:
-                # The claim-check for a local event whose caller did not apply it before
-                # the transaction (the use cases do, to keep this one short). A blob is
-                # content-addressed: writing it again on a re-run changes nothing.
-                stored = self.store.blobs.claim_check(env.payload, cfg["blob_threshold"])
-                if stored is not env.payload:
-                    env = msgspec.structs.replace(env, payload=stored)
-                    body = canonical(env)
-            why = local_problem(env, body) if origin == "local" else None
-            if why is not None:
-                raise UsageError(why)
-        elif env is None:
-            from .codec import decode_body  # (imports only: off the per-action path)
-
-            env = decode(body) if checked else decode_body(body)
-        eid = event_id(body)
-        if origin != "local" and self._has_id(eid):
-            return None
-        now = now_us()
-        if origin != "local" and self._last_us is not None:
-            us = ts_to_us(env.ts)
-            if us <= self._horizon(now):
-                self._last_us = max(self._last_us, us)
-        if audit is None:
-            audit = AUDIT_DIRTY
-            if origin == "local" and env.type == HEARTBEAT and not cfg["audit_heartbeats"]:
-                audit = AUDIT_NONE
-        ev = StoredEvent(self._next_seq(), eid, body, env, origin, audit, now)
-        self._insert(ev)
-        self.appended.append(ev)
-        for project in self.store.projectors:
-            project(self, ev)
-        return ev
-
 
 class Store(ABC):
     """An open home's log. `projectors` run inside every append, `(tx, StoredEvent)`;
@@ -340,6 +241,9 @@ class Store(ABC):
         self.home = home
         self.projectors = list(projectors)
         self.after_commit = list(after_commit)
+        # After a `transact` that appended: WriteTx.export_pending() asked just before its
+        # COMMIT (read by the audit hook; left True, the hook looks for itself).
+        self.export_pending = True
 
     @abstractmethod
     def open(self) -> "Store":
@@ -369,7 +273,8 @@ class Store(ABC):
         run more than once (see the module's docstring); an exception rolls back and is
         raised. hooks=False skips the after-commit hooks (bookkeeping, batched imports
         that export once at the end); durable=False allows a cheaper commit for
-        bookkeeping that is safe to lose (the audit file's record)."""
+        bookkeeping that is safe to lose (the audit file's record). When fn appended and
+        hooks run, set `self.export_pending = tx.export_pending()` just before COMMIT."""
 
     @abstractmethod
     def read(self) -> AbstractContextManager[Reader]:

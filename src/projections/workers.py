@@ -110,8 +110,14 @@ class Worker(msgspec.Struct):
     pos_id: str = ""
 
 
+_LEGAL: dict = {}  # state -> its legal actions (the table never changes: computed once)
+
+
 def legal_actions(state: str | None) -> list[str]:
-    return [a for a, t in ACTIONS.items() if state in TRANSITIONS[t][0]]
+    got = _LEGAL.get(state)
+    if got is None:
+        got = _LEGAL[state] = tuple(a for a, t in ACTIONS.items() if state in TRANSITIONS[t][0])
+    return list(got)
 
 
 def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:

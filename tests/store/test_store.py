@@ -124,6 +124,21 @@ def test_new_ts_follows_stored_events_within_the_skew_but_not_beyond(store):
     assert e.env.ts == us_to_ts(ts_to_us(near) + 1)
 
 
+def test_export_pending_is_decided_inside_the_transaction(open_store):
+    """After a commit that appended, the store says whether anything waits for the audit
+    file (asked inside the write transaction: the hook needs no read of its own)."""
+    seen = []
+    store = open_store(after_commit=[lambda s, evs: seen.append(s.export_pending)])
+    add(store, ("w-1", "worker.spawned", {}))  # dirty: for the file
+    store.transact(lambda tx: tx.set_audit([1], AUDIT_WRITTEN))
+    add(store, ("w-1", "worker.heartbeat", {}))  # not for the file, nothing left dirty
+    store.transact(
+        lambda tx: tx.append(Envelope(tx.next_ts(), "a", "b", "msg.x", {}), audit=AUDIT_DIRTY), hooks=False
+    )
+    add(store, ("w-1", "worker.heartbeat", {}))  # not for the file, but msg.x is still dirty
+    assert seen == [True, False, True]
+
+
 def test_audit_marks_are_decided_at_append(store):
     add(store, ("w-1", "worker.spawned", {}), ("w-1", "worker.started", {}))
     add(store, ("w-1", "worker.heartbeat", {}))  # audit_heartbeats is off by default

@@ -41,6 +41,14 @@ def test_the_bench_runs_and_writes_its_section(tmp_path):
         "`coord status --all` process",
         "`coord poll` process",
         "`coord search` process",
+        "the issue's floor",
+        "eventsourcing `Application.save`",
+        "WAL pages written per append",
+        "writer processes for",
+        "Fairness",
+        "from the wheel in a scratch venv",
+        "from the editable install",
+        "Peak memory",
     ]
     for label, line in zip(labels, table, strict=False):
         assert label in line, (label, line)
