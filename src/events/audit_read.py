@@ -215,3 +215,23 @@ def read_sorted(path, in_home: bool = False):
             bad=[{"line": b.lineno, "reason": b.reason} for b in bad],
         )
     return out
+
+
+def read_checked(path, store=None, in_home: bool = False) -> FileScan:
+    """Every line of an events file, checked (coord sync's merged file); bad lines raise
+    IntegrityError (exit 5) naming each with its line number, so nothing is imported from
+    a bad file. The scan's `new` holds the lines the store lacks, for import_bodies."""
+    try:
+        s = scan_file(path, store=store, collect=True, in_home=in_home)
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not an events file") from None
+    except PermissionError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    if s.bad:
+        listed = "; ".join(str(b) for b in s.bad[:MAX_LISTED])
+        more = f"; and {len(s.bad) - MAX_LISTED} more" if len(s.bad) > MAX_LISTED else ""
+        raise IntegrityError(
+            f"{path} has {len(s.bad)} bad line(s), nothing imported: {listed}{more}",
+            bad=[{"line": b.lineno, "reason": b.reason} for b in s.bad[:MAX_LISTED]],
+        )
+    return s
