@@ -90,9 +90,13 @@ def test_each_level_is_acted_on_once(home, cli):
     nudge = [e for e in events(home, ("msg.coord.nudge",))]
     assert len(nudge) == 1 and nudge[0][4] == "a"
     assert set(nudge[0][5]) >= {"worker", "attempt", "attempt_of", "liveness", "silent_s"}
-    # The holder gets the nudge as a message.
+    # The holder gets the nudge as a message, and the requeue of its dead worker as a notice.
     polled = cli("--as", "a", "--json", "poll").jsonl()
-    assert [m["type"] for m in polled] == ["msg.coord.nudge"] and polled[0]["payload"]["worker"] == "warn"
+    msgs = [m for m in polled if "notice" not in m]
+    assert [m["type"] for m in msgs] == ["msg.coord.nudge"] and msgs[0]["payload"]["worker"] == "warn"
+    assert [(m["notice"]["worker"], m["notice"]["reason"]) for m in polled if "notice" in m] == [
+        ("dead", "requeued")
+    ]
     (reap,) = events(home, REAP_TYPES)
     assert reap[5]["reap"] is True and reap[5]["attempt"] == 1 and reap[5]["attempt_of"]
 
