@@ -25,6 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bigstore_bench  # noqa: E402
 import foundation_bench  # noqa: E402
+import memory_bench  # noqa: E402
+import startup_bench  # noqa: E402
+import store_bench  # noqa: E402
 from common import ROOT, machine, precompile  # noqa: E402
 
 CONFIGS = {
@@ -42,6 +45,10 @@ CONFIGS = {
         "events": 1_000,
         "view_runs": 1,
         "rebuild_repeat": 1,
+        "store_appends": 50,
+        "writer_seconds": 0.3,
+        "startup_runs": 1,
+        "memory_lines": 2_000,
     },
     "small": {
         "cli_runs": 3,
@@ -55,6 +62,10 @@ CONFIGS = {
         "events": 10_000,
         "view_runs": 2,
         "rebuild_repeat": 1,
+        "store_appends": 500,
+        "writer_seconds": 2.0,
+        "startup_runs": 5,
+        "memory_lines": 20_000,
     },
     "full": {
         "cli_runs": 40,
@@ -68,6 +79,10 @@ CONFIGS = {
         "events": 1_000_000,
         "view_runs": 15,
         "rebuild_repeat": 3,
+        "store_appends": 5_000,
+        "writer_seconds": 10.0,
+        "startup_runs": 20,
+        "memory_lines": 1_000_000,
     },
 }
 
@@ -87,6 +102,14 @@ ROWS = [
     "status_all",
     "poll",
     "search",
+    "append_kv",
+    "append_app",
+    "wal_pages",
+    "writers_raw",
+    "writers_fair",
+    "startup_wheel",
+    "startup_editable",
+    "memory",
 ]
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -127,6 +150,15 @@ def measure(cfg: dict, peer_missing: str | None) -> dict:
         cfg["race_workers"],
         cfg["race_rounds"],
     )
+    res["store"] = step("append against (id, body) and the peer", store_bench.inprocess, cfg["store_appends"])
+    res["writers_raw"] = step(
+        "writers against raw writers", store_bench.writers, cfg["writers"], cfg["writer_seconds"]
+    )
+    res["startup_user"] = step("start-up from the wheel", startup_bench.startup, cfg["startup_runs"])
+    with tempfile.TemporaryDirectory(prefix="coord-bench-mem-") as tmp:
+        res["memory"] = step(
+            "import/replay memory", memory_bench.measure, cfg["memory_lines"], cfg["workers"], Path(tmp)
+        )
     with tempfile.TemporaryDirectory(prefix="coord-bench-run-") as tmp:
         res["big"] = step(
             "big store (import, views, rebuild)",
@@ -261,8 +293,77 @@ def rows(res: dict, cfg: dict, peer_missing: str | None) -> list[tuple]:
                 f"{v['ratio_to_log'][cmd]:.2f}×",
             )
         )
+    out += issue19_rows(res)
     assert [k for k, *_ in out] == ROWS
     return out
+
+
+def issue19_rows(res: dict) -> list[tuple]:
+    """The rows of issue 19 (bench/store_bench.py, startup_bench.py, memory_bench.py)."""
+    st, wr, up, mem = res["store"], res["writers_raw"], res["startup_user"], res["memory"]
+    r, c = wr["raw"], wr["coord"]
+    app = st["per_s"].get("peer_app")
+    ms = up["median_ms"]
+    return [
+        (
+            "append_kv",
+            f"In-process append (heartbeat, one transaction each; {st['appends']:,}), the issue's floor",
+            f"{_n(st['per_s']['coord'])}/s",
+            f"raw insert into `(id TEXT UNIQUE, body BLOB)`, same pragmas: {_n(st['per_s']['raw_kv'])}/s",
+            f"{st['coord_vs_raw_kv'] * 100:.0f}% (target ≥ 70%); CPU {st['cpu_coord_over_raw_kv']:.2f}×",
+        ),
+        (
+            "append_app",
+            "In-process append against eventsourcing `Application.save` (one event per save)",
+            f"{_n(st['per_s']['coord'])}/s",
+            f"eventsourcing: {_n(app)}/s" if app else "skipped (eventsourcing not importable)",
+            f"{st['coord_vs_peer_app']:.2f}× (target ≥ 1.0); CPU {st['cpu_coord_over_peer_app']:.2f}×"
+            if app
+            else "–",
+        ),
+        (
+            "wal_pages",
+            "WAL pages written per append (heartbeat)",
+            f"{st['wal_pages']['coord']:.1f}",
+            f"raw (id, body) insert: {st['wal_pages']['raw_kv']:.1f}",
+            f"{st['wal_pages']['coord'] / st['wal_pages']['raw_kv']:.1f}×",
+        ),
+        (
+            "writers_raw",
+            f"{wr['writers']} writer processes for {wr['seconds']:g} s each: coord, then raw inserts",
+            f"p99 {c['p99_ms']:.1f} ms, worst {c['max_ms']:.0f} ms, {c['busy']} BUSY",
+            f"raw: p99 {r['p99_ms']:.1f} ms, worst {r['max_ms']:.0f} ms, {r['busy']} BUSY",
+            f"p99 {wr['p99_ratio']:.2f}× (≤ 10), worst {wr['max_ratio']:.2f}× (≤ 0.1)",
+        ),
+        (
+            "writers_fair",
+            "Fairness: the writer furthest from the mean count of appends",
+            f"{c['worst_share'] * 100:.0f}% off (counts {min(c['counts'])}–{max(c['counts'])})",
+            f"raw: {r['worst_share'] * 100:.0f}% off (counts {min(r['counts'])}–{max(r['counts'])})",
+            "target ≤ 25%",
+        ),
+        (
+            "startup_wheel",
+            f"`coord heartbeat` process from the wheel in a scratch venv, PYTHONDONTWRITEBYTECODE=1 (median of {up['runs']})",
+            f"{ms['wheel: coord heartbeat']:.1f} ms",
+            f"library floor: {ms['floor: click+msgspec+blake3 + insert']:.1f} ms",
+            f"{up['wheel_vs_floor']:.2f}×",
+        ),
+        (
+            "startup_editable",
+            "`coord heartbeat` process from the editable install (bytecode compiled), same run",
+            f"{ms['editable: coord heartbeat']:.1f} ms",
+            f"editable finder alone (`python -c pass`, editable venv minus the wheel's): {up['finder_ms']:.1f} ms",
+            f"{up['editable_vs_floor']:.2f}× the floor",
+        ),
+        (
+            "memory",
+            f"Peak memory: `coord import` / `replay --from-file --at` of a {mem['lines']:,}-line file",
+            f"{mem['import_mb']:.0f} MB / {mem['replay_mb']:.0f} MB",
+            f"{mem['import_s']:.0f} s / {mem['replay_s']:.0f} s",
+            "target ≤ 100 MB",
+        ),
+    ]
 
 
 def table(rs: list[tuple]) -> str:

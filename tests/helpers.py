@@ -1,8 +1,9 @@
 """Helpers shared by tests, imported like any module (`from helpers import ...`).
 
 Running coord: `run_inprocess(args)` through the real entry point in this process (the
-`cli` fixture), `coord_cmd()` as a real process (the `proc` fixture); `count_events(home)`
-reads the store's table directly.
+`cli` fixture), `coord_cmd()` as a real process (the `proc` fixture); `imported(args)`
+runs `python -X importtime ARGS` and names the top-level packages it imported;
+`count_events(home)` reads the store's table directly.
 
 `unprivileged()`: run coord as an unprivileged user, from any clone location. Tests run
 as root, who may write anywhere, so a permission test must drop privileges; but the
@@ -66,6 +67,29 @@ def run_inprocess(args, input=None, env=None) -> Ran:
 
 def coord_cmd():
     return [sys.executable, "-m", "coord"]
+
+
+def imported(args, env, cwd) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run python -X importtime ARGS; return the process and the top-level packages it
+    imported."""
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    names = set()
+    rest = []
+    for line in r.stderr.splitlines():
+        if line.startswith("import time:"):
+            name = line.rsplit("|", 1)[1].strip()
+            names.add(name.split(".")[0])
+        else:
+            rest.append(line)
+    r.stderr = "\n".join(rest)
+    return r, names
 
 
 def count_events(home_path) -> int:

@@ -9,12 +9,12 @@ import tempfile
 from pathlib import Path
 
 from ..events import audit_check
-from ..events.audit_read import import_bodies, read_checked
+from ..events.audit_read import import_sorted, read_sorted
 from ..events.errors import CoordError, IntegrityError, NotFound
 from ..events.files import check_home_dir, check_output_path, check_regular, place, user_umask
 from ..events.home import Home, init_home_dirs, init_target
 from ..events.records import AUDIT_DIRTY, AUDIT_WRITTEN, EventQuery
-from ..projections import board, search
+from ..projections import board, inbox, search
 from .context import Coord
 
 
@@ -29,29 +29,34 @@ def init(path: str | Path | None = None, cwd: Path | None = None) -> tuple[Home,
     check_home_dir(p)  # a .coord that is a symlink is refused before anything is created
     _ = Home(p).config  # and so are invalid settings a clone checked out (exit 2)
     created = not Home(p).has_store()
-    pairs = []
+    lines = None  # the file's checked lines, sorted in bounded memory (scratch runs)
     if created:
         audit_path = Home(p).audit_path
         if check_regular(audit_path) and audit_path.stat().st_size:
-            pairs = read_checked(audit_path, in_home=True).new
-    home = init_home_dirs(p)
-    if not created:
-        home.open_store().close()  # brings the schema up to date
-        return home, created
+            lines = read_sorted(audit_path, in_home=True)
     try:
-        with Coord(home) as c:
-            if pairs:
-                import_bodies(c.store, pairs, AUDIT_WRITTEN)
-                c.audit.adopt()
-    except BaseException:
-        # A store half-built from the file would pass for a home next time: remove it.
-        home.discard_store()
-        raise
+        home = init_home_dirs(p)
+        if not created:
+            home.open_store().close()  # brings the schema up to date
+            return home, created
+        try:
+            with Coord(home) as c:
+                if lines is not None and lines.added:
+                    import_sorted(c.store, lines.items(), AUDIT_WRITTEN)
+                    c.audit.adopt()
+        except BaseException:
+            # A store half-built from the file would pass for a home next time: remove it.
+            home.discard_store()
+            raise
+    finally:
+        if lines is not None:
+            lines.close()
     return home, created
 
 
 def rebuild(c, progress=None) -> int:
-    """Rebuild every projection from the events: the worker views and the search index.
+    """Rebuild every projection from the events: the worker views, the search index and
+    the acknowledgements.
     Returns the number of lifecycle events folded. Refused (exit 5) while the events
     themselves do not check out (a row deleted or changed behind coord's back): views
     folded from them would bless the damage."""
@@ -67,6 +72,7 @@ def rebuild(c, progress=None) -> int:
         )
     n = board.rebuild(c.store, progress=progress)
     search.rebuild(c.store)
+    inbox.rebuild(c.store)
     return n
 
 
@@ -137,13 +143,15 @@ def import_file(c, file: str) -> dict:
         with tempfile.NamedTemporaryFile(prefix="coord-import-", suffix=".jsonl") as tmp:
             shutil.copyfileobj(sys.stdin.buffer, tmp)  # in chunks: stdin may be large
             tmp.flush()
-            scan = read_checked(tmp.name, c.store)
+            lines = read_sorted(tmp.name)
     else:
         if not path.exists():
             raise NotFound(f"no such file: {file}")
         own = path.resolve() == c.home.audit_path.resolve()
-        scan = read_checked(path, c.store, in_home=own)
-    added = import_bodies(c.store, scan.new, AUDIT_WRITTEN if own else AUDIT_DIRTY)
+        lines = read_sorted(path, in_home=own)
+    # Every line was checked before anything is appended; the lines are then streamed in
+    # (ts, id) order from scratch runs, so memory stays bounded whatever the file's length.
+    with lines:
+        total, added = import_sorted(c.store, lines.items(), AUDIT_WRITTEN if own else AUDIT_DIRTY)
     c.audit.export()  # the file becomes the union; a refusal was warned about, the import stands
-    total = len(scan.ids)
     return {"file": file, "events": total, "imported": added, "known": total - added}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..events.audit_hook import export_after_commit
 from ..events.home import Home, find_home
-from ..projections import board, search
+from ..projections import board, inbox, search
 
 
 class Coord:
@@ -22,18 +22,25 @@ class Coord:
         self.on_warning = on_warning or _stderr_warning
         self._audit = None
         self._clone = None
+        self.store = None
         self.store = home.open_store(
-            projectors=[board.project, search.project],
-            after_commit=[export_after_commit(lambda: self.audit, lambda m: self.on_warning(m))],
+            projectors=[board.project, search.project, inbox.project],
+            after_commit=[export_after_commit(self._trail, lambda m: self.on_warning(m))],
         )
+        if getattr(self.store, "migrated", False):  # a store that applied a migration now
+            board.ensure_views_current(self.store)
 
     @property
     def audit(self):
         """The home's audit file (coord.events.audit.AuditTrail), opened on first use."""
+        return self._trail(self.store)
+
+    def _trail(self, store):
+        # `store`: the hook may run while the store opens (a migration that appended).
         if self._audit is None:
             from ..events.audit import AuditTrail
 
-            self._audit = AuditTrail(self.store, warn=lambda m: self.on_warning(m))
+            self._audit = AuditTrail(store, warn=lambda m: self.on_warning(m))
         return self._audit
 
     @property

@@ -86,8 +86,10 @@ def _as_before(view, etype: str, payload: dict, keys) -> dict:
     return {**{k: last[k] for k in keys if k in last}, **payload}
 
 
-def _record_conflict(c, wid, actor, files, stage, onto) -> None:
-    act(c, "worker.conflicted", wid, {"files": files, "stage": stage, "onto": onto}, actor=actor)
+def _record_conflict(c, wid, actor, files, stage, onto, stamp=None) -> None:
+    """`stamp`: the attempt fields of the action that met the conflict (coord run's done)."""
+    payload = {"files": files, "stage": stage, "onto": onto, **(stamp or {})}
+    act(c, "worker.conflicted", wid, payload, actor=actor)
     raise Conflict(
         f"{wid}: {stage} onto {onto} conflicts in {', '.join(files)}; "
         f"resolve in the worker's branch and run `coord done` again",
@@ -215,7 +217,8 @@ def done(c, wid: str, payload: dict, actor: str, request_id=None, rebase=True, n
                 if not repo.is_ancestor(onto_tip, repo.branch_tip(branch)):
                     files = repo.rebase(wt, onto)
                     if files:
-                        _record_conflict(c, wid, actor, files, "rebase", onto)
+                        stamp = {k: payload[k] for k in ("attempt", "attempt_of") if k in payload}
+                        _record_conflict(c, wid, actor, files, "rebase", onto, stamp)
                     rebased = True
             shared.push_branch()
         return {"head": repo.branch_tip(branch), "rebased": rebased}, None

@@ -21,11 +21,21 @@ class HeartbeatThread(threading.Thread):
     """Beats every `interval` seconds from its own store connection until told to stop."""
 
     def __init__(
-        self, open_coord, wid: str, interval: float, started: float, inbox: queue.Queue, outbox: queue.Queue
+        self,
+        open_coord,
+        wid: str,
+        interval: float,
+        started: float,
+        inbox: queue.Queue,
+        outbox: queue.Queue,
+        stamp: dict | None = None,
     ):
-        """open_coord() -> Coord is called in this thread (its own SQLite connection)."""
+        """open_coord() -> Coord is called in this thread (its own SQLite connection).
+        `stamp`: the attempt every beat carries; the claim appended the first beat, so
+        the next one is due an interval later."""
         super().__init__(name="coord-heartbeat", daemon=True)
         self.open_coord, self.wid, self.interval = open_coord, wid, interval
+        self.stamp = stamp or {}
         self.started, self.inbox, self.outbox = started, inbox, outbox
         self.beats = 0
 
@@ -38,7 +48,8 @@ class HeartbeatThread(threading.Thread):
     def _beat(self):
         with self.open_coord() as c:  # a store that cannot be opened here is fatal too
             last_output = self.started
-            next_beat = time.monotonic()  # beat at once: it declares the interval
+            # The claim's transaction appended the first beat (it declares the interval).
+            next_beat = time.monotonic() + (self.interval if self.stamp else 0.0)
             while True:
                 try:
                     kind, value = self.inbox.get(timeout=max(0.0, next_beat - time.monotonic()))
@@ -50,7 +61,7 @@ class HeartbeatThread(threading.Thread):
                     last_output = max(last_output, value)
                     continue
                 now = time.monotonic()
-                payload = {"interval": self.interval, "idle_s": round(now - last_output, 1)}
+                payload = {"interval": self.interval, "idle_s": round(now - last_output, 1), **self.stamp}
                 if kind == "note":
                     payload["note"] = value
                 try:
@@ -69,8 +80,9 @@ class Beats(Watcher):
     told when the child prints and which signals were forwarded, and ending the child when
     its claim is lost or the thread fails."""
 
-    def __init__(self, coord, wid: str, actor: str, interval: float, say, claim_lost):
+    def __init__(self, coord, wid: str, actor: str, interval: float, say, claim_lost, stamp=None):
         self.coord, self.wid, self.actor, self.interval = coord, wid, actor, interval
+        self.stamp = stamp
         self.say, self.claim_lost = say, claim_lost
         self.thread = None
         self.lost_claim = None  # why the claim is lost (a heartbeat was refused)
@@ -79,7 +91,13 @@ class Beats(Watcher):
     def started(self, t):
         self.inbox, self.outbox = queue.Queue(), queue.Queue()
         self.thread = HeartbeatThread(
-            lambda: self.coord.twin(self.actor), self.wid, self.interval, t, self.inbox, self.outbox
+            lambda: self.coord.twin(self.actor),
+            self.wid,
+            self.interval,
+            t,
+            self.inbox,
+            self.outbox,
+            self.stamp,
         )
         self.thread.start()
 
@@ -120,4 +138,5 @@ class Beats(Watcher):
 
     @property
     def beats(self) -> int:
-        return self.thread.beats if self.thread is not None else 0
+        first = 1 if self.stamp else 0  # the claim's beat
+        return first + (self.thread.beats if self.thread is not None else 0)

@@ -25,12 +25,15 @@ from ..events.errors import (
     NothingToClaim,
     NotYours,
     Refused,
+    StaleAttempt,
     UnknownWorker,
     UsageError,
 )
 from ..events.ids import check_worker_id
 from ..projections import board
-from ..projections.workers import ACTIONS, ASSIGNED, Worker, check, is_repeat, legal_actions
+from ..projections.workers import ACTIONS, Worker, check, is_repeat, legal_actions
+from .attempts import attempt_extra, with_stamp
+from .readiness import refuse_by_graph
 
 
 class Result(msgspec.Struct):
@@ -40,6 +43,8 @@ class Result(msgspec.Struct):
     type: str | None = None
     repeat: bool = False  # an idempotent repeat or a reused --request-id
     seq: int | None = None
+    attempt: int | None = None  # the worker's current (or last) attempt after the action
+    attempt_of: str | None = None  # its id: the worker.started that opened it
 
 
 # Payload keys the steps around a transition add (the clone at start; the git fields of
@@ -120,12 +125,28 @@ def _refuse_if_illegal(action: str, view: Worker | None, env: Envelope) -> None:
         legal = legal_actions(state)
         if bad[0] == "actor":
             raise NotYours(f"cannot {action}: {bad[1]}")
+        if bad[0] == "attempt":
+            raise StaleAttempt(f"cannot {action}: {bad[1]}", **attempt_extra(view))
         raise IllegalTransition(
             f"cannot {action}: {bad[1]}; legal from {state}: "
             f"{', '.join(legal) if legal else 'nothing (terminal)'}",
             state=state,
             legal=legal,
         )
+
+
+def _result(tx, wid: str, etype: str, ev=None, repeat: bool = False) -> Result:
+    v = board.load_tx(tx, wid)
+    return Result(
+        wid,
+        v.state,
+        ev.id if ev is not None else None,
+        etype,
+        repeat=repeat,
+        seq=ev.seq if ev is not None else None,
+        attempt=v.attempt or None,
+        attempt_of=v.attempt_of,
+    )
 
 
 def transition(tx, action: str, wid: str, actor: str, payload: dict, stored: dict | None = None) -> Result:
@@ -137,14 +158,18 @@ def transition(tx, action: str, wid: str, actor: str, payload: dict, stored: dic
     view = board.load_tx(tx, wid)
     if view is None and etype != "worker.spawned":
         raise UnknownWorker(f"unknown worker {wid!r}")
+    stamped = with_stamp(view, payload)
+    if stamped is not payload:  # the event carries the resolved stamp (append claim-checks)
+        payload = stored = stamped
     env = Envelope(tx.next_ts(), actor, wid, etype, payload)
     if is_repeat(view, env):
-        return Result(wid, view.state, None, etype, repeat=True)
+        return _result(tx, wid, etype, repeat=True)
     _refuse_if_illegal(action, view, env)
+    refuse_by_graph(tx, view, env)
     if stored is not None and stored is not payload:
         env = msgspec.structs.replace(env, payload=stored)
     ev = tx.append(env)
-    return Result(wid, board.load_tx(tx, wid).state, ev.id, etype, seq=ev.seq)
+    return _result(tx, wid, etype, ev)
 
 
 def _repeat(earlier) -> Result:
@@ -162,17 +187,18 @@ def precheck(
     now and view is the worker (None before a spawn). Raises what `act` would raise.
     `act` checks again inside its transaction."""
     actor = need_actor(c, actor)
+    etype = ACTIONS.get(action, action)
     with c.store.read() as r:
         if request_result(r, actor, request_id, action, lifecycle_args(wid, payload)) is not None:
             return True, None
         view = board.load(r, wid)
-    etype = ACTIONS.get(action, action)
-    if view is None and etype != "worker.spawned":
-        raise UnknownWorker(f"unknown worker {wid!r}")
-    env = Envelope("", actor, wid, etype, payload)
-    if is_repeat(view, env):
-        return True, view
-    _refuse_if_illegal(action, view, env)
+        if view is None and etype != "worker.spawned":
+            raise UnknownWorker(f"unknown worker {wid!r}")
+        env = Envelope("", actor, wid, etype, with_stamp(view, payload))
+        if is_repeat(view, env):
+            return True, view
+        _refuse_if_illegal(action, view, env)
+        refuse_by_graph(r, view, env)
     return False, view
 
 
@@ -214,7 +240,8 @@ def act(
 
 
 def start_next(c, actor: str | None = None, request_id=None, payload: dict | None = None) -> Result:
-    """Claim the oldest ASSIGNED worker this actor may take: one conditional write."""
+    """Claim the first ready worker this actor may take (highest priority, then oldest;
+    never one that waits or is blocked): one conditional write."""
     actor = need_actor(c, actor)
     payload = {**check_payload(payload or {}), "clone": c.clone_id}
     stored = c.blobs.claim_check(payload, c.home.config["blob_threshold"])
@@ -223,9 +250,9 @@ def start_next(c, actor: str | None = None, request_id=None, payload: dict | Non
         earlier = request_result(tx, actor, request_id, "start", {"next": True})
         if earlier is not None:
             return _repeat(earlier)
-        first = tx.views(states=[ASSIGNED], assignable_by=actor, limit=1)
+        first = tx.ready_views(assignable_by=actor, limit=1)
         if not first:
-            raise NothingToClaim(f"nothing to claim: no ASSIGNED worker {actor} may start")
+            raise NothingToClaim(f"nothing to claim: no ready worker {actor} may start")
         r = transition(tx, "start", first[0].worker, actor, payload, stored)
         remember_request(tx, actor, request_id, r, "start", {"next": True})
         return r

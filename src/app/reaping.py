@@ -43,6 +43,8 @@ def reap(
             }
             if not dry_run:
                 payload = {"reason": REAP_REASON, "reap": True, "holder": v.holder, "silent_s": silent}
+                if v.attempt_of:  # the attempt it ends: a reap of an older one is refused
+                    payload.update(attempt=v.attempt, attempt_of=v.attempt_of)
                 r = transition(tx, action, v.worker, actor, payload)
                 item.update(state=r.state, event=r.event)
             else:

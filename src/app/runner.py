@@ -72,6 +72,8 @@ class RunResult(msgspec.Struct):
     done_refused: str | None = None  # exit 0, but done was refused (why): FAILED
     heartbeat_error: str | None = None  # the heartbeat thread failed (why): child ended
     repeat: bool = False  # a --request-id used before: the first run's result
+    attempt: int | None = None  # the attempt this run opened or adopted
+    attempt_of: str | None = None
 
 
 def run_args(
@@ -148,19 +150,41 @@ def run_worker(
 
         cwd = worktree_path(coord, view)  # where git has its branch, never a recorded path
     check_command(cmd, env, cwd)
-    claim = act(coord, "start", wid, {}, actor=actor, request_id=request_id, request_command="run")
-    if claim.repeat:
+    from .runclaim import claim as claim_worker
+
+    claim, stamp, adopted = claim_worker(coord, wid, actor, interval, request_id)
+    if stamp is None:  # this request id's claim was made before: by a run that is over?
         v = worker(coord, wid)
         if v.state not in ACTIVE or v.holder != actor:
             # This key's claim was made by a run that ended before it stored its result
             # (killed between the outcome and the request id's update, say).
             return _result_of_outcome(v, actor, request_id)
-        say(f"{wid}: already started by {actor}; running it, heartbeat every {interval:g}s")
+        claim, stamp, adopted = claim_worker(coord, wid, actor, interval)  # adopt, if silent
+    n = f" (attempt {stamp['attempt']})" if stamp else ""
+    if adopted:
+        say(f"{wid}: already started by {actor}; running it, heartbeat every {interval:g}s; adopted{n}")
     else:
-        say(f"{wid}: started as {actor}; heartbeat every {interval:g}s")
+        say(f"{wid}: started as {actor}; heartbeat every {interval:g}s{n}")
+    if stamp:
+        env["COORD_ATTEMPT"] = str(stamp["attempt"])
     res = _supervise(
-        coord, wid, cmd, actor, interval, idle_timeout, timeout, grace, summary, out, err, say, env, cwd
+        coord,
+        wid,
+        cmd,
+        actor,
+        interval,
+        idle_timeout,
+        timeout,
+        grace,
+        summary,
+        out,
+        err,
+        say,
+        env,
+        cwd,
+        stamp,
     )
+    res.attempt, res.attempt_of = stamp.get("attempt"), stamp.get("attempt_of")
     try:
         settle_request(coord.store, actor, request_id, "run", res)
     except CoordError as e:  # the outcome is recorded; a repeat reads it back from there
@@ -195,13 +219,14 @@ def _result_of_outcome(v, actor: str, request_id) -> RunResult:
 
 
 def _supervise(
-    coord, wid, cmd, actor, interval, idle_timeout, timeout, grace, summary, out, err, say, env, cwd
+    coord, wid, cmd, actor, interval, idle_timeout, timeout, grace, summary, out, err, say, env, cwd, stamp
 ):
     def moved_on_by_child():
-        """The worker left WORKING/CONFLICTED by this actor's own action (the child ran
-        `coord done`, `fail` or `release` itself): its outcome stands, nothing is lost."""
+        """The worker left WORKING/CONFLICTED by this actor's own action in this attempt
+        (the child ran `coord done`, `fail` or `release` itself): its outcome stands."""
         v = worker(coord, wid)
-        return v if v.state not in ACTIVE and v.last_from == actor else None
+        ours = not stamp or v.attempt_of == stamp["attempt_of"]
+        return v if ours and v.state not in ACTIVE and v.last_from == actor else None
 
     def claim_lost(msg):
         if moved_on_by_child() is not None:
@@ -209,7 +234,7 @@ def _supervise(
         v = worker(coord, wid)
         return f"{wid} is {v.state}, last by {v.last_from}" if v.state not in ACTIVE else msg
 
-    beats = Beats(coord, wid, actor, interval, say, claim_lost)
+    beats = Beats(coord, wid, actor, interval, say, claim_lost, stamp)
     sup = Supervisor(
         cmd, env, idle_timeout, timeout, grace, out, err, say, beats, min(1.0, interval / 4), cwd
     )
@@ -228,7 +253,7 @@ def _supervise(
                 coord,
                 "fail",
                 wid,
-                {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code},
+                {"reason": f"cannot run {cmd[0]}: {e.strerror}", "exit": code, **stamp},
                 actor=actor,
             )
             res.state, res.event = r.state, r.event
@@ -268,6 +293,7 @@ def _supervise(
     if res.signals:
         facts["signals"] = res.signals
     facts = {k: v for k, v in facts.items() if v is not None}
+    facts.update(stamp)  # every event the run appends carries its attempt
     try:
         if returncode == 0 and not timed_out and not beat_failed:
             text = (

@@ -133,8 +133,9 @@ def check_audit_file(c, report: Report) -> None:
 
 
 def check_projections(c, report: Report) -> None:
-    """The stored views equal a fresh fold of all events in (ts, id) order."""
-    from ..projections import board
+    """The stored views equal a fresh fold of all events in (ts, id) order; so do the
+    stored notices (coord.projections.notices)."""
+    from ..projections import board, notices
 
     orphans = 0  # lifecycle events of workers without a stored view
 
@@ -144,8 +145,22 @@ def check_projections(c, report: Report) -> None:
 
     with c.store.read() as r:  # one snapshot: the stored views and the events they come from
         stored = board.stored_views(r)
-        fresh, _ = board.fold_from_zero(c.store, reader=r, after_page=count)
-    differ = sorted(w for w in set(fresh) | set(stored) if fresh.get(w) != stored.get(w))
+        found = []
+        fresh, _ = board.fold_from_zero(c.store, reader=r, after_page=count, found=found)
+        columns = board.stored_graph_columns(r)
+        start = notices.start_of(r)
+        kept = {(n.agent, n.seq) for w in sorted(set(fresh) | set(stored)) for n in r.notices_of(w)}
+    fresh_columns = board.fresh_graph_columns(fresh)
+    derived = {(n.agent, n.seq) for n in found if n.seq > start}
+    for what, keys in (("missing", derived - kept), ("not derived from the events", kept - derived)):
+        if keys:
+            some = ", ".join(f"{a} at seq {s}" for a, s in sorted(keys, key=lambda k: k[1])[:MAX_NAMED])
+            report.problems.append(f"notices {what}: {some} (run `coord rebuild`)")
+    differ = sorted(
+        w
+        for w in set(fresh) | set(stored)
+        if fresh.get(w) != stored.get(w) or fresh_columns.get(w) != columns.get(w)
+    )
     for w in differ:
         why = (
             "missing from the stored views"
@@ -153,7 +168,12 @@ def check_projections(c, report: Report) -> None:
             else ("stored but not in a fresh fold" if w not in fresh else "differs from a fresh fold")
         )
         report.problems.append(f"worker {w}: view {why} (run `coord rebuild`)")
-    report.facts["projections"] = {"workers": len(fresh), "differ": differ, "orphan_events": orphans}
+    report.facts["projections"] = {
+        "workers": len(fresh),
+        "differ": differ,
+        "orphan_events": orphans,
+        "notices": len(derived),
+    }
 
 
 def check_blobs(c, report: Report) -> None:
@@ -178,7 +198,27 @@ def check_database(c, report: Report) -> None:
     report.facts["database"] = {"integrity_check": rows[:20]}
 
 
-CHECKS = [check_database, check_events, check_audit_file, check_projections, check_blobs]
+def check_acks(c, report: Report) -> None:
+    """Every acknowledgement in the log (an inbox.acked from an agent to itself) is in
+    the acknowledgements projection; fix with `coord rebuild`."""
+    from ..events.records import type_filter
+    from ..projections.inbox import ACKED, acked_ids
+
+    missing, after = 0, 0
+    with c.store.read() as r:
+        while rows := r.events(EventQuery(types=type_filter([ACKED]), after_seq=after, limit=PAGE)):
+            after = rows[-1].seq
+            for row in rows:
+                ids = acked_ids(row.env, c.blobs)
+                missing += len(set(ids) - r.acked(row.from_, ids))
+    if missing:
+        report.problems.append(
+            f"acknowledgements: {missing} acknowledged id(s) missing from the projection (run `coord rebuild`)"
+        )
+    report.facts["acks"] = {"missing": missing}
+
+
+CHECKS = [check_database, check_events, check_audit_file, check_projections, check_acks, check_blobs]
 
 
 def damage(c) -> list[str]:

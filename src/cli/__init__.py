@@ -40,6 +40,14 @@ COMMANDS = {
     "blob": "blobs:blob",
     "run": "run:run_cmd",
     "reap": "run:reap_cmd",
+    "serve": "serve:serve",
+    "watchdog": "watchdog:watchdog_cmd",
+    "dep": "graph:dep",
+    "priority": "graph:priority",
+    "ready": "graph:ready",
+    "prime": "agents:prime",
+    "mcp": "agents:mcp_cmd",
+    "sync": "sync:sync_cmd",
 }
 
 

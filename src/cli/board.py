@@ -59,7 +59,7 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
       coord status --branches
     """
     st = state()
-    c = st.open()
+    c = st.open(reading=True)
     want = set()
     for s in states:
         s2 = s.upper().replace("-", "_")
@@ -72,7 +72,7 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
         def fetch(now):
             if c.shared:  # a server store: this checkout's audit file keeps up meanwhile
                 c.catch_up()
-            return board_items(c, worker_id, want, stale, all_, now)
+            return board_items(c, worker_id, want, stale, all_, now, full=st.json)
 
         watch_board(
             fetch,
@@ -83,7 +83,7 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
         )
         return
     now = now_us()
-    items = board_items(c, worker_id, want, stale, all_, now)
+    items = board_items(c, worker_id, want, stale, all_, now, full=st.json or branches)
     if branches:
         add_branch_counts(c, items)
     if st.json:
@@ -108,3 +108,17 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
             )
         return
     echo("\n".join(render_board(items, now)))  # one write: a board of 10,000 rows is one call
+    _watchdog_line(c, now, items)
+
+
+def _watchdog_line(c, now, items) -> None:
+    """When the board has active workers and a watchdog ever ran here: when it was last
+    seen (a silent watchdog is itself a failure worth seeing)."""
+    if not any(d["liveness"] for d in items):
+        return
+    from ..app.watchdog import last_seen
+    from .watchdog import seen_line
+
+    seen = last_seen(c, now)
+    if seen is not None:
+        echo(seen_line(seen))

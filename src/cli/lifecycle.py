@@ -10,7 +10,7 @@ from ..app import lifecycle
 from ..app.lifecycle import with_args
 from ..app.resolve import worker_arg
 from ..events.errors import UsageError
-from .options import global_options, request_id_option, state
+from .options import attempt_option, global_options, request_id_option, state
 from .output import echo, emit_json, warn
 
 
@@ -21,21 +21,33 @@ def report(r, verb: str) -> None:
     elif r.repeat:
         echo(f"{r.worker}: already {r.state} (nothing appended)")
     else:
-        echo(f"{r.worker}: {verb} → {r.state}  {r.event[:15]}")
+        extra = f"  (attempt {r.attempt})" if r.type == "worker.started" and r.attempt else ""
+        echo(f"{r.worker}: {verb} → {r.state}  {r.event[:15]}{extra}")
 
 
-def _act(action, wid, payload, request_id, explicit_identity=False, verb=None):
+def _stamped(payload, wid, attempt):
+    """The payload with `attempt` when --attempt or COORD_ATTEMPT names one (resolved to
+    the attempt's id inside the write transaction; coord.app.attempts)."""
+    from ..app.attempts import attempt_from_env
+
+    n = attempt_from_env(wid, attempt)
+    return payload if n is None else {**payload, "attempt": n}
+
+
+def _act(action, wid, payload, request_id, explicit_identity=False, verb=None, attempt=None):
     st = state()
     actor = st.identity(explicit_required=explicit_identity)
     c = st.open()
     if action != "spawn":
         wid = worker_arg(c, wid)
+    if action in ("heartbeat", "release", "fail"):
+        payload = _stamped(payload, wid, attempt)
     r = lifecycle.act(c, action, wid, payload, actor=actor, request_id=_request(request_id, wid, payload))
     report(r, verb or action)
     return r
 
 
-def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
+def _git_act(fn_name, wid, payload, request_id, verb, infer=True, attempt=None, **kw):
     """An action that may touch git (coord.app.gitsteps): the git step, then the record."""
     from ..app import gitsteps
 
@@ -44,6 +56,8 @@ def _git_act(fn_name, wid, payload, request_id, verb, infer=True, **kw):
     c = st.open()
     if infer:
         wid = worker_arg(c, wid)
+    if fn_name == "done":
+        payload = _stamped(payload, wid, attempt)
     rid = _request(request_id, wid, payload, kw)
     r = getattr(gitsteps, fn_name)(c, wid, payload, actor, request_id=rid, **kw)
     report(r, verb)
@@ -78,10 +92,19 @@ def _drop_none(**kw):
 )
 @click.option("--no-worktree", is_flag=True, help="Create the branch only, no worktree.")
 @click.option("--no-git", is_flag=True, help="No branch or worktree, even inside a git repository.")
+@click.option(
+    "--after", "after", multiple=True, metavar="A", help="Wait for worker A to be COMPLETED (repeatable)."
+)
+@click.option(
+    "--priority", type=click.IntRange(0, 4), metavar="N", help="0 (highest) … 4 (lowest); default 2."
+)
 @request_id_option
 @global_options
-def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, request_id):
+def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, after, priority, request_id):
     """Create worker ID in state ASSIGNED.
+
+    --after A makes it wait for A (docs/graph.md): it is not ready, and `start` refuses
+    it, until A is COMPLETED; A must exist (exit 3). --priority orders `ready`.
 
     Inside a git repository it also creates branch coord/ID (the branch_prefix setting plus
     ID) from --base and a worktree at .coord/worktrees/ID (see docs/git.md). An existing
@@ -92,11 +115,18 @@ def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, reques
     Example:
       coord spawn w-1 --task "add retries to the fetcher" --assignee agent-2
       coord spawn w-2 --base develop --no-worktree
+      coord spawn w-3 --after w-1 --after w-2 --priority 1
     """
+    if after:
+        c = state().open()
+        after = list(dict.fromkeys(worker_arg(c, a) if a != worker_id else a for a in after))
     r = _git_act(
         "spawn",
         worker_id,
-        _drop_none(task=task or None, assignee=assignee),
+        {
+            **_drop_none(task=task or None, assignee=assignee, after=list(after) or None),
+            **({} if priority is None else {"priority": priority}),  # 0 is a priority
+        },
         request_id,
         "spawned",
         infer=False,
@@ -113,11 +143,18 @@ def spawn(worker_id, task, assignee, base, worktree, no_worktree, no_git, reques
 
 @click.command()
 @click.argument("worker_id", metavar="[ID]", required=False)
-@click.option("--next", "next_", is_flag=True, help="Claim the oldest ASSIGNED worker you may take.")
+@click.option(
+    "--next", "next_", is_flag=True, help="Claim the first ready worker you may take (priority, then oldest)."
+)
+@click.option("--force", is_flag=True, help="Start a worker that waits for others or is blocked (recorded).")
 @request_id_option
 @global_options
-def start(worker_id, next_, request_id):
+def start(worker_id, next_, force, request_id):
     """Claim a worker: ASSIGNED → WORKING. Needs an explicit identity (--as or COORD_AGENT).
+
+    A worker that waits for unfinished workers, or is blocked by a CANCELED or FAILED one,
+    is refused (exit 4, naming them) unless --force. --next takes the first ready worker
+    (as `coord ready` lists them), never a waiting or blocked one.
 
     \b
     Example:
@@ -128,11 +165,15 @@ def start(worker_id, next_, request_id):
     if next_:
         if worker_id:
             raise UsageError("give an ID or --next, not both")
+        if force:
+            raise UsageError("--force starts a named worker: give an ID, not --next")
         actor = st.identity(explicit_required=True)
         r = lifecycle.start_next(st.open(), actor=actor, request_id=request_id)
         report(r, "started")
     else:
-        r = _act("start", worker_id, {}, request_id, explicit_identity=True, verb="started")
+        r = _act(
+            "start", worker_id, _drop_none(force=force), request_id, explicit_identity=True, verb="started"
+        )
     if not r.repeat:
         from ..app.gitremote import check_out_here
 
@@ -153,9 +194,10 @@ def start(worker_id, next_, request_id):
     "--interval", type=float, help="Declare this worker's heartbeat interval (seconds, 0.05 to 86400)."
 )
 @click.option("--force", is_flag=True, help="Beat for a worker you do not hold (recorded).")
+@attempt_option
 @request_id_option
 @global_options
-def heartbeat(worker_id, note, interval, force, request_id):
+def heartbeat(worker_id, note, interval, force, attempt, request_id):
     """Record that the holder is alive (WORKING or CONFLICTED; no state change).
 
     \b
@@ -168,7 +210,12 @@ def heartbeat(worker_id, note, interval, force, request_id):
         if interval_error(interval):
             raise UsageError(f"--interval {interval_error(interval)}")
     _act(
-        "heartbeat", worker_id, _drop_none(note=note, interval=interval, force=force), request_id, verb="beat"
+        "heartbeat",
+        worker_id,
+        _drop_none(note=note, interval=interval, force=force),
+        request_id,
+        verb="beat",
+        attempt=attempt,
     )
 
 
@@ -178,9 +225,10 @@ def heartbeat(worker_id, note, interval, force, request_id):
 @click.option("--force", is_flag=True, help="Act for a worker you do not hold (recorded).")
 @click.option("--no-rebase", is_flag=True, help="Do not rebase the branch onto its base first.")
 @click.option("--no-git", is_flag=True, help="Skip all git steps (no rebase, no checks).")
+@attempt_option
 @request_id_option
 @global_options
-def done(worker_id, summary, force, no_rebase, no_git, request_id):
+def done(worker_id, summary, force, no_rebase, no_git, attempt, request_id):
     """Hand the work in for review: WORKING or CONFLICTED → IN_REVIEW.
 
     With a branch, first rebases it onto its base; a conflict aborts the rebase, moves the
@@ -197,6 +245,7 @@ def done(worker_id, summary, force, no_rebase, no_git, request_id):
         _drop_none(summary=summary, force=force),
         request_id,
         "done",
+        attempt=attempt,
         rebase=not no_rebase,
         no_git=no_git,
     )
@@ -269,16 +318,17 @@ def merge(worker_id, into, no_git, request_id):
 @click.command()
 @click.argument("worker_id", metavar="[ID]", required=False)
 @click.option("--force", is_flag=True, help="Release a worker you do not hold (recorded).")
+@attempt_option
 @request_id_option
 @global_options
-def release(worker_id, force, request_id):
+def release(worker_id, force, attempt, request_id):
     """Give a worker back: WORKING or CONFLICTED → ASSIGNED.
 
     \b
     Example:
       coord release w-1
     """
-    _act("release", worker_id, _drop_none(force=force), request_id, verb="released")
+    _act("release", worker_id, _drop_none(force=force), request_id, verb="released", attempt=attempt)
 
 
 @click.command()
@@ -318,16 +368,19 @@ def cancel(worker_id, reason, delete_branch, force, no_git, request_id):
 @click.argument("worker_id", metavar="[ID]", required=False)
 @click.option("--reason", help="Why it failed.")
 @click.option("--force", is_flag=True, help="Fail a worker you do not hold (recorded).")
+@attempt_option
 @request_id_option
 @global_options
-def fail(worker_id, reason, force, request_id):
+def fail(worker_id, reason, force, attempt, request_id):
     """Mark a worker FAILED (any non-terminal state). `retry` brings it back.
 
     \b
     Example:
       coord fail w-1 --reason "cannot reproduce the bug"
     """
-    _act("fail", worker_id, _drop_none(reason=reason, force=force), request_id, verb="failed")
+    _act(
+        "fail", worker_id, _drop_none(reason=reason, force=force), request_id, verb="failed", attempt=attempt
+    )
 
 
 @click.command()

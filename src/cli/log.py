@@ -4,9 +4,10 @@ as they commit, until interrupted."""
 import click
 
 from ..app.queries import follow_log, log_rows
+from ..events.forms import event_json_parts
 from .live import reader_gone, until_interrupted, write
 from .options import MAX_COUNT, global_options, state
-from .render import event_json_parts, format_event_line, report_unresolved
+from .render import format_event_line, report_unresolved
 
 
 @click.command()
@@ -33,7 +34,7 @@ def log(follow, worker, types, from_, since, limit):
       coord log -f --worker w-1
     """
     st = state()
-    c = st.open()
+    c = st.open(reading=True)
     top, rows = log_rows(c, worker, types, from_, since, limit)
     problems = []  # an unresolved blob shows as its reference: report_unresolved
     with until_interrupted():

@@ -1,4 +1,4 @@
-"""Messages between agents: send, poll (durable cursors, at least once), ack."""
+"""Messages between agents: send, poll (acknowledgements as events, at least once), ack."""
 
 import os
 import sys
@@ -9,9 +9,10 @@ from ..app import messages
 from ..app.lifecycle import check_payload
 from ..events.errors import BadPayload, TimedOut, UsageError
 from ..events.failpoints import failpoint
+from ..events.forms import event_json_parts
 from .options import MAX_COUNT, MAX_SECONDS, FiniteFloat, global_options, request_id_option, state
 from .output import clean, echo, emit_json, one_line
-from .render import event_json_parts, report_unresolved
+from .render import report_unresolved
 
 
 def _parse_payload(text: str | None) -> dict | None:
@@ -112,6 +113,9 @@ def _message_line(d: dict) -> str:
 
     payload = msgspec.json.encode(d["payload"]).decode()
     mark = f"[unresolved: {clean(d['blob_error'])}] " if "blob_error" in d else ""
+    if "notice" in d:
+        n = d["notice"]
+        mark += f"[notice: {clean(n['worker'])} attempt {n['attempt']} {n['reason']}] "
     return (
         f"{d['id'][:15]} {d['ts']} {one_line(d['from'], 24)} → {one_line(d['to'], 24)} "
         f"{d['type']} {mark}{clean(payload)}"
@@ -119,7 +123,7 @@ def _message_line(d: dict) -> str:
 
 
 @click.command()
-@click.option("--peek", is_flag=True, help="Show the messages but do not move the cursor.")
+@click.option("--peek", is_flag=True, help="Show the messages but do not acknowledge them (appends nothing).")
 @click.option(
     "--wait",
     type=FiniteFloat(min=0, max=MAX_SECONDS),
@@ -134,24 +138,32 @@ def _message_line(d: dict) -> str:
     "types",
     multiple=True,
     metavar="T",
-    help="Only messages of type T (name or glob, with or without 'msg.'; repeatable).",
+    help="Only messages of type T (name or glob, with or without 'msg.'; repeatable); "
+    "'worker.*' (or a worker.* event type) selects notices.",
 )
 @global_options
 def poll(peek, wait, limit, types):
-    """Your new messages (to you, to a worker you hold, or to '*'), oldest first; then
-    acknowledge them. Delivery is at least once: the cursor moves only after the
-    messages are written out, so a crash in between delivers them again.
+    """Your new messages (to you, to a worker you hold, or to '*') and notices, oldest
+    first; then acknowledge them (one inbox.acked event listing their ids, which travels
+    to other clones). Delivery is at least once: the acknowledgement is appended only
+    after the messages are written out, so a crash in between delivers them again.
+
+    A notice is a lifecycle event that changed or ended an attempt you held, appended by
+    someone else (changes requested, conflicted, check failed, requeued, canceled,
+    failed); with --json it carries "notice": {"worker", "attempt", "reason"}.
+    `--type 'worker.*'` selects notices only.
 
     \b
     Example:
       coord --as reviewer poll
       coord --as agent-2 poll --wait 30 --json
       coord --as agent-2 poll --peek --type review_request
+      coord --as agent-2 poll --type 'worker.*'
     """
     st = state()
     actor = st.identity()
     messages.message_types(types)  # bad --type values: exit 2 before the store opens
-    c = st.open()
+    c = st.open(reading=True)
     if wait is not None:
         rows = messages.wait_pending(c, actor, types, limit, timeout=wait)
         if not rows:
@@ -164,6 +176,12 @@ def poll(peek, wait, limit, types):
     out = sys.stdout.buffer
     for r in rows:
         parts = event_json_parts(c.blobs, r.seq, r.id, r.body, problems=problems)
+        notice = rows.notices.get(r.seq)
+        if notice is not None:  # a lifecycle event that changed or ended your attempt
+            import msgspec
+
+            extra = {"worker": notice.worker, "attempt": notice.attempt, "reason": notice.reason}
+            parts[-1] = parts[-1][:-1] + b',"notice":' + msgspec.json.encode(extra) + b"}"
         if st.json:
             for part in parts:
                 out.write(part)
@@ -185,7 +203,8 @@ def poll(peek, wait, limit, types):
 @request_id_option
 @global_options
 def ack(event, request_id):
-    """Acknowledge your messages up to and including EVENT (moves your cursors there).
+    """Acknowledge your messages and notices up to and including EVENT (an inbox.acked
+    event listing what it covers; nothing when none is pending).
 
     Use it after `poll --peek`: whatever was shown up to EVENT is not delivered again.
 
@@ -197,8 +216,8 @@ def ack(event, request_id):
     st = state()
     actor = st.identity()
     c = st.open()
-    seq, eid = messages.ack_event(c, actor, event, request_id=request_id)
+    seq, eid, n = messages.ack_event(c, actor, event, request_id=request_id)
     if st.json:
-        emit_json({"agent": actor, "acked_through": eid, "seq": seq})
+        emit_json({"agent": actor, "acked_through": eid, "seq": seq, "acked": n})
     else:
-        echo(f"{clean(actor)}: acknowledged through {eid[:15]} (seq {seq})")
+        echo(f"{clean(actor)}: acknowledged through {eid[:15]} (seq {seq}): {n} message(s)")

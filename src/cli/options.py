@@ -46,8 +46,9 @@ class State:
             raise UsageError(why)
         return actor
 
-    def open(self):
-        """The command's store, opened once and closed when the command ends."""
+    def open(self, reading: bool = False):
+        """The command's store, opened once and closed when the command ends. `reading`:
+        a read command, which first imports lines a pull brought (coord.app.catchup)."""
         if self.coord is None:
             from ..app.context import Coord
 
@@ -56,7 +57,14 @@ class State:
             ctx.call_on_close(self.coord.close)
             for note in self.coord.home.config_notes:
                 _warn(note)
+            if reading:
+                from ..app.catchup import catch_up
+
+                catch_up(self.coord, _warn)
         return self.coord
+
+    def open_reading(self):
+        return self.open(reading=True)
 
 
 def current_home_path():
@@ -150,3 +158,13 @@ def request_id_option(f):
 def _warn(text: str) -> None:
     """A warning on stderr (coord.cli.output.warn, which imports this module)."""
     click.echo(f"warning: {text}", err=True)
+
+
+def attempt_option(f):
+    return click.option(
+        "--attempt",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Only if N is the worker's current attempt (exit 4 otherwise; default: "
+        "COORD_ATTEMPT when COORD_WORKER names this worker).",
+    )(f)

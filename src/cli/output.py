@@ -21,10 +21,14 @@ def clean(text) -> str:
     if text is None:
         return ""
     s = str(text)
+    if s.isprintable():  # nothing to escape (every character _CTRL matches is unprintable)
+        return s
     return _CTRL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), s)
 
 
 def one_line(text, width: int) -> str:
+    if text.__class__ is str and text.isprintable():  # the usual case: no escaping, no newline
+        return text if len(text) <= width else text[: max(0, width - 1)] + "…"
     s = clean(text).replace("\n", "\\n").replace("\t", " ")
     return s if len(s) <= width else s[: max(0, width - 1)] + "…"
 

@@ -131,7 +131,7 @@ def replay(worker, from_, types, since, until, at, step, speed, max_gap, from_fi
         raise UsageError("--at prints a board: it takes only --worker and --from-file")
     if step and speed:
         raise UsageError("give --step or --speed, not both")
-    history, interval, _clone = open_history(from_file, st.open)
+    history, interval, _clone = open_history(from_file, st.open_reading)
     wid = worker_in_history(history, worker) if worker else None
     wanted_types = type_filter(types)
     from .live import until_interrupted, write

@@ -33,7 +33,7 @@ def search(query, types, from_, to, limit):
     if not query.strip():
         raise UsageError("empty search query")
     st = state()
-    items = find(st.open(), query, types, from_, to, limit)
+    items = find(st.open(reading=True), query, types, from_, to, limit)
     if st.json:
         emit_json(items)
         return

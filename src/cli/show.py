@@ -4,10 +4,11 @@ import click
 
 from ..app.queries import horizon, lookup, worker_detail
 from ..events.envelope import now_us, ts_to_us
-from ..projections.workers import ACTIVE
+from ..events.forms import event_json_resolved
+from ..projections.workers import ACTIVE, HELD
 from .options import global_options, state
 from .output import clean, echo, emit_json, emit_raw_json, fmt_age, one_line
-from .render import event_json_resolved, report_unresolved
+from .render import report_unresolved
 
 
 @click.command()
@@ -27,7 +28,7 @@ def show(ident):
     import msgspec
 
     st = state()
-    c = st.open()
+    c = st.open(reading=True)
     kind, found = lookup(c, ident)
     if kind == "event":
         _show_event(c, found, st.json)
@@ -51,6 +52,9 @@ def show(ident):
     )
     echo(f"task      {clean(v.task) or '-'}")
     echo(f"holder    {clean(v.holder) or '-'}" + (f"   assignee {clean(v.assignee)}" if v.assignee else ""))
+    if v.attempt_of:
+        held = v.state in HELD
+        echo(f"attempt   {v.attempt} ({v.attempt_of[:15]})" + ("" if held else "  (ended)"))
     if v.branch:
         echo(f"branch    {clean(v.branch)}" + (f" (from {clean(v.base)})" if v.base else ""))
     if v.worktree:
@@ -64,6 +68,20 @@ def show(ident):
         echo(f"summary   {one_line(v.summary, 70)}")
     if v.reason:
         echo(f"reason    {one_line(v.reason, 70)}")
+    if v.after or v.priority != 2:
+        echo(f"priority  {v.priority}" + ("   ready" if d["ready"] else ""))
+    if d["waits_for"]:
+        echo(
+            "waits for "
+            + ", ".join(f"{clean(w['worker'])} ({w['state'] or 'unknown'})" for w in d["waits_for"])
+        )
+    elif v.after:
+        echo(f"after     {', '.join(clean(a) for a in v.after)} (all COMPLETED)")
+    if d["blocked_by"]:
+        echo(f"BLOCKED   by {', '.join(clean(b) for b in d['blocked_by'])} (CANCELED or FAILED)")
+    if d["waited_by"]:
+        shown = d["waited_by"][:10]
+        echo(f"needed by {', '.join(clean(w) for w in shown)}" + (", …" if len(d["waited_by"]) > 10 else ""))
     for cf in v.conflicts:
         echo(f"CONFLICT  {cf['event'][:15]} {cf['type']} by {clean(cf['from'])}: {clean(cf['reason'])}")
     if ahead:

@@ -36,17 +36,12 @@ def stats(since, from_file):
       coord stats
       coord stats --since 24h --json
     """
+    from ..app import reports
     from ..app.queries import open_history
-    from ..projections import stats as figures
-    from ..projections.replay import steps
 
     st = state()
-    history, _, _ = open_history(from_file, st.open)
-    lo = history.point(since, end=False) if since else None
-    walk = steps(history.events(lifecycle_only=False))
-    if lo is not None:
-        walk = (s for s in walk if (s.env.ts, s.id) >= lo)
-    out = figures.compute(walk)
+    history, _, _ = open_history(from_file, st.open_reading)
+    out = reports.stats(history, since)
     if st.json:
         emit_json(out)
         return

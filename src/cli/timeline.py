@@ -64,6 +64,13 @@ def text_lines(data: dict, width: int) -> list[str]:
             row.append(ch)
         out.append(f"{one_line(lane['worker'], name_w):<{name_w}}  {''.join(row)}")
     out.append("")
+    waits = [
+        f"{one_line(lane['worker'], 24)} waits for {one_line(', '.join(lane['after']), 60)}"
+        for lane in data["lanes"]
+        if lane.get("after")
+    ]
+    if waits:
+        out += ["dependencies:", *(f"  {w}" for w in waits), ""]
     legend, line = [], ""
     for s, g in GLYPH.items():  # the legend, wrapped to the width
         item = f"{g}={s}"
@@ -113,50 +120,29 @@ def timeline(html, workers, since, until, from_file, width, force):
       coord timeline
       coord timeline --html timeline.html --since 1d
     """
+    from ..app import reports
     from ..app.queries import open_history
-    from ..app.resolve import worker_in_history
-    from ..projections import timeline as tl
-    from ..projections.replay import steps
 
     st = state()
     if force and not html:
         raise UsageError("--force only applies to --html FILE")
-    history, _, _ = open_history(from_file, st.open)
+    history, _, _ = open_history(from_file, st.open_reading)
     out_path = None
     if html:  # refused before any work: an existing file (without --force), the home
         from ..events.files import check_output_path
 
         out_path = check_output_path(html, current_home_path(), force)
-    wanted = {worker_in_history(history, w) for w in workers}
-    hi = history.point(until, end=True) if until else None
-    lo = history.point(since, end=False) if since else None
-    count = [0]
-
-    def walk():
-        for s in steps(history.events(until=hi)):
-            count[0] += 1
-            yield s
-
-    data = tl.compute(walk())
-    if hi is not None and hi[0]:
-        data["end"] = hi[0]
-    if lo is not None and lo[0] and data["start"] and lo[0] > data["start"]:
-        data["start"] = lo[0]
-        data["lanes"] = [clip(lane, lo[0]) for lane in data["lanes"]]
-        data["lanes"] = [lane for lane in data["lanes"] if lane["segments"]]
-        data["messages"] = [m for m in data["messages"] if m["ts"] >= lo[0]]
-    if wanted:
-        data["lanes"] = [lane for lane in data["lanes"] if lane["worker"] in wanted]
+    data, count = reports.timeline(history, since, until, workers)
     if html:
         from ..events.files import write_output
         from .timeline_page import render
 
-        page = render(data, count[0]).encode()
+        page = render(data, count).encode()
         write_output(out_path, lambda fd: _write_all(fd, page), force)
         if st.json:
-            emit_json({"file": out_path, "workers": len(data["lanes"]), "events": count[0]})
+            emit_json({"file": out_path, "workers": len(data["lanes"]), "events": count})
         else:
-            echo(f"wrote {html}: {len(data['lanes'])} workers, {count[0]} events")
+            echo(f"wrote {html}: {len(data['lanes'])} workers, {count} events")
         return
     if st.json:
         emit_json(data)
@@ -171,22 +157,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def clip(lane: dict, start: str) -> dict:
-    """A lane cut to begin at `start`: segments ending before it dropped, one spanning it
-    trimmed; marks before it dropped."""
-    segs = []
-    for s in lane["segments"]:
-        if s["end"] is not None and s["end"] <= start:
-            continue
-        if s["start"] < start:
-            s = dict(s, start=start)
-        segs.append(s)
-    return dict(
-        lane,
-        segments=segs,
-        beats=[b for b in lane["beats"] if b["ts"] >= start],
-        msgs=[m for m in lane["msgs"] if m["ts"] >= start],
-        conflicts=[c for c in lane["conflicts"] if c["ts"] >= start],
-    )

@@ -126,7 +126,8 @@ svg { background: #fff; border: 1px solid #ddd; width: 100%; height: auto; }
   }
   lanes.forEach(function (lane, i) {
     var r = laneRow(i, lane.worker, "lane"), g = r[0], y = r[1];
-    hover(g.querySelector(".label"), lane.worker + "\\n" + (lane.task || ""));
+    hover(g.querySelector(".label"), lane.worker + "\\n" + (lane.task || "") +
+          (lane.after.length ? "\\nwaits for: " + lane.after.join(", ") : ""));
     lane.segments.forEach(function (s) {
       var x0 = x(s.start), x1 = x(s.end || D.end);
       var rect = el("rect", {x: x0, y: y + 5, width: Math.max(1.5, x1 - x0), height: LANE - 10, rx: 2,

@@ -9,6 +9,7 @@ merge). Every write to it happens under an exclusive flock on `audit.lock` besid
 separate file, so the lock survives the rename of `export --rewrite`).
 """
 
+import fcntl
 import os
 from contextlib import contextmanager
 
@@ -51,6 +52,21 @@ class AuditTrail:
             self._lock_fd = open_in_home(self.home.path / "audit.lock", os.O_RDWR | os.O_CREAT)
         with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the audit file"):
             yield
+
+    @contextmanager
+    def lock_now(self):
+        """The lock if it is free at once (yields True), else yields False without it."""
+        if self._lock_fd is None:
+            self._lock_fd = open_in_home(self.home.path / "audit.lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self):
         if self._lock_fd is not None:
@@ -112,15 +128,47 @@ class AuditTrail:
         """Write every dirty event as whole lines, after checking the file is what we
         last wrote (else reconcile it first). Never raises for a bad file: it reports
         `refused` and leaves the events dirty."""
-        res = ExportResult()
         with self.lock():
-            self._repair_torn_tail()
-            if not self.is_as_written():
-                res.scanned = True
-                if not self._reconcile(res):
-                    return res
-            self.write_dirty(res)
+            return self.export_locked()
+
+    def export_locked(self) -> ExportResult:
+        """export(), by a caller that holds the lock (coord sync, a read catching up)."""
+        res = ExportResult()
+        self._repair_torn_tail()
+        if not self.is_as_written():
+            res.scanned = True
+            if not self._reconcile(res):
+                return res
+        self.write_dirty(res)
         return res
+
+    def only_local_writes_pending(self) -> bool:
+        """Whether the file differs from what we recorded only by lines this store is
+        writing right now (another process's export, between its write and its
+        bookkeeping): its first recorded bytes as we wrote them, and the rest a prefix of
+        our dirty events' lines. Else something else changed it (a pull)."""
+        length, last, _ = self._book()
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return False
+        extra = size - length
+        if extra <= 0 or extra > self.TORN_TAIL_MAX:
+            return False
+        line = self._line_of(last) if last else b""
+        if line is None or len(line) > length:
+            return False
+        expected = bytearray()
+        after = 0
+        while len(expected) < extra:
+            rows = self.store.reader.audit_rows(after, dirty_only=True, limit=100)
+            if not rows:
+                break
+            after = rows[-1].seq
+            expected += self.lines_of(rows, warn=False)[0]
+        with open_file_in_home(self.path, "rb") as f:
+            f.seek(length - len(line))
+            return f.read(len(line) + extra) == line + bytes(expected[:extra])
 
     TORN_TAIL_MAX = 64 << 20
 

@@ -128,30 +128,33 @@ def scan_file(
     return s
 
 
-def describe_bad(bad: list, what: str) -> str:
-    listed = "; ".join(str(b) for b in bad[:MAX_LISTED])
-    more = f"; and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
-    return f"{what}: {listed}{more}"
-
-
 # --- import ------------------------------------------------------------------------------
 def import_bodies(store, items, audit: int, progress=None) -> int:
     """Append checked events not yet stored (set union), in (ts, id) order, in short
     batches. `items`: (ts, id, body) triples from the codec's reader (FileScan.new), or
     (id, body) pairs, which are checked here. Returns how many were new. Batches run
-    without after-commit hooks; the caller exports once at the end."""
+    without after-commit hooks; the caller exports once at the end. (Files of any length
+    go through `read_sorted` and `import_sorted` instead, in bounded memory.)"""
     items = list(items)
     checked = all(len(t) == 3 for t in items)
     if not checked:
         items = [(decode_body(b).ts, i, b) for i, b in items]
     items.sort(key=lambda t: (t[0], t[1]))  # most imported events then fold incrementally
-    added = 0
-    at = 0
+    return import_sorted(store, items, audit, checked=checked, progress=progress)[1]
 
-    def batch(tx):  # from items[at]; re-runnable: it depends only on `at`
+
+def import_sorted(store, items, audit: int, checked: bool = True, progress=None) -> tuple[int, int]:
+    """Append the (ts, id, body) triples of an iterable, in its order, that are not yet
+    stored, in short transactions (IMPORT_BATCH events or IMPORT_BATCH_SECONDS): at most
+    one batch is held in memory. Returns (items seen, items new)."""
+    it = iter(items)
+    buf: list = []
+    at = seen = added = 0
+
+    def batch(tx):  # from buf[at]; re-runnable: it depends only on `at`
         t0 = time.monotonic()
         n = new = 0
-        for _ts, _eid, body in items[at:]:
+        for _ts, _eid, body in buf[at:]:
             if tx.append(body=body, origin="import", audit=audit, checked=checked) is not None:
                 new += 1
             n += 1
@@ -159,20 +162,65 @@ def import_bodies(store, items, audit: int, progress=None) -> int:
                 break
         return n, new
 
-    while at < len(items):
+    while True:
+        if at >= len(buf):
+            buf = [t for _, t in zip(range(IMPORT_BATCH), it, strict=False)]
+            at = 0
+            seen += len(buf)
+            if not buf:
+                return seen, added
         n, new = store.transact(batch, hooks=False)
         at += n
         added += new
         failpoint("import-between-batches")
         if progress:
             progress(added)
-    return added
+
+
+def read_sorted(path, in_home: bool = False):
+    """Every line of an events file checked, in bounded memory: a SortedEvents
+    (coord.events.sorting) of the good lines, each id once, in (ts, id) order, for
+    `import_sorted`. Bad lines raise IntegrityError (exit 5) naming each with its line
+    number (the first MAX_LISTED), so nothing is imported from a bad file."""
+    from .sorting import SortedEvents
+
+    out = SortedEvents()
+    bad: list = []
+    nbad = 0
+    try:
+        fh = _open_events_file(path, in_home)
+    except FileNotFoundError:
+        return out
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not an events file") from None
+    except PermissionError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        with fh:
+            for ln in read_events(fh):
+                if ln.bad is not None:
+                    nbad += 1
+                    if len(bad) < MAX_LISTED:
+                        bad.append(BadLine(ln.lineno, ln.bad))
+                elif not nbad:
+                    out.add(ln.env.ts, ln.id, ln.body)
+    except BaseException:
+        out.close()
+        raise
+    if nbad:
+        out.close()
+        more = f"; and {nbad - MAX_LISTED} more" if nbad > MAX_LISTED else ""
+        raise IntegrityError(
+            f"{path} has {nbad} bad line(s), nothing imported: " + "; ".join(str(b) for b in bad) + more,
+            bad=[{"line": b.lineno, "reason": b.reason} for b in bad],
+        )
+    return out
 
 
 def read_checked(path, store=None, in_home: bool = False) -> FileScan:
-    """Every line of an events file, checked; bad lines raise IntegrityError (exit 5)
-    naming each with its line number, so nothing is imported from a bad file. The scan's
-    `new` holds the lines the store lacks, ready for import_bodies."""
+    """Every line of an events file, checked (coord sync's merged file); bad lines raise
+    IntegrityError (exit 5) naming each with its line number, so nothing is imported from
+    a bad file. The scan's `new` holds the lines the store lacks, for import_bodies."""
     try:
         s = scan_file(path, store=store, collect=True, in_home=in_home)
     except IsADirectoryError:
@@ -180,8 +228,10 @@ def read_checked(path, store=None, in_home: bool = False) -> FileScan:
     except PermissionError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
     if s.bad:
+        listed = "; ".join(str(b) for b in s.bad[:MAX_LISTED])
+        more = f"; and {len(s.bad) - MAX_LISTED} more" if len(s.bad) > MAX_LISTED else ""
         raise IntegrityError(
-            describe_bad(s.bad, f"{path} has {len(s.bad)} bad line(s), nothing imported"),
+            f"{path} has {len(s.bad)} bad line(s), nothing imported: {listed}{more}",
             bad=[{"line": b.lineno, "reason": b.reason} for b in s.bad[:MAX_LISTED]],
         )
     return s

@@ -58,6 +58,14 @@ class NothingToClaim(Refused):
     code = "nothing_to_claim"
 
 
+class Cycle(Refused):
+    code = "cycle"
+
+
+class NotReady(Refused):
+    code = "not_ready"
+
+
 class IntegrityError(CoordError):
     exit_code = 5
     code = "integrity"
@@ -71,3 +79,9 @@ class TimedOut(CoordError):
 class Busy(CoordError):
     exit_code = 7
     code = "busy"
+
+
+class StaleAttempt(Refused):
+    """A stamped action whose attempt is no longer the current one (a zombie's)."""
+
+    code = "stale_attempt"

@@ -280,7 +280,8 @@ def user_umask():
 @contextmanager
 def exclusive_flock(fd: int, timeout: float, what: str):
     """An exclusive flock on fd, waited for at most `timeout` seconds (then Busy, exit 7).
-    Polls with a short, growing sleep: a blocking flock could not honour the timeout."""
+    Polls with a short, growing sleep (for locks held rarely: the audit file's, rebuilds');
+    the store's write lock is a FairLock."""
     deadline = time.monotonic() + timeout
     delay = 0.0005
     while True:
@@ -296,3 +297,96 @@ def exclusive_flock(fd: int, timeout: float, what: str):
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _blocking_flock(fd: int, deadline: float) -> int | None:
+    """Take an exclusive flock on fd's open file, waiting in the kernel (woken the moment
+    it is released, not after a sleep) until `deadline`. Returns None when taken, else
+    fd closed and replaced: a new descriptor of the same file to use from now on.
+
+    A blocking flock has no timeout, so the wait runs on a helper thread holding a dup of
+    fd (the same open file: a lock it takes is ours) while this thread waits at most until
+    the deadline. Given up, this thread closes its descriptor; when the helper's flock
+    returns at last it closes the dup, the open file's last descriptor, which releases the
+    lock: a late grant is never leaked, and nothing is ever called on a reused number."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        pass
+    import threading
+
+    dup = os.dup(fd)
+    state = {"got": False, "gave_up": False, "error": None}
+    mu = threading.Lock()
+    done = threading.Event()
+
+    def wait():
+        try:
+            fcntl.flock(dup, fcntl.LOCK_EX)
+            with mu:
+                state["got"] = True
+        except OSError as e:
+            state["error"] = e
+        finally:
+            os.close(dup)  # the lock stays with the open file (fd) unless we gave up
+            done.set()
+
+    threading.Thread(target=wait, daemon=True, name="coord-flock").start()
+    done.wait(max(0.0, deadline - time.monotonic()))
+    with mu:
+        if state["got"]:
+            return None
+        state["gave_up"] = True
+    if state["error"] is not None:
+        raise state["error"]
+    return -1
+
+
+class FairLock:
+    """The store's write lock: writers are served in turn, not by who polls first.
+
+    Two flocks, a turnstile: a writer takes `gate`, then `lock`, then lets `gate` go, and
+    holds `lock` for its transaction. At most one writer (the gate's holder) ever waits on
+    `lock`, so when `lock` is released it is handed to that writer: the writer that just
+    released it, coming back at once, finds the gate taken and queues behind it. Waits are
+    blocking flocks (woken by the kernel on release, no sleeps), bounded by `timeout`
+    (then Busy, exit 7). Each lock is held through its own open file, so two stores in one
+    process (a `coord run` heartbeat thread beside the command's) exclude each other too."""
+
+    def __init__(self, open_file, gate_path, lock_path, what: str):
+        self.open_file = open_file  # path -> a new read-write fd (inside the home)
+        self.paths = (gate_path, lock_path)
+        self.fds: list = [None, None]
+        self.what = what
+
+    def _fd(self, i: int) -> int:
+        if self.fds[i] is None:
+            self.fds[i] = self.open_file(self.paths[i])
+        return self.fds[i]
+
+    def _take(self, i: int, deadline: float) -> None:
+        fd = self._fd(i)
+        if _blocking_flock(fd, deadline) is not None:
+            os.close(fd)  # the helper thread's late grant dies with the open file
+            self.fds[i] = None
+            raise Busy(f"{self.what} stayed locked past the busy timeout; safe to retry")
+
+    @contextmanager
+    def held(self, timeout: float):
+        deadline = time.monotonic() + timeout
+        self._take(0, deadline)
+        try:
+            self._take(1, deadline)
+        finally:
+            fcntl.flock(self.fds[0], fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.fds[1], fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        for i, fd in enumerate(self.fds):
+            if fd is not None:
+                os.close(fd)
+                self.fds[i] = None

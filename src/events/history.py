@@ -90,10 +90,13 @@ class StoreHistory(History):
 class FileHistory(History):
     """An audit file, read through the codec's reader (every line checked with the shape
     rules `import` applies; the first bad line is an IntegrityError naming it), duplicates
-    (a set after git merges) dropped, sorted into (ts, id) order. Only the canonical bytes
-    are kept; each event is decoded when it is walked."""
+    (a set after git merges) dropped, in (ts, id) order. In bounded memory whatever the
+    file's length: the lines are sorted into scratch runs (coord.events.sorting), and
+    every walk merges them again, decoding each event as it goes."""
 
     def __init__(self, path):
+        from .sorting import SortedEvents
+
         self.path = str(path)
         try:
             fh = open(path, "rb")
@@ -101,27 +104,37 @@ class FileHistory(History):
             raise NotFound(f"no such file: {path}") from None
         except IsADirectoryError:
             raise UsageError(f"{path} is a directory, not an audit file") from None
-        seen = {}
-        with fh:
-            for ln in read_events(fh):
-                if ln.bad is not None:
-                    raise IntegrityError(f"{path}:{ln.lineno}: {ln.bad}")
-                seen.setdefault(ln.id, (ln.env.ts, ln.id, ln.body))
+        self.sorted = SortedEvents()
+        try:
+            with fh:
+                for ln in read_events(fh):
+                    if ln.bad is not None:
+                        raise IntegrityError(f"{path}:{ln.lineno}: {ln.bad}")
+                    self.sorted.add(ln.env.ts, ln.id, ln.body)
+        except BaseException:
+            self.sorted.close()
+            raise
         # Claim-checked payloads resolve from the blobs/ beside the file, when there is one
         # (a git checkout of .coord/), as the board folds them; else they stay references.
         blob_dir = os.path.join(os.path.dirname(os.path.abspath(self.path)), "blobs")
         self.blobs = BlobStore(blob_dir) if os.path.isdir(blob_dir) else None
-        self.items = sorted(seen.values(), key=lambda t: (t[0], t[1]))
+
+    def close(self) -> None:
+        self.sorted.close()
 
     def spawned(self) -> list[str]:
         """The ids of the workers this history spawns, sorted."""
         return sorted(
-            {env.to for env in (decode(b) for _, _, b in self.items) if env.type == "worker.spawned"}
+            {
+                env.to
+                for env in (decode(b) for _, _, b in self.sorted.items() if b"worker.spawned" in b)
+                if env.type == "worker.spawned"
+            }
         )
 
     def events(self, since=None, until=None, lifecycle_only=False):
         lo = since_exclusive(since)
-        for ts, eid, body in self.items:
+        for ts, eid, body in self.sorted.items():
             if (ts, eid) <= lo:
                 continue
             if until is not None and (ts, eid) > until:
@@ -133,12 +146,19 @@ class FileHistory(History):
 
     def key_of_event(self, prefix):
         p = normalize_event_prefix(prefix)
-        return _one([(ts, eid) for ts, eid, _ in self.items if eid.startswith(p)][:11], prefix)
+        found = []
+        for ts, eid, _ in self.sorted.items():
+            if eid.startswith(p):
+                found.append((ts, eid))
+                if len(found) >= 11:
+                    break
+        return _one(found, prefix)
 
     def key_of_position(self, n):
-        if 1 <= n <= len(self.items):
-            ts, eid, _ = self.items[n - 1]
-            return (ts, eid)
+        if n >= 1:
+            for i, (ts, eid, _) in enumerate(self.sorted.items(), 1):
+                if i == n:
+                    return (ts, eid)
         return None
 
 

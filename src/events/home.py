@@ -19,7 +19,7 @@ from .settings import load
 DB_NAME = "coord.db"
 GITIGNORE = (
     "coord.db\ncoord.db-wal\ncoord.db-shm\nworktrees/\nlocal.toml\nserve.token\n"
-    "write.lock\naudit.lock\nrebuild.lock\ncheckout\n"
+    "write.lock\nwrite.queue\naudit.lock\nrebuild.lock\ncheckout\n"
 )
 GITATTRIBUTES_LINE = "events.jsonl merge=union -text"
 
@@ -297,11 +297,16 @@ def init_home_dirs(path: Path) -> Home:
         if missing:
             sep = "" if not text or text.endswith("\n") else "\n"
             write_file_in_home(gi, (text + sep + "\n".join(missing) + "\n").encode())
+    ensure_gitattributes(home)
+    create_file_in_home(home.audit_path)
+    return home
+
+
+def ensure_gitattributes(home: Home) -> None:
+    """`.coord/.gitattributes` names the union merge for events.jsonl (added if missing)."""
     ga = home.path / ".gitattributes"
     data = read_file_in_home(ga)
     text = data.decode(errors="replace") if data is not None else ""
     if GITATTRIBUTES_LINE not in text:
         sep = "" if not text or text.endswith("\n") else "\n"
         write_file_in_home(ga, (text + sep + GITATTRIBUTES_LINE + "\n").encode())
-    create_file_in_home(home.audit_path)
-    return home

@@ -160,6 +160,11 @@ class ViewRow(msgspec.Struct, frozen=True, gc=False):
     base: str | None
     worktree: str | None
     view: bytes
+    # The work graph (coord.projections.graph): ready = ASSIGNED with every dependency
+    # COMPLETED; waiting = how many dependencies are not; priority 0 (highest) … 4.
+    ready: bool = False
+    priority: int = 2
+    waiting: int = 0
 
 
 class SearchHit(msgspec.Struct, frozen=True):
@@ -174,3 +179,14 @@ class SearchHit(msgspec.Struct, frozen=True):
 
 def worker_of(env: Envelope) -> str | None:
     return env.to if env.type.startswith("worker.") else None
+
+
+class Notice(msgspec.Struct, frozen=True, gc=False):
+    """A lifecycle event delivered to an agent's inbox (coord.projections.notices): the
+    event at `seq` changed or ended attempt `attempt` of `worker`, which `agent` held."""
+
+    seq: int
+    agent: str
+    worker: str
+    attempt: int
+    reason: str

@@ -15,6 +15,7 @@ from collections import namedtuple
 
 from .errors import UsageError
 from .files import read_file_in_home
+from .ref_checks import branch_prefix_problem, remote_name_problem, sync_branch_problem
 from .store_url import redact, store_problem
 
 SHARED, LOCAL = "shared", "local"
@@ -59,30 +60,6 @@ def _one_of(*choices):
     return check
 
 
-_REF_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock(/|$)|^[/.-]|^@$")
-
-
-def _branch_prefix(v: str):
-    """A prefix that makes every `<prefix><worker id>` a valid branch name (the rules of
-    git check-ref-format), and never an empty one: a bare worker id could be any branch."""
-    if not v:
-        return "must not be empty (a worker's branch would be its bare id, which any branch may already be)"
-    if len(v) > 100:
-        return "must be at most 100 characters"
-    if v.startswith("refs/"):
-        return "must not start with refs/ (branch names are under refs/heads/ already)"
-    if _REF_BAD.search(v + "x"):
-        return (
-            "must make a valid git branch name with the worker id after it: no spaces, control "
-            "characters, ~ ^ : ? * [ \\, '..', '//', '@{', and no leading '/', '.' or '-'"
-        )
-    return None
-
-
-def _remote_name(v: str):
-    return None if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v) else "must be a git remote's name"
-
-
 SECONDS = "seconds"
 
 
@@ -92,8 +69,11 @@ SETTINGS = {
     "heartbeat_interval": Setting(float, 10.0, "seconds between heartbeats; liveness levels are multiples of it", SHARED, _interval),
     "blob_threshold": Setting(int, 4096, "payloads whose encoding exceeds this many bytes are stored as blobs", SHARED, _number(1, 1 << 20, "bytes")),
     "audit_heartbeats": Setting(bool, False, "whether worker.heartbeat events go into events.jsonl", SHARED, None),
-    "branch_prefix": Setting(str, "coord/", "prefix of worker branches", SHARED, _branch_prefix),
-    "git_remote": Setting(str, "origin", "the git remote worker branches travel through when the store is shared (PostgreSQL)", SHARED, _remote_name),
+    "branch_prefix": Setting(str, "coord/", "prefix of worker branches", SHARED, branch_prefix_problem),
+    "git_remote": Setting(str, "origin", "the git remote worker branches travel through when the store is shared (PostgreSQL)", SHARED, remote_name_problem),
+    "max_attempts": Setting(int, 3, "attempts after which the watchdog fails a DEAD worker instead of requeueing it", SHARED, _number(1, 1000, "attempts")),
+    "sync_branch": Setting(str, "", "branch `coord sync` works through with git plumbing (empty: the checked-out branch)", SHARED, sync_branch_problem),
+    "sync_blob_limit": Setting(int, 10 << 20, "blobs bigger than this many bytes are left out of `coord sync`", SHARED, _number(0, 1 << 40, "bytes")),
     # local: local.toml
     "synchronous": Setting(str, "FULL", "SQLite synchronous pragma: FULL, NORMAL or EXTRA", LOCAL, _one_of("FULL", "NORMAL", "EXTRA")),
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),

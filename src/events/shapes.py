@@ -165,6 +165,8 @@ EVENT_IDS = (
 )
 WORKER_IDS = (lambda v: isinstance(v, list) and all(worker_id_ok(x) for x in v), "a list of worker ids")
 REF = (lambda v: _ref_problem(v) is None, "a blob reference")
+WORKER_ID = (worker_id_ok, "a worker id")
+PRIORITY = (lambda v: _is_int(v) and 0 <= v <= 4, "an integer from 0 to 4")
 
 _RUN_FACTS = {
     "exit": OPT_INT,
@@ -184,7 +186,7 @@ SCHEMAS = {
         "worktree": OPT_STR,
         "prefix": STR,
         "after": WORKER_IDS,
-        "priority": INT,
+        "priority": PRIORITY,
     },
     "worker.started": {"clone": OPT_STR, "worktree": OPT_STR},
     "worker.heartbeat": {"interval": OPT_NUM, "note": OPT_STR, "idle_s": OPT_NUM},
@@ -206,11 +208,20 @@ SCHEMAS = {
         **_RUN_FACTS,
     },
     "worker.retried": {"reason": OPT_STR},
+    "worker.dep_added": {"after": WORKER_ID},
+    "worker.dep_removed": {"after": WORKER_ID},
+    "worker.prioritized": {"priority": PRIORITY},
     "inbox.acked": {"ids": EVENT_IDS},
 }
 for _t in list(SCHEMAS):
     if _t.startswith("worker."):
         SCHEMAS[_t] = {**_LIFECYCLE_COMMON, **SCHEMAS[_t]}
+# Fields a type cannot do without (its event means nothing without them).
+REQUIRED = {
+    "worker.dep_added": ("after",),
+    "worker.dep_removed": ("after",),
+    "worker.prioritized": ("priority",),
+}
 
 
 def payload_problem(etype: str, payload) -> str | None:
@@ -232,6 +243,9 @@ def payload_problem(etype: str, payload) -> str | None:
         if k.startswith("$"):
             return f"payload key {k!r} is reserved (keys starting with $)"
     schema = SCHEMAS.get(etype)  # a message's payload is its sender's: no schema
+    for k in REQUIRED.get(etype, ()):
+        if k not in payload:
+            return f"payload of {etype} needs the field {k!r}"
     if schema:
         for k, v in payload.items():
             rule = schema.get(k)

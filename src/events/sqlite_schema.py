@@ -123,6 +123,105 @@ def m0006(db: sqlite_utils.Database):
     db.execute("CREATE INDEX workers_base ON workers(base)")
 
 
+@migrations(name="0007_views_refold")
+def m0007(db: sqlite_utils.Database):
+    # Issue 16, attempts: the views gained fields (attempt, attempt_of, spawner, supervised)
+    # and a start now clears the previous holder's heartbeat, so views folded before are
+    # folded again from the events, once, on first use (coord.projections.board
+    # .ensure_views_current), not inside this migration.
+    if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('views_refold', '1')")
+
+
+@migrations(name="0008_work_graph")
+def m0008(db: sqlite_utils.Database):
+    # Issue 14, the work graph: readiness and priority beside the view (the projector
+    # computes them), the ready queue as one partial index, and the dependency index with
+    # its reverse (who waits for X). Views stored before have no dependencies: an ASSIGNED
+    # one is ready.
+    db.execute("ALTER TABLE workers ADD COLUMN ready INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE workers ADD COLUMN priority INTEGER NOT NULL DEFAULT 2")
+    db.execute("ALTER TABLE workers ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE workers SET ready = (state = 'ASSIGNED')")
+    db.execute("CREATE INDEX workers_ready ON workers(priority, created, worker) WHERE ready = 1")
+    db.execute(
+        "CREATE TABLE deps(worker TEXT NOT NULL, after TEXT NOT NULL, PRIMARY KEY (worker, after)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX deps_after ON deps(after, worker)")
+
+
+@migrations(name="0009_notices")
+def m0009(db: sqlite_utils.Database):
+    # Issue 15, notices: a lifecycle event that changed or ended an attempt an agent held,
+    # delivered by `poll` (coord.projections.notices keeps the rows inside each append).
+    # Events stored before this migration give none (an upgrade must not flood every
+    # inbox with old news): `notices_from` records where notices begin.
+    db.execute(
+        "CREATE TABLE notices(agent TEXT NOT NULL, seq INTEGER NOT NULL, worker TEXT NOT NULL, "
+        "attempt INTEGER NOT NULL, reason TEXT NOT NULL, acked INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (agent, seq))"
+    )
+    db.execute("CREATE INDEX notices_pending ON notices(agent, seq) WHERE acked = 0")
+    db.execute("CREATE INDEX notices_worker ON notices(worker)")
+    top = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    if top:
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('notices_from', ?)", (str(top),))
+
+
+@migrations(name="0010_inbox_acks")
+def m0010(db: sqlite_utils.Database):
+    # Issue 20, acknowledgements that travel: an acknowledgement is an `inbox.acked` event;
+    # `acks` is its projection (which ids each agent acknowledged), `cursors` stays as a
+    # watermark beside it. What this store had acknowledged per clone (the cursors and
+    # msg_acks of 0003) carries over as inbox.acked events appended here, one set per agent,
+    # so it travels like any acknowledgement from now on (docs/messages.md).
+    db["acks"].create({"agent": str, "id": str}, pk=("agent", "id"), not_null={"agent", "id"})
+    old: dict[str, list[str]] = {}
+    for agent, eid in db.execute(
+        'SELECT c.agent, e.id FROM cursors c JOIN events e ON e."to" = c.address AND e.seq <= c.seq '
+        "AND e.type >= 'msg.' AND e.type < 'msg/' AND NOT (e.\"to\" = '*' AND e.\"from\" = c.agent) "
+        "UNION SELECT k.agent, e.id FROM msg_acks k JOIN events e ON e.seq = k.seq "
+        "ORDER BY 1, 2"
+    ).fetchall():
+        old.setdefault(agent, []).append(eid)
+    db.execute("DROP TABLE msg_acks")
+    if old:
+        _append_acks(db.conn, old)
+
+
+def _append_acks(conn, acked: dict) -> None:
+    """Append inbox.acked events for what each agent acknowledged before 0010 (in chunks
+    that stay under the blob threshold) and project them: local events, for the audit file."""
+    from .envelope import Envelope, canonical, event_id, now_us, ts_to_us, us_to_ts
+
+    seq, last = conn.execute(
+        "SELECT coalesce(max(seq), 0), (SELECT max(ts) FROM events WHERE ts <= ?) FROM events",
+        (us_to_ts(now_us() + int(CONTEXT.get("max_clock_skew", 300) * 1_000_000)),),
+    ).fetchone()
+    us = max(now_us(), (ts_to_us(last) + 1) if last else 0)
+    per = max(1, (CONTEXT.get("blob_threshold", 4096) - 16) // 70)
+    rows = []
+    for agent, ids in sorted(acked.items()):
+        for i in range(0, len(ids), per):
+            env = Envelope(us_to_ts(us), agent, agent, "inbox.acked", {"ids": ids[i : i + per]})
+            body = canonical(env)
+            seq += 1
+            us += 1
+            rows.append(
+                (seq, event_id(body), env.ts, agent, agent, env.type, None, body, "local", 1, now_us())
+            )
+        conn.executemany("INSERT OR IGNORE INTO acks(agent, id) VALUES (?, ?)", [(agent, i) for i in ids])
+    conn.executemany(
+        'INSERT INTO events(seq, id, ts, "from", "to", type, worker, body, origin, audit, stored) '
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    conn.execute("UPDATE projection_state SET last_seq = ? WHERE name = 'workers'", (seq,))
+
+
+# Settings a migration may need (migrate() sets them from the home's settings).
+CONTEXT: dict = {}
+
 # Names recorded by stores migrated before issue 12 -> the names they run under now.
 RENAMED = {
     "0301_audit_dirty": "0002_audit_dirty",
@@ -133,9 +232,12 @@ RENAMED = {
 SCHEMA_VERSION = len(migrations._migrations)
 
 
-def migrate(conn) -> None:
-    """Apply pending migrations on an open connection (the caller holds the write lock)."""
+def migrate(conn, settings: dict | None = None) -> None:
+    """Apply pending migrations on an open connection (the caller holds the write lock).
+    `settings`: the home's (blob_threshold, max_clock_skew), for migrations that append."""
     import secrets
+
+    CONTEXT.update(settings or {})
 
     db = sqlite_utils.Database(conn)
     if db[migrations.migrations_table].exists():

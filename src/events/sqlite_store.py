@@ -1,6 +1,5 @@
-"""The SQLite store (coord.events.store): one database per home, `coord.db`; its writes
-(SqliteTx: every INSERT, UPDATE and DELETE of the project) and its connection. Reads:
-coord.events.sqlite_reads; schema: coord.events.sqlite_schema.
+"""The SQLite store (coord.events.store), `coord.db`: its writes (SqliteTx: every INSERT,
+UPDATE and DELETE) and connection. Reads: sqlite_reads; schema: sqlite_schema.
 
 Every write is `BEGIN IMMEDIATE` (optionally behind an exclusive flock on `write.lock`,
 which makes waiting writers queue fairly), assigns `seq` and `ts` inside the transaction,
@@ -10,7 +9,6 @@ current, so a write function never needs a second run. Connections: `isolation_l
 None`, WAL, the `synchronous` and `busy_timeout` settings.
 """
 
-import errno
 import os
 import sqlite3
 import time
@@ -18,23 +16,25 @@ from contextlib import contextmanager
 
 from msgspec.structs import astuple
 
-from .errors import Busy, CoordError, IntegrityError, UsageError
+from .errors import CoordError, UsageError
 from .failpoints import failpoint
-from .files import check_dir_in_home, check_home_dir, check_regular, exclusive_flock, open_in_home
-from .records import StoredEvent, ViewRow, worker_of
-from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader, pending_sql
+from .files import FairLock, exclusive_flock, open_in_home
+from .records import EventQuery, StoredEvent, ViewRow, worker_of
+from .sqlite_files import check_home_files, coord_error
+from .sqlite_graph import GraphWrites
+from .sqlite_notices import SqliteNoticeWrites
+from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader
 from .store import Store, WriteTx
 
 # Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
 # the per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 10
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
-
-
 SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
+PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES ({','.join('?' * 13)})"
 
 
-class SqliteTx(SqliteReader, WriteTx):
+class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
     """An open write transaction (inside BEGIN IMMEDIATE)."""
 
     def __init__(self, store):  # a SqliteStore
@@ -76,7 +76,7 @@ class SqliteTx(SqliteReader, WriteTx):
 
     # --- views ---------------------------------------------------------------------------
     def put_view(self, row: ViewRow) -> None:
-        self._x(f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", astuple(row))
+        self._x(PUT_VIEW, astuple(row))
 
     def put_view_blob(self, worker, view) -> None:
         # Only the bytes change: no index maintenance, unlike a REPLACE.
@@ -84,15 +84,19 @@ class SqliteTx(SqliteReader, WriteTx):
 
     def delete_view(self, worker) -> None:
         self._x("DELETE FROM workers WHERE worker = ?", (worker,))
+        self._x("DELETE FROM deps WHERE worker = ?", (worker,))
 
     def replace_views(self, rows) -> None:
         self._x("DELETE FROM workers")
-        self.conn.executemany(
-            f"INSERT INTO workers({VIEW_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", [astuple(r) for r in rows]
-        )
+        self._x("DELETE FROM deps")  # set_deps refills it
+        self.conn.executemany(PUT_VIEW, [astuple(r) for r in rows])
 
     def set_position(self, name, seq) -> None:
-        self._x("INSERT OR REPLACE INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))
+        # An UPDATE of the one column writes one page; a REPLACE also rewrote the primary
+        # key's index (a page more in every append's commit).
+        cur = self.conn.execute("UPDATE projection_state SET last_seq = ? WHERE name = ?", (seq, name))
+        if cur.rowcount == 0:
+            self._x("INSERT INTO projection_state(name, last_seq) VALUES (?, ?)", (name, seq))
 
     # --- request ids and bookkeeping ----------------------------------------------------
     def remember_request(self, actor, key, result) -> None:
@@ -112,44 +116,24 @@ class SqliteTx(SqliteReader, WriteTx):
     def set_audit(self, seqs, mark) -> None:
         self.conn.executemany("UPDATE events SET audit = ? WHERE seq = ?", [(mark, s) for s in seqs])
 
-    # --- inboxes: a watermark per (agent, address), acks above it in msg_acks ------------
-    def _set_cursor(self, agent, address, seq) -> None:
-        self._x(
-            "INSERT INTO cursors(agent, address, seq) VALUES (?,?,?) "
-            "ON CONFLICT(agent, address) DO UPDATE SET seq = max(seq, excluded.seq)",
-            (agent, address, seq),
+    # --- inboxes: the acknowledged ids, and a watermark per (agent, address) -------------
+    def record_acks(self, agent, ids) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO acks(agent, id) VALUES (?, ?)", [(agent, i) for i in ids]
         )
-        self._x("DELETE FROM msg_acks WHERE agent = ? AND address = ? AND seq <= ?", (agent, address, seq))
+        for address in self._addresses_of(ids):  # move each watermark over what is contiguous
+            cur = self.cursors(agent).get(address, 0)
+            new = self._watermark(agent, address, cur)
+            if new > cur:
+                self._x(
+                    "INSERT INTO cursors(agent, address, seq) VALUES (?,?,?) "
+                    "ON CONFLICT(agent, address) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    (agent, address, new),
+                )
 
-    def _compact(self, agent, address) -> None:
-        """Move the watermark over acknowledged messages that are now contiguous."""
-        cur = self.cursors(agent).get(address, 0)
-        sql, args = pending_sql(agent, address, cur)
-        row = self._one(sql + " ORDER BY seq LIMIT 1", args)
-        if row is not None:
-            new = row[0] - 1
-        else:
-            new = self._one(
-                "SELECT coalesce(max(seq), 0) FROM msg_acks WHERE agent = ? AND address = ?", (agent, address)
-            )[0]
-        if new > cur:
-            self._set_cursor(agent, address, new)
-
-    def ack_messages(self, agent, delivered) -> None:
-        by_addr: dict = {}
-        for seq, to in delivered:
-            by_addr.setdefault(to, []).append(seq)
-        for address, seqs in by_addr.items():
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO msg_acks(agent, address, seq) VALUES (?,?,?)",
-                [(agent, address, s) for s in seqs],
-            )
-            self._compact(agent, address)
-
-    def ack_through(self, agent, addresses, seq) -> None:
-        for address in addresses:
-            self._set_cursor(agent, address, seq)
-            self._compact(agent, address)
+    def reset_acks(self) -> None:
+        self._x("DELETE FROM acks")
+        self._x("DELETE FROM cursors")
 
     # --- search (FTS5, rowid = events.seq) -----------------------------------------------
     def index_text(self, seq, etype, text) -> None:
@@ -168,10 +152,12 @@ class SqliteTx(SqliteReader, WriteTx):
 
 
 class SqliteStore(Store):
+    imports_pulled_lines = True  # the audit file is this store's own: a pull is read back
+
     def __init__(self, home, projectors=(), after_commit=()):
         super().__init__(home, projectors, after_commit)
         self.conn = None
-        self._lock_fd = None
+        self._lock = None
         self._blobs = None
         self._reader = None
         self._seen_version = None
@@ -186,7 +172,7 @@ class SqliteStore(Store):
         return self._blobs
 
     def translate(self, e: Exception) -> CoordError:
-        return _translate(e, self.home)
+        return coord_error(e, self.home)
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> "SqliteStore":
@@ -206,7 +192,7 @@ class SqliteStore(Store):
             conn.execute(f"PRAGMA synchronous = {cfg['synchronous']}")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as e:
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         self.conn = conn
         self._reader = SqliteReader(conn, self.translate)
         if version < SCHEMA_VERSION:
@@ -225,17 +211,25 @@ class SqliteStore(Store):
             try:
                 if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     self.conn.execute("PRAGMA journal_mode = WAL")
-                sqlite_schema.migrate(self.conn)
+                has = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone()
+                before = self._reader.max_seq() if has else 0
+                sqlite_schema.migrate(self.conn, self.home.config)
+                added = self._reader.events(EventQuery(after_seq=before))
             except sqlite3.DatabaseError as e:
-                raise _translate(e, self.home) from None
+                raise coord_error(e, self.home) from None
+        self.migrated = True  # the projections check their flags (views_refold, …)
+        if added:  # a migration appended events (0010: acknowledgements): to the audit file
+            stored = [StoredEvent(r.seq, r.id, r.body, r.env, r.origin, r.audit, r.stored) for r in added]
+            for hook in self.after_commit:
+                hook(self, stored)
 
     def close(self):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def clone_id(self) -> str:
         return self.reader.meta(["clone_id"]).get("clone_id", "")
@@ -246,12 +240,18 @@ class SqliteStore(Store):
         if not self.home.config["write_lock"]:
             yield
             return
-        if self._lock_fd is None:
-            try:
-                self._lock_fd = open_in_home(self.home.path / "write.lock", os.O_RDWR | os.O_CREAT)
-            except OSError as e:
-                raise _translate(e, self.home) from None
-        with exclusive_flock(self._lock_fd, self.home.config["busy_timeout"], "the store"):
+        if self._lock is None:
+
+            def open_file(path):
+                try:
+                    return open_in_home(path, os.O_RDWR | os.O_CREAT)
+                except OSError as e:
+                    raise coord_error(e, self.home) from None
+
+            self._lock = FairLock(
+                open_file, self.home.path / "write.queue", self.home.path / "write.lock", "the store"
+            )
+        with self._lock.held(self.home.config["busy_timeout"]):
             yield
 
     @contextmanager
@@ -259,7 +259,7 @@ class SqliteStore(Store):
         try:
             fd = open_in_home(self.home.path / "rebuild.lock", os.O_RDWR | os.O_CREAT)
         except OSError as e:
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         try:
             with exclusive_flock(fd, timeout, "a rebuild"):
                 yield
@@ -275,24 +275,27 @@ class SqliteStore(Store):
                 try:
                     self.conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as e:
-                    raise _translate(e, self.home) from None
+                    raise coord_error(e, self.home) from None
                 try:
                     tx = SqliteTx(self)
                     result = fn(tx)
                     for cb in list(tx.before_commit.values()):
                         cb(tx)
+                    if hooks and tx.appended:  # inside the transaction: no read tx after it
+                        pending = tx.export_pending()
                     failpoint("before-commit")
                     self.conn.execute("COMMIT")
                 except BaseException as e:
                     self._rollback_quietly()
                     if isinstance(e, sqlite3.DatabaseError):
-                        raise _translate(e, self.home) from None
+                        raise coord_error(e, self.home) from None
                     raise
             finally:
                 if not durable:
                     self.conn.execute(f"PRAGMA synchronous = {self.home.config['synchronous']}")
         failpoint("after-commit")
         if hooks and tx.appended:
+            self.export_pending = pending
             for hook in self.after_commit:
                 hook(self, tx.appended)
         return result
@@ -305,7 +308,7 @@ class SqliteStore(Store):
             self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             self._rollback_quietly()
-            raise _translate(e, self.home) from None
+            raise coord_error(e, self.home) from None
         except BaseException:
             self._rollback_quietly()
             raise
@@ -329,7 +332,7 @@ class SqliteStore(Store):
             try:
                 v = self.conn.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.DatabaseError as e:
-                raise _translate(e, self.home) from None
+                raise coord_error(e, self.home) from None
             if v != self._seen_version:
                 self._seen_version = v
                 if self._reader.max_seq() > after_seq:
@@ -355,44 +358,3 @@ class SqliteStore(Store):
     def integrity_check(self) -> list[str]:
         with self.read():
             return [r[0] for r in self.conn.execute("PRAGMA integrity_check(20)")]
-
-
-def check_home_files(home) -> None:
-    """Before SQLite opens anything: the home is a real directory and the database and its
-    -wal and -shm are regular files, never symlinks SQLite would follow (exit 5)."""
-    check_home_dir(home.path)
-    for suffix in ("", "-wal", "-shm"):
-        check_regular(f"{home.db_path}{suffix}")
-    # The audit file, the lock files and the directories beside them too, so a command
-    # refuses before it appends anything rather than after (when the audit file could
-    # only be a warning).
-    for name in ("events.jsonl", "write.lock", "audit.lock", "rebuild.lock"):
-        check_regular(home.path / name)
-    for d in (home.blobs_path, home.path / "worktrees"):
-        check_dir_in_home(d)
-
-
-def _translate(e: Exception, home) -> CoordError:
-    if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
-        return Busy("the store stayed locked past the busy timeout; safe to retry")
-    if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS)):
-        return CoordError(f"cannot write to {home.path}: {e.strerror}")
-    msg = str(e)
-    if "disk is full" in msg or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG)):
-        return CoordError(
-            f"no space left for {home.path} (disk full or file size limit); nothing was recorded"
-        )
-    if "disk I/O error" in msg:
-        return CoordError(
-            f"I/O error writing {home.db_path} (disk full, a file-size limit, or a "
-            "failing disk); nothing was recorded"
-        )
-    if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
-        return CoordError(f"cannot write to {home.db_path}: {msg}")
-    if "malformed" in msg or "not a database" in msg:
-        return IntegrityError(
-            f"{home.db_path} is damaged ({msg}); restore a backup or rebuild from events.jsonl"
-        )
-    if isinstance(e, OSError):
-        return CoordError(f"{home.path}: {e}")
-    return CoordError(f"database error: {msg}")

@@ -5,34 +5,24 @@ coord.events.pg_store), chosen in coord.events.home.Home.open_store.
 - `Store`: an open home's log. Writes go through `transact(fn)`, reads through `read()`
   (one consistent snapshot) or `reader` (each call its own snapshot).
 - `Reader`: the reads. Events (by seq, worker, type, actor, time), views (opaque bytes
-  plus the columns the application filters on), request ids, bookkeeping, inboxes,
-  search, audit marks. Their plain types: coord.events.records.
+  plus the columns the application filters on), request ids, bookkeeping, inboxes
+  (notices: coord.events.store_notices), search, audit marks. Types: events/records.py.
 - `WriteTx(Reader)`: one write transaction. `append` is the one write path: it encodes,
   checks the shape rules, stamps ts and seq, stores the bytes and runs the registered
   projectors inside the transaction; the after-commit hooks run after COMMIT.
 
 Writes are functions the implementation may run more than once (`transact`): a store may
 read without a lock, decide, and find at commit that what it read changed (PostgreSQL's
-optimistic append), then run the function again on a fresh transaction. So a function
-given to `transact` reads everything its decision depends on through its tx (the views,
-the clock via `next_ts`, request ids, the first claimable worker, the active views) and
-has no effect outside the transaction: blobs are written before, git steps before or
-after, output after. SQLite runs it once, under BEGIN IMMEDIATE.
-
-The store never knows what a view holds or how a fold works (coord.projections do).
-"""
+optimistic append), then run the function again. So a function given to `transact` reads
+everything its decision depends on through its tx and has no effect outside the
+transaction (blobs before; git steps before or after; output after). SQLite runs it once.
+The store never knows what a view holds or how a fold works (coord.projections)."""
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 
-import msgspec
-
-from .envelope import MAX_US, Envelope, canonical, decode, event_id, now_us, ts_to_us, us_to_ts
-from .errors import IntegrityError, UsageError
+from .append import AppendOps
 from .records import (
-    AUDIT_DIRTY,
-    AUDIT_NONE,
-    HEARTBEAT,
     EventQuery,
     Row,
     SearchHit,
@@ -40,10 +30,11 @@ from .records import (
     TypeFilter,
     ViewRow,
 )
-from .shapes import local_problem
+from .store_graph import GraphReader, GraphWriter
+from .store_notices import NoticeReads, NoticeWrites
 
 
-class Reader(ABC):
+class Reader(GraphReader, NoticeReads, ABC):
     """The reads. On a WriteTx they see the transaction's own writes; a decision taken in
     a write must read through its tx (see the module's docstring)."""
 
@@ -112,15 +103,15 @@ class Reader(ABC):
 
     # --- inboxes -------------------------------------------------------------------------
     @abstractmethod
-    def cursors(self, agent: str) -> dict[str, int]:
-        """Per address, the seq up to which `agent` acknowledged everything."""
+    def pending_messages(
+        self, agent: str, addresses: list[str], types: TypeFilter | None, limit: int | None
+    ) -> list[Row]:
+        """msg.* events to any of `addresses` not acknowledged by `agent` (no inbox.acked of
+        its lists them; to '*', never its own), matching `types`, by seq."""
 
     @abstractmethod
-    def pending_messages(
-        self, agent: str, after: dict[str, int], types: TypeFilter | None, limit: int | None
-    ) -> list[Row]:
-        """msg.* events to each address of `after` with seq above its value, that `agent`
-        has not acknowledged (and, to '*', not its own), matching `types`, by seq."""
+    def acked(self, agent: str, ids: list[str]) -> set[str]:
+        """Which of these event ids `agent` has acknowledged (the inbox projection)."""
 
     # --- search ------------------------------------------------------------------------
     @abstractmethod
@@ -151,9 +142,10 @@ class Reader(ABC):
         """Whether an event waits to be written to the audit file."""
 
 
-class WriteTx(Reader):
+class WriteTx(AppendOps, GraphWriter, NoticeWrites, Reader):
     """One write transaction. Implementations provide `_heads`, `_has_id` and `_insert`
-    plus the write operations below; `append` and `next_ts` are the same everywhere."""
+    plus the write operations below; `append`, `next_ts` and `export_pending` are the same
+    everywhere (coord.events.append)."""
 
     def __init__(self, store: "Store"):
         self.store = store
@@ -191,7 +183,8 @@ class WriteTx(Reader):
 
     @abstractmethod
     def replace_views(self, rows: list[ViewRow]) -> None:
-        """Every view at once (rebuild): readers see the old set or the new, never a mix."""
+        """Every view at once (rebuild): readers see the old set or the new, never a mix.
+        The dependency index is emptied with them (set_deps refills it)."""
 
     @abstractmethod
     def set_position(self, name: str, seq: int) -> None: ...
@@ -210,12 +203,12 @@ class WriteTx(Reader):
     def delete_meta(self, key: str) -> None: ...
 
     @abstractmethod
-    def ack_messages(self, agent: str, delivered: list[tuple[int, str]]) -> None:
-        """Record that `agent` acknowledged these (seq, address) messages."""
+    def record_acks(self, agent: str, ids: list[str]) -> None:
+        """The inbox projection: `agent` acknowledged these ids (kept for events not stored
+        yet; idempotent)."""
 
     @abstractmethod
-    def ack_through(self, agent: str, addresses: list[str], seq: int) -> None:
-        """Everything for `agent` at these addresses up to seq counts as acknowledged."""
+    def reset_acks(self) -> None: ...  # forget every acknowledgement (rebuild replays them)
 
     @abstractmethod
     def index_text(self, seq: int, etype: str, text: str) -> None:
@@ -236,110 +229,21 @@ class WriteTx(Reader):
     @abstractmethod
     def set_audit(self, seqs: list[int], mark: int) -> None: ...
 
-    # --- the same for every store (a server store overrides the clock and the horizon) ----
-    def _clock(self) -> int:
-        return now_us()  # µs
-
-    def _horizon(self, now: int) -> int:
-        """The latest ts that may set the clock: now + max_clock_skew."""
-        return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
-
-    def _load_heads(self) -> None:
-        # Events further ahead than max_clock_skew are stored and folded, never set the clock.
-        seq, ts = self._heads(us_to_ts(self._horizon(self._clock())))
-        self._seq = seq or 0
-        try:
-            self._last_us = ts_to_us(ts) if ts else 0
-        except ValueError:  # a malformed ts stored by an older coord: `verify` reports it
-            self._last_us = 0
-
-    def next_ts(self) -> str:
-        """max(now, g + 1 µs), g the greatest ts of a stored event (imported ones included)
-        no more than max_clock_skew ahead of now (contract: Event envelope)."""
-        if self._last_us is None:
-            self._load_heads()
-        us = max(self._clock(), self._last_us + 1)
-        if us > MAX_US:
-            raise IntegrityError(
-                "cannot stamp a new event: its ts would lie past 9999-12-31T23:59:59.999999Z "
-                "(an event that late is within max_clock_skew of this clock: lower max_clock_skew)"
-            )
-        self._last_us = us
-        return us_to_ts(us)
-
-    def _next_seq(self) -> int:
-        if self._seq is None:
-            self._load_heads()
-        self._seq += 1
-        return self._seq
-
-    def append(
-        self,
-        env: Envelope | None = None,
-        body: bytes | None = None,
-        origin: str = "local",
-        audit: int | None = None,
-        checked: bool = False,
-    ) -> StoredEvent | None:
-        """The one way an event enters the store. Given bytes (an import), they are kept
-        as they are; given an envelope, it is encoded once. Returns None when the id is
-        already stored (set union).
-
-        `audit` says whether the event belongs in the audit file, decided now and never
-        again: by default a local event is dirty (to be written) unless it is a heartbeat
-        and the audit_heartbeats setting is off; an imported event came from some audit
-        file, so it is dirty too (our file becomes the union). An import from our own
-        audit file passes AUDIT_WRITTEN (it is already there).
-
-        Shape rules (coord.events.shapes) hold for both: a local event that would break
-        one is a usage error (exit 2); given bytes are checked whole (exit 5) unless the
-        caller read them through the codec already (`checked`)."""
-        cfg = self.store.home.config
-        if body is None:
-            body = canonical(env)
-            if origin == "local" and len(body) > cfg["blob_threshold"]:
-                # The claim-check for a local event whose caller did not apply it before
-                # the transaction (the use cases do, to keep this one short). A blob is
-                # content-addressed: writing it again on a re-run changes nothing.
-                stored = self.store.blobs.claim_check(env.payload, cfg["blob_threshold"])
-                if stored is not env.payload:
-                    env = msgspec.structs.replace(env, payload=stored)
-                    body = canonical(env)
-            why = local_problem(env, body) if origin == "local" else None
-            if why is not None:
-                raise UsageError(why)
-        elif env is None:
-            from .codec import decode_body  # (imports only: off the per-action path)
-
-            env = decode(body) if checked else decode_body(body)
-        eid = event_id(body)
-        if origin != "local" and self._has_id(eid):
-            return None
-        now = self._clock()
-        if origin != "local" and self._last_us is not None:
-            us = ts_to_us(env.ts)
-            if us <= self._horizon(now):
-                self._last_us = max(self._last_us, us)
-        if audit is None:
-            audit = AUDIT_DIRTY
-            if origin == "local" and env.type == HEARTBEAT and not cfg["audit_heartbeats"]:
-                audit = AUDIT_NONE
-        ev = StoredEvent(self._next_seq(), eid, body, env, origin, audit, now)
-        self._insert(ev)
-        self.appended.append(ev)
-        for project in self.store.projectors:
-            project(self, ev)
-        return ev
-
 
 class Store(ABC):
     """An open home's log. `projectors` run inside every append, `(tx, StoredEvent)`;
     `after_commit` hooks run after a COMMIT that appended, `(store, [StoredEvent])`."""
 
+    # Read commands import lines a pull brought into the audit file (a shared server: never).
+    imports_pulled_lines = False
+
     def __init__(self, home, projectors=(), after_commit=()):
         self.home = home
         self.projectors = list(projectors)
         self.after_commit = list(after_commit)
+        # After a `transact` that appended: WriteTx.export_pending() asked just before its
+        # COMMIT (read by the audit hook; left True, the hook looks for itself).
+        self.export_pending = True
 
     @abstractmethod
     def open(self) -> "Store":
@@ -369,7 +273,8 @@ class Store(ABC):
         run more than once (see the module's docstring); an exception rolls back and is
         raised. hooks=False skips the after-commit hooks (bookkeeping, batched imports
         that export once at the end); durable=False allows a cheaper commit for
-        bookkeeping that is safe to lose (the audit file's record)."""
+        bookkeeping that is safe to lose (the audit file's record). When fn appended and
+        hooks run, set `self.export_pending = tx.export_pending()` just before COMMIT."""
 
     @abstractmethod
     def read(self) -> AbstractContextManager[Reader]:

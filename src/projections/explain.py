@@ -2,14 +2,25 @@
 liveness already computed, and the clock in; a small dict out."""
 
 from ..events.envelope import ts_to_us
-from .liveness import DEAD, REMOTE, STALE, WARN
+from .liveness import DEAD, REMOTE, STALE, WARN, interval_of, since_us
 from .workers import APPROVED, ASSIGNED, CANCELED, COMPLETED, CONFLICTED, FAILED, IN_REVIEW, WORKING, Worker
 
 SILENT = (WARN, STALE, DEAD)
 
 
-def expected_next(v: Worker, live: str | None, now_us: int) -> dict:
-    """{"actions": [...], "by": who, "why": one sentence, "waiting_on": name or None}."""
+def _reapable_in(v: Worker, now_us: int, default_interval: float) -> float:
+    """Seconds until the worker goes DEAD (30 intervals of silence), when reap acts."""
+    return max(0.0, 30 * interval_of(v, default_interval) - (now_us - since_us(v)) / 1e6)
+
+
+def _secs(s: float) -> str:
+    return f"{s:.1f}s" if s < 60 else f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def expected_next(v: Worker, live: str | None, now_us: int, default_interval: float = 10.0) -> dict:
+    """{"actions": [...], "by": who, "why": one sentence, "waiting_on": name or None}.
+    `default_interval`: the heartbeat_interval setting (liveness of a worker whose beats
+    declared none)."""
     holder = v.holder or "nobody"
     in_state = max(0, (now_us - ts_to_us(v.state_since)) / 1e6)
     s = v.state
@@ -30,13 +41,22 @@ def expected_next(v: Worker, live: str | None, now_us: int) -> dict:
         }
     if s in (WORKING, CONFLICTED):
         work = "resolve the conflict, then done" if s == CONFLICTED else "heartbeat while working, then done"
-        if live in SILENT:
+        if live == DEAD:
             return {
-                "actions": ["release --force", "reap --requeue", "fail --force"],
+                "actions": ["reap --requeue", "release --force", "fail --force"],
                 "by": "anyone (the holder has gone quiet)",
                 "waiting_on": holder,
-                "why": f"holder {holder} is {live}: no heartbeat for a while; "
-                f"requeue it so another agent can take it",
+                "why": f"holder {holder} is DEAD: no heartbeat for 30 intervals; "
+                f"requeue it so another agent can take it (`coord watchdog` does)",
+            }
+        if live in SILENT:
+            left = _secs(_reapable_in(v, now_us, default_interval))
+            return {
+                "actions": ["release --force", "fail --force"],
+                "by": "anyone (the holder has gone quiet), or wait",
+                "waiting_on": holder,
+                "why": f"holder {holder} is {live}: no heartbeat for a while; `reap` acts on it "
+                f"once it is DEAD, in {left} if it stays silent (or release it now with --force)",
             }
         if live == REMOTE:
             return {

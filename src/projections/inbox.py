@@ -1,23 +1,28 @@
-"""Inboxes: an agent's addresses and the rules of message names and recipients. The store
-keeps the cursors (coord.events.store: pending_messages, ack_messages, ack_through).
+"""Inboxes: an agent's addresses, the rules of message names and recipients, and the
+acknowledgements projection.
 
 An agent's inbox is the union of its addresses: its own name, `*` (broadcasts, except its
-own), and every worker it holds (a message to a worker reaches whoever holds it). Per
-(agent, address), the store keeps a watermark: every message to that address at or below
-it is acknowledged. Cursors are per agent, so each agent acknowledges a broadcast for
-itself. Acknowledgements above the watermark are kept too (`poll --type` takes messages
-out of order); they fold into the watermark once contiguous. `seq` is assigned
-inside the write transaction, so a message committed later always has a higher seq:
-moving a watermark never skips one.
-
-Cursors are local reading positions, like a consumer offset: they are not events, not in
-the audit file, and not shared between clones.
+own), and every worker it holds (a message to a worker reaches whoever holds it). A
+message is acknowledged for an agent once an `inbox.acked` event from that agent to itself
+lists its id, on any clone or machine (contract: Acknowledgements): `poll` appends one per
+delivered batch, `ack EVENT` one for what it covers. Acknowledgements are events, so they
+travel through the audit file like any other; what each agent acknowledged is a projection
+of them (`project`, inside each append; `rebuild`), kept by the store (record_acks,
+pending_messages, acked). Ids, never a seq or a time: seq differs between clones.
+Acknowledgements are per agent, so each agent acknowledges a broadcast for itself.
+`inbox.*` events are never delivered and not indexed for search.
 """
 
 import re
 
+from ..events.blobs import is_ref, readable
+from ..events.envelope import ID_RE
 from ..events.errors import UsageError
+from ..events.records import EventQuery, type_filter
 from ..events.shapes import BROADCAST, recipient_ok
+
+ACKED = "inbox.acked"
+ID_CHARS = 70  # an id in a payload's list: 67 characters, its quotes and a comma
 
 NAME_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*\Z")
 
@@ -49,3 +54,54 @@ def addresses(agent: str, held) -> list[str]:
         if a not in out:
             out.append(a)
     return out
+
+
+def ack_chunks(ids: list[str], blob_threshold: int) -> list[list[str]]:
+    """The ids of one acknowledgement, in as many inbox.acked payloads as keep each under
+    the blob threshold (a payload over it would travel as a blob, which may lag behind)."""
+    per = max(1, (blob_threshold - 16) // ID_CHARS)
+    return [ids[i : i + per] for i in range(0, len(ids), per)]
+
+
+def acked_ids(env, blobs) -> list[str]:
+    """The ids an inbox.acked event acknowledges for its sender: none unless it is from the
+    agent to itself (nobody acknowledges for another), nor while its blob is missing."""
+    if env.type != ACKED or env.from_ != env.to:
+        return []
+    payload = env.payload
+    if is_ref(payload):
+        payload = readable(env, blobs).payload
+        if is_ref(payload):
+            return []  # unresolved: `verify` reports the blob; a rebuild takes it once it arrives
+    ids = payload.get("ids")
+    return [i for i in ids if isinstance(i, str) and ID_RE.match(i)] if isinstance(ids, list) else []
+
+
+def project(tx, ev) -> None:
+    """The projector: record what an inbox.acked event acknowledges, inside its transaction."""
+    if ev.env.type == ACKED:
+        ids = acked_ids(ev.env, tx.store.blobs)
+        if ids:
+            tx.record_acks(ev.env.from_, ids)
+
+
+PAGE = 5000
+
+
+def rebuild(store) -> int:
+    """Every acknowledgement again from the inbox.acked events, in one write transaction
+    (readers see the old set or the new). Returns how many events were read."""
+
+    def redo(tx):
+        tx.reset_acks()
+        n, after = 0, 0
+        while rows := tx.events(EventQuery(types=type_filter([ACKED]), after_seq=after, limit=PAGE)):
+            after = rows[-1].seq
+            for r in rows:
+                ids = acked_ids(r.env, store.blobs)
+                if ids:
+                    tx.record_acks(r.from_, ids)
+            n += len(rows)
+        return n
+
+    return store.transact(redo)

@@ -3,6 +3,7 @@ what each changed by comparing the worker's view before and after. No I/O."""
 
 import msgspec
 
+from .graph import MemGraph
 from .workers import Worker, fold, fold_all
 
 
@@ -20,16 +21,17 @@ def steps(events, views: dict | None = None, start: int = 0):
     """(id, Envelope) pairs in (ts, id) order -> Steps. `views` (worker -> view) is updated
     in place, so the caller holds the board as of the last step."""
     views = {} if views is None else views
+    graph = MemGraph(views)
     n = start
     for eid, env in events:
         n += 1
         if env.type.startswith("worker."):
             before = views.get(env.to)
-            after = fold(before, env, eid)
+            after = fold(before, env, eid, graph=graph)
             conflict = None
             if after is None:
                 conflict = f"worker {env.to} does not exist"
-            elif len(after.conflicts) > (len(before.conflicts) if before else 0):
+            elif before is not None and len(after.conflicts) > len(before.conflicts):
                 conflict = after.conflicts[-1]["reason"]
             if after is not None:
                 views[env.to] = after
@@ -58,6 +60,12 @@ def describe(s: Step) -> str:
     if env.type == "worker.heartbeat":
         note = env.payload.get("note")
         return f"{w}  heartbeat" + (f" ({note})" if note else "")
+    if env.type == "worker.dep_added":
+        return f"{w}  now waits for {env.payload.get('after')}"
+    if env.type == "worker.dep_removed":
+        return f"{w}  no longer waits for {env.payload.get('after')}"
+    if env.type == "worker.prioritized":
+        return f"{w}  priority {env.payload.get('priority')}"
     before = s.before.state if s.before is not None else "(new)"
     text = f"{w}  {before} → {s.after.state}"
     p = env.payload
@@ -65,6 +73,10 @@ def describe(s: Step) -> str:
         if isinstance(p.get(key), str) and p[key]:
             text += f"  {key}: {p[key]}"
             break
+    if env.type == "worker.spawned" and s.after.after:
+        text += f"  after: {', '.join(s.after.after)}"
+    if s.after.conflicts and (s.before is None or len(s.after.conflicts) > len(s.before.conflicts)):
+        text += f"  CONFLICT: {s.after.conflicts[-1]['reason']}"
     if p.get("force") or p.get("reap"):
         text += "  (forced)"
     return text

@@ -16,7 +16,8 @@ from ..events.blobs import BlobStore, is_ref
 from ..events.records import EventQuery
 from ..events.shapes import too_deep
 
-SKIP_TYPES = frozenset({"worker.heartbeat"})
+SKIP_TYPES = frozenset({"worker.heartbeat", "watchdog.heartbeat"})  # beats hold no text worth finding
+NOT_INDEXED = "inbox."  # acknowledgements: bookkeeping that travels, not text to find
 INDEX_LIMIT = 2 << 20
 
 
@@ -66,14 +67,21 @@ def row_for(seq: int, etype: str, payload: dict, blobs: BlobStore):
 
 def project(tx, ev) -> None:
     """The projector: index one appended event inside its transaction."""
-    if ev.env.type in SKIP_TYPES:
+    if ev.env.type in SKIP_TYPES or ev.env.type.startswith(NOT_INDEXED):
         return
     tx.index_text(*row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs))
 
 
 def _rows(reader, after: int, upto: int | None, limit: int, blobs: BlobStore):
+    """(rows to index, the last seq read: None when nothing was left)."""
     q = EventQuery(after_seq=after, upto_seq=upto, heartbeats=False, limit=limit)
-    return [row_for(r.seq, r.type, msgspec.json.decode(r.body)["payload"], blobs) for r in reader.events(q)]
+    got = reader.events(q)
+    rows = [
+        row_for(r.seq, r.type, msgspec.json.decode(r.body)["payload"], blobs)
+        for r in got
+        if r.type not in SKIP_TYPES and not r.type.startswith(NOT_INDEXED)
+    ]
+    return rows, (got[-1].seq if got else None)
 
 
 def rebuild(store, batch: int = 5000, progress=None) -> int:
@@ -92,20 +100,25 @@ def _rebuild(store, batch, progress) -> int:
     last, total = 0, 0
     while True:
         with store.read() as r:
-            rows = _rows(r, last, upto, batch, blobs)
-        if not rows:
+            rows, read_upto = _rows(r, last, upto, batch, blobs)
+        if read_upto is None:
             break
-        store.transact(lambda tx, rows=rows: tx.search_shadow_add(rows))
-        last = rows[-1][0]
+        if rows:
+            store.transact(lambda tx, rows=rows: tx.search_shadow_add(rows))
+        last = read_upto
         total += len(rows)
         if progress:
             progress(total)
 
     def swap(tx):
         n, at = 0, last
-        while rows := _rows(tx, at, None, batch, blobs):
-            tx.search_shadow_add(rows)
-            at = rows[-1][0]
+        while True:
+            rows, read_upto = _rows(tx, at, None, batch, blobs)
+            if read_upto is None:
+                break
+            if rows:
+                tx.search_shadow_add(rows)
+            at = read_upto
             n += len(rows)
         tx.search_shadow_swap()
         tx.delete_meta(REBUILD_FLAG)

@@ -24,14 +24,22 @@ def compute(steps, end_ts: str | None = None) -> dict:
                     "beats": [],
                     "msgs": [],
                     "conflicts": [],
+                    "after": [],  # the workers it waits for, as of the last step
+                    "deps": [],  # dependency and priority changes, as marks
                 }
             if s.conflict is not None:
                 lane["conflicts"].append(
                     {"ts": env.ts, "from": env.from_, "type": env.type, "reason": s.conflict, "id": s.id}
                 )
                 continue
+            lane["after"] = list(s.after.after)
             if env.type == "worker.heartbeat":
                 lane["beats"].append({"ts": env.ts, "from": env.from_, "note": env.payload.get("note")})
+                continue
+            if env.type in ("worker.dep_added", "worker.dep_removed", "worker.prioritized"):
+                lane["deps"].append(
+                    {"ts": env.ts, "from": env.from_, "type": env.type, "payload": env.payload}
+                )
                 continue
             segs = lane["segments"]
             if segs:
@@ -64,3 +72,22 @@ def compute(steps, end_ts: str | None = None) -> dict:
             else:
                 loose.append(mark)
     return {"start": first, "end": end_ts or last, "lanes": list(lanes.values()), "messages": loose}
+
+
+def clip(lane: dict, start: str) -> dict:
+    """A lane cut to begin at `start`: segments ending before it dropped, one spanning it
+    trimmed; marks before it dropped."""
+    segs = []
+    for s in lane["segments"]:
+        if s["end"] is not None and s["end"] <= start:
+            continue
+        if s["start"] < start:
+            s = dict(s, start=start)
+        segs.append(s)
+    return dict(
+        lane,
+        segments=segs,
+        beats=[b for b in lane["beats"] if b["ts"] >= start],
+        msgs=[m for m in lane["msgs"] if m["ts"] >= start],
+        conflicts=[c for c in lane["conflicts"] if c["ts"] >= start],
+    )

@@ -9,6 +9,7 @@ decide both what a command may do and what a fold applies.
 import msgspec
 
 from ..events.envelope import Envelope, encode_json, ts_to_us
+from .graph import DEFAULT_PRIORITY, MemGraph, cycle_text
 
 ASSIGNED, WORKING, IN_REVIEW, CONFLICTED = "ASSIGNED", "WORKING", "IN_REVIEW", "CONFLICTED"
 APPROVED, COMPLETED, FAILED, CANCELED = "APPROVED", "COMPLETED", "FAILED", "CANCELED"
@@ -31,7 +32,12 @@ TRANSITIONS = {
     "worker.canceled": (NON_TERMINAL, CANCELED),
     "worker.failed": (NON_TERMINAL - {FAILED}, FAILED),
     "worker.retried": (frozenset({FAILED}), ASSIGNED),
+    # The work graph (coord.projections.graph): no state change, legal until terminal.
+    "worker.dep_added": (NON_TERMINAL, None),
+    "worker.dep_removed": (NON_TERMINAL, None),
+    "worker.prioritized": (NON_TERMINAL, None),
 }
+GRAPH_EVENTS = frozenset({"worker.dep_added", "worker.dep_removed", "worker.prioritized"})
 
 # command name -> event type it appends
 ACTIONS = {
@@ -73,11 +79,18 @@ class Worker(msgspec.Struct):
     last_args: str = "{}"  # canonical payload of the last transition (idempotent repeats)
     transitions: int = 0
     starts: int = 0
+    # The current (or, once it ended, the last) attempt: opened by each applied
+    # worker.started, identified by its id; its number is derived here (attempt_of_start),
+    # never read from a payload. 0/None: never started (or folded before attempts existed).
+    attempt: int = 0
+    attempt_of: str | None = None
+    spawner: str | None = None  # who spawned it (msg.coord.stale goes there)
     conflicts: list = []
     info: dict = {}  # type-specific details (conflict files, merge commit, …)
     # Local, heartbeat-derived: heartbeats may stay out of the audit file, so these can
     # differ between clones.
     last_heartbeat: str | None = None
+    supervised: str | None = None  # ts of the attempt's last stamped beat (coord run's)
     hb_interval: float | None = None
     hb_note: str | None = None
     idle_s: float | None = None
@@ -88,13 +101,23 @@ class Worker(msgspec.Struct):
     # means its ts stands. So a store whose clocks agree folds exactly the pure fold's views.
     beat_local: int | None = None
     since_local: int | None = None
+    # The work graph: the workers this one waits for (spawn --after, dep add/rm), in the
+    # order they were added, and its priority (0 highest … 4 lowest).
+    after: list = []
+    priority: int = DEFAULT_PRIORITY
     # Position of the last folded event in (ts, id) order.
     pos_ts: str = ""
     pos_id: str = ""
 
 
+_LEGAL: dict = {}  # state -> its legal actions (the table never changes: computed once)
+
+
 def legal_actions(state: str | None) -> list[str]:
-    return [a for a, t in ACTIONS.items() if state in TRANSITIONS[t][0]]
+    got = _LEGAL.get(state)
+    if got is None:
+        got = _LEGAL[state] = tuple(a for a, t in ACTIONS.items() if state in TRANSITIONS[t][0])
+    return list(got)
 
 
 def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
@@ -102,6 +125,9 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
     rule = TRANSITIONS.get(env.type)
     if rule is None:
         return ("state", f"unknown lifecycle event {env.type}")
+    stale = stale_stamp(view, env.payload)
+    if stale is not None:
+        return ("attempt", stale)
     state = view.state if view is not None else None
     if state not in rule[0]:
         if view is None:
@@ -123,6 +149,47 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
         if view.last_type == "worker.done" and env.from_ == view.last_from:
             return ("actor", f"{env.from_} handed {env.to} in (done) and cannot review it")
     return None
+
+
+def stamp_of(payload: dict) -> str | None:
+    """The attempt an action is stamped with (its `attempt_of`), or None: unstamped."""
+    a = payload.get("attempt_of")
+    return a if isinstance(a, str) else None
+
+
+def attempt_label(view: Worker) -> str:
+    """How an attempt is named in messages: `attempt 2 (b3:1a2b3c4d5e6f)`."""
+    return f"attempt {view.attempt} ({view.attempt_of[:15]})" if view.attempt_of else "no attempt"
+
+
+HELD = frozenset({WORKING, CONFLICTED, IN_REVIEW, APPROVED})  # an attempt lives on
+
+
+def current_attempt(view: Worker | None) -> str | None:
+    """The id of the attempt in force: the last start's, while the worker is held (until a
+    release, a reap, a failure or the end, which end the attempt)."""
+    return view.attempt_of if view is not None and view.state in HELD else None
+
+
+def stale_stamp(view: Worker | None, payload: dict) -> str | None:
+    """Why a stamped action's attempt is not the current one (None: unstamped, or current).
+    A view folded before attempts existed (attempt_of None, yet started) cannot judge: the
+    name-based rules decide (a rebuild numbers its attempts)."""
+    stamp = stamp_of(payload)
+    if stamp is None or view is None or (view.attempt_of is None and view.starts):
+        return None
+    if stamp == current_attempt(view):
+        return None
+    n = payload.get("attempt")
+    given = f"attempt {n} ({stamp[:15]})" if isinstance(n, int) else f"attempt {stamp[:15]}"
+    now = attempt_label(view) if current_attempt(view) else "none"
+    return f"{given} of {view.worker} is no longer current (current: {now}; {view.worker} is {view.state})"
+
+
+def attempt_of_start(view: Worker, eid: str) -> tuple[int, str]:
+    """(number, id) of the attempt an applied worker.started opens: THE place attempts are
+    numbered (1, 2, … per worker, in the fold's (ts, id) order)."""
+    return view.attempt + 1, eid
 
 
 def branch_of(worker: str, p: dict) -> tuple[str | None, str | None]:
@@ -165,9 +232,47 @@ def _local_time(env: Envelope, stored: int | None) -> int | None:
     return stored if stored < ts_to_us(env.ts) else None
 
 
-def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None) -> Worker | None:
+def _conflict(view: Worker, env: Envelope, eid: str, reason: str) -> Worker:
+    c = {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": reason}
+    return msgspec.structs.replace(view, conflicts=[*view.conflicts, c], pos_ts=env.ts, pos_id=eid)
+
+
+def _cycle(graph, worker: str, after: str, eid: str) -> str | None:
+    """Why the edge would be refused here: the cycle it closes (None: no cycle, or no
+    graph to check against)."""
+    if graph is None:
+        return None
+    cyc = graph.cycle(worker, after, eid)
+    return None if cyc is None else f"would close a cycle: {cycle_text(cyc)}"
+
+
+def _fold_graph(view: Worker, env: Envelope, eid: str, graph) -> Worker:
+    """dep_added, dep_removed, prioritized: the graph fields only; no transition (so the
+    last transition stays what idempotent repeats compare against)."""
+    p = env.payload
+    if env.type == "worker.prioritized":
+        return msgspec.structs.replace(
+            view, priority=p.get("priority", view.priority), pos_ts=env.ts, pos_id=eid
+        )
+    a = p.get("after")
+    after = list(view.after)
+    if env.type == "worker.dep_added" and isinstance(a, str) and a not in after:
+        why = _cycle(graph, view.worker, a, eid)
+        if why is not None:
+            return _conflict(view, env, eid, why)
+        after.append(a)
+    elif env.type == "worker.dep_removed" and a in after:
+        after.remove(a)
+    return msgspec.structs.replace(view, after=after, pos_ts=env.ts, pos_id=eid)
+
+
+def fold(
+    view: Worker | None, env: Envelope, eid: str, stored: int | None = None, graph=None
+) -> Worker | None:
     """Apply one event. Illegal events are kept as conflicts, never applied. `stored` is
-    the local time the store recorded it (µs), for liveness; None where there is none."""
+    the local time the store recorded it (µs), for liveness; None where there is none.
+    `graph` answers whether an edge closes a cycle at this event's place (MemGraph over
+    the views folded so far, or the projector's view of the store); None checks none."""
     if env.type not in TRANSITIONS:
         return view
     bad = check(view, env)
@@ -180,13 +285,15 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
             # (conflicts must be the same on every clone). Its position still counts, so
             # an earlier import re-folds it into place.
             return msgspec.structs.replace(view, pos_ts=env.ts, pos_id=eid)
-        c = {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": bad[1]}
-        return msgspec.structs.replace(view, conflicts=[*view.conflicts, c], pos_ts=env.ts, pos_id=eid)
+        return _conflict(view, env, eid, bad[1])
+    if env.type in GRAPH_EVENTS:
+        return _fold_graph(view, env, eid, graph)
     p = env.payload
     if env.type == "worker.heartbeat":
         return msgspec.structs.replace(
             view,
             last_heartbeat=env.ts,
+            supervised=env.ts if stamp_of(p) else view.supervised,
             heartbeats=view.heartbeats + 1,
             hb_interval=p.get("interval", view.hb_interval),
             hb_note=p.get("note", view.hb_note),
@@ -210,6 +317,17 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
     )
     if view is None:
         prefix, branch = branch_of(env.to, p)
+        after, cycles = [], []
+        for a in p.get("after") or ():
+            if a in after:
+                continue
+            why = _cycle(graph, env.to, a, eid)
+            if why is None:
+                after.append(a)
+            else:  # only by import: locally an edge to an unknown worker is refused
+                cycles.append(
+                    {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": why}
+                )
         return Worker(
             worker=env.to,
             created=env.ts,
@@ -219,15 +337,22 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
             prefix=prefix,
             base=p.get("base"),
             worktree=p.get("worktree"),
+            spawner=env.from_,
             transitions=1,
+            after=after,
+            priority=p.get("priority", DEFAULT_PRIORITY),
+            conflicts=cycles,
             **common,
         )
     v = msgspec.structs.replace(view, transitions=view.transitions + 1, **common)
     t = env.type
     if t == "worker.started":
         v.holder, v.holder_clone, v.starts = env.from_, p.get("clone"), view.starts + 1
+        v.attempt, v.attempt_of = attempt_of_start(view, eid)
         v.summary = v.reason = None
-        v.hb_interval = v.hb_note = v.idle_s = None
+        # Liveness belongs to the attempt: a new holder starts with no heartbeat of its own.
+        v.hb_interval = v.hb_note = v.idle_s = v.last_heartbeat = v.supervised = v.beat_local = None
+        v.heartbeats = 0
         if p.get("worktree"):
             v.worktree = p["worktree"]
     elif t == "worker.done":
@@ -252,14 +377,16 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
     return v
 
 
-def fold_all(events, views: dict | None = None) -> dict[str, Worker]:
+def fold_all(events, views: dict | None = None, graph=None) -> dict[str, Worker]:
     """Fold (env, id) or (env, id, stored) tuples, already in (ts, id) order, onto `views`
-    (default: nothing)."""
+    (default: nothing). Edges are checked for cycles against `graph` (default: the views
+    being folded)."""
     views = {} if views is None else views
+    graph = MemGraph(views) if graph is None else graph
     for item in events:
         env = item[0]
         if env.type.startswith("worker."):
-            v = fold(views.get(env.to), env, item[1], item[2] if len(item) > 2 else None)
+            v = fold(views.get(env.to), env, item[1], item[2] if len(item) > 2 else None, graph)
             if v is not None:
                 views[env.to] = v
     return views

@@ -1,5 +1,6 @@
 """Incremental folding (the projector in each append transaction) equals a fold from
-zero and equals `rebuild`, on random sequences of legal and illegal actions."""
+zero and equals `rebuild`, on random sequences of legal and illegal actions; so do the
+notices it derives."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -47,7 +48,11 @@ def test_incremental_equals_fresh_fold_and_rebuild(tmp_path_factory, steps):
         n = c.store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
         assert n == accepted
         incremental = board.stored_views(c.store.reader)
-        assert incremental == board.fold_from_zero(c.store)[0]
+        found = []
+        assert incremental == board.fold_from_zero(c.store, found=found)[0]
+        # The notices kept in each append equal those a fold from zero derives.
+        kept = [n for w in WORKERS for n in c.store.reader.notices_of(w)]
+        assert sorted(kept, key=lambda n: n.seq) == sorted(found, key=lambda n: n.seq)
         assert all(not v.conflicts for v in incremental.values())  # commands never append illegal events
         admin.rebuild(
             c,

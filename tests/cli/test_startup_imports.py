@@ -5,10 +5,10 @@ imports, with no hook in the process under test."""
 
 import importlib.util
 import os
-import subprocess
-import sys
 
 import pytest
+
+from helpers import imported
 
 # Top-level packages the per-action path must not import.
 OPTIONAL = ("psycopg", "mcp", "starlette", "uvicorn", "anyio", "websockets")
@@ -16,29 +16,6 @@ HEAVY = ("sqlite_utils",)
 # `init` creates the schema through sqlite-utils (its migrations): a one-time command,
 # not the per-action path, so it may import sqlite_utils (but nothing optional).
 ALLOWED = {"init": set(HEAVY)}
-
-
-def imported(args, env, cwd) -> tuple[subprocess.CompletedProcess, set[str]]:
-    """Run python -X importtime ARGS; return the process and the top-level packages it
-    imported."""
-    r = subprocess.run(
-        [sys.executable, "-X", "importtime", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    names = set()
-    rest = []
-    for line in r.stderr.splitlines():
-        if line.startswith("import time:"):
-            name = line.rsplit("|", 1)[1].strip()
-            names.add(name.split(".")[0])
-        else:
-            rest.append(line)
-    r.stderr = "\n".join(rest)
-    return r, names
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +45,9 @@ def test_per_action_commands_import_nothing_heavy(tmp_path, installed):
         ("--as", "agent-1", "poll"),
         ("--as", "agent-1", "--json", "poll", "--peek"),
         ("show", "w-1"),
+        ("--as", "agent-1", "prime"),
+        ("--as", "lead", "--json", "prime", "--role", "lead"),
+        ("mcp", "--help"),
     ]
     for step in steps:
         r, names = imported(["-m", "coord", *step], env, tmp_path)

@@ -81,6 +81,7 @@ HOME_FILES = [
     "config.toml",
     "local.toml",
     "write.lock",
+    "write.queue",
     "audit.lock",
     "rebuild.lock",
 ]

@@ -25,6 +25,7 @@ _VOLATILE = {
     "coord.db-wal",
     "coord.db-shm",
     "write.lock",
+    "write.queue",
     "audit.lock",
     "rebuild.lock",
 }

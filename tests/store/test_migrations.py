@@ -3,6 +3,7 @@ it, with its migrations recorded under their old, out-of-order names) migrates o
 use: the old records are renamed, the new migration runs once, and everything it held is
 read and checks out. SQLite's own migrations: not parametrized by store."""
 
+import json
 import sqlite3
 
 from coord.app.context import Coord
@@ -44,6 +45,8 @@ def test_an_old_store_migrates_once_and_keeps_everything(tmp_path, cli, monkeypa
     r = cli("status", "--all", "--json")  # any command migrates
     assert r.exit_code == 0, r.stderr
     assert {d["worker"]: d["state"] for d in r.json()} == {"w-1": "WORKING", "w-2": "IN_REVIEW"}
+    # Views folded before attempts were folded again (0007_views_refold): attempts numbered.
+    assert {d["worker"]: d["attempt"] for d in r.json()} == {"w-1": 1, "w-2": 1}
     con = sqlite3.connect(home / "coord.db")
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     names = [r[0] for r in con.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
@@ -60,8 +63,15 @@ def test_an_old_store_migrates_once_and_keeps_everything(tmp_path, cli, monkeypa
         assert [v.worker for v in c.store.reader.views(naming="main")] == ["w-1"]
 
     assert cli("verify").exit_code == 0  # hashes, columns, audit file, views, blobs
-    assert count_events(home) == before
-    assert cli("log", "--json").jsonl()[-1]["type"] == "worker.done"
+    # What bob had acknowledged on this clone (its cursors) became an acknowledgement
+    # event, written to the audit file so that it travels.
+    assert count_events(home) == before + 1
+    [acked] = [json.loads(x) for x in (home / "events.jsonl").read_text().splitlines() if "inbox.acked" in x]
+    assert (acked["from"], acked["to"]) == ("bob", "bob")
+    msgs = [e for e in cli("log", "--json").jsonl() if e["type"].startswith("msg.")]
+    assert sorted(acked["payload"]["ids"]) == sorted(e["id"] for e in msgs if e["from"] != "bob")
+    before += 1
+    assert cli("log", "--json").jsonl()[-2]["type"] == "worker.done"
     hits = cli("search", "hello", "--json").json()
     assert [h["type"] for h in hits] == ["msg.note"]
     assert cli("--as", "bob", "poll", "--json").stdout == ""  # bob's cursors came along

@@ -54,3 +54,15 @@ def test_old_schema_gets_the_index_when_opened(home, cli):
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert "events_worker_transitions" in plan(con)
     con.close()
+
+
+def test_the_watchdog_last_seen_is_one_index_step(home, cli):
+    # `status` asks when the watchdog last beat: the type index, newest first, no sort.
+    from coord.app.watchdog import LAST_BEAT
+
+    assert cli("--as", "wd", "watchdog", "--once").exit_code == 0
+    con = sqlite3.connect(str(home / "coord.db"))
+    sql, args = event_query_sql(LAST_BEAT)
+    p = " ".join(r[-1] for r in con.execute("EXPLAIN QUERY PLAN " + sql, args))
+    con.close()
+    assert "events_type" in p and "TEMP B-TREE" not in p, p

@@ -124,6 +124,21 @@ def test_new_ts_follows_stored_events_within_the_skew_but_not_beyond(store):
     assert e.env.ts == us_to_ts(ts_to_us(near) + 1)
 
 
+def test_export_pending_is_decided_inside_the_transaction(open_store):
+    """After a commit that appended, the store says whether anything waits for the audit
+    file (asked inside the write transaction: the hook needs no read of its own)."""
+    seen = []
+    store = open_store(after_commit=[lambda s, evs: seen.append(s.export_pending)])
+    add(store, ("w-1", "worker.spawned", {}))  # dirty: for the file
+    store.transact(lambda tx: tx.set_audit([1], AUDIT_WRITTEN))
+    add(store, ("w-1", "worker.heartbeat", {}))  # not for the file, nothing left dirty
+    store.transact(
+        lambda tx: tx.append(Envelope(tx.next_ts(), "a", "b", "msg.x", {}), audit=AUDIT_DIRTY), hooks=False
+    )
+    add(store, ("w-1", "worker.heartbeat", {}))  # not for the file, but msg.x is still dirty
+    assert seen == [True, False, True]
+
+
 def test_audit_marks_are_decided_at_append(store):
     add(store, ("w-1", "worker.spawned", {}), ("w-1", "worker.started", {}))
     add(store, ("w-1", "worker.heartbeat", {}))  # audit_heartbeats is off by default
@@ -320,27 +335,67 @@ def test_pending_messages_and_acknowledgements(store):
         ("ann", "msg.review", {"n": 6}, "bob"),  # 6
     )
     r = store.reader
-    after = {"ann": 0, "*": 0, "w-1": 0}
+    after = ["ann", "*", "w-1"]
+    eid = {m.seq: m.id for m in r.events(EventQuery())}
     assert [m.seq for m in r.pending_messages("ann", after, None, None)] == [1, 3, 4, 6]
     assert [m.seq for m in r.pending_messages("ann", after, type_filter(["msg.review"]), None)] == [3, 6]
     assert [m.seq for m in r.pending_messages("ann", after, None, 2)] == [1, 3]
-    assert [m.seq for m in r.pending_messages("ann", {"ann": 1}, None, None)] == [6]
-    assert r.pending_messages("ann", {}, None, None) == []
+    assert [m.seq for m in r.pending_messages("ann", ["ann"], None, None)] == [1, 6]
+    assert r.pending_messages("ann", [], None, None) == []
 
-    # acknowledged out of order (poll --type): kept above the watermark, folded in once contiguous
-    def pending():
-        cur = store.reader.cursors("ann")
-        return [m.seq for m in store.reader.pending_messages("ann", {**after, **cur}, None, None)]
+    def pending(agent="ann"):
+        return [m.seq for m in store.reader.pending_messages(agent, after, None, None)]
 
-    store.transact(lambda tx: tx.ack_messages("ann", [(3, "*"), (6, "ann")]))
-    assert pending() == [1, 4]
-    assert store.reader.cursors("ann") == {"*": 3}  # 2 is ann's own: nothing pending below 3
-    store.transact(lambda tx: tx.ack_messages("ann", [(1, "ann")]))
-    assert store.reader.cursors("ann") == {"*": 3, "ann": 6} and pending() == [4]
-    assert store.reader.cursors("bob") == {}
-    store.transact(lambda tx: tx.ack_through("ann", ["w-1"], 4))
-    cur = store.reader.cursors("ann")
-    assert cur["w-1"] == 4 and store.reader.pending_messages("ann", cur, None, None) == []
+    # acknowledged by id, out of order (poll --type); an id not stored yet is kept for later
+    late = "b3:" + "e" * 64
+    store.transact(lambda tx: tx.record_acks("ann", [eid[3], eid[6], late]))
+    assert pending() == [1, 4] and pending("bob") == [1, 2, 4, 6]  # per agent (3 is bob's own)
+    assert r.acked("ann", [eid[1], eid[3], late]) == {eid[3], late} and r.acked("bob", [eid[3]]) == set()
+    store.transact(lambda tx: tx.record_acks("ann", [eid[1], eid[1]]))  # twice: no change
+    assert pending() == [4]
+    store.transact(lambda tx: tx.record_acks("ann", [eid[4]]))
+    assert pending() == []
+    add(store, ("ann", "msg.note", {"n": 7}, "bob"))  # a new message above every watermark
+    assert pending() == [7]
+    store.transact(lambda tx: tx.reset_acks())  # rebuild starts from nothing
+    assert pending() == [1, 3, 4, 6, 7] and r.acked("ann", [late]) == set()
+
+
+def test_notices_pending_acknowledged_and_dropped(store):
+    from coord.events.records import Notice
+
+    add(
+        store,
+        ("w-1", "worker.spawned", {}, "lead"),  # 1
+        ("w-1", "worker.started", {}, "ann"),  # 2
+        ("w-1", "worker.released", {"force": True}, "lead"),  # 3
+        ("w-2", "worker.spawned", {}, "lead"),  # 4
+        ("w-2", "worker.canceled", {}, "lead"),  # 5
+    )
+    store.transact(
+        lambda tx: tx.put_notices(
+            [Notice(5, "ann", "w-2", 1, "canceled"), Notice(3, "ann", "w-1", 1, "requeued")]
+        )
+    )
+    r = store.reader
+    got = r.pending_notices("ann", None, None)
+    assert [(row.seq, row.type, n.reason, n.attempt) for row, n in got] == [
+        (3, "worker.released", "requeued", 1),
+        (5, "worker.canceled", "canceled", 1),
+    ]
+    assert [row.seq for row, _ in r.pending_notices("ann", type_filter(["worker.can*"]), None)] == [5]
+    assert [row.seq for row, _ in r.pending_notices("ann", None, 1)] == [3]
+    assert r.pending_notices("bob", None, None) == []
+    assert [n.seq for n in r.notices_of("w-1")] == [3]
+    store.transact(lambda tx: tx.ack_notices("ann", seqs=[5]))
+    assert [row.seq for row, _ in store.reader.pending_notices("ann", None, None)] == [3]
+    # Adding a notice again keeps its acknowledgement; `through` covers what is below.
+    store.transact(lambda tx: tx.put_notices([Notice(5, "ann", "w-2", 1, "canceled")]))
+    assert [row.seq for row, _ in store.reader.pending_notices("ann", None, None)] == [3]
+    store.transact(lambda tx: tx.ack_notices("ann", through=3))
+    assert store.reader.pending_notices("ann", None, None) == []
+    store.transact(lambda tx: tx.drop_notices([("ann", 3)]))
+    assert store.reader.notices_of("w-1") == [] and [n.seq for n in store.reader.notices_of("w-2")] == [5]
 
 
 # --- search -----------------------------------------------------------------------------------

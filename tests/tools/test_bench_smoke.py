@@ -41,6 +41,14 @@ def test_the_bench_runs_and_writes_its_section(tmp_path):
         "`coord status --all` process",
         "`coord poll` process",
         "`coord search` process",
+        "the issue's floor",
+        "eventsourcing `Application.save`",
+        "WAL pages written per append",
+        "writer processes for",
+        "Fairness",
+        "from the wheel in a scratch venv",
+        "from the editable install",
+        "Peak memory",
     ]
     for label, line in zip(labels, table, strict=False):
         assert label in line, (label, line)
@@ -64,3 +72,30 @@ def test_the_bench_runs_and_writes_its_section(tmp_path):
     assert (
         again.count(BEGIN) == 1 and "Configuration `again`" in again and "Configuration `smoke`" not in again
     )
+
+
+def test_the_agents_bench_runs(tmp_path):
+    """bench/agents_bench.py at its least size: prime vs status as processes, and the MCP
+    round trips (a real client session), so it cannot rot. No timing is asserted."""
+    import json
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "agents_bench.py"),
+            "--workers",
+            "6",
+            "--runs",
+            "1",
+            "--calls",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    assert set(res["processes"]["median_ms"]) == {"status", "prime", "prime --role lead"}
+    assert res["processes"]["words"]["prime"] > 50
+    assert set(res["round_trip_p50_ms"]) == {"heartbeat", "poll"}

@@ -2,7 +2,9 @@
 ast, no import of coord:
 
 - four rooms, one direction: cli → app → projections → events; no module imports from a
-  room above its own, at module level or inside a function;
+  room above its own, at module level or inside a function; the web board (web) is a
+  second presentation room beside cli, and the two never import each other, but for one
+  door: `coord serve` (cli/serve.py) imports coord.web inside its function, when it runs;
 - no import circle between modules (lazy imports inside functions count: a circle is a
   circle whenever it is walked);
 - the store implementations (events/sqlite_*.py, events/pg_*.py) are imported only inside events/, only
@@ -16,7 +18,10 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-ROOMS = {"events": 0, "projections": 1, "app": 2, "cli": 3}
+ROOMS = {"events": 0, "projections": 1, "app": 2, "cli": 3, "web": 3}
+PRESENTATION = ("cli", "web")
+# (module, the room it may import lazily, inside a function, from the other presentation room)
+DOORS = {("coord.cli.serve", "web")}
 MAX_LINES = 400
 SQL = re.compile(
     r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|BEGIN|COMMIT|ROLLBACK|"
@@ -82,6 +87,31 @@ def test_no_room_imports_from_a_room_above_it():
             t = room(target)
             if t is not None and ROOMS[t] > ROOMS[r]:
                 bad.append(f"{m}:{line} imports {target} ({t} is above {r})")
+    assert not bad, "\n".join(bad)
+
+
+def lazy_import_lines(tree) -> set[int]:
+    """Lines of the imports made inside a function (run only when it is called)."""
+    return {
+        n.lineno
+        for f in ast.walk(tree)
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for n in ast.walk(f)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    }
+
+
+def test_presentation_rooms_do_not_import_each_other():
+    bad = []
+    for m, edges in EDGES.items():
+        r = room(m)
+        if r not in PRESENTATION:
+            continue
+        lazy = lazy_import_lines(TREES[m])
+        for target, line in edges:
+            t = room(target)
+            if t in PRESENTATION and t != r and not ((m, t) in DOORS and line in lazy):
+                bad.append(f"{m}:{line} imports {target} (another presentation room)")
     assert not bad, "\n".join(bad)
 
 
@@ -214,6 +244,9 @@ def test_the_checks_see_what_they_look_for():
     and the SQL pattern recognises the store's statements."""
     targets = {t for edges in EDGES.values() for t, _ in edges}
     assert {"coord.events.store", "coord.projections.board", "coord.app.lifecycle"} <= targets
+    assert any(room(m) == "web" and room(t) == "app" for m, edges in EDGES.items() for t, _ in edges)
+    door = [line for t, line in EDGES["coord.cli.serve"] if room(t) == "web"]
+    assert door and set(door) <= lazy_import_lines(TREES["coord.cli.serve"])
     assert any(is_impl(t) for t in targets)
     held = [
         n.value

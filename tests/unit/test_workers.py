@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 from coord.events.envelope import Envelope, us_to_ts
 from coord.events.records import TypeFilter
 from coord.projections import liveness
+from coord.projections.graph import MemGraph
 from coord.projections.workers import (
     ACTIONS,
     ACTIVE,
+    GRAPH_EVENTS,
     HOLDER_ONLY,
     NOT_HOLDER,
     STATES,
@@ -70,6 +72,10 @@ def events(draw, n_max=40):
             payload["force"] = True
         if kind == "worker.heartbeat" and draw(st.integers(0, 2)) == 0:
             kind = "worker.done"  # WORKING moves on after a few beats
+        if kind in ("worker.dep_added", "worker.dep_removed"):
+            payload["after"] = draw(st.sampled_from(WORKERS))
+        if kind == "worker.prioritized":
+            payload["priority"] = draw(st.integers(0, 4))
         env = Envelope(us_to_ts(T0 + i * 1000), actor, w, kind, payload)
         eid = f"b3:{i:064x}"
         new = fold(v, env, eid)
@@ -83,19 +89,33 @@ def events(draw, n_max=40):
 @given(events())
 def test_each_event_is_applied_exactly_when_check_allows_it(evs):
     views: dict = {}
+    graph = MemGraph(views)
     for env, eid in evs:
         if not env.type.startswith("worker."):
             assert fold(views.get(env.to), env, eid) is views.get(env.to)  # not the fold's business
             continue
         before = views.get(env.to)
         bad = check(before, env)
-        after = fold(before, env, eid)
+        after = fold(before, env, eid, graph=graph)
         if before is None and env.type != "worker.spawned":
             assert bad is not None and after is None
             continue
         if bad is None:
             target = TRANSITIONS[env.type][1]
-            if target is None:  # a heartbeat
+            if env.type in GRAPH_EVENTS:  # no transition: the graph fields only
+                assert after.state == before.state and after.transitions == before.transitions
+                assert after.last_event == before.last_event and after.last_args == before.last_args
+                a = env.payload.get("after")
+                if env.type == "worker.dep_added" and a not in before.after and graph.cycle(env.to, a):
+                    assert after.after == before.after and after.conflicts[-1]["event"] == eid
+                    assert "would close a cycle" in after.conflicts[-1]["reason"]
+                elif env.type == "worker.dep_added":
+                    assert a in after.after and after.after.count(a) == 1
+                elif env.type == "worker.dep_removed":
+                    assert a not in after.after
+                else:
+                    assert after.priority == env.payload["priority"]
+            elif target is None:  # a heartbeat
                 assert after.state == before.state and after.heartbeats == before.heartbeats + 1
                 assert after.transitions == before.transitions
             else:

@@ -1,0 +1,292 @@
+"""Issue 19 figures: one append against a raw insert into `(id TEXT UNIQUE, body BLOB)` and
+against the eventsourcing library's `Application.save` (and its recorder), WAL pages
+written per append, and competing writer processes against raw writers in the same run
+(p99 and worst wait, BUSY errors, fairness over a fixed time).
+
+    .venv/bin/python bench/store_bench.py [--appends 3000] [--writers 8] [--seconds 3]
+
+Every figure is a ratio against a baseline measured in the same process (in-process rows,
+alternating blocks) or the same run (writers, coord and raw one after the other).
+`bench/ab.py` runs these in interleaved rounds against another revision of coord.
+"""
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bench_env, fresh_home, pct  # noqa: E402
+
+KV_SCHEMA = "CREATE TABLE kv(id TEXT UNIQUE, body BLOB)"
+
+
+def wal_frames(db: Path) -> int:
+    """Frames in the WAL file (header 32 bytes, each frame 24 + page size)."""
+    wal = Path(str(db) + "-wal")
+    if not wal.exists():
+        return 0
+    with sqlite3.connect(str(db)) as c:
+        page = c.execute("PRAGMA page_size").fetchone()[0]
+    return max(0, (wal.stat().st_size - 32) // (page + 24))
+
+
+def _coord(n_hint):
+    """One heartbeat per `lifecycle.act` call (its own transaction), as `coord run` sends."""
+    from coord.app import lifecycle
+    from coord.app.context import Coord
+
+    home = fresh_home()
+    c = Coord(home, actor="bench")
+    lifecycle.act(c, "spawn", "w-1")
+    lifecycle.act(c, "start", "w-1")
+    c.store.conn.execute("PRAGMA wal_autocheckpoint = 0")  # so the WAL counts every page
+
+    def append(k):
+        for _ in range(k):
+            lifecycle.act(c, "heartbeat", "w-1")
+
+    return append, c.close, home / "coord.db"
+
+
+def _raw_kv(n_hint):
+    """The floor the issue names: one INSERT into (id TEXT UNIQUE, body BLOB) per
+    BEGIN IMMEDIATE … COMMIT, same pragmas as the store (WAL, synchronous FULL)."""
+    db = Path(tempfile.mkdtemp(prefix="coord-kv-")) / "kv.db"
+    conn = sqlite3.connect(str(db), isolation_level=None, timeout=10)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(KV_SCHEMA)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    i = [0]
+    body = b'{"ts":"2026-01-01T00:00:00.000000Z","from":"bench","to":"w-1","type":"worker.heartbeat","payload":{}}'
+
+    def append(k):
+        for _ in range(k):
+            i[0] += 1
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO kv(id, body) VALUES (?, ?)", (f"b3:{i[0]:064x}", body))
+            conn.execute("COMMIT")
+
+    return append, conn.close, db
+
+
+def _peer_app(n_hint):
+    """The peer: eventsourcing's `Application.save` of an aggregate that records one
+    heartbeat event per call (its SQLite persistence module, WAL)."""
+    from eventsourcing.application import Application
+    from eventsourcing.domain import Aggregate, event
+
+    class Worker(Aggregate):
+        @event("Started")
+        def __init__(self, name: str):
+            self.name = name
+            self.beats = 0
+
+        @event("Heartbeat")
+        def beat(self, interval: float):
+            self.beats += 1
+
+    db = Path(tempfile.mkdtemp(prefix="coord-peer-")) / "es.db"
+    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
+    w = Worker("w-1")
+    app.save(w)
+    with sqlite3.connect(str(db)) as c:
+        c.execute("PRAGMA wal_autocheckpoint = 0")  # per connection: best effort
+
+    def append(k):
+        for _ in range(k):
+            w.beat(interval=60.0)
+            app.save(w)
+
+    return append, app.close, db
+
+
+def peer_available() -> str | None:
+    try:
+        import eventsourcing.application  # noqa: F401
+        import eventsourcing.sqlite  # noqa: F401
+
+        return None
+    except ImportError as e:
+        return str(e)
+
+
+def inprocess(n: int, block: int = 50) -> dict:
+    """Appends per second of each variant in alternating blocks of `block` appends (so the
+    machine's drift hits all alike), and WAL frames written per append."""
+    makers = {"coord": _coord, "raw_kv": _raw_kv}
+    if peer_available() is None:
+        makers["peer_app"] = _peer_app
+    made = {k: m(n) for k, m in makers.items()}
+    spent = dict.fromkeys(made, 0.0)
+    cpu = dict.fromkeys(made, 0.0)
+    frames0 = {k: wal_frames(db) for k, (_, _, db) in made.items()}
+    done = 0
+    try:
+        while done < n:
+            k = min(block, n - done)
+            for name, (append, _, _) in made.items():
+                t, c = time.perf_counter(), time.process_time()
+                append(k)
+                spent[name] += time.perf_counter() - t
+                cpu[name] += time.process_time() - c
+            done += k
+        pages = {k: (wal_frames(db) - frames0[k]) / n for k, (_, _, db) in made.items()}
+    finally:
+        for _, close, _ in made.values():
+            close()
+    out = {
+        "appends": n,
+        "per_s": {k: n / v for k, v in spent.items()},
+        "cpu_us": {k: v / n * 1e6 for k, v in cpu.items()},  # this process's CPU per append
+        "wal_pages": pages,
+    }
+    r, u = out["per_s"], out["cpu_us"]
+    out["coord_vs_raw_kv"] = r["coord"] / r["raw_kv"]
+    out["cpu_coord_over_raw_kv"] = u["coord"] / u["raw_kv"]
+    if "peer_app" in r:
+        out["coord_vs_peer_app"] = r["coord"] / r["peer_app"]
+        out["cpu_coord_over_peer_app"] = u["coord"] / u["peer_app"]
+    return out
+
+
+# --- competing writers -----------------------------------------------------------------------
+# Each writer waits for the `go` file, then appends as fast as it can until `seconds` pass;
+# prints its latencies (s) and how many BUSY errors it met.
+COORD_WRITER = textwrap.dedent("""
+    import json, os, sys, time
+    from coord.app import lifecycle
+    from coord.app.context import Coord
+    from coord.events.errors import Busy
+    home, me, seconds, go = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    lat, busy = [], 0
+    with Coord(home, actor=me) as c:
+        lifecycle.act(c, "spawn", me); lifecycle.act(c, "start", me)
+        open(go + "." + me, "w").close()
+        while not os.path.exists(go):
+            time.sleep(0.001)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            try:
+                lifecycle.act(c, "heartbeat", me)
+            except Busy:
+                busy += 1
+                continue
+            lat.append(time.perf_counter() - t)
+    print(json.dumps({"lat": lat, "busy": busy}))
+""")
+
+RAW_WRITER = textwrap.dedent("""
+    import json, os, sqlite3, sys, time
+    db, me, seconds, go = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    c = sqlite3.connect(db, isolation_level=None, timeout=10)
+    c.execute("PRAGMA busy_timeout = 10000"); c.execute("PRAGMA synchronous = FULL")
+    body = b'{"ts":"2026-01-01T00:00:00.000000Z","from":"x","to":"w-1","type":"worker.heartbeat","payload":{}}'
+    lat, busy, i = [], 0, 0
+    open(go + "." + me, "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        i += 1
+        t = time.perf_counter()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("INSERT INTO kv(id, body) VALUES (?, ?)", (f"{me}-{i}", body))
+            c.execute("COMMIT")
+        except sqlite3.OperationalError:
+            busy += 1
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            continue
+        lat.append(time.perf_counter() - t)
+    print(json.dumps({"lat": lat, "busy": busy}))
+""")
+
+
+def _run_writers(script: str, target: str, k: int, seconds: float) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="coord-writers-"))
+    path = tmp / "w.py"
+    path.write_text(script)
+    go = tmp / "go"
+    ps = [
+        subprocess.Popen(
+            [sys.executable, str(path), target, f"w{i}", str(seconds), str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=bench_env(),
+        )
+        for i in range(k)
+    ]
+    deadline = time.monotonic() + 120
+    while not all((tmp / f"go.w{i}").exists() for i in range(k)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in ps), "writers did not start"
+        time.sleep(0.01)
+    go.touch()
+    lats, counts, busy = [], [], 0
+    for p in ps:
+        out, _ = p.communicate(timeout=seconds + 300)
+        r = json.loads(out)
+        lats += r["lat"]
+        counts.append(len(r["lat"]))
+        busy += r["busy"]
+    mean = sum(counts) / len(counts)
+    return {
+        "events_per_s": sum(counts) / seconds,
+        "p50_ms": pct(lats, 50) * 1000,
+        "p99_ms": pct(lats, 99) * 1000,
+        "max_ms": max(lats) * 1000,
+        "busy": busy,
+        "counts": counts,
+        "worst_share": max(abs(c - mean) / mean for c in counts) if mean else 0.0,
+    }
+
+
+def writers(k: int, seconds: float) -> dict:
+    """k coord writer processes, then k raw writers into (id, body), for `seconds` each."""
+    home = fresh_home()
+    coord = _run_writers(COORD_WRITER, str(home), k, seconds)
+    db = Path(tempfile.mkdtemp(prefix="coord-kvw-")) / "kv.db"
+    with sqlite3.connect(str(db)) as c:
+        c.execute("PRAGMA journal_mode = WAL")
+        c.execute(KV_SCHEMA)
+    raw = _run_writers(RAW_WRITER, str(db), k, seconds)
+    return {
+        "writers": k,
+        "seconds": seconds,
+        "coord": coord,
+        "raw": raw,
+        "p99_ratio": coord["p99_ms"] / raw["p99_ms"],
+        "max_ratio": coord["max_ms"] / raw["max_ms"],
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--appends", type=int, default=3000)
+    ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--only", choices=["inprocess", "writers"])
+    a = ap.parse_args(argv)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    with tempfile.TemporaryDirectory(prefix="coord-bench-19-") as scratch:
+        tempfile.tempdir = scratch
+        out = {}
+        if a.only in (None, "inprocess"):
+            out["inprocess"] = inprocess(a.appends)
+        if a.only in (None, "writers"):
+            out["writers"] = writers(a.writers, a.seconds)
+        tempfile.tempdir = None
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
