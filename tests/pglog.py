@@ -2,6 +2,9 @@
 
 import psycopg
 
+from coord.events.pg_schema import SCHEMA_VERSION
+from coord.events.records import FOLD_VERSION
+
 KEEP = ("schema_version", "fold_version", "log_id", "created", "max_clock_skew_us", "search_unaccent")
 
 
@@ -24,7 +27,7 @@ def empty_log(url: str) -> None:
         conn.execute("DELETE FROM coord.meta WHERE key <> ALL(%s)", (list(KEEP),))
         for key, value in (
             ("max_clock_skew_us", "300000000"),
-            ("schema_version", "1"),
-            ("fold_version", "1"),
+            ("schema_version", str(SCHEMA_VERSION)),
+            ("fold_version", str(FOLD_VERSION)),
         ):
             conn.execute("UPDATE coord.meta SET value = %s WHERE key = %s", (value, key))

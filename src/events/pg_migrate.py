@@ -1,9 +1,11 @@
 """Moving a SQLite home onto a PostgreSQL server (`coord migrate --to URL`): every table
 copied as it is, in one server transaction, while the SQLite store's write lock is held
 (nothing is appended meanwhile): events with their bytes, seqs, marks and stored times,
-the views and their tracking row, request ids, inbox cursors and acknowledgements, the
-search index, bookkeeping, and every blob. This checkout's audit file record moves with
-it, so the file is not touched by the move. The server's log must be empty."""
+the views with their graph columns and dependencies, request ids, acknowledgements and
+inbox watermarks, notices, the search index, bookkeeping (a `views_refold` flag too: the
+first command on the server folds the views again), and every blob. This checkout's audit
+file record moves with it, so the file is not touched by the move. The server's log must
+be empty."""
 
 import os
 import time
@@ -16,10 +18,12 @@ from .sqlite_store import SqliteStore
 BATCH = 5000
 COPIES = [  # (SQLite SELECT, PostgreSQL INSERT)
     (
-        "SELECT worker, state, holder, assignee, created, updated, branch, base, worktree, view FROM workers",
+        "SELECT worker, state, holder, assignee, created, updated, branch, base, worktree, view, ready, "
+        "priority, waiting FROM workers",
         "INSERT INTO coord.workers (worker, state, holder, assignee, created, updated, branch, base, "
-        "worktree, view) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+        "worktree, view, ready, priority, waiting) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::int::boolean,%s,%s)",
     ),
+    ("SELECT worker, after FROM deps", "INSERT INTO coord.deps (worker, after) VALUES (%s, %s)"),
     (
         "SELECT name, last_seq FROM projection_state",
         "INSERT INTO coord.projection_state (name, last_seq) VALUES (%s, %s)",
@@ -28,13 +32,15 @@ COPIES = [  # (SQLite SELECT, PostgreSQL INSERT)
         "SELECT actor, key, result FROM request_ids",
         "INSERT INTO coord.request_ids (actor, key, result) VALUES (%s, %s, %s)",
     ),
+    ("SELECT agent, id FROM acks", "INSERT INTO coord.acks (agent, id) VALUES (%s, %s)"),
     (
         "SELECT agent, address, seq FROM cursors",
         "INSERT INTO coord.cursors (agent, address, seq) VALUES (%s,%s,%s)",
     ),
     (
-        "SELECT agent, address, seq FROM msg_acks",
-        "INSERT INTO coord.msg_acks (agent, address, seq) VALUES (%s,%s,%s)",
+        "SELECT agent, seq, worker, attempt, reason, acked FROM notices",
+        "INSERT INTO coord.notices (agent, seq, worker, attempt, reason, acked) "
+        "VALUES (%s,%s,%s,%s,%s,%s::int::boolean)",
     ),
     (
         "SELECT rowid, type, text, type, text FROM search",

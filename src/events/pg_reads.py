@@ -9,31 +9,14 @@ read-only snapshot (Store.read), or each statement on its own (Store.reader).
 import re
 
 from .errors import UsageError
-from .records import HEARTBEAT, EventQuery, Row, SearchHit, ViewRow, _regex, is_glob
-from .shapes import BROADCAST
+from .pg_graph import VIEW_COLS, PgGraphReads, view_row
+from .pg_inbox import PgInboxReads, type_clause
+from .records import HEARTBEAT, EventQuery, Row, SearchHit, ViewRow
 from .store import Reader
 
 EVENT_COLS = 'seq, id, ts, "from", "to", type, worker, body, origin, audit, stored'
-VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view"
 # An event as read: its audit column is this checkout's mark (the first parameter).
 READ_COLS = EVENT_COLS.replace("audit", "coord.mark(%s, seq, audit)")
-MSG_RANGE = ("msg.", "msg/")
-
-
-def type_clause(types, column: str = "type") -> tuple[str, list]:
-    """`--type` patterns: exact names by equality, globs by a regular expression that reads
-    them as SQLite's GLOB does (coord.events.records.TypeFilter.matches)."""
-    if not types.patterns:
-        return "false", []
-    ors, args = [], []
-    for p in types.patterns:
-        if is_glob(p):
-            ors.append(f"{column} ~ %s")
-            args.append("^(?:" + _regex(p).pattern + ")$")
-        else:
-            ors.append(f"{column} = %s")
-            args.append(p)
-    return "(" + " OR ".join(ors) + ")", args
 
 
 def event_query_sql(q: EventQuery, checkout: str, what: str = READ_COLS) -> tuple[str, list]:
@@ -85,7 +68,7 @@ def _row(t) -> Row:
     return Row(*t[:7], bytes(t[7]), *t[8:])
 
 
-class PgReader(Reader):
+class PgReader(PgGraphReads, PgInboxReads, Reader):
     """Reads over the store's connection (see the module's docstring)."""
 
     def __init__(self, store):
@@ -161,7 +144,7 @@ class PgReader(Reader):
         if limit is not None:
             sql += " LIMIT %s"
             args.append(limit)
-        return [ViewRow(*t[:9], bytes(t[9])) for t in self._all(sql, args)]
+        return [view_row(t) for t in self._all(sql, args)]
 
     def worker_ids(self, prefix: str, limit: int = 11) -> list[str]:
         rows = self._all(
@@ -189,25 +172,6 @@ class PgReader(Reader):
             {"k": keys, "co": self.store.checkout},
         )
         return dict(rows)
-
-    # --- inboxes -------------------------------------------------------------------------
-    def cursors(self, agent: str) -> dict[str, int]:
-        return dict(self._all("SELECT address, seq FROM coord.cursors WHERE agent = %s", (agent,)))
-
-    def pending_messages(self, agent, after, types, limit) -> list[Row]:
-        parts, args = [], []
-        tsql, targs = type_clause(types) if types is not None else ("", [])
-        for address, seq in after.items():
-            sql, a_args = pending_sql(agent, address, seq, self.store.checkout)
-            parts.append(sql + (f" AND {tsql}" if tsql else ""))
-            args += a_args + targs
-        if not parts:
-            return []
-        sql = " UNION ALL ".join(f"({p})" for p in parts) + " ORDER BY seq"
-        if limit:
-            sql += " LIMIT %s"
-            args.append(limit)
-        return [_row(t) for t in self._all(sql, args)]
 
     # --- search ------------------------------------------------------------------------
     def search(self, query, types, from_, to, limit) -> list[SearchHit]:
@@ -290,30 +254,15 @@ class PgReader(Reader):
 
     def _dirty_possible(self) -> bool:
         """One cheap look: an event for the file above this checkout's record, or a mark."""
-        t = self._one(
-            "SELECT EXISTS (SELECT 1 FROM coord.events e WHERE e.audit = 1 AND e.seq > coalesce("
-            "(SELECT upto FROM coord.checkouts WHERE checkout = %(co)s), 0)) OR EXISTS (SELECT 1 FROM "
-            "coord.checkout_marks WHERE checkout = %(co)s AND mark = 1)",
-            {"co": self.store.checkout},
-        )
-        return t[0]
+        return self._one(DIRTY_POSSIBLE, {"co": self.store.checkout})[0]
 
 
-def pending_sql(agent: str, address: str, after: int, checkout: str | None = None) -> tuple[str, list]:
-    """Unacknowledged msg.* events to one address after a cursor (only their seq when no
-    checkout is given: the cursor's compaction)."""
-    what, args = (READ_COLS, [checkout]) if checkout is not None else ("seq", [])
-    sql = f'SELECT {what} FROM coord.events WHERE "to" = %s AND seq > %s AND type >= %s AND type < %s'
-    args += [address, after, *MSG_RANGE]
-    if address == BROADCAST:
-        sql += ' AND "from" <> %s'
-        args.append(agent)
-    sql += (
-        " AND NOT EXISTS (SELECT 1 FROM coord.msg_acks k WHERE k.agent = %s AND k.address = %s "
-        "AND k.seq = events.seq)"
-    )
-    args += [agent, address]
-    return sql, args
+# An event for this checkout's audit file above its record, or one marked dirty.
+DIRTY_POSSIBLE = (
+    "SELECT EXISTS (SELECT 1 FROM coord.events e WHERE e.audit = 1 AND e.seq > coalesce("
+    "(SELECT upto FROM coord.checkouts WHERE checkout = %(co)s), 0)) OR EXISTS (SELECT 1 FROM "
+    "coord.checkout_marks WHERE checkout = %(co)s AND mark = 1)"
+)
 
 
 # --- the search language on PostgreSQL: the common subset --------------------------------

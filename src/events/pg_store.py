@@ -19,10 +19,10 @@ from psycopg.pq import TransactionStatus
 
 from .errors import Busy, CoordError, NotFound, UsageError
 from .failpoints import failpoint
-from .pg_reads import PgReader
+from .pg_reads import DIRTY_POSSIBLE, PgReader
 from .pg_schema import LOCK_CLASS, SCHEMA_VERSION, checkout_id, connect
 from .pg_tx import PgTx
-from .records import FOLD_VERSION
+from .records import AUDIT_DIRTY, FOLD_VERSION
 from .store import Store
 from .store_url import shown_url
 
@@ -61,6 +61,7 @@ class PgStore(Store):
         self._offset = 0  # server clock - this clock, µs, measured at connect
         self._backend = None
         self._log_id = ""
+        self.migrated = False
 
     @property
     def busy(self) -> float:
@@ -111,7 +112,7 @@ class PgStore(Store):
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-        pid, start, schema, fold, skew, log_id, server_us = hello
+        pid, start, schema, fold, skew, log_id, server_us, refold = hello
         if schema != str(SCHEMA_VERSION) or fold != str(FOLD_VERSION):
             conn.close()
             raise UsageError(
@@ -121,6 +122,9 @@ class PgStore(Store):
         self.conn, self._backend = conn, (pid, start)
         self.skew_us, self._log_id = int(skew), log_id
         self._offset = server_us - now_us()
+        # Views folded by an older coord (a home moved here by `coord migrate` with the flag
+        # set): coord.app.context folds them again (projections.board.ensure_views_current).
+        self.migrated = refold
 
     def close(self):
         if self.conn is not None:
@@ -195,7 +199,7 @@ class PgStore(Store):
                 for cb in list(tx.before_commit.values()):
                     cb(tx)
                 failpoint("before-commit")
-                if self._commit(tx, locked, durable, deadline):
+                if self._commit(tx, locked, durable, deadline, hooks):
                     break
             except RETRYABLE + (pgerr.UniqueViolation,) as e:
                 self._rollback()
@@ -226,13 +230,16 @@ class PgStore(Store):
                 )
         failpoint("after-commit")
         if hooks and tx.appended:
+            self.export_pending = tx.pending
             for hook in self.after_commit:
                 hook(self, tx.appended)
         return result
 
-    def _commit(self, tx: PgTx, locked: bool, durable: bool, deadline: float) -> bool:
+    def _commit(self, tx: PgTx, locked: bool, durable: bool, deadline: float, hooks: bool) -> bool:
         """The held writes and COMMIT in one round trip. True when committed; False when
-        the connection broke and the events are known not to be stored (run again)."""
+        the connection broke and the events are known not to be stored (run again). With
+        hooks, whether anything waits for the audit file goes in the same round trip
+        (`tx.pending`, Store.export_pending; a dirty event appended answers it at once)."""
         writes = tx.opening()
         if not durable:
             writes.append(("SET LOCAL synchronous_commit = off", (), False))
@@ -241,8 +248,11 @@ class PgStore(Store):
         writes += tx.writes
         if tx.appended:
             writes.append(("SELECT pg_notify(%s, %s)", (CHANNEL, str(tx.appended[-1].seq)), False))
+        ask = hooks and tx.appended and not any(e.audit == AUDIT_DIRTY for e in tx.appended)
+        read = (DIRTY_POSSIBLE, {"co": self.checkout}) if ask else None
         try:
-            self.pipeline(writes, commit=True)
+            rows = self.pipeline(writes, commit=True, read=read)
+            tx.pending = rows[0][0] if ask else True
             return True
         except psycopg.OperationalError:
             if not (self.conn.broken or self.conn.closed):
@@ -341,7 +351,8 @@ HELLO = (
     "(SELECT value FROM coord.meta WHERE key = 'schema_version'), "
     "(SELECT value FROM coord.meta WHERE key = 'fold_version'), "
     "(SELECT value FROM coord.meta WHERE key = 'max_clock_skew_us'), "
-    "(SELECT value FROM coord.meta WHERE key = 'log_id'), coord.now_us()"
+    "(SELECT value FROM coord.meta WHERE key = 'log_id'), coord.now_us(), "
+    "EXISTS (SELECT 1 FROM coord.meta WHERE key = 'views_refold')"
 )
 
 

@@ -5,13 +5,15 @@ server in one pipelined round trip with COMMIT (or before a read, which must see
 
 from msgspec.structs import astuple
 
-from .pg_reads import EVENT_COLS, VIEW_COLS, PgReader, pending_sql
+from .pg_graph import VIEW_COLS, PgGraphWrites
+from .pg_inbox import PgInboxWrites
+from .pg_reads import EVENT_COLS, PgReader
 from .pg_schema import LOCK_CLASS
 from .records import AUDIT_WRITTEN, StoredEvent, ViewRow, worker_of
 from .store import WriteTx
 
 
-class PgTx(PgReader, WriteTx):
+class PgTx(PgGraphWrites, PgInboxWrites, PgReader, WriteTx):
     """One optimistic attempt: reads on its snapshot, writes held until COMMIT (or until a
     read, which must see them)."""
 
@@ -21,6 +23,7 @@ class PgTx(PgReader, WriteTx):
         WriteTx.__init__(self, store)
         self.writes: list = []  # (sql, args, many), sent with the next read or with COMMIT
         self.begun = False
+        self.pending = True  # after COMMIT: whether an event waits for the audit file
 
     def _w(self, sql, args=(), many=False) -> None:
         self.writes.append((sql, args, many))
@@ -95,9 +98,11 @@ class PgTx(PgReader, WriteTx):
 
     def delete_view(self, worker) -> None:
         self._w("DELETE FROM coord.workers WHERE worker = %s", (worker,))
+        self._w("DELETE FROM coord.deps WHERE worker = %s", (worker,))
 
     def replace_views(self, rows) -> None:
         self._w("DELETE FROM coord.workers")
+        self._w("DELETE FROM coord.deps")  # set_deps refills it
         if rows:
             self._w(UPSERT_VIEW, [astuple(r) for r in rows], True)
 
@@ -155,49 +160,6 @@ class PgTx(PgReader, WriteTx):
         )
         self._w(COMPACT_MARKS, {"co": co})
 
-    # --- inboxes: a watermark per (agent, address), acks above it in msg_acks ------------
-    def _set_cursor(self, agent, address, seq) -> None:
-        self._w(
-            "INSERT INTO coord.cursors AS c (agent, address, seq) VALUES (%s, %s, %s) "
-            "ON CONFLICT (agent, address) DO UPDATE SET seq = greatest(c.seq, EXCLUDED.seq)",
-            (agent, address, seq),
-        )
-        self._w(
-            "DELETE FROM coord.msg_acks WHERE agent = %s AND address = %s AND seq <= %s",
-            (agent, address, seq),
-        )
-
-    def _compact(self, agent, address) -> None:
-        cur = self.cursors(agent).get(address, 0)
-        sql, args = pending_sql(agent, address, cur)
-        row = self._one(sql + " ORDER BY seq LIMIT 1", args)
-        if row is not None:
-            new = row[0] - 1
-        else:
-            new = self._one(
-                "SELECT coalesce(max(seq), 0) FROM coord.msg_acks WHERE agent = %s AND address = %s",
-                (agent, address),
-            )[0]
-        if new > cur:
-            self._set_cursor(agent, address, new)
-
-    def ack_messages(self, agent, delivered) -> None:
-        by_addr: dict = {}
-        for seq, to in delivered:
-            by_addr.setdefault(to, []).append(seq)
-        for address, seqs in by_addr.items():
-            self._w(
-                "INSERT INTO coord.msg_acks (agent, address, seq) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                [(agent, address, s) for s in seqs],
-                True,
-            )
-            self._compact(agent, address)
-
-    def ack_through(self, agent, addresses, seq) -> None:
-        for address in addresses:
-            self._set_cursor(agent, address, seq)
-            self._compact(agent, address)
-
     # --- search ----------------------------------------------------------------------------
     def index_text(self, seq, etype, text) -> None:
         self._w(INSERT_SEARCH.format(table="search"), _search_row(seq, etype, text))
@@ -216,10 +178,11 @@ class PgTx(PgReader, WriteTx):
 
 
 UPSERT_VIEW = (
-    f"INSERT INTO coord.workers ({VIEW_COLS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+    f"INSERT INTO coord.workers ({VIEW_COLS}) VALUES ({','.join(['%s'] * 13)}) "
     "ON CONFLICT (worker) DO UPDATE SET state = EXCLUDED.state, holder = EXCLUDED.holder, "
     "assignee = EXCLUDED.assignee, created = EXCLUDED.created, updated = EXCLUDED.updated, "
-    "branch = EXCLUDED.branch, base = EXCLUDED.base, worktree = EXCLUDED.worktree, view = EXCLUDED.view"
+    "branch = EXCLUDED.branch, base = EXCLUDED.base, worktree = EXCLUDED.worktree, view = EXCLUDED.view, "
+    "ready = EXCLUDED.ready, priority = EXCLUDED.priority, waiting = EXCLUDED.waiting"
 )
 INSERT_SEARCH = "INSERT INTO coord.{table} (seq, type, text, tsv) VALUES (%s, %s, %s, coord.tsv(%s, %s))"
 # Move a checkout's record up to just below its first event for the file not marked

@@ -11,6 +11,8 @@ import tarfile
 import psycopg
 import pytest
 
+from coord.events.records import FOLD_VERSION
+
 
 @pytest.fixture
 def two_homes(tmp_path, pg_log_url, cli):
@@ -39,7 +41,8 @@ def test_two_homes_share_one_log_and_each_audit_file_holds_the_same_lines(two_ho
     assert cli("--home", a, "--as", "ann", "--json", "poll").stdout.strip() in ("", "[]")  # one inbox
     cli("--home", b, "status")  # each command catches its checkout's file up
     fa, fb = (a / "events.jsonl").read_bytes(), (b / "events.jsonl").read_bytes()
-    assert sorted(fa.splitlines()) == sorted(fb.splitlines()) and len(fa.splitlines()) == 3
+    # spawned, started, msg.hi and the poll's inbox.acked (acknowledgements are events)
+    assert sorted(fa.splitlines()) == sorted(fb.splitlines()) and len(fa.splitlines()) == 4
     assert cli("--home", b, "verify").exit_code == 0
     assert "store" in (a / "local.toml").read_text() and not (a / "coord.db").exists()
 
@@ -67,7 +70,7 @@ def test_another_schema_or_fold_version_is_refused_naming_both(two_homes, cli, p
     with psycopg.connect(pg_log_url, autocommit=True) as conn:
         conn.execute("UPDATE coord.meta SET value = '99' WHERE key = 'fold_version'")
     r = cli("--home", two_homes[0], "status")
-    assert r.exit_code == 2 and "fold version 99" in r.stderr and "fold version 1" in r.stderr
+    assert r.exit_code == 2 and "fold version 99" in r.stderr and f"fold version {FOLD_VERSION}" in r.stderr
 
 
 def test_search_accepts_the_common_subset_and_refuses_near(two_homes, cli):
@@ -91,11 +94,11 @@ def test_blobs_live_on_the_server_and_backup_writes_events_and_blobs(two_homes, 
     assert polled[0]["payload"]["text"] == "x" * 10000  # the other machine reads it
     out = tmp_path / "backup.tar"
     r = cli("--home", b, "--json", "backup", out)
-    assert r.exit_code == 0 and r.json()["events"] == 1
+    assert r.exit_code == 0 and r.json()["events"] == 2  # msg.big and the poll's inbox.acked
     with tarfile.open(out) as t:
         names = t.getnames()
         lines = t.extractfile("events.jsonl").read().splitlines()
-    assert len(lines) == 1 and len([n for n in names if n.startswith("blobs/")]) == 1
+    assert len(lines) == 2 and len([n for n in names if n.startswith("blobs/")]) == 1
     # restorable: an empty .coord with those files is rebuilt by `coord init`
     restored = tmp_path / "restored" / ".coord"
     restored.mkdir(parents=True)

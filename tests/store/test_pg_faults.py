@@ -8,6 +8,7 @@ import pytest
 
 from coord.events.envelope import Envelope
 from coord.events.errors import Busy
+from coord.events.pg_schema import SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -115,4 +116,6 @@ def test_the_log_is_created_once_however_many_machines_install_at_once(pg_url):
         t.join()
     assert sorted(made) == [False, False, False, True]
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT value FROM coord.meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        assert conn.execute("SELECT value FROM coord.meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )

@@ -1,4 +1,4 @@
--- coord's log on a PostgreSQL server (schema version 1): the tables and the few server-side
+-- coord's log on a PostgreSQL server (schema version 2): the tables and the few server-side
 -- functions the store (coord.events.pg_store) uses.
 --
 -- Loaded verbatim, in one transaction, under the advisory lock (1668247410, 0), so that two
@@ -58,12 +58,27 @@ CREATE TABLE coord.workers (
     branch   text COLLATE "C",
     base     text COLLATE "C",
     worktree text COLLATE "C",
-    view     bytea NOT NULL
+    view     bytea NOT NULL,
+    -- the work graph (coord.projections.graph): ASSIGNED with every dependency COMPLETED;
+    -- how many dependencies are not; 0 (highest) … 4
+    ready    boolean NOT NULL DEFAULT false,
+    priority integer NOT NULL DEFAULT 2,
+    waiting  integer NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
 CREATE INDEX workers_state ON coord.workers (state, created, worker);
 CREATE INDEX workers_holder ON coord.workers (holder) WHERE holder IS NOT NULL;
 CREATE INDEX workers_branch ON coord.workers (branch) WHERE branch IS NOT NULL;
 CREATE INDEX workers_base ON coord.workers (base) WHERE base IS NOT NULL;
+-- The ready queue: `ready --limit 20` reads 20 index entries whatever the graph's size.
+CREATE INDEX workers_ready ON coord.workers (priority, created, worker) WHERE ready;
+
+-- The dependency index (worker waits for after) and its reverse (who waits for X).
+CREATE TABLE coord.deps (
+    worker text COLLATE "C" NOT NULL,
+    after  text COLLATE "C" NOT NULL,
+    PRIMARY KEY (worker, after)
+);
+CREATE INDEX deps_after ON coord.deps (after, worker);
 
 CREATE TABLE coord.projection_state (
     name     text COLLATE "C" PRIMARY KEY,
@@ -77,20 +92,34 @@ CREATE TABLE coord.request_ids (
     PRIMARY KEY (actor, key)
 );
 
--- Inboxes: per agent and address the seq up to which everything is acknowledged, and the
--- messages acknowledged above it (poll --type delivers out of order).
+-- Inboxes: the ids each agent acknowledged (the projection of inbox.acked events, kept
+-- for ids not stored yet), and per agent and address the seq up to which every message is
+-- acknowledged (a watermark, so the inbox read starts there).
+CREATE TABLE coord.acks (
+    agent text COLLATE "C" NOT NULL,
+    id    text COLLATE "C" NOT NULL,
+    PRIMARY KEY (agent, id)
+);
 CREATE TABLE coord.cursors (
     agent   text COLLATE "C" NOT NULL,
     address text COLLATE "C" NOT NULL,
     seq     bigint NOT NULL,
     PRIMARY KEY (agent, address)
 );
-CREATE TABLE coord.msg_acks (
+
+-- Notices (coord.projections.notices): a lifecycle event that changed or ended an attempt
+-- an agent held, one row per (agent, seq); pending ones through a partial index.
+CREATE TABLE coord.notices (
     agent   text COLLATE "C" NOT NULL,
-    address text COLLATE "C" NOT NULL,
     seq     bigint NOT NULL,
-    PRIMARY KEY (agent, address, seq)
+    worker  text COLLATE "C" NOT NULL,
+    attempt integer NOT NULL,
+    reason  text NOT NULL,
+    acked   boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (agent, seq)
 );
+CREATE INDEX notices_pending ON coord.notices (agent, seq) WHERE NOT acked;
+CREATE INDEX notices_worker ON coord.notices (worker);
 
 -- Each checkout's audit file (.coord/events.jsonl on one machine): events with audit = 1
 -- and seq <= upto are written there, events above it dirty, except where checkout_marks
