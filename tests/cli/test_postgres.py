@@ -108,6 +108,14 @@ def test_blobs_live_on_the_server_and_backup_writes_events_and_blobs(two_homes, 
     assert cli("--home", restored, "verify").exit_code == 0
 
 
+def test_sync_is_refused_on_a_server_store_naming_why(two_homes, cli, pg_log_url):
+    a = two_homes[0]
+    r = cli("--home", a, "--as", "x", "sync")
+    assert r.exit_code == 2 and "PostgreSQL server" in r.stderr and len(r.stderr.splitlines()) == 1
+    with psycopg.connect(pg_log_url) as conn:
+        assert conn.execute("SELECT count(*) FROM coord.events").fetchone()[0] == 0
+
+
 def test_sqlite_only_settings_are_shown_as_ignored(two_homes, cli):
     out = cli("--home", two_homes[0], "config").stdout
     assert "synchronous = FULL  # ignored" in out and "busy_timeout = 10  #" not in out
