@@ -168,6 +168,8 @@ def test_run_keeps_the_stores_secrets_from_its_child(home, cli, tmp_path):
 
 def test_migrate_moves_a_sqlite_home_onto_the_server_losing_nothing(home, cli, pg_log_url):
     cli("--as", "lead", "spawn", "w-1", "--no-git", "--task", "move me")
+    cli("--as", "lead", "spawn", "w-2", "--no-git", "--after", "w-1")  # waits: the graph moves too
+    cli("--as", "lead", "spawn", "w-3", "--no-git", "--priority", "0")
     cli("--as", "ann", "start", "w-1")
     cli("--as", "ann", "heartbeat", "w-1")
     big = json.dumps({"text": "y" * 9000})
@@ -180,7 +182,9 @@ def test_migrate_moves_a_sqlite_home_onto_the_server_losing_nothing(home, cli, p
         "log": cli("--json", "log").jsonl(),
         "status": cli("--json", "status").json(),
         "file": (home / "events.jsonl").read_bytes(),
+        "ready": cli("--json", "ready").stdout,
     }
+    assert [w["worker"] for w in json.loads(before["ready"])] == ["w-3"]
     r = cli("--json", "migrate", "--to", pg_log_url)
     assert r.exit_code == 0, r.stderr
     assert r.json()["events"] == len(before["log"]) and r.json()["blobs"] == 1
@@ -189,13 +193,18 @@ def test_migrate_moves_a_sqlite_home_onto_the_server_losing_nothing(home, cli, p
         assert conn.execute("SELECT count(*) FROM coord.events").fetchone()[0] == len(before["log"])
     assert cli("--json", "log").jsonl() == before["log"]  # same bytes, ids, seqs
     assert cli("--json", "status").json() == before["status"]  # ann is still local: no REMOTE
+    assert cli("--json", "ready").stdout == before["ready"]  # w-2 still waits for w-1
     assert (home / "events.jsonl").read_bytes() == before["file"]  # the audit file is untouched
     polled = cli("--as", "ann", "--json", "poll").jsonl()
     assert [m["type"] for m in polled] == ["msg.small"]  # acknowledgements kept: nothing redelivered
+    [big_id] = [e["id"] for e in before["log"] if e["type"] == "msg.big"]
     again = cli("--as", "lead", "--json", "send", "msg.big", big, "--to", "ann", "--request-id", "k1")
-    assert again.json()["repeat"] and again.json()["event"] == before["log"][3]["id"]  # request ids kept
+    assert again.json()["repeat"] and again.json()["event"] == big_id  # request ids kept
     assert cli("--as", "ann", "heartbeat", "w-1").exit_code == 0
     assert cli("verify").exit_code == 0
+    for verb in ("done", "approve", "merge"):
+        assert cli("--as", "ann" if verb == "done" else "lead", verb, "w-1").exit_code == 0
+    assert [w["worker"] for w in cli("--json", "ready").json()] == ["w-3", "w-2"]  # the index moved
     r = cli("migrate", "--to", pg_log_url)
     assert r.exit_code == 4  # already on the server
 
