@@ -41,14 +41,21 @@ def _row(t) -> Row:
     return Row(*t[:7], bytes(t[7]), *t[8:11])
 
 
-def pending_sql(agent: str, address: str, after: int, checkout: str | None = None) -> tuple[str, list]:
-    """Unacknowledged msg.* events to one address after a watermark (only their seq when
-    no checkout is given: the watermark's move)."""
+def pending_sql(agent: str, address: str, after: int | None, checkout: str | None = None) -> tuple[str, list]:
+    """Unacknowledged msg.* events to one address after a watermark (`after`; None: the
+    agent's stored one, read in the same statement), only their seq when no checkout is
+    given (the watermark's move)."""
     what, args = (_event_cols("e"), [checkout]) if checkout is not None else ("e.seq", [])
+    if after is None:
+        above = "coalesce((SELECT c.seq FROM coord.cursors c WHERE c.agent = %s AND c.address = %s), 0)"
+        after_args = [agent, address]
+    else:
+        above, after_args = "%s", [after]
     sql = (
-        f'SELECT {what} FROM coord.events e WHERE e."to" = %s AND e.seq > %s AND e.type >= %s AND e.type < %s'
+        f'SELECT {what} FROM coord.events e WHERE e."to" = %s AND e.seq > {above} '
+        "AND e.type >= %s AND e.type < %s"
     )
-    args += [address, after, *MSG_RANGE]
+    args += [address, *after_args, *MSG_RANGE]
     if address == BROADCAST:
         sql += ' AND e."from" <> %s'
         args.append(agent)
@@ -62,11 +69,10 @@ class PgInboxReads:
         return dict(self._all("SELECT address, seq FROM coord.cursors WHERE agent = %s", (agent,)))
 
     def pending_messages(self, agent, addresses, types, limit) -> list[Row]:
-        after = self.cursors(agent) if addresses else {}
         parts, args = [], []
         tsql, targs = type_clause(types, "e.type") if types is not None else ("", [])
         for address in addresses:
-            sql, a_args = pending_sql(agent, address, after.get(address, 0), self.store.checkout)
+            sql, a_args = pending_sql(agent, address, None, self.store.checkout)
             parts.append(sql + (f" AND {tsql}" if tsql else ""))
             args += a_args + targs
         if not parts:
