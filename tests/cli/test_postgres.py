@@ -116,6 +116,20 @@ def test_sync_is_refused_on_a_server_store_naming_why(two_homes, cli, pg_log_url
         assert conn.execute("SELECT count(*) FROM coord.events").fetchone()[0] == 0
 
 
+def test_views_refold_flag_folds_the_views_again_at_the_next_command(two_homes, cli, pg_log_url):
+    """A home moved here with the flag set (coord migrate copies the meta): the first
+    command folds the views from the events and clears the flag."""
+    a = two_homes[0]
+    assert cli("--home", a, "--as", "lead", "spawn", "w-1", "--no-git").exit_code == 0
+    with psycopg.connect(pg_log_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM coord.workers")  # as if folded by an older coord
+        conn.execute("INSERT INTO coord.meta (key, value) VALUES ('views_refold', '1')")
+    [st] = cli("--home", a, "--json", "status").json()
+    assert st["worker"] == "w-1" and st["state"] == "ASSIGNED"
+    with psycopg.connect(pg_log_url) as conn:
+        assert conn.execute("SELECT count(*) FROM coord.meta WHERE key = 'views_refold'").fetchone()[0] == 0
+
+
 def test_sqlite_only_settings_are_shown_as_ignored(two_homes, cli):
     out = cli("--home", two_homes[0], "config").stdout
     assert "synchronous = FULL  # ignored" in out and "busy_timeout = 10  #" not in out
