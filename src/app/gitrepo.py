@@ -71,7 +71,7 @@ def first_line(text: str) -> str:
     return "no message"
 
 
-def run(args, cwd, check=True, what=None) -> subprocess.CompletedProcess:
+def run(args, cwd, check=True, what=None, env=None) -> subprocess.CompletedProcess:
     """Run `git ARGS` in cwd. check=True raises GitError on a non-zero exit.
 
     git runs with the umask the user started coord with (not the home's private one): what
@@ -82,7 +82,7 @@ def run(args, cwd, check=True, what=None) -> subprocess.CompletedProcess:
             cwd=str(cwd),
             capture_output=True,
             text=True,
-            env=_env(),
+            env=_env(env),
             timeout=600,
             umask=USER_UMASK,
         )

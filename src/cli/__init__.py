@@ -39,6 +39,9 @@ COMMANDS = {
     "blob": "blobs:blob",
     "run": "run:run_cmd",
     "reap": "run:reap_cmd",
+    "check": "checks:check_cmd",
+    "queue": "checks:queue_cmd",
+    "overlap": "checks:overlap_cmd",
 }
 
 

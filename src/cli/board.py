@@ -79,6 +79,9 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
         return
     now = now_us()
     items = board_items(c, worker_id, want, stale, all_, now)
+    from ..app.checks import add_check_status
+
+    add_check_status(c, items)
     if branches:
         add_branch_counts(c, items)
     if st.json:

@@ -93,6 +93,8 @@ def _summary_of(d) -> str:
         note = d["reason"]
     elif d["state"] in (IN_REVIEW, APPROVED, COMPLETED) and d["summary"]:
         note = d["summary"]
+    if d.get("checks"):
+        note = " ".join(f"{k}:{v}" for k, v in d["checks"].items()) + "  " + (note or "")
     if d["conflicts"]:
         note = f"!{len(d['conflicts'])} conflict(s)  " + (note or "")
     return note or ""

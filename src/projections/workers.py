@@ -31,6 +31,7 @@ TRANSITIONS = {
     "worker.canceled": (NON_TERMINAL, CANCELED),
     "worker.failed": (NON_TERMINAL - {FAILED}, FAILED),
     "worker.retried": (frozenset({FAILED}), ASSIGNED),
+    "worker.check_failed": (frozenset({APPROVED}), WORKING),  # the queue: same holder
 }
 
 # command name -> event type it appends
@@ -237,6 +238,9 @@ def fold(view: Worker | None, env: Envelope, eid: str, stored: int | None = None
         v.info = {k: p[k] for k in ("files", "stage", "onto") if k in p}
     elif t == "worker.changes_requested":
         v.reason = p.get("reason")
+    elif t == "worker.check_failed":
+        v.reason = p.get("reason")
+        v.info = {k: p[k] for k in ("check", "commit") if k in p}
     elif t == "worker.approved":
         v.reason = p.get("note")
     elif t == "worker.merged":
