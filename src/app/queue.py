@@ -31,6 +31,19 @@ class CheckFailed(Refused):
     code = "check_failed"
 
 
+def rank(waiting: list[dict], merged: list[tuple[str, str]]) -> list[dict]:
+    """Queue order (pure). waiting: {worker, priority, since}; merged: (ts, worker) of the
+    merges recorded since the oldest `since`. A merge of another worker while one waited
+    passes it over; every AGING_PASSES of them lift it one priority (never above 0)."""
+    out = []
+    for w in waiting:
+        passed = sum(1 for ts, who in merged if ts > w["since"] and who != w["worker"])
+        eff = max(0, w["priority"] - passed // AGING_PASSES)
+        out.append({**w, "effective": eff, "passed_over": passed})
+    out.sort(key=lambda d: (d["effective"], d["since"], d["worker"]))
+    return out
+
+
 def order(c) -> list[dict]:
     """The APPROVED workers with a branch, in the order the queue takes them."""
     views = [decode_view(r.view) for r in c.store.reader.views(states=[APPROVED])]
@@ -40,22 +53,8 @@ def order(c) -> list[dict]:
     since = min(v.state_since for v in views)
     q = EventQuery(types=TypeFilter(("worker.merged",)), since_ts=since)
     merged = [(r.ts, r.to) for r in c.store.reader.events(q)]
-    out = []
-    for v in views:
-        passed = sum(1 for ts, w in merged if ts > v.state_since and w != v.worker)
-        prio = priority_of(v)
-        eff = max(0, prio - passed // AGING_PASSES)
-        out.append(
-            {
-                "worker": v.worker,
-                "priority": prio,
-                "effective": eff,
-                "passed_over": passed,
-                "since": v.state_since,
-            }
-        )
-    out.sort(key=lambda d: (d["effective"], d["since"], d["worker"]))
-    return out
+    waiting = [{"worker": v.worker, "priority": priority_of(v), "since": v.state_since} for v in views]
+    return rank(waiting, merged)
 
 
 def verifier(c, repo, wid: str, actor: str, out=None, err=None):
