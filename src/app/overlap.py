@@ -30,6 +30,12 @@ def live_workers(c, repo) -> list[dict]:
     `work` (the tree and a commit of it) when its worktree has uncommitted tracked changes."""
     out = []
     by_branch = {w["branch"]: w for w in repo.worktrees() if w["branch"] and not w["prunable"]}
+    tips = dict(
+        line.split(" ", 1)[::-1]
+        for line in repo.out(
+            "for-each-ref", "--format=%(objectname) %(refname:lstrip=2)", "refs/heads/"
+        ).splitlines()
+    )
     for row in c.store.reader.views(states=LIVE):
         v = decode_view(row.view)
         if not v.branch:
@@ -38,7 +44,7 @@ def live_workers(c, repo) -> list[dict]:
             branch = worker_branch(v)
         except Exception:
             continue
-        head = repo.branch_tip(branch)
+        head = tips.get(branch)
         if head is None:
             continue
         d = {"worker": v.worker, "branch": branch, "base": v.base, "head": head, "holder": v.holder}
@@ -53,6 +59,12 @@ def _uncommitted(repo, path: Path, head: str) -> dict:
     """The worktree's tracked changes as a tree and a commit on its head ({} when none),
     computed in a copy of its index: nothing in the worktree is written."""
     try:
+        # One read-only look first (no optional locks: the index is not refreshed).
+        clean = _git(
+            ["--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=no"], path, None
+        )
+        if not clean:
+            return {}
         index = Path(repo.out("rev-parse", "--path-format=absolute", "--git-path", "index", cwd=path))
         with tempfile.TemporaryDirectory(prefix="coord-overlap-") as tmp:
             copy = Path(tmp) / "index"
@@ -129,6 +141,10 @@ def overlaps(c) -> dict:
     if repo is None:
         return {"workers": [], "pairs": [], "bases": [], "checked": 0, "cached": 0}
     ws = live_workers(c, repo)
+    tips = {w["branch"]: w["head"] for w in ws}
+    for w in ws:
+        if w["base"] and w["base"] not in tips:
+            tips[w["base"]] = repo.branch_tip(w["base"])
     cache = Cache(repo)
     pairs, bases = [], []
     for i, a in enumerate(ws):
@@ -136,8 +152,8 @@ def overlaps(c) -> dict:
             hit = _compare(cache, repo, a, b)
             if hit:
                 pairs.append({"a": a["worker"], "b": b["worker"], "heads": [a["head"], b["head"]], **hit})
-        base_tip = repo.branch_tip(a["base"]) if a["base"] else None
-        if base_tip and not repo.is_ancestor(a["head"], base_tip):
+        base_tip = tips.get(a["base"]) if a["base"] else None
+        if base_tip and base_tip != a["head"]:
             hit = _compare(cache, repo, a, {"head": base_tip})
             if hit:
                 bases.append(
