@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from ..events.check_settings import PREFIX, check_name_problem, required_names, split_command
 from ..events.envelope import Envelope, decode
-from ..events.errors import Refused, UnknownWorker, UsageError
+from ..events.errors import CoordError, Refused, UnknownWorker, UsageError
 from ..events.files import ensure_dir_in_home
 from ..events.records import EventQuery, TypeFilter
 from ..projections import board
@@ -83,6 +83,16 @@ class ChecksNotPassed(Refused):
     code = "checks_not_passed"
 
 
+class Interrupted(CoordError):
+    """A check stopped by a signal sent to coord itself: not a verdict, not recorded."""
+
+    code = "interrupted"
+
+    def __init__(self, message: str, exit: int = 130):
+        super().__init__(message)
+        self.exit_code = exit
+
+
 # --- running ---------------------------------------------------------------------------
 @contextmanager
 def scratch(c, repo, label: str, commit: str):
@@ -109,6 +119,11 @@ def run_command(argv, cwd, timeout: float, out=None, err=None) -> dict:
         return {"exit": e.exit_code, "duration_s": 0.0, "$tail": msg, "output_bytes": len(msg)}
     sup = Supervisor(list(argv), env, timeout=timeout, out=out, err=err, cwd=str(cwd), grace=5.0)
     code, duration = sup.run()
+    if sup.received:  # we were told to stop (Ctrl-C, SIGTERM): no verdict on the code
+        sig = sup.received[0]
+        raise Interrupted(
+            f"interrupted by signal {sig} while running {argv[0]}: nothing recorded", exit=128 + sig
+        )
     facts = {"exit": exit_status(code), "duration_s": round(duration, 3)}
     if sup.ended_by == "timeout":
         facts.update(exit=TIMED_OUT, timed_out=True)

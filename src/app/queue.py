@@ -13,7 +13,7 @@ from ..events.records import EventQuery, TypeFilter
 from ..projections.board import decode_view
 from ..projections.workers import APPROVED
 from . import gitsteps
-from .checks import record, required, run_command, scratch
+from .checks import Interrupted, record, required, run_command, scratch
 from .gitrepo import Conflict
 from .lifecycle import act, need_actor
 
@@ -97,6 +97,8 @@ def merge_one(c, wid: str, actor: str, out=None, err=None) -> dict:
         r = gitsteps.merge(c, wid, {}, actor, verify=verifier(c, repo, wid, actor, out, err))
     except Conflict as e:
         return {"worker": wid, "outcome": "conflicted", "files": e.extra.get("files"), "reason": str(e)}
+    except Interrupted:
+        raise  # the queue was told to stop: no verdict on this worker
     except CheckFailed as e:
         return {"worker": wid, "outcome": "check_failed", **e.extra, "reason": str(e)}
     except CoordError as e:

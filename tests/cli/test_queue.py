@@ -5,11 +5,14 @@ killed at any step converges when run again (real processes, failpoints)."""
 
 import random
 import shutil
+import signal
+import subprocess
 import threading
+import time
 
 import pytest
 
-from helpers import commit_file, g, ok
+from helpers import commit_file, coord_cmd, g, ok
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 WT = (".coord", "worktrees")
@@ -147,6 +150,29 @@ def test_two_queues_never_merge_a_worker_twice(repo, cli, proc):
     assert sorted(e["to"] for e in merged) == ["w0", "w1", "w2"]
 
 
+def test_a_queue_stopped_during_a_check_records_no_verdict(repo, cli, tmp_path):
+    started = tmp_path / "started"
+    ok(cli("config", "check.tests", f"sh -c 'touch {started}; sleep 60'"))
+    ok(cli("config", "required_checks", "tests"))
+    working(cli, repo, "w1", {"f.txt": "x\n"})
+    hand_in(cli, "w1")
+    main_before = g(repo, "rev-parse", "main")
+    p = subprocess.Popen(
+        [*coord_cmd(), "--as", "merger", "queue", "--once"], cwd=repo, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() else "timeout"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert "nothing recorded" in err
+    assert state(cli, "w1") == "APPROVED" and g(repo, "rev-parse", "main") == main_before
+    assert ok(cli("log", "--json", "--type", "check.*")).jsonl() == []
+    assert ".scratch" not in g(repo, "worktree", "list")
+
+
 # --- overlap -----------------------------------------------------------------------------
 def test_overlap_uncommitted_base_notify_once_and_touches_nothing(repo, cli):
     working(cli, repo, "w1", {"a.txt": "one\n"})
@@ -174,6 +200,9 @@ def test_overlap_uncommitted_base_notify_once_and_touches_nothing(repo, cli):
     text = ok(cli("overlap")).stdout
     assert "w1 × w2: conflict only with uncommitted: a.txt" in text and "w1 × base main" in text
     assert "overlaps" in ok(cli("status", "--overlaps")).stdout
+    board = {d["worker"]: d["overlaps"] for d in ok(cli("status", "--overlaps", "--json")).json()}
+    assert board["w2"] == [{"with": "w1", "files": [], "uncommitted": ["a.txt"]}]
+    assert {o["with"] for o in board["w1"]} == {"w2", "base:main"}
     # a rerun is answered from the cache
     again = ok(cli("overlap", "--json")).json()
     assert again["cached"] == again["checked"] > 0
