@@ -274,8 +274,8 @@ def _merge_work(c, repo, wid, into, actor, built, gate: bool):
                 commit = repo.find_merge(target, tip)
                 break
             _need_unmoved(view, branch, tip)
-            if built is not None:
-                if (into_tip, tip) != built[:2]:
+            if built is not None or not gate:  # the queue: only a commit its checks passed
+                if built is None or (into_tip, tip) != built[:2]:
                     raise Moved(f"{target} or {branch} moved since the merge commit was checked")
                 new = built[2]
             else:
