@@ -115,13 +115,13 @@ def bench_queue(tmp: Path, files: int, merges: int, seed: int) -> dict:
         merged = r.stdout.count("merged")
 
         def bare(names=names, base=base):
+            # the same end state by hand: the branch merged, the worker's worktree removed
             for w in names:
-                subprocess.run(
-                    ["git", "merge", "--no-ff", "--no-edit", "-q", f"coord/{w}"],
-                    cwd=base,
-                    capture_output=True,
-                    env=ENV,
-                )
+                for args in (
+                    ["merge", "--no-ff", "--no-edit", "-q", f"coord/{w}"],
+                    ["worktree", "remove", "--force", str(base / ".coord" / "worktrees" / w)],
+                ):
+                    subprocess.run(["git", *args], cwd=base, capture_output=True, env=ENV)
 
         t_bare, _ = timed(bare)
         out[label] = {"merged": merged, "queue_s": t_queue, "bare_s": t_bare, "n": len(names)}
@@ -134,15 +134,23 @@ def main():
     ap.add_argument("--workers", type=int, default=20)
     ap.add_argument("--merges", type=int, default=8)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--only", choices=("overlap", "queue"), help="Run one half.")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="coord-queue-bench-"))
     try:
-        o = bench_overlap(tmp, a.files, a.workers, a.seed)
-        q = bench_queue(tmp, a.files, a.merges, a.seed)
+        o = bench_overlap(tmp, a.files, a.workers, a.seed) if a.only != "queue" else None
+        q = bench_queue(tmp, a.files, a.merges, a.seed) if a.only != "overlap" else None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     half = 10.0 / 2
     print("| measure | coord | baseline (same run) | ratio |\n|---|---|---|---|")
+    if o:
+        report_overlap(o, half)
+    if q:
+        report_queue(q)
+
+
+def report_overlap(o, half):
     print(
         f"| `coord overlap`, {o['workers']} live workers, {o['files']} files, cold ({o['checked']} merges, "
         f"{o['conflicting_pairs']} conflicting pairs) | {o['cold_s']:.2f} s | {o['checked']} bare `git merge-tree` "
@@ -155,6 +163,9 @@ def main():
     print(
         f"| `coord overlap` rerun, nothing moved | {o['same_s']:.2f} s | cold run: {o['cold_s']:.2f} s | {o['same_s'] / o['cold_s']:.2f}× |"
     )
+
+
+def report_queue(q):
     for label, what in (
         ("none", "no required check"),
         ("true", "one required check (`true`) in a scratch worktree"),
@@ -163,7 +174,7 @@ def main():
         per_q, per_b = d["queue_s"] / d["n"], d["bare_s"] / d["n"]
         print(
             f"| `coord queue --once`, {d['n']} approved workers, {what} ({d['merged']} merged) | {per_q * 1000:.0f} ms "
-            f"per merge | bare `git merge --no-ff` per branch: {per_b * 1000:.0f} ms | {per_q / per_b:.1f}× |"
+            f"per merge | by hand, `git merge --no-ff` + `git worktree remove`: {per_b * 1000:.0f} ms | {per_q / per_b:.1f}× |"
         )
 
 
