@@ -192,6 +192,8 @@ def merge(
                 if not no_git
                 else "--into makes no sense with --no-git"
             )
+        if view.branch and view.state == "APPROVED":
+            merge_gate(c, view)  # merged by hand: still only what passed its checks
         return act(c, "merge", wid, payload, actor=actor, request_id=request_id)
     repo = need_repo(c, wid)
     given = {"into": into} if into else {}

@@ -133,6 +133,7 @@ def test_merge_requires_required_checks_passed_on_the_done_head(repo, cli):
     main_before = g(repo, "rev-parse", "main")
     r = cli("merge", "w1")
     assert r.exit_code == 4 and "tests" in r.stderr and "no run" in r.stderr
+    assert cli("merge", "w1", "--no-git").exit_code == 4  # a merge by hand is gated too
     # an ad-hoc run with another command is evidence, not the gate
     ok(cli("--as", "ag", "check", "w1", "tests", "--", "true"))
     assert cli("merge", "w1").exit_code == 4
