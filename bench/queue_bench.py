@@ -106,8 +106,8 @@ def bench_queue(tmp: Path, files: int, merges: int, seed: int) -> dict:
     for label, checks in (("none", False), ("true", True)):
         root = tmp / f"queue-{label}"
         _ps, names = setup(root, files, merges, seed + 7, per_worker=3, approve=True)
-        base = tmp / f"bare-{label}"
-        shutil.copytree(root, base, symlinks=True)
+        base = tmp / f"bare-{label}"  # the same repository, workers and worktrees (same seed)
+        setup(base, files, merges, seed + 7, per_worker=3, approve=True)
         if checks:
             coord(root, "config", "check.smoke", "true")
             coord(root, "config", "required_checks", "smoke")
