@@ -108,6 +108,29 @@ def scratch(c, repo, label: str, commit: str):
         quietly(repo.remove_worktree, path, True)
 
 
+def scratch_at(c, repo, label: str, commit: str):
+    """A detached worktree at `commit` kept between uses (the queue: moving it to the next
+    merge commit rewrites only the files that differ, where a new worktree would check
+    out the whole tree); anything a check left in it is cleaned away first."""
+    path = c.home.path / "worktrees" / f".scratch-{label}"
+    w = repo.worktree_at(path) if path.exists() else None
+    if w is not None and not w["prunable"] and w["branch"] is None:
+        try:
+            repo.git("checkout", "--quiet", "--detach", "--force", commit, cwd=path)
+            repo.git("clean", "--quiet", "-ffdx", cwd=path)
+            return path
+        except Exception:
+            pass
+    quietly(repo.remove_worktree, path, True)
+    ensure_dir_in_home(path.parent)
+    repo.git("worktree", "add", "--quiet", "--detach", str(path), commit, what=f"creating worktree {path}")
+    return path
+
+
+def drop_scratch(c, repo, label: str) -> None:
+    quietly(repo.remove_worktree, c.home.path / "worktrees" / f".scratch-{label}", True)
+
+
 def run_command(argv, cwd, timeout: float, out=None, err=None) -> dict:
     """Run one check command to its end: the facts a check event records (its output
     tail, whole, under `$tail`: the recorder turns it into a blob)."""

@@ -13,7 +13,7 @@ from ..events.records import EventQuery, TypeFilter
 from ..projections.board import decode_view
 from ..projections.workers import APPROVED
 from . import gitsteps
-from .checks import Interrupted, record, required, run_command, scratch
+from .checks import Interrupted, drop_scratch, record, required, run_command, scratch_at
 from .gitrepo import Conflict
 from .lifecycle import act, need_actor
 
@@ -66,23 +66,23 @@ def verifier(c, repo, wid: str, actor: str, out=None, err=None):
     def verify(commit: str, tip: str) -> None:
         if not need:
             return
-        with scratch(c, repo, f"queue-{wid}", commit) as path:
-            failpoint("queue-scratch")
-            for name, argv in need.items():
-                facts = run_command(argv, path, timeout, out, err)
-                facts.update(commit=commit, head=tip, queue=True)
-                rec = record(c, wid, actor, name, argv, facts)
-                if rec["type"] == "check.failed":
-                    why = "timed out" if facts.get("timed_out") else f"exit {facts.get('exit')}"
-                    reason = f"check {name} failed on the merge commit {commit[:12]} ({why})"
-                    act(
-                        c,
-                        "worker.check_failed",
-                        wid,
-                        {"check": name, "commit": commit, "reason": reason},
-                        actor=actor,
-                    )
-                    raise CheckFailed(f"{wid}: {reason}; back to WORKING", check=name, commit=commit)
+        path = scratch_at(c, repo, "queue", commit)  # removed at the end of the pass
+        failpoint("queue-scratch")
+        for name, argv in need.items():
+            facts = run_command(argv, path, timeout, out, err)
+            facts.update(commit=commit, head=tip, queue=True)
+            rec = record(c, wid, actor, name, argv, facts)
+            if rec["type"] == "check.failed":
+                why = "timed out" if facts.get("timed_out") else f"exit {facts.get('exit')}"
+                reason = f"check {name} failed on the merge commit {commit[:12]} ({why})"
+                act(
+                    c,
+                    "worker.check_failed",
+                    wid,
+                    {"check": name, "commit": commit, "reason": reason},
+                    actor=actor,
+                )
+                raise CheckFailed(f"{wid}: {reason}; back to WORKING", check=name, commit=commit)
 
     return verify
 
@@ -114,12 +114,21 @@ def run_once(c, actor=None, out=None, err=None, on_result=None) -> list[dict]:
     actor = need_actor(c, actor)
     required(c.home.config)  # an undefined required check is exit 2 before anything runs
     results = []
-    for item in order(c):
-        failpoint("queue-picked")
-        res = {**merge_one(c, item["worker"], actor, out, err), "priority": item["effective"]}
-        results.append(res)
-        if on_result:
-            on_result(res)
+    items = order(c)
+    try:
+        for item in items:
+            failpoint("queue-picked")
+            res = {**merge_one(c, item["worker"], actor, out, err), "priority": item["effective"]}
+            results.append(res)
+            if on_result:
+                on_result(res)
+    finally:
+        if items:
+            from .worktrees import home_repo
+
+            repo = home_repo(c)
+            if repo is not None:
+                drop_scratch(c, repo, "queue")
     return results
 
 
