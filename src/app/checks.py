@@ -205,7 +205,7 @@ def check(c, wid: str, name: str, argv=None, actor=None, request_id=None, out=No
         facts["dirty"] = bool(repo.dirty_files(where))
         facts.update(run_command(argv, where, timeout, out, err))
     else:
-        with scratch(c, repo, wid, tip) as path:
+        with scratch(c, repo, f"check-{wid}-{os.getpid()}", tip) as path:
             facts = {"commit": tip, "dirty": False, **run_command(argv, path, timeout, out, err)}
     facts["head"] = facts["commit"]
     if not facts["dirty"]:
