@@ -193,3 +193,12 @@ def test_done_in_the_middle_of_a_rebase_says_so(repo, cli):
     r = cli("--as", "ag", "done", "w1")
     assert r.exit_code == 4 and "a rebase is in progress" in r.stderr
     assert "git rebase --continue" in r.stderr and "git switch" not in r.stderr
+
+
+def test_a_branch_checked_out_nowhere_is_checked_in_a_scratch_worktree(repo, cli, tmp_path):
+    ok(cli("spawn", "w1", "--no-worktree"))
+    where = tmp_path / "where"
+    ok(cli("--as", "ag", "check", "w1", "t", "--", "sh", "-c", f"pwd > {where}; git rev-parse HEAD"))
+    p = checks_of(cli)[0]["payload"]
+    assert p["commit"] == g(repo, "rev-parse", "coord/w1") and ".scratch-check-w1-" in where.read_text()
+    assert ".scratch" not in g(repo, "worktree", "list")
