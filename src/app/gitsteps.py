@@ -16,18 +16,18 @@ Workers without a branch (outside git, or spawned with --no-git) go straight to
 import os
 from pathlib import Path
 
-import msgspec
-
 from ..events.errors import Refused, UsageError
 from ..events.failpoints import failpoint
 from ..events.files import ensure_dir_in_home
 from ..events.ids import check_worker_id
-from ..projections import board
-from ..projections.workers import ACTIONS
 from . import gitremote
+from .checks import merge_gate
 from .gitnames import check_branch_prefix, is_branch_name
-from .gitrepo import Conflict, DirtyWorktree, Repo
-from .lifecycle import Result, act, precheck, worker
+from .gitprotocol import merge_lock
+from .gitprotocol import record_conflict as _record_conflict
+from .gitprotocol import step as _step
+from .gitrepo import DirtyWorktree, Repo
+from .lifecycle import Result, act, worker
 from .worktrees import (
     Checkout,
     check_worktree_location,
@@ -37,6 +37,7 @@ from .worktrees import (
     need_repo,
     others_naming,
     quietly,
+    remove_after_merge,
     worktree_owner,
 )
 
@@ -44,59 +45,6 @@ SPAWN_KEYS = ("branch", "base", "worktree", "prefix")
 DONE_KEYS = ("head", "rebased")
 MERGE_KEYS = ("commit", "into", "worktree_removed")
 CANCEL_KEYS = ("worktree_removed", "branch_deleted", "deleted_tip", "unmerged")
-
-
-def _step(
-    c, repo: Repo, action: str, wid: str, payload: dict, actor, request_id, keys, given: dict, work
-) -> Result:
-    """The git protocol of a step. Under the repository's git lock: what a repeat would
-    carry (the caller's arguments, the git fields the last transition recorded, and the git
-    arguments `given` now, None removing one) is checked first, so an idempotent repeat or
-    a used request id is recorded without git work. Otherwise `work(view)` does the git
-    part and returns (the fields it adds to the payload, an undo for what it created or
-    None); then `act` records the event, checking again inside its transaction; if that
-    fails, the undo runs."""
-    with repo.lock():
-        guess = {**_as_before(_peek(c, wid), ACTIONS[action], payload, keys), **given}
-        for k in [k for k, v in given.items() if v is None]:
-            del guess[k]
-        repeat, view = precheck(c, action, wid, guess, actor, request_id)
-        if repeat:
-            return act(c, action, wid, guess, actor=actor, request_id=request_id, expect_repeat=True)
-        added, undo = work(view)
-        try:
-            failpoint(f"{action}-after-git")
-            return act(c, action, wid, {**payload, **added}, actor=actor, request_id=request_id)
-        except BaseException:
-            if undo is not None:
-                undo()
-            raise
-
-
-def _peek(c, wid):
-    return board.load(c.store.reader, wid)
-
-
-def _as_before(view, etype: str, payload: dict, keys) -> dict:
-    """The payload a repeat would carry: the caller's arguments plus the git fields the
-    last transition recorded (so an idempotent repeat is recognised without git work)."""
-    if view is None or view.last_type != etype:
-        return dict(payload)
-    last = msgspec.json.decode(view.last_args)
-    return {**{k: last[k] for k in keys if k in last}, **payload}
-
-
-def _record_conflict(c, wid, actor, files, stage, onto, stamp=None) -> None:
-    """`stamp`: the attempt fields of the action that met the conflict (coord run's done)."""
-    payload = {"files": files, "stage": stage, "onto": onto, **(stamp or {})}
-    act(c, "worker.conflicted", wid, payload, actor=actor)
-    raise Conflict(
-        f"{wid}: {stage} onto {onto} conflicts in {', '.join(files)}; "
-        f"resolve in the worker's branch and run `coord done` again",
-        files=files,
-        stage=stage,
-        onto=onto,
-    )
 
 
 # --- spawn ---------------------------------------------------------------------------
@@ -227,7 +175,20 @@ def done(c, wid: str, payload: dict, actor: str, request_id=None, rebase=True, n
 
 
 # --- merge ---------------------------------------------------------------------------
-def merge(c, wid: str, payload: dict, actor: str, request_id=None, into=None, no_git=False) -> Result:
+class Moved(Refused):
+    """The base or the branch moved between building a merge commit and installing it."""
+
+    code = "moved"
+
+
+def merge(
+    c, wid: str, payload: dict, actor: str, request_id=None, into=None, no_git=False, verify=None
+) -> Result:
+    """Merge an APPROVED worker: `coord merge` (verify None: the required checks must have
+    passed on the head `done` recorded) and `coord queue` (verify(commit, tip) runs them on
+    the merge commit before it is installed, recording them; it raises to stop the merge).
+    One code path and one lock (merge_lock) for both: the same merge commit, installed on
+    the base with a compare-and-set, recorded in the same step."""
     view = worker(c, wid)
     if no_git or not view.branch:
         if into:
@@ -236,13 +197,72 @@ def merge(c, wid: str, payload: dict, actor: str, request_id=None, into=None, no
                 if not no_git
                 else "--into makes no sense with --no-git"
             )
+        if view.branch and view.state == "APPROVED":
+            merge_gate(c, view)  # merged by hand: still only what passed its checks
         return act(c, "merge", wid, payload, actor=actor, request_id=request_id)
     repo = need_repo(c, wid)
+    given = {"into": into} if into else {}
+    with merge_lock(repo):
+        for _ in range(10):  # the base may move under us: build (and check) again
+            built = _build(c, repo, wid, into, actor, verify) if verify is not None else None
+            work = _merge_work(c, repo, wid, into, actor, built, gate=verify is None)
+            try:
+                return _step(c, repo, "merge", wid, payload, actor, request_id, MERGE_KEYS, given, work)
+            except Moved:
+                continue
+    raise Refused(f"the base of {wid} kept moving while merging it; run it again")
 
+
+def _target(view, into) -> str:
+    target = into or view.base
+    if not target:
+        raise UsageError(f"{view.worker} has no base branch: pass --into BRANCH")
+    return target
+
+
+def _need_unmoved(view, branch: str, tip: str) -> None:
+    head = view.info.get("head")
+    if head and head != tip:
+        raise Refused(
+            f"{branch} moved since it was handed in ({head[:12]} → {tip[:12]}): "
+            f"to merge what was reviewed, reset the branch to it (`git reset --hard "
+            f"{head[:12]}` in its worktree); to have the new commits reviewed, "
+            f"`coord fail {view.worker}`, `coord retry {view.worker}`, then start and `coord done` again"
+        )
+
+
+def _merge_commit(c, repo, view, actor, target, branch, tip, into_tip) -> str:
+    """The merge commit of the branch into the base (a conflict is recorded, exit 4)."""
+    tree, files = repo.merge_tree(into_tip, tip)
+    if files:
+        _record_conflict(c, view.worker, actor, files, "merge", target)
+    msg = f"Merge worker {view.worker} ({branch}) into {target}\n\ncoord-worker: {view.worker}\n"
+    return repo.commit_tree(tree, [into_tip, tip], msg)
+
+
+def _build(c, repo, wid, into, actor, verify):
+    """For the queue, before the git lock: the merge commit, checked by verify. None when
+    there is nothing to build (already merged, or the step will recognise a repeat)."""
+    view = worker(c, wid)
+    if view.state != "APPROVED":
+        return None  # the step refuses or recognises a repeat
+    target = _target(view, into)
+    branch = guard(c, view)
+    tip = repo.need_branch(branch, "worker")
+    _need_unmoved(view, branch, tip)
+    into_tip = repo.need_branch(target, "integration")
+    if repo.is_ancestor(tip, into_tip):
+        return None
+    commit = _merge_commit(c, repo, view, actor, target, branch, tip, into_tip)
+    failpoint("queue-built")
+    verify(commit, tip)
+    failpoint("queue-checked")
+    return (into_tip, tip, commit)
+
+
+def _merge_work(c, repo, wid, into, actor, built, gate: bool):
     def work(view):
-        target = into or view.base
-        if not target:
-            raise UsageError(f"{wid} has no base branch: pass --into BRANCH")
+        target = _target(view, into)
         branch = guard(c, view)
         if branch == target:
             raise Refused(f"{wid}: cannot merge branch {branch} into itself")
@@ -254,7 +274,6 @@ def merge(c, wid: str, payload: dict, actor: str, request_id=None, into=None, no
             )
         shared = gitremote.Shared(c, repo, branch, target, view.base)
         tip = repo.need_branch(branch, "worker")
-        head = view.info.get("head")
         commit = None
         for _ in range(10):  # the integration branch may move under us: recompute
             into_tip = repo.need_branch(target, "integration")
@@ -262,31 +281,29 @@ def merge(c, wid: str, payload: dict, actor: str, request_id=None, into=None, no
                 # Already merged (a retry after a crash, or merged by hand): never twice.
                 commit = repo.find_merge(target, tip)
                 break
-            if head and head != tip:
-                raise Refused(
-                    f"{branch} moved since it was handed in ({head[:12]} → {tip[:12]}): "
-                    f"to merge what was reviewed, reset the branch to it (`git reset --hard "
-                    f"{head[:12]}` in its worktree); to have the new commits reviewed, "
-                    f"`coord fail {wid}`, `coord retry {wid}`, then start and `coord done` again"
-                )
-            tree, files = repo.merge_tree(into_tip, tip)
-            if files:
-                _record_conflict(c, wid, actor, files, "merge", target)
-            msg = f"Merge worker {wid} ({branch}) into {target}\n\ncoord-worker: {wid}\n"
-            new = repo.commit_tree(tree, [into_tip, tip], msg)
+            _need_unmoved(view, branch, tip)
+            if built is not None or not gate:  # the queue: only a commit its checks passed
+                if built is None or (into_tip, tip) != built[:2]:
+                    raise Moved(f"{target} or {branch} moved since the merge commit was checked")
+                new = built[2]
+            else:
+                if gate:
+                    merge_gate(c, view)
+                new = _merge_commit(c, repo, view, actor, target, branch, tip, into_tip)
             if repo.install(target, into_tip, new, f"coord merge {wid}"):
                 commit = new
                 break
+            if built is not None:
+                raise Moved(f"{target} moved while installing the merge of {wid}")
         else:
             raise Refused(f"{target} kept moving while merging {wid}; run merge again")
         shared.push_base()
-        added = {"into": target, "worktree_removed": _remove_after_merge(c, repo, view, branch)}
+        added = {"into": target, "worktree_removed": remove_after_merge(c, repo, view, branch)}
         if commit:
             added["commit"] = commit
         return added, None
 
-    given = {"into": into} if into else {}
-    return _step(c, repo, "merge", wid, payload, actor, request_id, MERGE_KEYS, given, work)
+    return work
 
 
 # --- cancel --------------------------------------------------------------------------
@@ -376,23 +393,3 @@ def _refuse_adoption(repo: Repo, branch, tip, base, base_tip, wid) -> None:
         f"coord adopts only a leftover of an unrecorded spawn (at the tip of {base}): rename or "
         f"delete that branch, or spawn under another id than {wid}"
     )
-
-
-def _remove_after_merge(c, repo: Repo, view, branch: str) -> bool:
-    """Remove the worker's worktree (the one git lists for its branch; never the main
-    working tree, nor one another live worker records) unless it holds uncommitted work
-    (ignored files such as build output do not count). True when it no longer exists."""
-    if not view.worktree:
-        return False
-    w = repo.worktree_of(branch)
-    if w is None or not Path(w["path"]).exists():
-        quietly(repo.git, "worktree", "prune")
-        return True
-    if w["main"] or worktree_owner(c, view.worker, w["path"]) is not None:
-        return False
-    path = Path(w["path"])
-    status = repo.git("status", "--porcelain", "-z", cwd=path).stdout
-    if status.strip("\0"):
-        return False  # the CLI says it kept the worktree
-    repo.remove_worktree(path, force=True)
-    return True

@@ -212,6 +212,11 @@ class Checkout:
             # rather than rebasing elsewhere. The recorded path only ever refuses.
             w = self.repo.worktree_at(Path(self.view.worktree))
             if w is not None and not w["prunable"]:
+                if self.repo.operation_in_progress(Path(w["path"])) == "rebase":
+                    raise Refused(
+                        f"a rebase is in progress in {w['path']}: `git rebase --continue` or "
+                        "`git rebase --abort` there, then run it again"
+                    )
                 raise Refused(
                     f"worktree {self.view.worktree} is on {w['branch'] or 'a detached HEAD'}, "
                     f"not {self.branch}: run `git switch {self.branch}` there"
@@ -227,3 +232,23 @@ class Checkout:
     def __exit__(self, *exc):
         if self.temp is not None:
             quietly(self.repo.remove_worktree, self.temp, True)
+
+
+def remove_after_merge(c, repo: Repo, view, branch: str) -> bool:
+    """Remove the worker's worktree (the one git lists for its branch; never the main
+    working tree, nor one another live worker records) unless it holds uncommitted work
+    (ignored files such as build output do not count). True when it no longer exists."""
+    if not view.worktree:
+        return False
+    w = repo.worktree_of(branch)
+    if w is None or not Path(w["path"]).exists():
+        quietly(repo.git, "worktree", "prune")
+        return True
+    if w["main"] or worktree_owner(c, view.worker, w["path"]) is not None:
+        return False
+    path = Path(w["path"])
+    status = repo.git("status", "--porcelain", "-z", cwd=path).stdout
+    if status.strip("\0"):
+        return False  # the CLI says it kept the worktree
+    repo.remove_worktree(path, force=True)
+    return True

@@ -48,6 +48,9 @@ COMMANDS = {
     "prime": "agents:prime",
     "mcp": "agents:mcp_cmd",
     "sync": "sync:sync_cmd",
+    "check": "checks:check_cmd",
+    "queue": "checks:queue_cmd",
+    "overlap": "checks:overlap_cmd",
 }
 
 

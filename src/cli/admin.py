@@ -76,8 +76,9 @@ def init_cmd(store, do_import):
 def config_cmd(key, value):
     """Show all settings, one setting, or set one.
 
-    Shared settings (heartbeat_interval, blob_threshold, audit_heartbeats, branch_prefix)
-    live in .coord/config.toml, committed so clones agree; local ones (synchronous,
+    Shared settings (heartbeat_interval, blob_threshold, audit_heartbeats, branch_prefix,
+    check.NAME, required_checks, check_timeout) live in .coord/config.toml, committed so
+    clones agree (an empty check.NAME removes that check); local ones (synchronous,
     busy_timeout, write_lock, max_clock_skew) in .coord/local.toml, git-ignored, mode 0600.
     Every value is checked when set and when read (other commands exit 2 on an invalid
     one); this command still reads an invalid file, marks what is wrong, and repairs it
@@ -88,9 +89,10 @@ def config_cmd(key, value):
       coord config
       coord config heartbeat_interval 5
       coord config busy_timeout 30
+      coord config check.tests "pytest -q" && coord config required_checks tests
     """
     from ..events.files import check_home_dir
-    from ..events.settings import SETTINGS, SQLITE_ONLY, Settings, known
+    from ..events.settings import SQLITE_ONLY, Settings, known
     from ..events.settings_write import SettingsWriter
 
     st = state()
@@ -106,6 +108,9 @@ def config_cmd(key, value):
     else:
         for note in s.notes:
             warn(note)
+    if key and key not in s.entries:  # a check.NAME that is not (or no longer) defined
+        emit_json({key: None}) if st.json else echo("")
+        return
     entries = [s.entries[key]] if key else list(s.entries.values())
     problems = [p for p in s.problems() if not key or f": {key} = " in p]
     if st.json:
@@ -131,7 +136,7 @@ def config_cmd(key, value):
     ):
         echo(f"# {scope}: {home.path / ('config.toml' if scope == 'shared' else 'local.toml')} ({title})")
         for e in entries:
-            if SETTINGS[e.key].scope != scope:
+            if e.setting.scope != scope:
                 continue
             if e.problem is None:
                 echo(f"{e.key} = {_shown(e.value)}{ignored if e.key in SQLITE_ONLY else ''}")

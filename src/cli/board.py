@@ -44,8 +44,13 @@ BRANCH_COLS = "{:<16} {:<10} {:<28} {:<16} {:>5} {:>6}"
     is_flag=True,
     help="Show each worker's branch and how far it is ahead of/behind its base (asks git).",
 )
+@click.option(
+    "--overlaps",
+    is_flag=True,
+    help="Also show which live workers would conflict, with each other or their base (asks git; see overlap).",
+)
 @global_options
-def status(worker_id, states, stale, all_, watch, interval, count, branches):
+def status(worker_id, states, stale, all_, watch, interval, count, branches, overlaps):
     """The board: every worker with its state, holder, age and liveness.
 
     Terminal workers (COMPLETED, CANCELED) are hidden unless --all or --state asks.
@@ -57,6 +62,7 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
       coord status --stale
       coord status --watch --interval 1
       coord status --branches
+      coord status --overlaps
     """
     st = state()
     c = st.open(reading=True)
@@ -84,10 +90,20 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches):
         return
     now = now_us()
     items = board_items(c, worker_id, want, stale, all_, now, full=st.json or branches)
+    from ..app.checks import add_check_status
+
+    add_check_status(c, items)
     if branches:
         add_branch_counts(c, items)
+    found = _overlaps(c, items) if overlaps else None
     if st.json:
         emit_json(items)
+        return
+    if found is not None and items:
+        from .checks import overlap_lines
+
+        echo("\n".join(render_board(items, now)) + "\n\noverlaps")
+        echo("\n".join("  " + line for line in overlap_lines(found)))
         return
     if not items:
         echo(empty_board_text(bool(want or stale or worker_id)))
@@ -122,3 +138,21 @@ def _watchdog_line(c, now, items) -> None:
     seen = last_seen(c, now)
     if seen is not None:
         echo(seen_line(seen))
+
+
+def _overlaps(c, items) -> dict:
+    """`overlaps` on each item: [{with (a worker, or base:BRANCH), files, uncommitted}]."""
+    from ..app.overlap import overlaps
+
+    found = overlaps(c)
+    by = {d["worker"]: d.setdefault("overlaps", []) for d in items}
+    for p in found["pairs"]:
+        for me, other in ((p["a"], p["b"]), (p["b"], p["a"])):
+            if me in by:
+                by[me].append({"with": other, "files": p["files"], "uncommitted": p["uncommitted"]})
+    for b in found["bases"]:
+        if b["worker"] in by:
+            by[b["worker"]].append(
+                {"with": "base:" + b["base"], "files": b["files"], "uncommitted": b["uncommitted"]}
+            )
+    return found

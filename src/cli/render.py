@@ -36,6 +36,8 @@ def _summary_of(d) -> str:
         note = d["reason"]
     elif d["state"] in (IN_REVIEW, APPROVED, COMPLETED) and d["summary"]:
         note = d["summary"]
+    if d.get("checks"):
+        note = " ".join(f"{k}:{v}" for k, v in d["checks"].items()) + "  " + (note or "")
     if d.get("blocked_by"):
         note = f"blocked by {', '.join(d['blocked_by'])}  " + (note or "")
     elif d.get("waits_for") and d["state"] not in (COMPLETED, CANCELED):

@@ -5,7 +5,7 @@ import click
 from ..app.queries import horizon, lookup, worker_detail
 from ..events.envelope import now_us, ts_to_us
 from ..events.forms import event_json_resolved
-from ..projections.workers import ACTIVE, HELD
+from ..projections.workers import ACTIVE, CONFLICTED, HELD
 from .options import global_options, state
 from .output import clean, echo, emit_json, emit_raw_json, fmt_age, one_line
 from .render import report_unresolved
@@ -35,6 +35,10 @@ def show(ident):
         return
     now = now_us()
     d, v, hist = worker_detail(c, found, now)
+    if v.branch:
+        from ..app.checks import summary
+
+        d["checks"] = summary(c, v)
     ahead = d["ahead"]
     last = d["last"]
     if st.json:
@@ -66,8 +70,24 @@ def show(ident):
         )
     if v.summary:
         echo(f"summary   {one_line(v.summary, 70)}")
+    if v.state == CONFLICTED and v.info.get("files"):
+        i = v.info
+        echo(
+            f"conflict  {i.get('stage') or '?'} onto {clean(i.get('onto') or '-')} in {one_line(', '.join(i['files']), 60)}"
+        )
     if v.reason:
-        echo(f"reason    {one_line(v.reason, 70)}")
+        # approve's note stays in the view through a merge conflict: label it for what it is
+        note = v.last_type == "worker.approved" or (v.state == CONFLICTED and v.info.get("stage") == "merge")
+        echo(f"{'note' if note else 'reason':<9} {one_line(v.reason, 70)}")
+    for r in d.get("checks", {}).get("runs", []):
+        word = d["checks"]["status"].get(r["name"], "")
+        echo(
+            f"check     {clean(r['name'])} {'passed' if r['passed'] else 'FAILED'} (exit {r['exit']}) on "
+            f"{(r['commit'] or '-')[:12]}{' (merge commit)' if r['queue'] else ''}"
+            f"{'  [' + word + ']' if word in ('stale',) else ''}  {r['event'][:15]}"
+        )
+    for why in d.get("checks", {}).get("blocking", []):
+        echo(f"blocks    merge: {clean(why)}")
     if v.after or v.priority != 2:
         echo(f"priority  {v.priority}" + ("   ready" if d["ready"] else ""))
     if d["waits_for"]:

@@ -62,6 +62,9 @@ def text_lines(data: dict, width: int) -> list[str]:
                     if st in TERMINAL and s0 < a:
                         ch = " "
             row.append(ch)
+        for m in lane.get("checks", ()):  # a check run: + passed, ! failed
+            i = min(cells - 1, max(0, int((ts_to_us(m["ts"]) - t0) / step)))
+            row[i] = "+" if m["passed"] else "!"
         out.append(f"{one_line(lane['worker'], name_w):<{name_w}}  {''.join(row)}")
     out.append("")
     waits = [
@@ -78,6 +81,8 @@ def text_lines(data: dict, width: int) -> list[str]:
             legend.append(line)
             line = ""
         line = f"{line}  {item}" if line else item
+    if any(lane.get("checks") for lane in data["lanes"]):
+        line += "  +=check passed  !=check failed"
     return out + legend + [line]
 
 

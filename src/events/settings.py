@@ -13,10 +13,12 @@ import math
 import re
 from collections import namedtuple
 
+from .check_settings import PREFIX, check_name_problem, command_problem, required_problem
 from .errors import UsageError
 from .files import read_file_in_home
 from .ref_checks import branch_prefix_problem, remote_name_problem, sync_branch_problem
 from .store_url import redact, store_problem
+from .toml_text import toml_value
 
 SHARED, LOCAL = "shared", "local"
 
@@ -74,6 +76,8 @@ SETTINGS = {
     "max_attempts": Setting(int, 3, "attempts after which the watchdog fails a DEAD worker instead of requeueing it", SHARED, _number(1, 1000, "attempts")),
     "sync_branch": Setting(str, "", "branch `coord sync` works through with git plumbing (empty: the checked-out branch)", SHARED, sync_branch_problem),
     "sync_blob_limit": Setting(int, 10 << 20, "blobs bigger than this many bytes are left out of `coord sync`", SHARED, _number(0, 1 << 40, "bytes")),
+    "check_timeout": Setting(float, 1800.0, "seconds a check may run before it is stopped (check, queue)", SHARED, _number(1, 7 * 86400, SECONDS)),
+    "required_checks": Setting(str, "", "comma-separated check names that must pass before a merge", SHARED, required_problem),
     # local: local.toml
     "synchronous": Setting(str, "FULL", "SQLite synchronous pragma: FULL, NORMAL or EXTRA", LOCAL, _one_of("FULL", "NORMAL", "EXTRA")),
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),
@@ -91,10 +95,24 @@ HEADERS = {
 }
 
 
+CHECK = Setting(
+    str, "", "the command of a check (coord check ID NAME); empty removes it", SHARED, command_problem
+)
+
+
+def setting_of(key: str) -> Setting | None:
+    """One of SETTINGS, or `check.NAME` (a check's command; any number of them)."""
+    s = SETTINGS.get(key)
+    if s is None and key.startswith(PREFIX) and check_name_problem(key[len(PREFIX) :]) is None:
+        return CHECK
+    return s
+
+
 def known(key: str) -> Setting:
-    if key not in SETTINGS:
-        raise UsageError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)})")
-    return SETTINGS[key]
+    s = setting_of(key)
+    if s is None:
+        raise UsageError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)}, check.NAME)")
+    return s
 
 
 def parse_setting(key: str, text: str):
@@ -163,31 +181,6 @@ def shown(v) -> str:
 
 
 # --- the files, read ---------------------------------------------------------------
-def toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    # A TOML basic string: every control character escaped, so the file stays valid.
-    out = []
-    for ch in str(v):
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
 _SIMPLE_LINE = None
 _KEY_OF_LINE = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*=")
 
@@ -315,10 +308,11 @@ class Settings:
                     e.raw, e.problem, e.source = f"<line {_no}>", reason, f.name
         for f in (shared, local):
             for key, v in f.values.items():
-                s = SETTINGS.get(key)
+                s = setting_of(key)
                 if s is None:
                     self.unknown[(f.name, key)] = v
                     continue
+                self.entries.setdefault(key, Entry(key, s))  # a check.NAME
                 if s.scope == SHARED and f is local:
                     self.misplaced.append((f.name, key))
                     self.notes.append(

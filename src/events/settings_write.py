@@ -2,8 +2,22 @@
 value checked, each setting into the file of its scope, local.toml git-ignored and mode
 0600, unknown keys kept. Reading them: coord.events.settings (on every command)."""
 
+from .check_settings import PREFIX, required_names
+from .errors import UsageError
 from .files import check_regular, read_file_in_home, write_file_in_home
-from .settings import FILES, HEADERS, LOCAL, SETTINGS, SHARED, Settings, parse_setting, shown, toml_value
+from .settings import (
+    FILES,
+    HEADERS,
+    LOCAL,
+    SETTINGS,
+    SHARED,
+    Entry,
+    Settings,
+    known,
+    parse_setting,
+    shown,
+    toml_value,
+)
 
 
 class SettingsWriter(Settings):
@@ -14,9 +28,14 @@ class SettingsWriter(Settings):
         config.toml when local settings are still there (moved to local.toml). Invalid
         values and broken lines in a rewritten file are dropped (back to their default),
         each with a note. Returns the notes."""
+        s = known(key)
+        if key.startswith(PREFIX) and key not in SETTINGS and not text.strip():
+            return self._remove_check(key)
         value = parse_setting(key, text)
-        s = SETTINGS[key]
-        e = self.entries[key]
+        if key == "required_checks":
+            self._need_checks(required_names(value))
+            value = ",".join(required_names(value))
+        e = self.entries.setdefault(key, Entry(key, s))
         e.value, e.raw, e.problem, e.source = value, None, None, FILES[s.scope]
         shared = self.files[SHARED]
         moving = [k for k in shared.values if k in SETTINGS and SETTINGS[k].scope == LOCAL]
@@ -40,6 +59,27 @@ class SettingsWriter(Settings):
         if moving:
             notes.append(f"moved local settings from config.toml to local.toml: {', '.join(moving)}")
         return notes
+
+    def _need_checks(self, names) -> None:
+        """Every name in required_checks is a defined check (exit 2 naming the first not)."""
+        for n in names:
+            e = self.entries.get(PREFIX + n)
+            if e is None or e.problem is not None:
+                raise UsageError(
+                    f"required_checks: no check {n!r} is defined: set it first with "
+                    f"`coord config {PREFIX}{n} COMMAND`"
+                )
+
+    def _remove_check(self, key: str) -> list[str]:
+        """`coord config check.NAME ""`: the check goes (refused while it is required)."""
+        name = key[len(PREFIX) :]
+        req = self.entries["required_checks"]
+        if req.problem is None and name in required_names(req.value):
+            raise UsageError(f"{key} is listed in required_checks ({req.value}): remove it there first")
+        self.entries.pop(key, None)
+        self.unknown.pop((FILES[SHARED], key), None)
+        self._write(SHARED)
+        return []
 
     def write_shared(self) -> None:
         """config.toml with every shared setting (a new home's)."""

@@ -175,6 +175,21 @@ _RUN_FACTS = {
     "ended_by": OPT_STR,
     "signals": STRS,
 }
+# check.passed / check.failed (coord check, coord queue)
+_CHECK = {
+    "name": STR,
+    "command": STRS,
+    "commit": OPT_STR,
+    "head": OPT_STR,
+    "exit": OPT_INT,
+    "duration_s": OPT_NUM,
+    "timed_out": BOOL,
+    "dirty": BOOL,
+    "queue": BOOL,
+    "tail": STR,
+    "output_bytes": INT,
+    "output": REF,
+}
 # Fields every lifecycle event may carry (the contract's attempts stamp it on actions).
 _LIFECYCLE_COMMON = {"force": BOOL, "reap": BOOL, "attempt": INT, "attempt_of": EVENT_ID}
 SCHEMAS = {
@@ -211,7 +226,10 @@ SCHEMAS = {
     "worker.dep_added": {"after": WORKER_ID},
     "worker.dep_removed": {"after": WORKER_ID},
     "worker.prioritized": {"priority": PRIORITY},
+    "worker.check_failed": {"check": STR, "commit": OPT_STR, "reason": OPT_STR},
     "inbox.acked": {"ids": EVENT_IDS},
+    "check.passed": _CHECK,
+    "check.failed": _CHECK,
 }
 for _t in list(SCHEMAS):
     if _t.startswith("worker."):

@@ -62,6 +62,18 @@ def compute(steps, end_ts: str | None = None) -> dict:
                     held.remove(s.worker)
             if s.after.holder and s.after.holder != before_holder:
                 holders.setdefault(s.after.holder, []).append(s.worker)
+        elif env.type in ("check.passed", "check.failed"):
+            if env.to in lanes:
+                lanes[env.to].setdefault("checks", []).append(
+                    {
+                        "ts": env.ts,
+                        "from": env.from_,
+                        "name": env.payload.get("name"),
+                        "passed": env.type == "check.passed",
+                        "commit": env.payload.get("commit"),
+                        "id": s.id,
+                    }
+                )
         elif env.type.startswith("msg."):
             mark = {"ts": env.ts, "from": env.from_, "to": env.to, "type": env.type, "id": s.id}
             if env.to in lanes:

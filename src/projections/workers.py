@@ -36,6 +36,7 @@ TRANSITIONS = {
     "worker.dep_added": (NON_TERMINAL, None),
     "worker.dep_removed": (NON_TERMINAL, None),
     "worker.prioritized": (NON_TERMINAL, None),
+    "worker.check_failed": (frozenset({APPROVED}), WORKING),  # the queue: same holder
 }
 GRAPH_EVENTS = frozenset({"worker.dep_added", "worker.dep_removed", "worker.prioritized"})
 
@@ -362,6 +363,9 @@ def fold(
         v.info = {k: p[k] for k in ("files", "stage", "onto") if k in p}
     elif t == "worker.changes_requested":
         v.reason = p.get("reason")
+    elif t == "worker.check_failed":
+        v.reason = p.get("reason")
+        v.info = {k: p[k] for k in ("check", "commit") if k in p}
     elif t == "worker.approved":
         v.reason = p.get("note")
     elif t == "worker.merged":
