@@ -53,10 +53,29 @@ class Coord:
             self._clone = self.store.clone_id()
         return self._clone
 
+    @property
+    def shared(self) -> bool:
+        """Whether other machines append to this home's log (a server store)."""
+        return getattr(self.store, "shared", False)
+
     def close(self):
+        if self.shared and self.store.conn is not None:
+            self.catch_up()
         if self._audit is not None:
             self._audit.close()
         self.store.close()
+
+    def catch_up(self) -> None:
+        """On a store that other machines write (PostgreSQL), this checkout's audit file
+        takes the lines appended elsewhere: at the end of every command (and in loops that
+        follow the log). A problem is a warning: the lines stay due for the next command."""
+        from ..events.errors import CoordError
+
+        try:
+            if self.store.reader.any_dirty():
+                self.audit.export()
+        except CoordError as e:
+            self.on_warning(f"audit file not updated: {e.message}")
 
     def twin(self, actor: str | None = None) -> "Coord":
         """Another Coord on the same home, with its own connection. Open it in the thread

@@ -20,6 +20,7 @@ from ..events.errors import Refused, UsageError
 from ..events.failpoints import failpoint
 from ..events.files import ensure_dir_in_home
 from ..events.ids import check_worker_id
+from . import gitremote
 from .checks import merge_gate
 from .gitnames import check_branch_prefix, is_branch_name
 from .gitprotocol import merge_lock
@@ -121,6 +122,7 @@ def spawn(
                 made.append("branch")
             if path is not None and ensure_worktree(repo, path, branch, inside_home=not worktree):
                 made.append("tree")
+            gitremote.publish(c, repo, branch)  # a shared store: the branch on the shared remote
         except BaseException:
             undo()
             raise
@@ -157,6 +159,7 @@ def done(c, wid: str, payload: dict, actor: str, request_id=None, rebase=True, n
                     f"{', …' if len(dirty) > 5 else ''}): commit them first",
                     files=dirty,
                 )
+            shared = gitremote.Shared(c, repo, branch, onto)  # fetches the branch, brings the base
             if rebase and onto:
                 onto_tip = repo.need_branch(onto, "base")
                 if not repo.is_ancestor(onto_tip, repo.branch_tip(branch)):
@@ -165,6 +168,7 @@ def done(c, wid: str, payload: dict, actor: str, request_id=None, rebase=True, n
                         stamp = {k: payload[k] for k in ("attempt", "attempt_of") if k in payload}
                         _record_conflict(c, wid, actor, files, "rebase", onto, stamp)
                     rebased = True
+            shared.push_branch()
         return {"head": repo.branch_tip(branch), "rebased": rebased}, None
 
     return _step(c, repo, "done", wid, payload, actor, request_id, DONE_KEYS, {}, work)
@@ -268,6 +272,7 @@ def _merge_work(c, repo, wid, into, actor, built, gate: bool):
                 f"{target} is the branch of worker {owners[0]}: coord merges into it only through "
                 f"that worker (merge {wid} with --into another branch)"
             )
+        shared = gitremote.Shared(c, repo, branch, target, view.base)
         tip = repo.need_branch(branch, "worker")
         commit = None
         for _ in range(10):  # the integration branch may move under us: recompute
@@ -292,6 +297,7 @@ def _merge_work(c, repo, wid, into, actor, built, gate: bool):
                 raise Moved(f"{target} moved while installing the merge of {wid}")
         else:
             raise Refused(f"{target} kept moving while merging {wid}; run merge again")
+        shared.push_base()
         added = {"into": target, "worktree_removed": remove_after_merge(c, repo, view, branch)}
         if commit:
             added["commit"] = commit

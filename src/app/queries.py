@@ -225,7 +225,10 @@ def follow_log(c, after_seq: int, worker=None, types=(), from_=None, stop=None):
     seq of the snapshot the listing read: nothing missed or repeated), until `stop()`."""
     from ..events.follow import follow
 
-    yield from follow(c.store, after_seq, log_query(c.store.reader, worker, types, from_), stop=stop)
+    idle = c.catch_up if c.shared else None  # the audit file follows too
+    yield from follow(
+        c.store, after_seq, log_query(c.store.reader, worker, types, from_), stop=stop, idle=idle
+    )
 
 
 def search(c, query: str, types=(), from_=None, to=None, limit=20) -> list[dict]:

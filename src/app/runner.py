@@ -20,6 +20,11 @@ TAIL_LINES = 20  # lines of output recorded in a fail event
 TAIL_MAX_BYTES = 2048  # and at most this many bytes of them, so the event stays inline (under blob_threshold)
 
 
+# Secrets libpq reads from the environment: never handed to `coord run`'s child (its own
+# coord commands authenticate through ~/.pgpass or a service file, as the docs say).
+CHILD_SECRETS = ("PGPASSWORD", "PGSSLPASSWORD")
+
+
 def output_tail_payload(tail: bytes, total: int, blobs=None) -> dict:
     """The child's output as payload fields for the fail event.
 
@@ -132,10 +137,15 @@ def run_worker(
         res.repeat = True
         return res
     env = dict(os.environ if env is None else env)
+    for name in CHILD_SECRETS:  # the store's credentials are coord's, not the agent's
+        env.pop(name, None)
     env.update(COORD_HOME=str(coord.home.path), COORD_AGENT=actor, COORD_WORKER=wid)
     view = worker(coord, wid)
     cwd = None
     if view.branch and not here:
+        from .gitremote import check_out_here
+
+        check_out_here(coord, view)  # a shared store: the branch and a worktree on this machine
         from .worktrees import worktree_path
 
         cwd = worktree_path(coord, view)  # where git has its branch, never a recorded path

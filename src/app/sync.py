@@ -48,7 +48,14 @@ class SyncResult(msgspec.Struct):
 
 
 def sync(c, remote: str | None = None, push: bool = True, warn=lambda m: None) -> SyncResult:
-    """One `coord sync`; an interrupt takes effect between git steps (exit 130)."""
+    """One `coord sync`; an interrupt takes effect between git steps (exit 130). A home
+    whose log is on a server has nothing to sync: every machine appends to that log."""
+    if c.shared:
+        raise UsageError(
+            "coord sync shares a SQLite clone's events through git; this home's log is on a "
+            "PostgreSQL server every machine already shares (git carries worker branches: "
+            "docs/postgres.md)"
+        )
     with deferred_interrupts() as check:
         try:
             return _sync(c, remote, push, warn, check)

@@ -12,6 +12,7 @@ COMMANDS = {
     "config": "admin:config_cmd",
     "rebuild": "admin:rebuild_cmd",
     "backup": "admin:backup_cmd",
+    "migrate": "admin:migrate_cmd",
     "spawn": "lifecycle:spawn",
     "start": "lifecycle:start",
     "heartbeat": "lifecycle:heartbeat",

@@ -8,21 +8,60 @@ from .output import clean, echo, emit_json, warn
 
 
 @click.command("init")
+@click.option(
+    "--store",
+    "store",
+    metavar="URL",
+    help="Keep the log on this PostgreSQL server (postgresql://…, no password).",
+)
+@click.option(
+    "--import",
+    "do_import",
+    is_flag=True,
+    help="With --store: add the lines of events.jsonl the server lacks.",
+)
 @global_options
-def init_cmd():
+def init_cmd(store, do_import):
     """Create a home (.coord/) here, or at --home / COORD_HOME. Safe to repeat.
 
     Inside a git worktree the home is the repository's (it says "already a home: PATH").
     In a subdirectory of a project that has a home, or inside a home, it refuses (exit 4)
     and names that home; an explicit --home makes a separate home anywhere else.
 
+    With --store URL (or COORD_STORE) the home joins the log on a PostgreSQL server that
+    homes on other machines share (the local `store` setting; the log is created there
+    once). A URL holding a password is refused (exit 2): use ~/.pgpass, PGPASSWORD or a
+    service= name. events.jsonl is written from the shared log; lines in it the server
+    lacks are added only with --import. See docs/postgres.md.
+
     \b
     Example:
       cd my-repo && coord init
+      coord init --store postgresql://coord@db.internal/coord
     """
-    from ..app.admin import init
+    import os
 
     st = state()
+    env = os.environ.get("COORD_STORE")
+    url = store if store is not None else (env if env not in (None, "", "sqlite") else None)
+    if url is not None:
+        from ..app.fleet import join
+
+        out = join(url, st.home, do_import=do_import)
+        if st.json:
+            emit_json(out)
+        else:
+            verb = "created the log on" if out["created"] else "joined the log on"
+            echo(f"{out['home']}: {verb if out['joined'] else 'already on'} {out['store']}")
+            if out["imported"]:
+                echo(f"imported {out['imported']} event(s) from events.jsonl")
+        return
+    if do_import:
+        from ..events.errors import UsageError
+
+        raise UsageError("--import goes with --store URL")
+    from ..app.admin import init
+
     home, created = init(st.home)
     if st.json:
         emit_json({"home": str(home.path), "created": created})
@@ -53,7 +92,7 @@ def config_cmd(key, value):
       coord config check.tests "pytest -q" && coord config required_checks tests
     """
     from ..events.files import check_home_dir
-    from ..events.settings import Settings, known
+    from ..events.settings import SQLITE_ONLY, Settings, known
     from ..events.settings_write import SettingsWriter
 
     st = state()
@@ -88,6 +127,9 @@ def config_cmd(key, value):
             else f"{e.raw}  # INVALID: {e.problem}; in force: {_shown(e.value)}"
         )
         return
+    ignored = ""
+    if _on_server(home):
+        ignored = "  # ignored: this home's log is on a PostgreSQL server (SQLite only)"
     for scope, title in (
         ("shared", "committed: clones share them"),
         ("local", "this machine only, git-ignored"),
@@ -97,7 +139,7 @@ def config_cmd(key, value):
             if e.setting.scope != scope:
                 continue
             if e.problem is None:
-                echo(f"{e.key} = {_shown(e.value)}")
+                echo(f"{e.key} = {_shown(e.value)}{ignored if e.key in SQLITE_ONLY else ''}")
             else:
                 echo(
                     f"{e.key} = {e.raw}  # INVALID: {e.problem}; in force: {_shown(e.value)}; "
@@ -109,6 +151,16 @@ def config_cmd(key, value):
         for no, k, reason in f.broken:
             if k not in s.entries:
                 echo(f"# {f.path}{f' line {no}' if no else ''}: {reason}")
+
+
+def _on_server(home) -> bool:
+    """Whether the home's log is on a server (SQLite-only settings are then ignored)."""
+    from ..events.errors import CoordError
+
+    try:
+        return bool(home.store_url)
+    except CoordError:  # an invalid setting: listed with its problem anyway
+        return False
 
 
 def _settings_home(explicit):
@@ -170,6 +222,36 @@ def rebuild_cmd():
         emit_json({"events": n, "indexed": indexed})
     else:
         echo(f"rebuilt views from {n} lifecycle events; search index holds {indexed} events")
+
+
+@click.command("migrate")
+@click.option(
+    "--to", "url", required=True, metavar="URL", help="The PostgreSQL server (postgresql://…, no password)."
+)
+@global_options
+def migrate_cmd(url):
+    """Move this SQLite home onto a PostgreSQL server, losing nothing.
+
+    Copies, in one server transaction while the write lock is held: every event (same
+    bytes, ids and seqs), the views, request ids, inbox acknowledgements and cursors, the
+    search index, and every blob. The server's log must be empty (create it with this
+    command; others join it with `coord init --store URL`). The home's audit file is not
+    changed; coord.db is kept aside as coord.db.moved-<time>. Stop this home's agents
+    first. See docs/postgres.md.
+
+    \b
+    Example:
+      coord migrate --to postgresql://coord@db.internal/coord
+    """
+    from ..app.fleet import migrate
+    from ..events.home import find_home
+
+    st = state()
+    out = migrate(find_home(st.home), url)
+    if st.json:
+        emit_json(out)
+    else:
+        echo(f"moved {out['events']} events and {out['blobs']} blobs from {out['home']} to {out['store']}")
 
 
 @click.command("backup")

@@ -75,8 +75,13 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches, ove
     if watch or count is not None:
         from .watch import watch_board
 
+        def fetch(now):
+            if c.shared:  # a server store: this checkout's audit file keeps up meanwhile
+                c.catch_up()
+            return board_items(c, worker_id, want, stale, all_, now, full=st.json)
+
         watch_board(
-            lambda now: board_items(c, worker_id, want, stale, all_, now, full=st.json),
+            fetch,
             interval,
             count,
             st.json,

@@ -174,6 +174,10 @@ def start(worker_id, next_, force, request_id):
         r = _act(
             "start", worker_id, _drop_none(force=force), request_id, explicit_identity=True, verb="started"
         )
+    if not r.repeat:
+        from ..app.gitremote import check_out_here
+
+        check_out_here(st.open(), lifecycle.worker(st.open(), r.worker))  # a shared store
     if not st.json and not r.repeat:
         from ..app.worktrees import worktree_path
 

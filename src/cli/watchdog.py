@@ -84,6 +84,8 @@ def watchdog_cmd(once, interval, show_status):
             items = []
         for d in items:
             emit_json(d) if st.json else echo(describe(d))
+        if c.shared and not once:  # a server store: this checkout's audit file keeps up
+            c.catch_up()
         sys.stdout.flush()
         sys.stdout.buffer.flush()
         if once:

@@ -20,6 +20,10 @@ class AppendOps:
         audit file: asked before COMMIT, so the after-commit hook needs no read of its own."""
         return any(e.audit == AUDIT_DIRTY for e in self.appended) or self.any_dirty()
 
+    def _clock(self) -> int:
+        """Now, in µs: a server store overrides it with the server's clock."""
+        return now_us()
+
     def _horizon(self, now: int) -> int:
         """The latest ts that may set the clock: now + max_clock_skew."""
         return min(now + int(self.store.home.config["max_clock_skew"] * 1_000_000), MAX_US)
@@ -27,7 +31,7 @@ class AppendOps:
     def _load_heads(self) -> None:
         # Events dated further ahead than max_clock_skew are stored and folded, but never
         # set the clock.
-        seq, ts = self._heads(us_to_ts(self._horizon(now_us())))
+        seq, ts = self._heads(us_to_ts(self._horizon(self._clock())))
         self._seq = seq or 0
         try:
             self._last_us = ts_to_us(ts) if ts else 0
@@ -39,7 +43,7 @@ class AppendOps:
         no more than max_clock_skew ahead of now (contract: Event envelope)."""
         if self._last_us is None:
             self._load_heads()
-        us = max(now_us(), self._last_us + 1)
+        us = max(self._clock(), self._last_us + 1)
         if us > MAX_US:
             raise IntegrityError(
                 "cannot stamp a new event: its ts would lie past 9999-12-31T23:59:59.999999Z "
@@ -96,7 +100,7 @@ class AppendOps:
         eid = event_id(body)
         if origin != "local" and self._has_id(eid):
             return None
-        now = now_us()
+        now = self._clock()
         if origin != "local" and self._last_us is not None:
             us = ts_to_us(env.ts)
             if us <= self._horizon(now):

@@ -316,7 +316,12 @@ class AuditTrail:
                 f"from the store (the database was changed behind coord's back) and are "
                 f"restored from the file: {shown}; `coord verify` reports the damage"
             )
-        if s.new:
+        if s.new and getattr(self.store, "shared", False):  # a server's log: commands never import
+            self.warn(
+                f"{len(s.new)} line(s) of {self.path} are not in the server's log and stay only in "
+                f"the file; add them with `coord import {self.path}`"
+            )
+        elif s.new:
             res.imported = import_bodies(self.store, s.new, AUDIT_WRITTEN)
         s.new = []
         in_file_dirty, missing = [], []

@@ -12,9 +12,18 @@ import msgspec
 from .records import EventQuery, Row
 
 
-def follow(store, after_seq: int, query: EventQuery | None = None, batch: int = 1000, recheck=0.2, stop=None):
+def follow(
+    store,
+    after_seq: int,
+    query: EventQuery | None = None,
+    batch: int = 1000,
+    recheck=0.2,
+    stop=None,
+    idle=None,
+):
     """Yield Rows with seq > after_seq that `query` selects (its filters; seq order), until
-    the caller stops or `stop()` (checked at least every `recheck` seconds) returns true."""
+    the caller stops or `stop()` (checked at least every `recheck` seconds) returns true.
+    `idle()`, if given, runs each time the follower has caught up, before it waits."""
     base = query or EventQuery()
     last = after_seq
     while stop is None or not stop():
@@ -31,4 +40,6 @@ def follow(store, after_seq: int, query: EventQuery | None = None, batch: int = 
             yield from rows
             if last >= top:
                 break
+        if idle is not None:
+            idle()
         store.wait_for_new(last, recheck)

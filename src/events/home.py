@@ -19,7 +19,7 @@ from .settings import load
 DB_NAME = "coord.db"
 GITIGNORE = (
     "coord.db\ncoord.db-wal\ncoord.db-shm\nworktrees/\nlocal.toml\nserve.token\n"
-    "write.lock\nwrite.queue\naudit.lock\nrebuild.lock\n"
+    "write.lock\nwrite.queue\naudit.lock\nrebuild.lock\ncheckout\n"
 )
 GITATTRIBUTES_LINE = "events.jsonl merge=union -text"
 
@@ -41,15 +41,56 @@ class Home:
 
     def open_store(self, projectors=(), after_commit=()):
         """This home's store (coord.events.store.Store), opened: the one place that names
-        the implementations of the store interface (a second one is chosen here, by the
-        `store` setting)."""
+        the implementations of the store interface, chosen by the `store` setting
+        (COORD_STORE overrides it): SQLite, or a PostgreSQL server (psycopg is imported
+        only then)."""
+        url = self.store_url
+        if url:
+            from .pg_store import PgStore
+
+            return PgStore(self, projectors, after_commit, url).open()
         from .sqlite_store import SqliteStore
 
         return SqliteStore(self, projectors, after_commit).open()
 
+    def create_store(self) -> bool:
+        """Make this home's store if it does not exist yet (SQLite: coord.db; a server: the
+        log's schema, once, however many machines try at once). True when made here."""
+        url = self.store_url
+        if not url:
+            made = not self.db_path.exists()
+            self.open_store().close()
+            return made
+        from .pg_schema import install
+
+        return install(url, self.config["busy_timeout"], self.config["max_clock_skew"])
+
+    def move_store_to(self, url: str) -> dict:
+        """Move this SQLite home's log onto the (empty) log of a server, losing nothing
+        (coord.events.pg_migrate); the home then names the server."""
+        from .pg_migrate import move
+
+        return move(self, url)
+
+    @property
+    def store_url(self) -> str:
+        """'' for SQLite, else the server's connection string: COORD_STORE, else the local
+        `store` setting. One with a password is refused (exit 2), never printed."""
+        env = os.environ.get("COORD_STORE")
+        if env is None:
+            return self.config["store"]
+        if env in ("", "sqlite"):
+            return ""
+        from .store_url import store_problem
+
+        why = store_problem(env)
+        if why is not None:
+            raise UsageError(f"COORD_STORE {why}")
+        return env
+
     def has_store(self) -> bool:
-        """Whether this home's store exists (SQLite: coord.db)."""
-        return self.db_path.exists()
+        """Whether this home's store exists (SQLite: coord.db; or it names a server)."""
+        return _is_home(self.path)
 
     def discard_store(self) -> None:
         """Remove a store that `init` created but could not finish (coord.db, -wal, -shm)."""
@@ -131,24 +172,35 @@ def _find_home(explicit: str | None, cwd: Path | None) -> Home:
         explicit = os.environ.get("COORD_HOME") or None
     if explicit:
         p = Path(explicit).expanduser().absolute()
-        if not (p / DB_NAME).exists() and (p / ".coord" / DB_NAME).exists():
+        if not _is_home(p) and _is_home(p / ".coord"):
             p = p / ".coord"
-        if not (p / DB_NAME).exists():
+        if not _is_home(p):
             raise NoHome(f"no coord home at {p} (run `coord init`)")
         return Home(p)
     here = (cwd or Path.cwd()).absolute()
     for d in (here, *here.parents):
-        if (d / ".coord" / DB_NAME).exists():
+        if _is_home(d / ".coord"):
             return Home(d / ".coord")
         if (d / ".git").is_file():  # a git worktree: its home lives beside the common dir
             h = _git_common_home(d)
-            if h is not None and (h / DB_NAME).exists():
+            if h is not None and _is_home(h):
                 return Home(h)
     raise NoHome(f"no coord home found from {here} upwards (run `coord init` or set COORD_HOME)")
 
 
 def _is_home(d: Path) -> bool:
-    return (d / DB_NAME).exists()
+    """A .coord/ with coord.db, or whose local.toml names a server (`store`)."""
+    if (d / DB_NAME).exists():
+        return True
+    local = d / "local.toml"
+    if not local.is_file():
+        return False
+    try:
+        import tomllib
+
+        return bool(tomllib.loads(local.read_text(errors="replace")).get("store"))
+    except (OSError, ValueError):
+        return False  # an unreadable local.toml: `coord config` shows what is wrong
 
 
 def _need_directory(path: Path, what: str) -> None:

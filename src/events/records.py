@@ -86,6 +86,10 @@ def _regex(pattern: str):
 # file (a heartbeat with audit_heartbeats off), dirty (to be written), written.
 AUDIT_NONE, AUDIT_DIRTY, AUDIT_WRITTEN = 0, 1, 2
 HEARTBEAT = "worker.heartbeat"
+# The version of the folds (coord.projections): bump it when a fold's result changes (the
+# stored views must then be rebuilt). A server store records it and refuses another.
+# 2: attempts (issue 16), the work graph's columns (14), notices (15), acks as events (20).
+FOLD_VERSION = 2
 
 
 class StoredEvent(msgspec.Struct):

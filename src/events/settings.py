@@ -5,9 +5,8 @@ machine's business and do not travel through git).
 Every value is checked for type and range when it is set and when it is read: a file that
 arrives through git is input like any other. A command that reads an invalid value fails
 with exit 2 naming the file, the key, the value and the repair; `coord config` itself reads
-leniently (`read_lenient`) so it can show and repair what is there.
-
-Adding a setting is one line in SETTINGS: (type, default, help, scope, check).
+leniently (`read_lenient`) so it can show and repair what is there. Adding a setting is one
+line in SETTINGS: (type, default, help, scope, check).
 """
 
 import math
@@ -17,6 +16,8 @@ from collections import namedtuple
 from .check_settings import PREFIX, check_name_problem, command_problem, required_problem
 from .errors import UsageError
 from .files import read_file_in_home
+from .ref_checks import branch_prefix_problem, remote_name_problem, sync_branch_problem
+from .store_url import redact, store_problem
 from .toml_text import toml_value
 
 SHARED, LOCAL = "shared", "local"
@@ -61,33 +62,8 @@ def _one_of(*choices):
     return check
 
 
-_REF_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock(/|$)|^[/.-]|^@$")
-
-
-def _branch_prefix(v: str):
-    """A prefix that makes every `<prefix><worker id>` a valid branch name (the rules of
-    git check-ref-format), and never an empty one: a bare worker id could be any branch."""
-    if not v:
-        return "must not be empty (a worker's branch would be its bare id, which any branch may already be)"
-    if len(v) > 100:
-        return "must be at most 100 characters"
-    if v.startswith("refs/"):
-        return "must not start with refs/ (branch names are under refs/heads/ already)"
-    if _REF_BAD.search(v + "x"):
-        return (
-            "must make a valid git branch name with the worker id after it: no spaces, control "
-            "characters, ~ ^ : ? * [ \\, '..', '//', '@{', and no leading '/', '.' or '-'"
-        )
-    return None
-
-
-def _sync_branch(v: str):
-    """Empty (sync the checked-out branch), or a branch name git accepts."""
-    bad = v and (len(v) > 200 or v.startswith("refs/") or v.endswith(("/", ".")) or _REF_BAD.search(v))
-    return "must be empty or a valid git branch name (see branch_prefix's rules)" if bad else None
-
-
 SECONDS = "seconds"
+
 
 # fmt: off
 SETTINGS = {
@@ -95,9 +71,10 @@ SETTINGS = {
     "heartbeat_interval": Setting(float, 10.0, "seconds between heartbeats; liveness levels are multiples of it", SHARED, _interval),
     "blob_threshold": Setting(int, 4096, "payloads whose encoding exceeds this many bytes are stored as blobs", SHARED, _number(1, 1 << 20, "bytes")),
     "audit_heartbeats": Setting(bool, False, "whether worker.heartbeat events go into events.jsonl", SHARED, None),
-    "branch_prefix": Setting(str, "coord/", "prefix of worker branches", SHARED, _branch_prefix),
+    "branch_prefix": Setting(str, "coord/", "prefix of worker branches", SHARED, branch_prefix_problem),
+    "git_remote": Setting(str, "origin", "the git remote worker branches travel through when the store is shared (PostgreSQL)", SHARED, remote_name_problem),
     "max_attempts": Setting(int, 3, "attempts after which the watchdog fails a DEAD worker instead of requeueing it", SHARED, _number(1, 1000, "attempts")),
-    "sync_branch": Setting(str, "", "branch `coord sync` works through with git plumbing (empty: the checked-out branch)", SHARED, _sync_branch),
+    "sync_branch": Setting(str, "", "branch `coord sync` works through with git plumbing (empty: the checked-out branch)", SHARED, sync_branch_problem),
     "sync_blob_limit": Setting(int, 10 << 20, "blobs bigger than this many bytes are left out of `coord sync`", SHARED, _number(0, 1 << 40, "bytes")),
     "check_timeout": Setting(float, 1800.0, "seconds a check may run before it is stopped (check, queue)", SHARED, _number(1, 7 * 86400, SECONDS)),
     "required_checks": Setting(str, "", "comma-separated check names that must pass before a merge", SHARED, required_problem),
@@ -106,7 +83,9 @@ SETTINGS = {
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),
     "write_lock": Setting(bool, True, "take an exclusive flock around each write transaction (fair queueing)", LOCAL, None),
     "max_clock_skew": Setting(float, 300.0, "seconds an event may lie ahead of this clock and still set it", LOCAL, _number(0, 1e9, SECONDS)),
+    "store": Setting(str, "", "where the log lives: empty for SQLite (coord.db), or a postgresql:// URL (no password)", LOCAL, store_problem),
 }
+SQLITE_ONLY = ("synchronous", "write_lock", "max_clock_skew")  # shown as ignored on a server
 # fmt: on
 
 FILES = {SHARED: "config.toml", LOCAL: "local.toml"}
@@ -194,9 +173,10 @@ def _convert(s: Setting, v):
 
 
 def shown(v) -> str:
-    """A value as it would appear in the file, escaped (never a raw newline)."""
+    """A value as it would appear in the file, escaped (never a raw newline, never a
+    password)."""
     if isinstance(v, str):
-        return toml_value(v)
+        return toml_value(redact(v))
     return toml_value(v) if isinstance(v, (bool, int, float)) else repr(v)
 
 

@@ -1,6 +1,6 @@
 """The store interface: exactly the operations the application needs from a home's log, as
-abstract classes with one implementation per database (SQLite: coord.events.sqlite_store),
-chosen in coord.events.home.Home.open_store.
+abstract classes with one implementation per database (coord.events.sqlite_store,
+coord.events.pg_store), chosen in coord.events.home.Home.open_store.
 
 - `Store`: an open home's log. Writes go through `transact(fn)`, reads through `read()`
   (one consistent snapshot) or `reader` (each call its own snapshot).

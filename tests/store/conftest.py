@@ -15,16 +15,30 @@ def sqlite(request, path):
     def make(projectors=(), after_commit=()):
         return home.open_store(projectors, after_commit)
 
+    make.home = home
     return make
 
 
-IMPLEMENTATIONS = {"sqlite": sqlite}
+def postgresql(request, path):
+    """The session's log on its server (tests/pgserver.py), emptied for this test."""
+    url = request.getfixturevalue("pg_log_url")
+    home = init_home_dirs(path / ".coord")
+    home.write_config({"store": url})
+
+    def make(projectors=(), after_commit=()):
+        return home.open_store(projectors, after_commit)
+
+    make.home = home
+    return make
+
+
+IMPLEMENTATIONS = {"sqlite": sqlite, "postgresql": postgresql}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def open_store(request, tmp_path):
-    """open_store(projectors=(), after_commit=()) -> a new open Store on this test's log.
-    Every store it opened is closed at the end."""
+    """open_store(projectors=(), after_commit=()) -> a new open Store on this test's log;
+    open_store.home is its home. Every store it opened is closed at the end."""
     make = IMPLEMENTATIONS[request.param](request, tmp_path)
     opened = []
 
@@ -33,6 +47,7 @@ def open_store(request, tmp_path):
         opened.append(s)
         return s
 
+    open_.home = make.home  # the home the log belongs to (for real processes: COORD_HOME)
     yield open_
     for s in opened:
         s.close()

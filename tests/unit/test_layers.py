@@ -7,8 +7,8 @@ ast, no import of coord:
   door: `coord serve` (cli/serve.py) imports coord.web inside its function, when it runs;
 - no import circle between modules (lazy imports inside functions count: a circle is a
   circle whenever it is walked);
-- the store implementation (events/sqlite_*.py) is imported only inside events/, and only
-  it imports sqlite3 or sqlite_utils, runs `.execute(`, or holds an SQL statement;
+- the store implementations (events/sqlite_*.py, events/pg_*.py) are imported only inside events/, only
+  they import sqlite3, sqlite_utils or psycopg, run `.execute(`, or holds an SQL statement;
 - no module over MAX_LINES lines;
 - no private member (`_name`) of one room used from another.
 """
@@ -48,7 +48,7 @@ def room(mod: str) -> str | None:
 
 
 def is_impl(mod: str) -> bool:
-    return mod.startswith("coord.events.sqlite_")
+    return mod.startswith(("coord.events.sqlite_", "coord.events.pg_"))
 
 
 def imports_of(mod: str, tree) -> list[tuple[str, int]]:
@@ -180,7 +180,7 @@ def test_sql_lives_only_in_the_sqlite_store():
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                if any(n.split(".")[0] in ("sqlite3", "sqlite_utils") for n in names):
+                if any(n.split(".")[0] in ("sqlite3", "sqlite_utils", "psycopg") for n in names):
                     bad.append(f"{m}:{node.lineno} imports {', '.join(names)}")
             elif isinstance(node, ast.Attribute) and node.attr in ("execute", "executemany", "executescript"):
                 bad.append(f"{m}:{node.lineno} calls .{node.attr}(")
