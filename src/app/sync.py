@@ -241,14 +241,7 @@ def _check_incoming(c, git: SyncGit, tree: str, path: str, res: SyncResult) -> N
     sha = git.blob_at(tree, path)
     if sha is None:
         return
-    with tempfile.NamedTemporaryFile(prefix="coord-sync-", suffix=".jsonl") as tmp:
-        git.cat_to(sha, tmp)
-        tmp.flush()
-        try:
-            scan = read_checked(tmp.name, c.store)
-        except IntegrityError as e:
-            where = f"{res.remote}/{res.branch}:{path}"
-            raise IntegrityError(f"not merging: {e.message.replace(tmp.name, where)}") from None
+    scan = _checked_file(c, git, sha, f"{res.remote}/{res.branch}:{path}", "not merging")
     res.imported += import_bodies(c.store, scan.new, AUDIT_DIRTY)
 
 
@@ -318,20 +311,26 @@ def _append_missing(ours, out, known: set) -> int:
     return n
 
 
+def _checked_file(c, git: SyncGit, sha: str, where: str, verb: str):
+    """An events file from git (blob `sha`), every line checked (one bad line: exit 5,
+    naming `where`); the scan's `new` holds the lines this store lacks."""
+    with tempfile.NamedTemporaryFile(prefix="coord-sync-", suffix=".jsonl") as tmp:
+        git.cat_to(sha, tmp)
+        tmp.flush()
+        try:
+            return read_checked(tmp.name, c.store)
+        except IntegrityError as e:
+            raise IntegrityError(f"{verb}: {e.message.replace(tmp.name, where)}") from None
+
+
 def _take_theirs(c, git: SyncGit, theirs: str, sha: str | None, warn) -> tuple[int, set]:
     """The remote's file, checked (one bad line and nothing is imported, exit 5), imported
     as another clone's events (dirty: the exporter writes them to our file); the blobs it
     has that we lack, each checked against its name. Returns (events added, its ids)."""
     added, ids = 0, set()
     if sha is not None:
-        with tempfile.NamedTemporaryFile(prefix="coord-sync-", suffix=".jsonl") as tmp:
-            git.cat_to(sha, tmp)
-            tmp.flush()
-            try:
-                scan = read_checked(tmp.name, c.store)
-            except IntegrityError as e:
-                where = f"the sync branch's {SYNC_DIR}/events.jsonl ({theirs[:12]})"
-                raise IntegrityError(f"not syncing: {e.message.replace(tmp.name, where)}") from None
+        where = f"the sync branch's {SYNC_DIR}/events.jsonl ({theirs[:12]})"
+        scan = _checked_file(c, git, sha, where, "not syncing")
         added, ids = import_bodies(c.store, scan.new, AUDIT_DIRTY), set(scan.ids)
     have = set(c.blobs.names())
     for name in sorted(git.names_under(theirs, f"{SYNC_DIR}/blobs/") - have):

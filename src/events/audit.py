@@ -158,19 +158,25 @@ class AuditTrail:
         line = self._line_of(last) if last else b""
         if line is None or len(line) > length:
             return False
-        expected = bytearray()
-        after = 0
-        while len(expected) < extra:
-            rows = self.store.reader.audit_rows(after, dirty_only=True, limit=100)
-            if not rows:
-                break
-            after = rows[-1].seq
-            expected += self.lines_of(rows, warn=False)[0]
+        expected = self._dirty_lines(extra)
         with open_file_in_home(self.path, "rb") as f:
             f.seek(length - len(line))
             return f.read(len(line) + extra) == line + bytes(expected[:extra])
 
     TORN_TAIL_MAX = 64 << 20
+
+    def _dirty_lines(self, at_least: int) -> bytearray:
+        """The dirty events' lines in seq order, as this store is writing them: at least
+        `at_least` bytes of them (all, when there are fewer)."""
+        out = bytearray()
+        after = 0
+        while len(out) < at_least:
+            rows = self.store.reader.audit_rows(after, dirty_only=True, limit=100)
+            if not rows:
+                break
+            after = rows[-1].seq
+            out += self.lines_of(rows, warn=False)[0]
+        return out
 
     def _repair_torn_tail(self) -> bool:
         """A writer killed in the middle of its write() leaves a torn last line. Such a
@@ -193,14 +199,7 @@ class AuditTrail:
                 return False
         if tail.endswith(b"\n"):
             return False
-        expected = bytearray()
-        after = 0
-        while len(expected) < extra:
-            rows = self.store.reader.audit_rows(after, dirty_only=True, limit=100)
-            if not rows:
-                break
-            after = rows[-1].seq
-            expected += self.lines_of(rows, warn=False)[0]
+        expected = self._dirty_lines(extra)
         if not expected.startswith(tail):
             return False
         fd = open_in_home(self.path, os.O_WRONLY)

@@ -15,7 +15,7 @@ they are not notices.
 """
 
 from ..events.records import Notice
-from .workers import APPROVED, CONFLICTED, IN_REVIEW, WORKING, Worker, check
+from .workers import HELD, Worker, check
 
 REASONS = {
     "worker.changes_requested": "changes_requested",
@@ -26,8 +26,7 @@ REASONS = {
     "worker.failed": "failed",
 }
 NOTICE_TYPES = tuple(REASONS)
-HELD = frozenset({WORKING, CONFLICTED, IN_REVIEW, APPROVED})  # an attempt is live
-FROM_KEY = "notices_from"  # meta: events at or below this seq give no notice (see 0007)
+FROM_KEY = "notices_from"  # meta: events at or below this seq give no notice (see 0009_notices)
 
 
 def attempt_number(view: Worker) -> int:
