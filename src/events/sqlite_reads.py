@@ -15,6 +15,7 @@ from .store import Reader
 
 EVENT_COLS = 'seq, id, ts, "from", "to", type, worker, body, origin, audit, stored'
 VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view, ready, priority, waiting"
+BODY_COLS = "seq, id, ts, body, stored"  # event_bodies: what a rebuild reads
 MSG_RANGE = ("msg.", "msg/")  # type >= 'msg.' AND type < 'msg/': every msg.* type, by index
 LOOKUP_BATCH = 500
 
@@ -111,6 +112,9 @@ class SqliteReader(GraphReads, Reader):
     def events(self, q: EventQuery) -> list[Row]:
         rows = [Row(*t) for t in self._all(*event_query_sql(q))]
         return rows[::-1] if q.last else rows
+
+    def event_bodies(self, q: EventQuery) -> list[tuple]:
+        return self._all(*event_query_sql(q, BODY_COLS))
 
     def count(self, q: EventQuery) -> int:
         return self._one(*event_query_sql(q, "count(*)"))[0]
@@ -238,6 +242,13 @@ class SqliteReader(GraphReads, Reader):
         for t in self._all(sql, args):
             row = Row(*t[:11])
             out.append((row, Notice(row.seq, agent, row.worker, t[11], t[12])))
+        return out
+
+    def notices_by_worker(self, workers):
+        want, out = set(workers), {}
+        for t in self._all("SELECT seq, agent, worker, attempt, reason FROM notices ORDER BY seq"):
+            if t[2] in want:
+                out.setdefault(t[2], []).append(Notice(*t))
         return out
 
     def notices_of(self, worker):

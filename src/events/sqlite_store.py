@@ -87,9 +87,20 @@ class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
         self._x("DELETE FROM deps WHERE worker = ?", (worker,))
 
     def replace_views(self, rows) -> None:
-        self._x("DELETE FROM workers")
+        # Only the rows that differ are written (a rebuild mostly finds the views it had:
+        # rewriting each would cost a write of the whole table and its indexes).
+        had = {t[0]: t for t in self._all(f"SELECT {VIEW_COLS} FROM workers")}
+        new = [astuple(r) for r in rows]
+        changed = [t for t in new if had.pop(t[0], None) != t]
+        self.conn.executemany("DELETE FROM workers WHERE worker = ?", [(w,) for w in had])
+        self.conn.executemany(PUT_VIEW, changed)
         self._x("DELETE FROM deps")  # set_deps refills it
-        self.conn.executemany(PUT_VIEW, [astuple(r) for r in rows])
+
+    def add_deps(self, deps) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO deps(worker, after) VALUES (?, ?)",
+            [(w, a) for w, after in deps.items() for a in after],
+        )
 
     def set_position(self, name, seq) -> None:
         # An UPDATE of the one column writes one page; a REPLACE also rewrote the primary
