@@ -6,6 +6,9 @@ owns (workers.fold with mutate). The same fold as the projector's, so the same v
 notices as an incremental fold of the same events (tests/app/test_rebuild_equivalence.py).
 """
 
+import gc
+from contextlib import contextmanager
+
 import msgspec
 
 from ..events.blobs import readable
@@ -22,6 +25,20 @@ SEQ, ID, TS, BODY, STORED = range(5)
 SPAWNED = "worker.spawned"
 EDGE_TYPES = frozenset({SPAWNED, "worker.dep_added", "worker.dep_removed"})
 _dec = msgspec.json.Decoder(Envelope)
+
+
+@contextmanager
+def no_gc():
+    """The cyclic garbage collector paused: a fold from zero allocates a container per
+    event and keeps every view, so each collection would walk them all again (a fold
+    makes no cycles: reference counting frees what it drops)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def settle(v: Worker) -> Worker:
@@ -48,13 +65,15 @@ def fold_from_zero(
     events' envelopes. Given a `found` list, the notices the events
     give are added to it; given `edge_pos` ([(ts, id)]), its one item becomes the latest
     edge event's place (a spawn whose bytes mention "after" counts)."""
-    views: dict = {}
-    graph = MemGraph(views)
-    blobs = store.blobs
-    reasons, notice_of, make = notices.REASONS, notices.notice_of, notices.make
-    get = views.get
-    total, last = 0, ("", "")
-    while True:  # (ts, id) keyset pagination
+    with no_gc():
+        return _fold(store, upto, reader, after_page, found, edge_pos)
+
+
+def _pages(store, upto, reader):
+    """The pages of lifecycle rows in (ts, id) order: in `reader`'s snapshot, or each page
+    its own short read transaction."""
+    last = ("", "")
+    while True:
         q = EventQuery(lifecycle=True, upto_seq=upto, after_key=last, by="ts", limit=PAGE)
         if reader is not None:
             rows = reader.event_bodies(q)
@@ -62,9 +81,19 @@ def fold_from_zero(
             with store.read() as r:
                 rows = r.event_bodies(q)
         if not rows:
-            for v in views.values():
-                settle(v)
-            return views, total
+            return
+        yield rows
+        last = (rows[-1][TS], rows[-1][ID])
+
+
+def _fold(store, upto, reader, after_page, found, edge_pos) -> tuple[dict, int]:
+    views: dict = {}
+    graph = MemGraph(views)
+    blobs = store.blobs
+    reasons, notice_of, make = notices.REASONS, notices.notice_of, notices.make
+    get = views.get
+    total = 0
+    for rows in _pages(store, upto, reader):
         edge = None
         try:
             envs = [_dec.decode(r[BODY]) for r in rows]
@@ -73,20 +102,22 @@ def fold_from_zero(
         for (seq, eid, ts, body, stored), env in zip(rows, envs, strict=True):
             if "$blob" in env.payload:
                 env = readable(env, blobs)
-            w = env.to
+            w, t = env.to, env.type
             view = get(w)
-            if found is not None and env.type in reasons:
+            if found is not None and t in reasons:
                 n = notice_of(view, env)
                 if n is not None:
                     found.append(make(seq, w, n))
             v = fold(view, env, eid, stored, graph, True)
             if v is not view and v is not None:
                 views[w] = v
-            if env.type in EDGE_TYPES and (env.type != SPAWNED or b'"after"' in body):
+            if t in EDGE_TYPES and (t != SPAWNED or b'"after"' in body):
                 edge = (ts, eid)
         if edge_pos is not None and edge is not None:
             edge_pos[0] = max(edge_pos[0], edge)
         total += len(rows)
-        last = (rows[-1][TS], rows[-1][ID])
         if after_page is not None:
             after_page(envs, total)
+    for v in views.values():
+        settle(v)
+    return views, total

@@ -15,6 +15,7 @@ import msgspec
 from ..events.blobs import BlobStore, is_ref
 from ..events.records import EventQuery
 from ..events.shapes import too_deep
+from .fromzero import no_gc
 
 SKIP_TYPES = frozenset({"worker.heartbeat", "watchdog.heartbeat"})  # beats hold no text worth finding
 NOT_INDEXED = "inbox."  # acknowledgements: bookkeeping that travels, not text to find
@@ -112,7 +113,7 @@ def _rebuild(store, batch, progress) -> int:
     upto = store.reader.max_seq()
     last, total = 0, 0
     while True:
-        with store.read() as r:
+        with store.read() as r, no_gc():
             rows, read_upto = _rows(r, last, upto, batch, blobs)
         if read_upto is None:
             break

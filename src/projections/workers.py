@@ -281,7 +281,7 @@ def fold(
         return view
     bad = check(view, env)
     if view is None:  # a conflict has nothing to hang on (`verify` reports orphans)
-        return _spawned(env, eid, stored, graph) if bad is None else None
+        return _spawned(env, eid, stored, graph, mutate) if bad is None else None
     v = view if mutate else view.__copy__()
     if bad is not None:
         if env.type == "worker.heartbeat":
@@ -346,7 +346,7 @@ def fold(
     return v
 
 
-def _spawned(env: Envelope, eid: str, stored: int | None, graph) -> Worker:
+def _spawned(env: Envelope, eid: str, stored: int | None, graph, mutate: bool) -> Worker:
     p = env.payload  # a legal worker.spawned: the view it creates
     prefix, branch = branch_of(env.to, p)
     after, cycles = [], []
@@ -358,31 +358,16 @@ def _spawned(env: Envelope, eid: str, stored: int | None, graph) -> Worker:
             after.append(a)
         else:  # only by import: locally an edge to an unknown worker is refused
             cycles.append({"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": why})
-    return Worker(
-        worker=env.to,
-        state=ASSIGNED,
-        created=env.ts,
-        updated=env.ts,
-        state_since=env.ts,
-        task=p.get("task", ""),
-        assignee=p.get("assignee"),
-        branch=branch,
-        prefix=prefix,
-        base=p.get("base"),
-        worktree=p.get("worktree"),
-        spawner=env.from_,
-        last_event=eid,
-        last_type=env.type,
-        last_from=env.from_,
-        last_args=args_of(p),
-        transitions=1,
-        since_local=_local_time(env, stored),
-        after=after,
-        priority=p.get("priority", DEFAULT_PRIORITY),
-        conflicts=cycles,
-        pos_ts=env.ts,
-        pos_id=eid,
-    )
+    # Few keywords, then attributes: a Struct built from 23 keywords costs three times more.
+    v = Worker(worker=env.to, state=ASSIGNED, created=env.ts, updated=env.ts, state_since=env.ts)
+    v.task, v.assignee, v.branch, v.prefix = p.get("task", ""), p.get("assignee"), branch, prefix
+    v.base, v.worktree, v.spawner = p.get("base"), p.get("worktree"), env.from_
+    v.last_event, v.last_type, v.last_from = eid, env.type, env.from_
+    v.last_args = p if mutate else args_of(p)
+    v.transitions, v.since_local = 1, stored if mutate else _local_time(env, stored)
+    v.after, v.priority, v.conflicts = after, p.get("priority", DEFAULT_PRIORITY), cycles
+    v.pos_ts, v.pos_id = env.ts, eid
+    return v
 
 
 def fold_all(events, views: dict | None = None, graph=None) -> dict[str, Worker]:
