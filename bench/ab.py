@@ -23,11 +23,22 @@ from common import ROOT, bench_env  # noqa: E402
 
 # (label, path into store_bench's JSON)
 FIGURES = [
-    ("append: coord / raw (id, body) insert, rate", ("inprocess", "coord_vs_raw_kv")),
-    ("append: coord / eventsourcing Application.save, rate", ("inprocess", "coord_vs_peer_app")),
-    ("append: CPU per append, coord over raw (id, body)", ("inprocess", "cpu_coord_over_raw_kv")),
-    ("append: CPU per append, coord over Application.save", ("inprocess", "cpu_coord_over_peer_app")),
-    ("append: WAL pages per append (coord)", ("inprocess", "wal_pages", "coord")),
+    (
+        "append: coord (heartbeat_synchronous default) / raw (id, body) insert, rate",
+        ("inprocess", "coord_vs_raw_kv"),
+    ),
+    ("append: coord, heartbeats FULL / raw (id, body) insert, rate", ("inprocess", "coord_full_vs_raw_kv")),
+    (
+        "append: coord / eventsourcing Application.save, both FULL, rate",
+        ("inprocess", "coord_full_vs_peer_app"),
+    ),
+    ("append: coord / Application.save, heartbeats NORMAL both, rate", ("inprocess", "coord_vs_peer_normal")),
+    ("append: CPU per append, coord (FULL) over raw (id, body)", ("inprocess", "cpu_coord_full_over_raw_kv")),
+    (
+        "append: CPU per append, coord over Application.save (FULL)",
+        ("inprocess", "cpu_coord_full_over_peer_app"),
+    ),
+    ("append: WAL pages per append (coord)", ("inprocess", "wal_pages", "coord_full")),
     ("append: WAL pages per append (raw (id, body))", ("inprocess", "wal_pages", "raw_kv")),
     ("writers: p99 coord / p99 raw", ("writers", "p99_ratio")),
     ("writers: worst wait coord / raw", ("writers", "max_ratio")),

@@ -37,16 +37,24 @@ def wal_frames(db: Path) -> int:
     return max(0, (wal.stat().st_size - 32) // (page + 24))
 
 
-def _coord(n_hint):
-    """One heartbeat per `lifecycle.act` call (its own transaction), as `coord run` sends."""
+def _coord(count_pages, beats: str = "NORMAL"):
+    """One heartbeat per `lifecycle.act` call (its own transaction), as `coord run` sends;
+    `beats`: the heartbeat_synchronous setting (NORMAL, the default, or FULL)."""
     from coord.app import lifecycle
     from coord.app.context import Coord
+    from coord.events.settings_write import SettingsWriter
 
     home = fresh_home()
+    if beats != "NORMAL":
+        try:
+            SettingsWriter(home).set("heartbeat_synchronous", beats)
+        except Exception:  # a revision before the setting (bench/ab.py): heartbeats were FULL
+            pass
     c = Coord(home, actor="bench")
     lifecycle.act(c, "spawn", "w-1")
     lifecycle.act(c, "start", "w-1")
-    c.store.conn.execute("PRAGMA wal_autocheckpoint = 0")  # so the WAL counts every page
+    if count_pages:
+        c.store.conn.execute("PRAGMA wal_autocheckpoint = 0")  # so the WAL counts every page
 
     def append(k):
         for _ in range(k):
@@ -55,7 +63,7 @@ def _coord(n_hint):
     return append, c.close, home / "coord.db"
 
 
-def _raw_kv(n_hint):
+def _raw_kv(count_pages):
     """The floor the issue names: one INSERT into (id TEXT UNIQUE, body BLOB) per
     BEGIN IMMEDIATE … COMMIT, same pragmas as the store (WAL, synchronous FULL)."""
     db = Path(tempfile.mkdtemp(prefix="coord-kv-")) / "kv.db"
@@ -63,7 +71,8 @@ def _raw_kv(n_hint):
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute(KV_SCHEMA)
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    if count_pages:
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     i = [0]
     body = b'{"ts":"2026-01-01T00:00:00.000000Z","from":"bench","to":"w-1","type":"worker.heartbeat","payload":{}}'
 
@@ -77,28 +86,44 @@ def _raw_kv(n_hint):
     return append, conn.close, db
 
 
-def _peer_app(n_hint):
+_PEER_CLASS = []
+
+
+def _peer_worker_class():
+    """The peer's aggregate, defined once (eventsourcing registers each class by topic)."""
+    if not _PEER_CLASS:
+        from eventsourcing.domain import Aggregate, event
+
+        class Worker(Aggregate):
+            @event("Started")
+            def __init__(self, name: str):
+                self.name = name
+                self.beats = 0
+
+            @event("Heartbeat")
+            def beat(self, interval: float):
+                self.beats += 1
+
+        _PEER_CLASS.append(Worker)
+    return _PEER_CLASS[0]
+
+
+def _peer_app(count_pages, sync: str = "FULL"):
     """The peer: eventsourcing's `Application.save` of an aggregate that records one
-    heartbeat event per call (its SQLite persistence module, WAL)."""
+    heartbeat event per call (its SQLite persistence module, WAL, synchronous FULL as
+    coord's; single-threaded, so its pool hands out one connection, set here)."""
     from eventsourcing.application import Application
-    from eventsourcing.domain import Aggregate, event
 
-    class Worker(Aggregate):
-        @event("Started")
-        def __init__(self, name: str):
-            self.name = name
-            self.beats = 0
-
-        @event("Heartbeat")
-        def beat(self, interval: float):
-            self.beats += 1
-
+    Worker = _peer_worker_class()
     db = Path(tempfile.mkdtemp(prefix="coord-peer-")) / "es.db"
     app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
     w = Worker("w-1")
     app.save(w)
-    with sqlite3.connect(str(db)) as c:
-        c.execute("PRAGMA wal_autocheckpoint = 0")  # per connection: best effort
+    with app.recorder.datastore.get_connection(commit=True) as pooled:
+        conn = pooled._sqlite_conn
+        conn.execute(f"PRAGMA synchronous = {sync}")
+        if count_pages:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     def append(k):
         for _ in range(k):
@@ -118,42 +143,69 @@ def peer_available() -> str | None:
         return str(e)
 
 
-def inprocess(n: int, block: int = 50) -> dict:
-    """Appends per second of each variant in alternating blocks of `block` appends (so the
-    machine's drift hits all alike), and WAL frames written per append."""
-    makers = {"coord": _coord, "raw_kv": _raw_kv}
-    if peer_available() is None:
-        makers["peer_app"] = _peer_app
-    made = {k: m(n) for k, m in makers.items()}
+def _alternate(made: dict, n: int, block: int) -> tuple[dict, dict]:
+    """Run every variant's appends in alternating blocks of `block` (so the machine's drift
+    hits all alike): wall and CPU seconds spent by each."""
     spent = dict.fromkeys(made, 0.0)
     cpu = dict.fromkeys(made, 0.0)
-    frames0 = {k: wal_frames(db) for k, (_, _, db) in made.items()}
     done = 0
+    while done < n:
+        k = min(block, n - done)
+        for name, (append, _, _) in made.items():
+            t, c = time.perf_counter(), time.process_time()
+            append(k)
+            spent[name] += time.perf_counter() - t
+            cpu[name] += time.process_time() - c
+        done += k
+    return spent, cpu
+
+
+def _made(count_pages: bool) -> dict:
+    makers = {"coord": _coord, "coord_full": lambda p: _coord(p, "FULL"), "raw_kv": _raw_kv}
+    if peer_available() is None:
+        makers["peer_app"] = _peer_app
+        makers["peer_normal"] = lambda p: _peer_app(p, "NORMAL")
+    return {k: m(count_pages) for k, m in makers.items()}
+
+
+def _close(made: dict) -> None:
+    for _, close, _ in made.values():
+        close()
+
+
+def inprocess(n: int, block: int = 50, page_appends: int = 500) -> dict:
+    """Appends per second of each variant, in alternating blocks, every store with SQLite's
+    default checkpointing (a WAL that only grows makes every fsync dearer, unequally); then
+    WAL frames written per append, counted in a second pass with checkpoints off."""
+    made = _made(count_pages=False)
     try:
-        while done < n:
-            k = min(block, n - done)
-            for name, (append, _, _) in made.items():
-                t, c = time.perf_counter(), time.process_time()
-                append(k)
-                spent[name] += time.perf_counter() - t
-                cpu[name] += time.process_time() - c
-            done += k
-        pages = {k: (wal_frames(db) - frames0[k]) / n for k, (_, _, db) in made.items()}
+        spent, cpu = _alternate(made, n, block)
     finally:
-        for _, close, _ in made.values():
-            close()
+        _close(made)
+    made = _made(count_pages=True)
+    try:
+        frames0 = {k: wal_frames(db) for k, (_, _, db) in made.items()}
+        _alternate(made, page_appends, block)
+        pages = {k: (wal_frames(db) - frames0[k]) / page_appends for k, (_, _, db) in made.items()}
+    finally:
+        _close(made)
     out = {
         "appends": n,
         "per_s": {k: n / v for k, v in spent.items()},
         "cpu_us": {k: v / n * 1e6 for k, v in cpu.items()},  # this process's CPU per append
         "wal_pages": pages,
     }
+    # coord: heartbeats at the default heartbeat_synchronous (NORMAL); coord_full: FULL,
+    # as durable as raw_kv and peer_app; peer_normal: the peer at NORMAL (same pragmas as
+    # coord's default for heartbeats).
     r, u = out["per_s"], out["cpu_us"]
     out["coord_vs_raw_kv"] = r["coord"] / r["raw_kv"]
-    out["cpu_coord_over_raw_kv"] = u["coord"] / u["raw_kv"]
+    out["coord_full_vs_raw_kv"] = r["coord_full"] / r["raw_kv"]
+    out["cpu_coord_full_over_raw_kv"] = u["coord_full"] / u["raw_kv"]
     if "peer_app" in r:
-        out["coord_vs_peer_app"] = r["coord"] / r["peer_app"]
-        out["cpu_coord_over_peer_app"] = u["coord"] / u["peer_app"]
+        out["coord_full_vs_peer_app"] = r["coord_full"] / r["peer_app"]
+        out["coord_vs_peer_normal"] = r["coord"] / r["peer_normal"]
+        out["cpu_coord_full_over_peer_app"] = u["coord_full"] / u["peer_app"]
     return out
 
 

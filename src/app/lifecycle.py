@@ -236,7 +236,7 @@ def act(
         remember_request(tx, actor, request_id, r, command, args)
         return r
 
-    return c.store.transact(do)
+    return c.store.transact(do, beats=action == "heartbeat")
 
 
 def start_next(c, actor: str | None = None, request_id=None, payload: dict | None = None) -> Result:

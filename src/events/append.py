@@ -20,6 +20,15 @@ class AppendOps:
         audit file: asked before COMMIT, so the after-commit hook needs no read of its own."""
         return any(e.audit == AUDIT_DIRTY for e in self.appended) or self.any_dirty()
 
+    def beats_only(self) -> bool:
+        """Whether this transaction appended heartbeats and nothing else, none of them
+        for the audit file: the one kind of commit heartbeat_synchronous may make cheaper
+        (a heartbeat lost with the machine only makes liveness look older, and every
+        process it spoke for stopped with that machine)."""
+        return bool(self.appended) and all(
+            e.audit == AUDIT_NONE and e.env.type == HEARTBEAT for e in self.appended
+        )
+
     def _clock(self) -> int:
         """Now, in µs: a server store overrides it with the server's clock."""
         return now_us()

@@ -185,7 +185,7 @@ class PgStore(Store):
             pass
 
     # --- transactions ----------------------------------------------------------------
-    def transact(self, fn, hooks: bool = True, durable: bool = True):
+    def transact(self, fn, hooks: bool = True, durable: bool = True, beats: bool = False):
         deadline = time.monotonic() + self.busy
         attempt, clashes = 0, {}
         while True:
@@ -199,7 +199,10 @@ class PgStore(Store):
                 for cb in list(tx.before_commit.values()):
                     cb(tx)
                 failpoint("before-commit")
-                if self._commit(tx, locked, durable, deadline, hooks):
+                light = not durable or (
+                    beats and self.home.config["heartbeat_synchronous"] == "NORMAL" and tx.beats_only()
+                )
+                if self._commit(tx, locked, not light, deadline, hooks):
                     break
             except RETRYABLE + (pgerr.UniqueViolation,) as e:
                 self._rollback()

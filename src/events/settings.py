@@ -80,6 +80,7 @@ SETTINGS = {
     "required_checks": Setting(str, "", "comma-separated check names that must pass before a merge", SHARED, required_problem),
     # local: local.toml
     "synchronous": Setting(str, "FULL", "SQLite synchronous pragma: FULL, NORMAL or EXTRA", LOCAL, _one_of("FULL", "NORMAL", "EXTRA")),
+    "heartbeat_synchronous": Setting(str, "NORMAL", "durability of a commit that appends only heartbeats (kept out of the audit file): NORMAL survives a crash of coord, not of the machine; FULL or EXTRA as synchronous", LOCAL, _one_of("FULL", "NORMAL", "EXTRA")),
     "busy_timeout": Setting(float, 10.0, "seconds to wait for the write lock before exiting 7 (busy)", LOCAL, _number(0, 86400, SECONDS, lo_open=True)),
     "write_lock": Setting(bool, True, "take an exclusive flock around each write transaction (fair queueing)", LOCAL, None),
     "max_clock_skew": Setting(float, 300.0, "seconds an event may lie ahead of this clock and still set it", LOCAL, _number(0, 1e9, SECONDS)),

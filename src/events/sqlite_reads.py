@@ -29,8 +29,17 @@ def type_clause(types: TypeFilter, column: str = "type") -> tuple[str, list]:
     return "(" + " OR ".join(ors) + ")", list(types.patterns)
 
 
+NOT_BEAT = f"type != '{HEARTBEAT}'"  # literally the partial indexes' condition (0004, 0011)
+IS_BEAT = f"type = '{HEARTBEAT}'"  # events_beats' condition
+
+
 def event_query_sql(q: EventQuery, what: str = EVENT_COLS) -> tuple[str, list]:
-    """The SELECT for an EventQuery (tests read its query plan)."""
+    """The SELECT for an EventQuery (tests read its query plan).
+
+    The type, from and to indexes leave heartbeats out (migration 0011). A query that
+    filters on one of those and may include heartbeats reads in two arms, merged in order
+    by SQLite: the other events through those indexes, the heartbeats through events_beats
+    (by actor) or events_worker (a heartbeat's `to` is its worker)."""
     where, args = [], []
     if q.worker is not None:
         where.append("worker = ?")
@@ -61,20 +70,30 @@ def event_query_sql(q: EventQuery, what: str = EVENT_COLS) -> tuple[str, list]:
         args.append(q.later_than_ts)
     if q.lifecycle:
         where.append("worker IS NOT NULL")
-    if not q.heartbeats:
-        # Literally the partial index's condition (events_worker_transitions), so a
-        # worker's history is read in as many steps as it has transitions.
-        where.append(f"type != '{HEARTBEAT}'")
     if q.blob_refs:
         where.append("instr(body, ?) > 0")
         args.append(b'"$blob"')
+    arms = []
+    if q.heartbeats and q.worker is None and (q.from_ is not None or q.to is not None or q.types is not None):
+        if q.types is None or q.types.matches(HEARTBEAT):
+            beat_where, beat_args = [*where, IS_BEAT], list(args)
+            if q.to is not None:  # through events_worker
+                beat_where.append("worker = ?")
+                beat_args.append(q.to)
+            arms.append((beat_where, beat_args))
+        where.append(NOT_BEAT)
+    elif not q.heartbeats:
+        where.append(NOT_BEAT)
     if q.types is not None:
         clause, targs = type_clause(q.types)
         where.append(clause)
         args += targs
-    sql = f"SELECT {what} FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+    arms.insert(0, (where, args))
+    selects = [f"SELECT {what} FROM events" + (" WHERE " + " AND ".join(w) if w else "") for w, _ in arms]
+    args = [a for _, arm_args in arms for a in arm_args]
     if what.startswith("count("):
-        return sql, args
+        return "SELECT " + " + ".join(f"({sel})" for sel in selects), args
+    sql = " UNION ALL ".join(selects)
     order = "seq" if q.by == "seq" else "ts, id"
     if q.last:
         order = "seq DESC" if q.by == "seq" else "ts DESC, id DESC"
@@ -289,7 +308,8 @@ class SqliteReader(GraphReads, Reader):
         if row is not None:
             return row[0] - 1
         return self._one(
-            'SELECT coalesce(max(seq), 0) FROM events WHERE "to" = ? AND seq > ? AND type >= ? AND type < ?',
+            'SELECT coalesce(max(seq), 0) FROM events WHERE "to" = ? AND seq > ? AND type >= ? AND type < ? '
+            f"AND {NOT_BEAT}",
             (address, cur, *MSG_RANGE),
         )[0]
 
@@ -371,7 +391,7 @@ def _view_row(t) -> ViewRow:
 def pending_sql(agent: str, address: str, after: int) -> tuple[str, list]:
     """Unacknowledged msg.* events to one address after a cursor (shared by the inbox read
     and the cursor's compaction)."""
-    sql = f'SELECT {EVENT_COLS} FROM events WHERE "to" = ? AND seq > ? AND type >= ? AND type < ?'
+    sql = f'SELECT {EVENT_COLS} FROM events WHERE "to" = ? AND seq > ? AND type >= ? AND type < ? AND {NOT_BEAT}'
     args = [address, after, *MSG_RANGE]
     if address == BROADCAST:
         sql += ' AND "from" != ?'

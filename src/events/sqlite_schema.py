@@ -219,6 +219,19 @@ def _append_acks(conn, acked: dict) -> None:
     conn.execute("UPDATE projection_state SET last_seq = ? WHERE name = 'workers'", (seq,))
 
 
+@migrations(name="0011_heartbeats_out_of_actor_indexes")
+def m0011(db: sqlite_utils.Database):
+    # Issue 19, the append: a heartbeat wrote a page in each of the type, from and to
+    # indexes. They leave heartbeats out now (partial: the reads that may include
+    # heartbeats ask for them in a second arm, coord.events.sqlite_reads.event_query_sql),
+    # and heartbeats by actor have one index of their own, so a heartbeat touches the
+    # events table, events_id, events_ts, events_worker and events_beats: two pages fewer.
+    for col, name in (("type", "events_type"), ('"from"', "events_from"), ('"to"', "events_to")):
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+        db.execute(f"CREATE INDEX {name} ON events({col}) WHERE type != 'worker.heartbeat'")
+    db.execute("CREATE INDEX events_beats ON events(\"from\") WHERE type = 'worker.heartbeat'")
+
+
 # Settings a migration may need (migrate() sets them from the home's settings).
 CONTEXT: dict = {}
 

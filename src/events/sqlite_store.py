@@ -28,10 +28,14 @@ from .store import Store, WriteTx
 
 # Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
 # the per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
 PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES ({','.join('?' * 13)})"
+
+
+class _NotBeats(Exception):
+    """A `beats` transaction appended something else (SqliteStore.transact)."""
 
 
 class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
@@ -172,6 +176,7 @@ class SqliteStore(Store):
         self._blobs = None
         self._reader = None
         self._seen_version = None
+        self._level = None  # the synchronous pragma the connection is at
 
     @property
     def blobs(self):
@@ -201,6 +206,7 @@ class SqliteStore(Store):
             )
             conn.execute(f"PRAGMA busy_timeout = {int(cfg['busy_timeout'] * 1000)}")
             conn.execute(f"PRAGMA synchronous = {cfg['synchronous']}")
+            self._level = cfg["synchronous"]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as e:
             raise coord_error(e, self.home) from None
@@ -278,10 +284,16 @@ class SqliteStore(Store):
             os.close(fd)
 
     # --- transactions ----------------------------------------------------------------
-    def transact(self, fn, hooks: bool = True, durable: bool = True):
+    def transact(self, fn, hooks: bool = True, durable: bool = True, beats: bool = False):
+        # SQLite fixes a commit's durability before BEGIN (the pragma cannot change inside
+        # a transaction): a `beats` transaction that appended anything but heartbeats kept
+        # out of the audit file is rolled back and run again at the store's level.
+        cfg = self.home.config
+        level = "NORMAL" if not durable else cfg["heartbeat_synchronous"] if beats else cfg["synchronous"]
         with self._flock():
-            if not durable:
-                self.conn.execute("PRAGMA synchronous = NORMAL")
+            if level != self._level:  # a connection that only beats keeps its level
+                self.conn.execute(f"PRAGMA synchronous = {level}")
+                self._level = level
             try:
                 try:
                     self.conn.execute("BEGIN IMMEDIATE")
@@ -292,18 +304,25 @@ class SqliteStore(Store):
                     result = fn(tx)
                     for cb in list(tx.before_commit.values()):
                         cb(tx)
+                    if beats and level != cfg["synchronous"] and tx.appended and not tx.beats_only():
+                        raise _NotBeats
                     if hooks and tx.appended:  # inside the transaction: no read tx after it
                         pending = tx.export_pending()
                     failpoint("before-commit")
                     self.conn.execute("COMMIT")
+                except _NotBeats:
+                    self._rollback_quietly()
+                    beats = None
                 except BaseException as e:
                     self._rollback_quietly()
                     if isinstance(e, sqlite3.DatabaseError):
                         raise coord_error(e, self.home) from None
                     raise
-            finally:
-                if not durable:
-                    self.conn.execute(f"PRAGMA synchronous = {self.home.config['synchronous']}")
+            except BaseException:
+                self._level = None  # unknown: set again before the next transaction
+                raise
+        if beats is None:
+            return self.transact(fn, hooks, durable)
         failpoint("after-commit")
         if hooks and tx.appended:
             self.export_pending = pending

@@ -273,13 +273,16 @@ class Store(ABC):
         """This store's identity among clones (recorded at `start`: liveness REMOTE)."""
 
     @abstractmethod
-    def transact(self, fn, hooks: bool = True, durable: bool = True):
+    def transact(self, fn, hooks: bool = True, durable: bool = True, beats: bool = False):
         """Run fn(tx) in one write transaction and commit; returns fn's result. fn may be
         run more than once (see the module's docstring); an exception rolls back and is
         raised. hooks=False skips the after-commit hooks (bookkeeping, batched imports
         that export once at the end); durable=False allows a cheaper commit for
-        bookkeeping that is safe to lose (the audit file's record). When fn appended and
-        hooks run, set `self.export_pending = tx.export_pending()` just before COMMIT."""
+        bookkeeping that is safe to lose (the audit file's record). beats=True: fn
+        appends heartbeats only; when it did (`tx.beats_only()`), the commit is as
+        durable as the heartbeat_synchronous setting says, else as any other. When fn
+        appended and hooks run, set `self.export_pending = tx.export_pending()` just
+        before COMMIT."""
 
     @abstractmethod
     def read(self) -> AbstractContextManager[Reader]:

@@ -119,3 +119,37 @@ def test_the_log_is_created_once_however_many_machines_install_at_once(pg_url):
         assert conn.execute("SELECT value FROM coord.meta WHERE key = 'schema_version'").fetchone() == (
             str(SCHEMA_VERSION),
         )
+
+
+def test_heartbeats_only_commit_without_waiting_for_the_server_disk(pg, monkeypatch):
+    """heartbeat_synchronous NORMAL (the default): a commit of heartbeats only goes with
+    `synchronous_commit = off`; anything else, or with the setting FULL, does not."""
+    from coord.events.records import AUDIT_NONE, HEARTBEAT
+
+    store = pg()
+    sent = []
+    real = type(store).pipeline
+
+    def pipeline(self, writes, commit=False, read=None):
+        sent.append([w[0] for w in writes])
+        return real(self, writes, commit, read)
+
+    monkeypatch.setattr(type(store), "pipeline", pipeline)
+
+    def beat(tx):
+        tx.append(Envelope(tx.next_ts(), "a", "w-1", HEARTBEAT, {}), audit=AUDIT_NONE)
+
+    def light(beats: bool, fn) -> bool:
+        sent.clear()
+        store.transact(fn, beats=beats)
+        return any("synchronous_commit = off" in sql for batch in sent for sql in batch)
+
+    assert light(True, beat)
+    assert not light(False, beat)
+    assert not light(True, lambda tx: add_in(tx))
+    store.home.write_config({"heartbeat_synchronous": "FULL"})
+    assert not light(True, beat)
+
+
+def add_in(tx):
+    tx.append(Envelope(tx.next_ts(), "a", "b", "msg.x", {}))
