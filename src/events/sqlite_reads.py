@@ -11,6 +11,7 @@ from .errors import UsageError
 from .records import HEARTBEAT, EventQuery, Notice, Row, SearchHit, TypeFilter, ViewRow, is_glob
 from .shapes import BROADCAST
 from .sqlite_graph import GraphReads
+from .sqlite_notices import SqliteNoticeReads
 from .store import Reader
 
 EVENT_COLS = 'seq, id, ts, "from", "to", type, worker, body, origin, audit, stored'
@@ -104,7 +105,7 @@ def event_query_sql(q: EventQuery, what: str = EVENT_COLS) -> tuple[str, list]:
     return sql, args
 
 
-class SqliteReader(GraphReads, Reader):
+class SqliteReader(GraphReads, SqliteNoticeReads, Reader):
     """Reads over one connection: inside BEGIN … COMMIT (Store.read), inside a write
     transaction (SqliteTx), or each statement on its own (Store.reader)."""
 
@@ -261,13 +262,6 @@ class SqliteReader(GraphReads, Reader):
         for t in self._all(sql, args):
             row = Row(*t[:11])
             out.append((row, Notice(row.seq, agent, row.worker, t[11], t[12])))
-        return out
-
-    def notices_by_worker(self, workers):
-        want, out = set(workers), {}
-        for t in self._all("SELECT seq, agent, worker, attempt, reason FROM notices ORDER BY seq"):
-            if t[2] in want:
-                out.setdefault(t[2], []).append(Notice(*t))
         return out
 
     def notices_of(self, worker):
