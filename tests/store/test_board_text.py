@@ -18,7 +18,19 @@ from coord.projections import board
 from coord.projections.workers import ACTIVE, STATES
 
 S = 1_000_000
-LATER = [0, 2 * S, 4 * S, 12 * S, 45 * S, 90 * S, 400 * S, 2 * 3600 * S, 3 * 86400 * S, 40 * 86400 * S, -30 * S]
+LATER = [
+    0,
+    2 * S,
+    4 * S,
+    12 * S,
+    45 * S,
+    90 * S,
+    400 * S,
+    2 * 3600 * S,
+    3 * 86400 * S,
+    40 * 86400 * S,
+    -30 * S,
+]
 
 
 def fill(c):
@@ -111,7 +123,12 @@ def from_columns(c, now, states=(), all_=False):
 
 def same_boards(c, nows):
     for now in nows:
-        for states, all_ in (((), True), ((), False), (("WORKING", "ASSIGNED"), False), (("COMPLETED",), False)):
+        for states, all_ in (
+            ((), True),
+            ((), False),
+            (("WORKING", "ASSIGNED"), False),
+            (("COMPLETED",), False),
+        ):
             want = from_views(c, now, states, all_)
             assert from_columns(c, now, states, all_) == want, (now, states, all_)
 
@@ -145,7 +162,9 @@ def test_the_stored_board_is_the_board_of_the_views(coord):
 
     c.store.transact(beats)
     same_boards(c, [now_us() + d for d in LATER[:5]])
-    assert board.stored_graph_columns(c.store.reader) == board.fresh_graph_columns(board.stored_views(c.store.reader))
+    assert board.stored_graph_columns(c.store.reader) == board.fresh_graph_columns(
+        board.stored_views(c.store.reader)
+    )
     board.rebuild(c.store)
     same_boards(c, [now_us() + d for d in LATER[:5]])
     assert c.store.reader.has_views(ACTIVE) and not c.store.reader.has_views(())

@@ -90,7 +90,15 @@ def test_an_old_store_migrates_once_and_keeps_everything(tmp_path, cli, monkeypa
     con.close()
 
 
-BOARD_COLUMNS = ("board_head", "board_note", "board_since", "board_beat", "board_live", "board_interval", "board_clone")
+BOARD_COLUMNS = (
+    "board_head",
+    "board_note",
+    "board_since",
+    "board_beat",
+    "board_live",
+    "board_interval",
+    "board_clone",
+)
 
 
 def test_a_store_from_before_the_board_columns_gets_them(home, cli):
