@@ -86,13 +86,24 @@ def board_columns(v) -> BoardRow:
         f"{one_line(v.worker, WORKER_W):<{WORKER_W}} {v.state:<{STATE_W}} "
         f"{one_line(v.holder or '-', HOLDER_W):<{HOLDER_W}} "
     )
-    active = v.state in ACTIVE
+    since = ts_to_us(v.state_since)
+    if v.state not in ACTIVE:
+        return BoardRow(
+            head,
+            one_line(prefix + note, NOTE_W).rstrip(),
+            since,
+            None,
+            None,
+            v.hb_interval or None,
+            v.holder_clone or None,
+        )
+    beat = ts_to_us(v.last_heartbeat) if v.last_heartbeat else None
     return BoardRow(
         head,
         one_line(prefix + note, NOTE_W).rstrip(),
-        ts_to_us(v.state_since),
-        ts_to_us(v.last_heartbeat) if active and v.last_heartbeat else None,
-        since_us(v) if active else None,
+        since,
+        beat,
+        since_us(v, since, beat),
         v.hb_interval or None,
         v.holder_clone or None,
     )
