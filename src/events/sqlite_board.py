@@ -21,9 +21,11 @@ def _age(x: str) -> str:
 # cli/render.board_line renders it from a view: AGE, HEARTBEAT and LIVENESS (liveness.level:
 # the thresholds 3, 10 and 30 intervals) at :now; integer division truncates toward zero
 # as int() does, and the float arithmetic is IEEE double in both. Rows left to the caller
-# (a worker that waits for others or is named in :special, a view stored without the
-# columns) come back as (NULL, worker).
-_LEFT = "board_head IS NULL OR waiting > 0 OR worker IN (SELECT value FROM json_each(:special))"
+# (a view stored without the columns, a worker that waits for others or is one of the
+# `special` given, which board_lines puts in place of {special}) come back as
+# (NULL, worker).
+_LEFT = "board_head IS NULL OR waiting > 0{special}"
+MAX_LISTED = 10000  # special workers as parameters; more go as one JSON array (slower)
 _LIVE = "(:now - board_live) / 1e6"
 BOARD_SQL = (
     f"SELECT CASE WHEN {_LEFT} THEN NULL ELSE rtrim(board_head || printf('%6s %9s %-8s ', "
@@ -41,15 +43,25 @@ BOARD_SQL = (
 
 class BoardReads:
     def board_lines(self, states, now, interval, clone, special=()) -> list[tuple[str | None, str | None]]:
-        where, args = (
-            "",
-            {"now": now, "interval": interval, "clone": clone or "", "special": json.dumps(list(special))},
-        )
+        where, args = "", {"now": now, "interval": interval, "clone": clone or ""}
+        special = sorted(special)
+        if not special:  # the usual board: no clause at all (a JSON array costs a third)
+            named = ""
+        elif len(special) <= MAX_LISTED:
+            keys = {f"w{i}": w for i, w in enumerate(special)}
+            named = f" OR worker IN ({', '.join(':' + k for k in keys)})"
+            args.update(keys)
+        else:
+            named, args["special"] = (
+                " OR worker IN (SELECT value FROM json_each(:special))",
+                json.dumps(special),
+            )
         if states is not None:
             names = {f"s{i}": st for i, st in enumerate(sorted(states))}
             where = f" WHERE state IN ({', '.join(':' + k for k in names)})"
             args.update(names)
-        return self._all(BOARD_SQL + where + " ORDER BY created, worker", args)
+        sql = BOARD_SQL.replace("{special}", named)
+        return self._all(sql + where + " ORDER BY created, worker", args)
 
     def has_views(self, states) -> bool:
         states = sorted(states)

@@ -139,7 +139,9 @@ def coord(open_store):
         yield c
 
 
-def test_the_stored_board_is_the_board_of_the_views(coord):
+def test_the_stored_board_is_the_board_of_the_views(coord, monkeypatch):
+    from coord.events import sqlite_board
+
     c = coord
     fill(c)
     base = now_us()
@@ -151,6 +153,9 @@ def test_the_stored_board_is_the_board_of_the_views(coord):
     for word in ("conflict(s)", "P0", "P4", "idle 2m", "idle 2h01m", "…", "\\x1b", "\\n", "40d0h", "2h00m"):
         assert word in lines, word
     same_boards(c, [base + d for d in LATER])
+    with monkeypatch.context() as m:
+        m.setattr(sqlite_board, "MAX_LISTED", 0)  # SQLite: the special ones as JSON
+        same_boards(c, [base])
     rows, special, any_active = text_board(c, (), True, base)
     assert set(special) == {"waits", "blocked", "deps-done", "waits-canceled", "checked"} - {"deps-done"}
     assert any_active and not text_board(c, {"COMPLETED"}, False, base)[2]
