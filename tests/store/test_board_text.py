@@ -193,20 +193,22 @@ def test_verify_sees_a_stale_board_column(coord):
     same_boards(c, [now_us()])
 
 
-def test_a_log_from_before_the_board_columns_is_upgraded(open_store):
+def test_a_log_from_before_the_board_columns_is_upgraded(pg_log_url, tmp_path):
     """PostgreSQL: a log made at schema 2 (no board columns) is brought to 3 by the first
     coord that opens it, and the columns are filled from the views. (SQLite's own
     migration: tests/store/test_migrations.py.)"""
-    s = open_store()
-    if type(s).__name__ != "PgStore":
-        pytest.skip("PostgreSQL's upgrade")
-    with Coord(open_store.home, actor="human:lead") as c:
+    from coord.events.home import init_home_dirs
+
+    home = init_home_dirs(tmp_path / ".coord")
+    home.write_config({"store": pg_log_url})
+    s = home.open_store((), ())
+    with Coord(home, actor="human:lead") as c:
         fill(c)
         want = from_views(c, now_us() + 5 * S, all_=True)
     cols = ", ".join(f"DROP COLUMN {col}" for col in BOARD_COLS.split(", "))
     s.run(f"ALTER TABLE coord.workers {cols}")
     s.run("UPDATE coord.meta SET value = '2' WHERE key = 'schema_version'")
-    with Coord(open_store.home, actor="human:lead") as c:
+    with Coord(home, actor="human:lead") as c:
         assert c.store.reader.meta(["schema_version", "board_columns"]) == {"schema_version": "3"}
         now = now_us() + 5 * S
         assert from_columns(c, now, all_=True) == from_views(c, now, all_=True)
@@ -215,3 +217,4 @@ def test_a_log_from_before_the_board_columns_is_upgraded(open_store):
         ]
         rows, special, _ = text_board(c, (), True, now)
         assert set(special) == {"waits", "blocked", "waits-canceled", "checked"}
+    s.close()
