@@ -81,9 +81,7 @@ def _settle_dependents(tx, worker: str) -> None:
 
 def save_tx(tx, v: Worker, old: Worker | None = None) -> None:
     if old is not None and _columns(old) == _columns(v) and old.after == v.after:
-        # A heartbeat: only the bytes change, and the board's times and note beside them
-        # (columns without an index: the same row, no index entry rewritten).
-        tx.put_view_blob(v.worker, _enc.encode(v), board_columns(v))
+        tx.put_view_blob(v.worker, _enc.encode(v), board_columns(v))  # a heartbeat: no index touched
     else:
         tx.put_view(view_row(v, *_graph_columns(tx, v)))
         if old is None or old.after != v.after:
