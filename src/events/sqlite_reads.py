@@ -8,8 +8,9 @@ the dirty list; views by (state, created), holder, branch and base.
 import sqlite3
 
 from .errors import UsageError
-from .records import HEARTBEAT, EventQuery, Notice, Row, SearchHit, TypeFilter, ViewRow, is_glob
+from .records import HEARTBEAT, BoardRow, EventQuery, Notice, Row, SearchHit, TypeFilter, ViewRow, is_glob
 from .shapes import BROADCAST
+from .sqlite_board import BOARD_COLS, BoardReads
 from .sqlite_graph import GraphReads
 from .store import Reader
 
@@ -103,7 +104,7 @@ def event_query_sql(q: EventQuery, what: str = EVENT_COLS) -> tuple[str, list]:
     return sql, args
 
 
-class SqliteReader(GraphReads, Reader):
+class SqliteReader(GraphReads, BoardReads, Reader):
     """Reads over one connection: inside BEGIN … COMMIT (Store.read), inside a write
     transaction (SqliteTx), or each statement on its own (Store.reader)."""
 
@@ -167,7 +168,9 @@ class SqliteReader(GraphReads, Reader):
         t = self._one("SELECT view FROM workers WHERE worker = ?", (worker,))
         return t[0] if t else None
 
-    def views(self, states=None, holder=None, naming=None, assignable_by=None, limit=None) -> list[ViewRow]:
+    def views(
+        self, states=None, holder=None, naming=None, assignable_by=None, limit=None, board=False
+    ) -> list[ViewRow]:
         where, args = [], []
         if states is not None:
             states = sorted(states)
@@ -182,7 +185,8 @@ class SqliteReader(GraphReads, Reader):
         if assignable_by is not None:
             where.append("(assignee IS NULL OR assignee = ?)")
             args.append(assignable_by)
-        sql = f"SELECT {VIEW_COLS} FROM workers" + (" WHERE " + " AND ".join(where) if where else "")
+        cols = f"{VIEW_COLS}, {BOARD_COLS}" if board else VIEW_COLS
+        sql = f"SELECT {cols} FROM workers" + (" WHERE " + " AND ".join(where) if where else "")
         if limit is None:
             # Sorted here: SQLite's sorter would copy every view's bytes (half the time of
             # `status --all` at 10,000 workers); (created, worker) is unique.
@@ -374,7 +378,9 @@ class SqliteReader(GraphReads, Reader):
 
 
 def _view_row(t) -> ViewRow:
-    return ViewRow(*t[:10], bool(t[10]), t[11], t[12])
+    if len(t) == 13:
+        return ViewRow(*t[:10], bool(t[10]), t[11], t[12])
+    return ViewRow(*t[:10], bool(t[10]), t[11], t[12], BoardRow(*t[13:]) if t[13] is not None else None)
 
 
 def pending_sql(agent: str, address: str, after: int) -> tuple[str, list]:
