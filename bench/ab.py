@@ -79,9 +79,10 @@ def run_once(pkg: Path, args: list[str]) -> dict:
     return json.loads(r.stdout)
 
 
-def board_store(path: Path, workers: int) -> Path:
+def board_store(path: Path, workers: int, pkg: Path | None = None) -> Path:
     """A home with `workers` workers (spawned, started, one heartbeat; every other one
-    handed in), made in one transaction by this tree's coord."""
+    handed in), made in one transaction by the coord of `pkg` (default this tree's): each
+    revision reads a store of its own schema."""
     code = (
         "import sys\n"
         "from coord.app.admin import init\n"
@@ -100,7 +101,8 @@ def board_store(path: Path, workers: int) -> Path:
         "with Coord(p, actor='human:lead') as c:\n"
         "    c.store.transact(fill, hooks=False)\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(path), str(workers)], env=bench_env(), check=True)
+    env = bench_env(PYTHONPATH=str(pkg)) if pkg is not None else bench_env()
+    subprocess.run([sys.executable, "-c", code, str(path), str(workers)], env=env, check=True)
     return path
 
 
@@ -167,14 +169,15 @@ def main(argv=None):
 
 
 def board_main(a) -> None:
-    """`status --all` over `log --limit 20`, processes, interleaved by revision and round."""
+    """`status --all` over `log --limit 20`, processes, interleaved by revision and round
+    (each revision on a store it made: same workers, its own schema)."""
     times = {"base": {"status_all": [], "log": []}, "head": {"status_all": [], "log": []}}
     with tempfile.TemporaryDirectory(prefix="coord-ab-") as tmp:
         trees = {"base": tree_of(a.base, Path(tmp)), "head": head_tree(Path(tmp))}
-        home = board_store(Path(tmp) / "board" / ".coord", a.board)
+        homes = {w: board_store(Path(tmp) / f"board-{w}" / ".coord", a.board, trees[w]) for w in trees}
         for r in range(a.rounds):
             for which in ["base", "head"] if r % 2 == 0 else ["head", "base"]:
-                for k, v in board_round(trees[which], home).items():
+                for k, v in board_round(trees[which], homes[which]).items():
                     times[which][k].append(v)
     print(f"| `status --all` at {a.board:,} workers (median of {a.rounds}) | {a.base} | this tree |")
     print("|---|---|---|")

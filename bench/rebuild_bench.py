@@ -185,6 +185,7 @@ def summary(runs: list[dict]) -> dict:
     med = statistics.median
     out = {k: med(r[k]["ratio"] for r in runs) for k in ("views", "search", "acks", "whole")}
     out.update({f"{k}_s": med(r[k]["s"] for r in runs) for k in ("views", "search", "acks", "whole")})
+    out["search_fts_floor"] = med(r["search"]["fts_floor_ratio"] for r in runs)
     out["cli_s"] = med(r["cli_s"] for r in runs if "cli_s" in r) if any("cli_s" in r for r in runs) else None
     return out
 

@@ -46,7 +46,12 @@ def startup(runs: int) -> dict:
         env = user_env(COORD_HOME=str(homes[name]), COORD_AGENT="bench")
         # heartbeat_synchronous FULL: the floor's insert waits for the disk, so does this
         # heartbeat (the bench measures start-up, not the heartbeat's durability setting).
-        for args in (["init"], ["config", "heartbeat_synchronous", "FULL"], ["spawn", "w-1"], ["start", "w-1"]):
+        for args in (
+            ["init"],
+            ["config", "heartbeat_synchronous", "FULL"],
+            ["spawn", "w-1"],
+            ["start", "w-1"],
+        ):
             subprocess.run([cmd, *args], env=env, check=True, capture_output=True)
     floor = tmp / "floor.py"
     floor.write_text(FLOOR.format(imports="import click, msgspec, blake3"))

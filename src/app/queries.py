@@ -123,6 +123,38 @@ def board_items(c, worker_id=None, states=(), stale=False, all_=False, now=None,
     return items
 
 
+def text_board(c, states=(), all_=False, now=None) -> tuple[list, dict, bool]:
+    """The text board at its default width (cli/render.render_stored_board), read from the
+    columns stored beside the views: (rows, special, any_active). rows: (line, None) as
+    the store rendered it, or (None, worker) for a row whose SUMMARY reads what the views'
+    columns do not hold (what it waits for, its checks): `special` maps those workers to
+    their board items (board_dict with graph and checks), to render from. any_active:
+    whether a shown worker has a liveness. The same board as render_board(board_items(…,
+    full=False)), without decoding a view per row."""
+    from ..events.records import TypeFilter
+    from ..projections.checks import CHECK_TYPES
+
+    now = now if now is not None else now_us()
+    pick = set(states) if states else None if all_ else NON_TERMINAL
+    interval, clone = c.home.config["heartbeat_interval"], c.clone_id
+    with c.store.read() as r:
+        checked = {row.to for row in r.events(EventQuery(types=TypeFilter(CHECK_TYPES)))}
+        rows = r.board_lines(pick, now, interval, clone, sorted(checked))
+        left = {w for line, w in rows if line is None}
+        if len(left) > 100:  # one read of them all rather than a read each
+            views = [decode_board_view(v.view) for v in r.views(states=pick) if v.worker in left]
+        else:
+            views = [decode_board_view(r.view(w)) for w in sorted(left)]
+        items = [board_dict(v, now, interval, clone) for v in views]
+        add_graph(r, items, views)
+        any_active = r.has_views(ACTIVE if pick is None else ACTIVE & pick)
+    if left & checked:
+        from .checks import add_check_status
+
+        add_check_status(c, items)
+    return rows, {d["worker"]: d for d in items}, any_active
+
+
 def add_branch_counts(c, items) -> None:
     """ahead/behind of each worker's branch against its base: one git call per worker,
     only when asked, so a plain `status` never runs git. None where git cannot tell

@@ -2,13 +2,13 @@
 
 import click
 
-from ..app.queries import add_branch_counts, board_items
+from ..app.queries import add_branch_counts, board_items, text_board
 from ..events.envelope import now_us
 from ..events.errors import UsageError
 from ..projections.workers import STATES
 from .options import MAX_COUNT, FiniteFloat, global_options, state
 from .output import echo, emit_json, one_line
-from .render import empty_board_text, render_board
+from .render import empty_board_text, render_board, render_stored_board
 
 BRANCH_COLS = "{:<16} {:<10} {:<28} {:<16} {:>5} {:>6}"
 
@@ -89,6 +89,16 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches, ove
         )
         return
     now = now_us()
+    if not (st.json or branches or overlaps or stale or worker_id):
+        # The plain board: rendered from the columns stored beside the views.
+        rows, special, any_active = text_board(c, want, all_, now)
+        if not rows:
+            echo(empty_board_text(bool(want)))
+            return
+        echo("\n".join(render_stored_board(rows, special, now)))  # one write
+        if any_active:
+            _watchdog_line(c, now)
+        return
     items = board_items(c, worker_id, want, stale, all_, now, full=st.json or branches)
     from ..app.checks import add_check_status
 
@@ -124,14 +134,13 @@ def status(worker_id, states, stale, all_, watch, interval, count, branches, ove
             )
         return
     echo("\n".join(render_board(items, now)))  # one write: a board of 10,000 rows is one call
-    _watchdog_line(c, now, items)
+    if any(d["liveness"] for d in items):
+        _watchdog_line(c, now)
 
 
-def _watchdog_line(c, now, items) -> None:
+def _watchdog_line(c, now) -> None:
     """When the board has active workers and a watchdog ever ran here: when it was last
     seen (a silent watchdog is itself a failure worth seeing)."""
-    if not any(d["liveness"] for d in items):
-        return
     from ..app.watchdog import last_seen
     from .watchdog import seen_line
 

@@ -5,32 +5,13 @@ or `{"error": {...}}` in JSON mode) with the documented exit code, never a trace
 COORD_DEBUG=1 to see one)."""
 
 import os
-import re
 import sys
 
 import click
 
 from ..events.errors import CoordError, UsageError
+from ..projections.boardtext import clean, fmt_age, one_line  # noqa: F401 (used across the CLI)
 from .options import State
-
-_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def clean(text) -> str:
-    """Text agents wrote, made safe for a terminal: control characters escaped."""
-    if text is None:
-        return ""
-    s = str(text)
-    if s.isprintable():  # nothing to escape (every character _CTRL matches is unprintable)
-        return s
-    return _CTRL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), s)
-
-
-def one_line(text, width: int) -> str:
-    if text.__class__ is str and text.isprintable():  # the usual case: no escaping, no newline
-        return text if len(text) <= width else text[: max(0, width - 1)] + "…"
-    s = clean(text).replace("\n", "\\n").replace("\t", " ")
-    return s if len(s) <= width else s[: max(0, width - 1)] + "…"
 
 
 def emit_json(obj) -> None:
@@ -49,22 +30,6 @@ def echo(text: str = "") -> None:
 
 def warn(text: str) -> None:
     click.echo(f"warning: {text}", err=True)
-
-
-def fmt_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
-
-
-# --- running -------------------------------------------------------------------------
 
 
 # --- running ---------------------------------------------------------------------

@@ -3,8 +3,21 @@ and the board as a table (an event's reading form as JSON: coord.events.forms). 
 text is escaped; nothing here queries the store."""
 
 from ..events.envelope import ts_to_us
-from ..projections.workers import ACTIVE, APPROVED, ASSIGNED, CANCELED, COMPLETED, FAILED, IN_REVIEW
-from .output import fmt_age, one_line, warn
+from ..projections.boardtext import (
+    AGE_W,
+    BEAT_W,
+    FIXED_W,
+    HOLDER_W,
+    LIVE_W,
+    STATE_W,
+    WIDTH,
+    WORKER_W,
+    fmt_age,
+    note_parts,
+    one_line,
+)
+from ..projections.workers import ACTIVE, CANCELED, COMPLETED
+from .output import warn
 
 
 def report_unresolved(problems: list, fail: bool = True) -> None:
@@ -27,52 +40,71 @@ BOARD_HEADERS = ("WORKER", "STATE", "HOLDER", "AGE", "HEARTBEAT", "LIVENESS", "S
 
 
 def _summary_of(d) -> str:
-    note = d["task"]
-    if d["heartbeat"]["idle_s"] is not None and d["state"] in ACTIVE:
-        note = f"idle {fmt_age(d['heartbeat']['idle_s'])}  " + (d["heartbeat"]["note"] or note)
-    elif d["state"] in ACTIVE and d["heartbeat"]["note"]:
-        note = d["heartbeat"]["note"]
-    elif d["state"] in (FAILED, CANCELED, ASSIGNED) and d["reason"]:
-        note = d["reason"]
-    elif d["state"] in (IN_REVIEW, APPROVED, COMPLETED) and d["summary"]:
-        note = d["summary"]
+    hb = d["heartbeat"]
+    prefix, note = note_parts(
+        d["state"],
+        d["task"],
+        hb["idle_s"],
+        hb["note"],
+        d["reason"],
+        d["summary"],
+        d.get("priority", 2),
+        d["conflicts"],
+    )
     if d.get("checks"):
-        note = " ".join(f"{k}:{v}" for k, v in d["checks"].items()) + "  " + (note or "")
+        note = " ".join(f"{k}:{v}" for k, v in d["checks"].items()) + "  " + note
     if d.get("blocked_by"):
-        note = f"blocked by {', '.join(d['blocked_by'])}  " + (note or "")
+        note = f"blocked by {', '.join(d['blocked_by'])}  " + note
     elif d.get("waits_for") and d["state"] not in (COMPLETED, CANCELED):
-        note = f"waits for {', '.join(w['worker'] for w in d['waits_for'])}  " + (note or "")
-    if d.get("priority", 2) != 2 and d["state"] not in (COMPLETED, CANCELED):
-        note = f"P{d['priority']} " + (note or "")
-    if d["conflicts"]:
-        note = f"!{len(d['conflicts'])} conflict(s)  " + (note or "")
-    return note or ""
+        note = f"waits for {', '.join(w['worker'] for w in d['waits_for'])}  " + note
+    return prefix + note
 
 
-def render_board(items, now: int, width: int = 80) -> list[str]:
+def board_format(width: int = WIDTH) -> tuple[str, int]:
+    """(the row's format, the width left for SUMMARY) for a board `width` wide (at least 80)."""
+    width = max(WIDTH, width)
+    fmt = "{:<%d} {:<%d} {:<%d} {:>%d} {:>%d} {:<%d} {}" % (
+        WORKER_W,
+        STATE_W,
+        HOLDER_W,
+        AGE_W,
+        BEAT_W,
+        LIVE_W,
+    )
+    return fmt, width - FIXED_W
+
+
+def board_line(d, now: int, fmt: str, sw: int) -> str:
+    """One worker's row of the board (d: a board item, coord.app.queries.board_dict)."""
+    age = (now - ts_to_us(d["state_since"])) / 1e6
+    active = d["state"] in ACTIVE
+    hb = (now - ts_to_us(d["last_heartbeat"])) / 1e6 if d["last_heartbeat"] and active else None
+    return fmt.format(
+        one_line(d["worker"], WORKER_W),
+        d["state"],
+        one_line(d["holder"] or "-", HOLDER_W),
+        fmt_age(age),
+        fmt_age(hb),
+        d["liveness"] or "-",
+        one_line(_summary_of(d), sw),
+    ).rstrip()
+
+
+def render_board(items, now: int, width: int = WIDTH) -> list[str]:
     """The board as lines no wider than `width` (at least 80): AGE is time in the state,
     HEARTBEAT the time since the last beat; agent text is escaped and cut to fit."""
-    width = max(80, width)
-    ww, hw = 12, 10
-    fixed = ww + 1 + 10 + 1 + hw + 1 + 6 + 1 + 9 + 1 + 8 + 1
-    sw = width - fixed
-    fmt = "{:<%d} {:<10} {:<%d} {:>6} {:>9} {:<8} {}" % (ww, hw)
+    fmt, sw = board_format(width)
+    return [fmt.format(*BOARD_HEADERS)] + [board_line(d, now, fmt, sw) for d in items]
+
+
+def render_stored_board(rows, special: dict, now: int) -> list[str]:
+    """The board at the default width from its stored rows (coord.app.queries.text_board):
+    each row's text as the store rendered it, or for a row it left to us (None: it waits
+    for others or has checks) the worker's item in `special`, rendered here."""
+    fmt, sw = board_format()
     out = [fmt.format(*BOARD_HEADERS)]
-    for d in items:
-        age = (now - ts_to_us(d["state_since"])) / 1e6
-        active = d["state"] in ACTIVE
-        hb = (now - ts_to_us(d["last_heartbeat"])) / 1e6 if d["last_heartbeat"] and active else None
-        out.append(
-            fmt.format(
-                one_line(d["worker"], ww),
-                d["state"],
-                one_line(d["holder"] or "-", hw),
-                fmt_age(age),
-                fmt_age(hb),
-                d["liveness"] or "-",
-                one_line(_summary_of(d), sw),
-            ).rstrip()
-        )
+    for line, worker in rows:
+        out.append(line if line is not None else board_line(special[worker], now, fmt, sw))
     return out
 
 

@@ -7,13 +7,16 @@ ready queue is one partial index, workers_ready (priority, created, worker) WHER
 as on SQLite (coord.events.sqlite_graph).
 """
 
+from .pg_board import board_row
 from .records import ViewRow
 
 VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view, ready, priority, waiting"
 
 
 def view_row(t) -> ViewRow:
-    return ViewRow(*t[:9], bytes(t[9]), bool(t[10]), t[11], t[12])
+    if len(t) == 13:
+        return ViewRow(*t[:9], bytes(t[9]), bool(t[10]), t[11], t[12])
+    return ViewRow(*t[:9], bytes(t[9]), bool(t[10]), t[11], t[12], board_row(t[13:]))
 
 
 class PgGraphReads:

@@ -19,9 +19,12 @@ BATCH = 5000
 COPIES = [  # (SQLite SELECT, PostgreSQL INSERT)
     (
         "SELECT worker, state, holder, assignee, created, updated, branch, base, worktree, view, ready, "
-        "priority, waiting FROM workers",
+        "priority, waiting, board_head, board_note, board_since, board_beat, board_live, board_interval, "
+        "board_clone FROM workers",
         "INSERT INTO coord.workers (worker, state, holder, assignee, created, updated, branch, base, "
-        "worktree, view, ready, priority, waiting) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::int::boolean,%s,%s)",
+        "worktree, view, ready, priority, waiting, board_head, board_note, board_since, board_beat, board_live, "
+        "board_interval, board_clone) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::int::boolean,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
     ),
     ("SELECT worker, after FROM deps", "INSERT INTO coord.deps (worker, after) VALUES (%s, %s)"),
     (

@@ -9,6 +9,7 @@ read-only snapshot (Store.read), or each statement on its own (Store.reader).
 import re
 
 from .errors import UsageError
+from .pg_board import BOARD_COLS, PgBoardReads
 from .pg_graph import VIEW_COLS, PgGraphReads, view_row
 from .pg_inbox import PgInboxReads, type_clause
 from .records import HEARTBEAT, EventQuery, Row, SearchHit, ViewRow
@@ -68,7 +69,7 @@ def _row(t) -> Row:
     return Row(*t[:7], bytes(t[7]), *t[8:])
 
 
-class PgReader(PgGraphReads, PgInboxReads, Reader):
+class PgReader(PgGraphReads, PgBoardReads, PgInboxReads, Reader):
     """Reads over the store's connection (see the module's docstring)."""
 
     def __init__(self, store):
@@ -125,7 +126,9 @@ class PgReader(PgGraphReads, PgInboxReads, Reader):
         t = self._one("SELECT view FROM coord.workers WHERE worker = %s", (worker,))
         return bytes(t[0]) if t else None
 
-    def views(self, states=None, holder=None, naming=None, assignable_by=None, limit=None) -> list[ViewRow]:
+    def views(
+        self, states=None, holder=None, naming=None, assignable_by=None, limit=None, board=False
+    ) -> list[ViewRow]:
         where, args = [], []
         if states is not None:
             where.append("state = ANY(%s)")
@@ -139,7 +142,8 @@ class PgReader(PgGraphReads, PgInboxReads, Reader):
         if assignable_by is not None:
             where.append("(assignee IS NULL OR assignee = %s)")
             args.append(assignable_by)
-        sql = f"SELECT {VIEW_COLS} FROM coord.workers" + (" WHERE " + " AND ".join(where) if where else "")
+        cols = f"{VIEW_COLS}, {BOARD_COLS}" if board else VIEW_COLS
+        sql = f"SELECT {cols} FROM coord.workers" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created, worker"
         if limit is not None:
             sql += " LIMIT %s"

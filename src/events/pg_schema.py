@@ -10,7 +10,7 @@ import psycopg
 
 from .records import FOLD_VERSION
 
-SCHEMA_VERSION = 2  # of src/events/pg/schema.sql (2: the work graph, notices, acks)
+SCHEMA_VERSION = 3  # of src/events/pg/schema.sql (2: the work graph, notices, acks; 3: the board columns)
 LOCK_CLASS = 1668247410  # advisory lock keys (LOCK_CLASS, n): 0 install, 1 append, 3 rebuild
 
 

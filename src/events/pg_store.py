@@ -113,6 +113,10 @@ class PgStore(Store):
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
         pid, start, schema, fold, skew, log_id, server_us, refold = hello
+        if schema == "2" and SCHEMA_VERSION == 3:  # a log made before the board's columns
+            from .pg_board import upgrade
+
+            schema, refold = str(SCHEMA_VERSION), upgrade(conn, LOCK_CLASS)
         if schema != str(SCHEMA_VERSION) or fold != str(FOLD_VERSION):
             conn.close()
             raise UsageError(
@@ -123,7 +127,8 @@ class PgStore(Store):
         self.skew_us, self._log_id = int(skew), log_id
         self._offset = server_us - now_us()
         # Views folded by an older coord (a home moved here by `coord migrate` with the flag
-        # set): coord.app.context folds them again (projections.board.ensure_views_current).
+        # set), or stored without the board's columns: coord.app.context folds them again or
+        # fills the columns (projections.board.ensure_views_current).
         self.migrated = refold
 
     def close(self):
@@ -355,7 +360,7 @@ HELLO = (
     "(SELECT value FROM coord.meta WHERE key = 'fold_version'), "
     "(SELECT value FROM coord.meta WHERE key = 'max_clock_skew_us'), "
     "(SELECT value FROM coord.meta WHERE key = 'log_id'), coord.now_us(), "
-    "EXISTS (SELECT 1 FROM coord.meta WHERE key = 'views_refold')"
+    "EXISTS (SELECT 1 FROM coord.meta WHERE key IN ('views_refold', 'board_columns'))"
 )
 
 

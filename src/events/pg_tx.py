@@ -5,6 +5,7 @@ server in one pipelined round trip with COMMIT (or before a read, which must see
 
 from msgspec.structs import astuple
 
+from .pg_board import BOARD_COLS, PgBoardWrites, board_values
 from .pg_graph import VIEW_COLS, PgGraphWrites
 from .pg_inbox import PgInboxWrites
 from .pg_reads import EVENT_COLS, PgReader
@@ -13,7 +14,7 @@ from .records import AUDIT_WRITTEN, StoredEvent, ViewRow, worker_of
 from .store import WriteTx
 
 
-class PgTx(PgGraphWrites, PgInboxWrites, PgReader, WriteTx):
+class PgTx(PgGraphWrites, PgBoardWrites, PgInboxWrites, PgReader, WriteTx):
     """One optimistic attempt: reads on its snapshot, writes held until COMMIT (or until a
     read, which must see them)."""
 
@@ -91,10 +92,17 @@ class PgTx(PgGraphWrites, PgInboxWrites, PgReader, WriteTx):
 
     # --- views ---------------------------------------------------------------------------
     def put_view(self, row: ViewRow) -> None:
-        self._w(UPSERT_VIEW, astuple(row))
+        self._w(UPSERT_VIEW, _upsert_args(row))
 
-    def put_view_blob(self, worker, view) -> None:
-        self._w("UPDATE coord.workers SET view = %s WHERE worker = %s", (view, worker))
+    def put_view_blob(self, worker, view, board=None) -> None:
+        if board is None:
+            self._w("UPDATE coord.workers SET view = %s WHERE worker = %s", (view, worker))
+        else:
+            self._w(
+                "UPDATE coord.workers SET view = %s, board_head = %s, board_note = %s, board_since = %s, "
+                "board_beat = %s, board_live = %s, board_interval = %s, board_clone = %s WHERE worker = %s",
+                (view, *board_values(board), worker),
+            )
 
     def delete_view(self, worker) -> None:
         self._w("DELETE FROM coord.workers WHERE worker = %s", (worker,))
@@ -104,7 +112,7 @@ class PgTx(PgGraphWrites, PgInboxWrites, PgReader, WriteTx):
         self._w("DELETE FROM coord.workers")
         self._w("DELETE FROM coord.deps")  # set_deps refills it
         if rows:
-            self._w(UPSERT_VIEW, [astuple(r) for r in rows], True)
+            self._w(UPSERT_VIEW, [_upsert_args(r) for r in rows], True)
 
     def set_position(self, name, seq) -> None:
         self._w(
@@ -178,12 +186,19 @@ class PgTx(PgGraphWrites, PgInboxWrites, PgReader, WriteTx):
 
 
 UPSERT_VIEW = (
-    f"INSERT INTO coord.workers ({VIEW_COLS}) VALUES ({','.join(['%s'] * 13)}) "
+    f"INSERT INTO coord.workers ({VIEW_COLS}, {BOARD_COLS}) VALUES ({','.join(['%s'] * 20)}) "
     "ON CONFLICT (worker) DO UPDATE SET state = EXCLUDED.state, holder = EXCLUDED.holder, "
     "assignee = EXCLUDED.assignee, created = EXCLUDED.created, updated = EXCLUDED.updated, "
     "branch = EXCLUDED.branch, base = EXCLUDED.base, worktree = EXCLUDED.worktree, view = EXCLUDED.view, "
-    "ready = EXCLUDED.ready, priority = EXCLUDED.priority, waiting = EXCLUDED.waiting"
+    "ready = EXCLUDED.ready, priority = EXCLUDED.priority, waiting = EXCLUDED.waiting, "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in BOARD_COLS.split(", "))
 )
+
+
+def _upsert_args(row: ViewRow) -> tuple:
+    return astuple(row)[:13] + board_values(row.board)
+
+
 INSERT_SEARCH = "INSERT INTO coord.{table} (seq, type, text, tsv) VALUES (%s, %s, %s, coord.tsv(%s, %s))"
 # Move a checkout's record up to just below its first event for the file not marked
 # written (or the head), and drop the marks it now covers.

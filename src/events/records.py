@@ -147,6 +147,21 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     limit: int | None = None
 
 
+class BoardRow(msgspec.Struct, frozen=True, gc=False):
+    """The text board's columns beside a view, computed by the projector from it
+    (coord.projections.boardtext): the row's fixed text, and the times its AGE, HEARTBEAT
+    and LIVENESS are computed from when the board is read, so `status` reads plain columns
+    instead of decoding 10,000 views."""
+
+    head: str  # WORKER STATE HOLDER, padded to their columns, escaped, cut to fit
+    note: str  # SUMMARY without what is read elsewhere (dependencies, checks), cut to fit
+    since: int  # µs: the state's start (AGE)
+    beat: int | None = None  # µs: the last heartbeat of an active worker (HEARTBEAT)
+    live: int | None = None  # µs: what an active worker's liveness is measured from
+    interval: float | None = None  # the worker's own heartbeat interval, if any
+    clone: str | None = None  # the holder's clone (REMOTE when it is not this one)
+
+
 class ViewRow(msgspec.Struct, frozen=True, gc=False):
     """A worker's view as stored: opaque bytes (the projector's encoding) plus the columns
     the application filters and orders on."""
@@ -166,6 +181,9 @@ class ViewRow(msgspec.Struct, frozen=True, gc=False):
     ready: bool = False
     priority: int = 2
     waiting: int = 0
+    # The text board's columns (BoardRow), written with the view; read back only when
+    # asked (views(board=True)).
+    board: BoardRow | None = None
 
 
 class SearchHit(msgspec.Struct, frozen=True):

@@ -1,23 +1,9 @@
 """The SQLite store's notice writes (coord.events.store_notices), mixed into its write
-transaction (the reads are in sqlite_reads, but for a rebuild's bulk read, here): the
-`notices` table (migration 0007), one row per (agent, seq) with the worker, the attempt,
-the reason and whether the agent acknowledged it. Pending notices are read through a
-partial index (acked = 0)."""
-
-from .records import Notice
+transaction (the reads are in sqlite_reads): the `notices` table (migration 0007), one row per
+(agent, seq) with the worker, the attempt, the reason and whether the agent
+acknowledged it. Pending notices are read through a partial index (acked = 0)."""
 
 NOTICE_COLS = "seq, agent, worker, attempt, reason"
-
-
-class SqliteNoticeReads:
-    """Needs `_all` (SqliteReader): the one notice read a rebuild makes in bulk."""
-
-    def notices_by_worker(self, workers):
-        want, out = set(workers), {}
-        for t in self._all(f"SELECT {NOTICE_COLS} FROM notices ORDER BY seq"):
-            if t[2] in want:
-                out.setdefault(t[2], []).append(Notice(*t))
-        return out
 
 
 class SqliteNoticeWrites:

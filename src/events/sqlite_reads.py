@@ -8,15 +8,15 @@ the dirty list; views by (state, created), holder, branch and base.
 import sqlite3
 
 from .errors import UsageError
-from .records import HEARTBEAT, EventQuery, Notice, Row, SearchHit, TypeFilter, ViewRow, is_glob
+from .records import HEARTBEAT, BoardRow, EventQuery, Notice, Row, SearchHit, TypeFilter, ViewRow, is_glob
 from .shapes import BROADCAST
+from .sqlite_board import BOARD_COLS, BoardReads
 from .sqlite_graph import GraphReads
-from .sqlite_notices import SqliteNoticeReads
+from .sqlite_rebuild import SqliteRebuildReads
 from .store import Reader
 
 EVENT_COLS = 'seq, id, ts, "from", "to", type, worker, body, origin, audit, stored'
 VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view, ready, priority, waiting"
-BODY_COLS = "seq, id, ts, body, stored"  # event_bodies: what a rebuild reads
 MSG_RANGE = ("msg.", "msg/")  # type >= 'msg.' AND type < 'msg/': every msg.* type, by index
 LOOKUP_BATCH = 500
 
@@ -105,9 +105,11 @@ def event_query_sql(q: EventQuery, what: str = EVENT_COLS) -> tuple[str, list]:
     return sql, args
 
 
-class SqliteReader(GraphReads, SqliteNoticeReads, Reader):
+class SqliteReader(GraphReads, BoardReads, SqliteRebuildReads, Reader):
     """Reads over one connection: inside BEGIN … COMMIT (Store.read), inside a write
     transaction (SqliteTx), or each statement on its own (Store.reader)."""
+
+    query_sql = staticmethod(event_query_sql)
 
     def __init__(self, conn, translate):
         self.conn = conn
@@ -132,9 +134,6 @@ class SqliteReader(GraphReads, SqliteNoticeReads, Reader):
     def events(self, q: EventQuery) -> list[Row]:
         rows = [Row(*t) for t in self._all(*event_query_sql(q))]
         return rows[::-1] if q.last else rows
-
-    def event_bodies(self, q: EventQuery) -> list[tuple]:
-        return self._all(*event_query_sql(q, BODY_COLS))
 
     def count(self, q: EventQuery) -> int:
         return self._one(*event_query_sql(q, "count(*)"))[0]
@@ -172,7 +171,9 @@ class SqliteReader(GraphReads, SqliteNoticeReads, Reader):
         t = self._one("SELECT view FROM workers WHERE worker = ?", (worker,))
         return t[0] if t else None
 
-    def views(self, states=None, holder=None, naming=None, assignable_by=None, limit=None) -> list[ViewRow]:
+    def views(
+        self, states=None, holder=None, naming=None, assignable_by=None, limit=None, board=False
+    ) -> list[ViewRow]:
         where, args = [], []
         if states is not None:
             states = sorted(states)
@@ -187,7 +188,8 @@ class SqliteReader(GraphReads, SqliteNoticeReads, Reader):
         if assignable_by is not None:
             where.append("(assignee IS NULL OR assignee = ?)")
             args.append(assignable_by)
-        sql = f"SELECT {VIEW_COLS} FROM workers" + (" WHERE " + " AND ".join(where) if where else "")
+        cols = f"{VIEW_COLS}, {BOARD_COLS}" if board else VIEW_COLS
+        sql = f"SELECT {cols} FROM workers" + (" WHERE " + " AND ".join(where) if where else "")
         if limit is None:
             # Sorted here: SQLite's sorter would copy every view's bytes (half the time of
             # `status --all` at 10,000 workers); (created, worker) is unique.
@@ -379,7 +381,9 @@ class SqliteReader(GraphReads, SqliteNoticeReads, Reader):
 
 
 def _view_row(t) -> ViewRow:
-    return ViewRow(*t[:10], bool(t[10]), t[11], t[12])
+    if len(t) == 13:
+        return ViewRow(*t[:10], bool(t[10]), t[11], t[12])
+    return ViewRow(*t[:10], bool(t[10]), t[11], t[12], BoardRow(*t[13:]) if t[13] is not None else None)
 
 
 def pending_sql(agent: str, address: str, after: int) -> tuple[str, list]:

@@ -232,6 +232,28 @@ def m0011(db: sqlite_utils.Database):
     db.execute("CREATE INDEX events_beats ON events(\"from\") WHERE type = 'worker.heartbeat'")
 
 
+@migrations(name="0012_workers_board_columns")
+def m0012(db: sqlite_utils.Database):
+    # Issue 19, `status` at 10,000 workers: the text board's columns beside each view
+    # (coord.events.records.BoardRow, kept by the projector; no index holds them, so a
+    # heartbeat still rewrites no index entry). Views stored before get them computed from
+    # their bytes, once, by the first process that opens the store
+    # (coord.projections.boardtext.fill_board_columns); until then the board renders
+    # those rows from the views.
+    for col, kind in (
+        ("board_head", "TEXT"),
+        ("board_note", "TEXT"),
+        ("board_since", "INTEGER"),
+        ("board_beat", "INTEGER"),
+        ("board_live", "INTEGER"),
+        ("board_interval", "REAL"),
+        ("board_clone", "TEXT"),
+    ):
+        db.execute(f"ALTER TABLE workers ADD COLUMN {col} {kind}")
+    if db.execute("SELECT 1 FROM workers LIMIT 1").fetchone():
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('board_columns', '1')")
+
+
 # Settings a migration may need (migrate() sets them from the home's settings).
 CONTEXT: dict = {}
 

@@ -20,26 +20,37 @@ from .errors import CoordError, UsageError
 from .failpoints import failpoint
 from .files import FairLock, exclusive_flock, open_in_home
 from .records import EventQuery, StoredEvent, ViewRow, worker_of
+from .sqlite_board import BOARD_COLS
 from .sqlite_files import check_home_files, coord_error
 from .sqlite_graph import GraphWrites
 from .sqlite_notices import SqliteNoticeWrites
 from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader
+from .sqlite_rebuild import SqliteRebuildWrites
 from .store import Store, WriteTx
 
 # Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
 # the per-action path can tell "current" without importing sqlite_utils.
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
-PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}) VALUES ({','.join('?' * 13)})"
+PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}, {BOARD_COLS}) VALUES ({','.join('?' * 20)})"
+PUT_BOARD = "board_head = ?, board_note = ?, board_since = ?, board_beat = ?, board_live = ?, board_interval = ?, board_clone = ?"
+NO_BOARD = (None,) * 7
+
+
+def _put_view_args(row: ViewRow) -> tuple:
+    return astuple(row)[:13] + (astuple(row.board) if row.board is not None else NO_BOARD)
 
 
 class _NotBeats(Exception):
     """A `beats` transaction appended something else (SqliteStore.transact)."""
 
 
-class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
+class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteRebuildWrites, SqliteReader, WriteTx):
     """An open write transaction (inside BEGIN IMMEDIATE)."""
+
+    view_cols, put_view_sql = f"{VIEW_COLS}, {BOARD_COLS}", PUT_VIEW  # (SqliteRebuildWrites)
+    view_args = staticmethod(_put_view_args)
 
     def __init__(self, store):  # a SqliteStore
         SqliteReader.__init__(self, store.conn, store.translate)
@@ -80,31 +91,25 @@ class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
 
     # --- views ---------------------------------------------------------------------------
     def put_view(self, row: ViewRow) -> None:
-        self._x(PUT_VIEW, astuple(row))
+        self._x(PUT_VIEW, _put_view_args(row))
 
-    def put_view_blob(self, worker, view) -> None:
-        # Only the bytes change: no index maintenance, unlike a REPLACE.
-        self._x("UPDATE workers SET view = ? WHERE worker = ?", (view, worker))
+    def put_view_blob(self, worker, view, board=None) -> None:
+        # Only the bytes change (and the board's columns, which no index holds): no index
+        # maintenance, unlike a REPLACE.
+        if board is None:
+            self._x("UPDATE workers SET view = ? WHERE worker = ?", (view, worker))
+        else:
+            self._x(
+                f"UPDATE workers SET view = ?, {PUT_BOARD} WHERE worker = ?", (view, *astuple(board), worker)
+            )
+
+    def put_board(self, worker, board) -> None:
+        values = astuple(board) if board is not None else NO_BOARD
+        self._x(f"UPDATE workers SET {PUT_BOARD} WHERE worker = ?", (*values, worker))
 
     def delete_view(self, worker) -> None:
         self._x("DELETE FROM workers WHERE worker = ?", (worker,))
         self._x("DELETE FROM deps WHERE worker = ?", (worker,))
-
-    def replace_views(self, rows) -> None:
-        # Only the rows that differ are written (a rebuild mostly finds the views it had:
-        # rewriting each would cost a write of the whole table and its indexes).
-        had = {t[0]: t for t in self._all(f"SELECT {VIEW_COLS} FROM workers")}
-        new = [astuple(r) for r in rows]
-        changed = [t for t in new if had.pop(t[0], None) != t]
-        self.conn.executemany("DELETE FROM workers WHERE worker = ?", [(w,) for w in had])
-        self.conn.executemany(PUT_VIEW, changed)
-        self._x("DELETE FROM deps")  # set_deps refills it
-
-    def add_deps(self, deps) -> None:
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO deps(worker, after) VALUES (?, ?)",
-            [(w, a) for w, after in deps.items() for a in after],
-        )
 
     def set_position(self, name, seq) -> None:
         # An UPDATE of the one column writes one page; a REPLACE also rewrote the primary

@@ -85,9 +85,26 @@ class Reader(GraphReader, NoticeReads, ABC):
         naming: str | None = None,
         assignable_by: str | None = None,
         limit: int | None = None,
+        board: bool = False,
     ) -> list[ViewRow]:
         """Views ordered by (created, worker): in one of `states`, held by `holder`, whose
-        branch or base is `naming`, without an assignee or assigned to `assignable_by`."""
+        branch or base is `naming`, without an assignee or assigned to `assignable_by`;
+        with their board's columns if `board`."""
+
+    @abstractmethod
+    def board_lines(
+        self, states, now: int, interval: float, clone: str | None, special=()
+    ) -> list[tuple[str | None, str | None]]:
+        """The text board's rows of the views in one of `states` (None: all), ordered by
+        (created, worker), at the time `now` (µs; default heartbeat interval `interval`,
+        this clone `clone`): each (line, None), rendered from the stored BoardRow as
+        cli/render.board_line renders a view, or (None, worker) for the rows left to the
+        caller: a worker in `special`, one that waits for others, one stored without the
+        columns."""
+
+    @abstractmethod
+    def has_views(self, states) -> bool:
+        """Whether any view is in one of `states` (one index entry read)."""
 
     @abstractmethod
     def worker_ids(self, prefix: str, limit: int = 11) -> list[str]:
@@ -180,8 +197,13 @@ class WriteTx(AppendOps, GraphWriter, NoticeWrites, Reader):
         """Insert or replace a worker's view."""
 
     @abstractmethod
-    def put_view_blob(self, worker: str, view: bytes) -> None:
-        """Replace only the bytes of a view whose columns did not change (a heartbeat)."""
+    def put_view_blob(self, worker: str, view: bytes, board=None) -> None:
+        """Replace only the bytes of a view whose columns did not change (a heartbeat), and
+        its board's columns (a BoardRow: columns without an index) if given."""
+
+    @abstractmethod
+    def put_board(self, worker: str, board) -> None:
+        """Replace a view's board columns (a BoardRow)."""
 
     @abstractmethod
     def delete_view(self, worker: str) -> None: ...

@@ -10,6 +10,7 @@ from ..events.envelope import decode
 from ..events.failpoints import failpoint
 from ..events.records import HEARTBEAT, EventQuery, ViewRow
 from . import notices
+from .boardtext import BOARD_FLAG, board_columns, fill_board_columns
 from .fromzero import fold_from_zero
 from .graph import columns_in_memory, cycle_of, is_ready, split
 from .workers import GRAPH_EVENTS, Worker, fold
@@ -38,6 +39,7 @@ def view_row(v: Worker, ready: bool = False, waiting: int = 0) -> ViewRow:
         ready,
         v.priority,
         waiting,
+        board_columns(v),
     )
 
 
@@ -79,7 +81,7 @@ def _settle_dependents(tx, worker: str) -> None:
 
 def save_tx(tx, v: Worker, old: Worker | None = None) -> None:
     if old is not None and _columns(old) == _columns(v) and old.after == v.after:
-        tx.put_view_blob(v.worker, _enc.encode(v))  # a heartbeat: only the bytes change
+        tx.put_view_blob(v.worker, _enc.encode(v), board_columns(v))  # a heartbeat: no index touched
     else:
         tx.put_view(view_row(v, *_graph_columns(tx, v)))
         if old is None or old.after != v.after:
@@ -265,7 +267,7 @@ def refold_everything(tx) -> None:
     views, _ = fold_from_zero(tx.store, reader=tx, found=found, edge_pos=pos)
     tx.set_meta({GRAPH_POS: " ".join(pos[0])})
     cols = columns_in_memory(views)
-    stored = {r.worker: r for r in tx.views()}
+    stored = {r.worker: r for r in tx.views(board=True)}
     for w, v in views.items():
         row = view_row(v, *cols[w])
         had = stored.get(w)
@@ -318,24 +320,29 @@ REFOLD_FLAG = "views_refold"  # meta: views folded by an older coord, to be fold
 
 def ensure_views_current(store) -> None:
     """Views folded by an older coord (a migration set the flag) are folded again from the
-    events, once, by the first process that opens the store (or by verify)."""
-    if store.reader.meta([REFOLD_FLAG]):
+    events, once, by the first process that opens the store (or by verify); views stored
+    without the board's columns get them (computed from each view)."""
+    flags = store.reader.meta([REFOLD_FLAG, BOARD_FLAG])
+    if flags.get(REFOLD_FLAG):
         with store.rebuild_lock():
             if store.reader.meta([REFOLD_FLAG]):  # another process may have done it meanwhile
                 rebuild(store)
+    if flags.get(BOARD_FLAG):
+        store.transact(fill_board_columns)
 
 
 def stored_views(reader) -> dict[str, Worker]:
     return {r.worker: _dec.decode(r.view) for r in reader.views()}
 
 
-def stored_graph_columns(reader) -> dict[str, tuple[bool, int, int]]:
-    """worker → (ready, waiting, priority) as stored (verify compares a fresh fold's)."""
-    return {r.worker: (r.ready, r.waiting, r.priority) for r in reader.views()}
+def stored_graph_columns(reader) -> dict[str, tuple]:
+    """worker → (ready, waiting, priority, the board's columns) as stored (verify compares
+    a fresh fold's)."""
+    return {r.worker: (r.ready, r.waiting, r.priority, r.board) for r in reader.views(board=True)}
 
 
-def fresh_graph_columns(views: dict) -> dict[str, tuple[bool, int, int]]:
-    return {w: (*c, views[w].priority) for w, c in columns_in_memory(views).items()}
+def fresh_graph_columns(views: dict) -> dict[str, tuple]:
+    return {w: (*c, views[w].priority, board_columns(views[w])) for w, c in columns_in_memory(views).items()}
 
 
 def _sync_notices(tx, views, found) -> None:

@@ -25,14 +25,21 @@ def interval_of(view: Worker, default_interval: float) -> float:
     return view.hb_interval or default_interval
 
 
-def since_us(view: Worker) -> int:
+def since_us(view: Worker, since_ts_us: int | None = None, beat_ts_us: int | None = None) -> int:
     """The later of the last heartbeat and entering the state, each taken as the earlier
     of its ts and the local time this store recorded it (contract: Liveness; the view
     keeps the local time only where it is the earlier), so an event dated ahead of this
-    clock cannot keep a silent worker OK or put off `reap`."""
-    base = view.since_local if view.since_local is not None else ts_to_us(view.state_since)
+    clock cannot keep a silent worker OK or put off `reap`. (since_ts_us, beat_ts_us: the
+    two ts in µs, when the caller has them already.)"""
+    if view.since_local is not None:
+        base = view.since_local
+    else:
+        base = since_ts_us if since_ts_us is not None else ts_to_us(view.state_since)
     if view.last_heartbeat:
-        beat = view.beat_local if view.beat_local is not None else ts_to_us(view.last_heartbeat)
+        if view.beat_local is not None:
+            beat = view.beat_local
+        else:
+            beat = beat_ts_us if beat_ts_us is not None else ts_to_us(view.last_heartbeat)
         base = max(base, beat)
     return base
 

@@ -88,3 +88,54 @@ def test_an_old_store_migrates_once_and_keeps_everything(tmp_path, cli, monkeypa
     con = sqlite3.connect(home / "coord.db")
     assert len(con.execute("SELECT name FROM _sqlite_migrations").fetchall()) == len(migrations._migrations)
     con.close()
+
+
+BOARD_COLUMNS = (
+    "board_head",
+    "board_note",
+    "board_since",
+    "board_beat",
+    "board_live",
+    "board_interval",
+    "board_clone",
+)
+
+
+def test_a_store_from_before_the_board_columns_gets_them(home, cli):
+    """A store at the schema before 0012 (made here, then the columns taken away, as the
+    coord before made it) migrates on first use: each view's board columns are computed
+    from it, the text board reads them, and verify compares them."""
+    for args in (
+        ("spawn", "w-1", "--task", "first"),
+        ("spawn", "w-2", "--task", "second", "--after", "w-1"),
+        ("spawn", "w-3"),
+        ("--as", "ann", "start", "w-1"),
+        ("--as", "ann", "heartbeat", "w-1", "--note", "busy"),
+        ("--as", "bob", "start", "w-3"),
+        ("--as", "bob", "done", "w-3", "--summary", "all done"),
+    ):
+        assert cli(*args).exit_code == 0, args
+    want = cli("status", "--all").stdout
+    con = sqlite3.connect(home / "coord.db")
+    for col in BOARD_COLUMNS:
+        con.execute(f"ALTER TABLE workers DROP COLUMN {col}")
+    con.execute("DELETE FROM _sqlite_migrations WHERE name = '0012_workers_board_columns'")
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    con.commit()
+    con.close()
+
+    got = cli("status", "--all")  # migrates, fills the columns, then reads them
+    assert got.exit_code == 0, got.stderr
+    assert _without_ages(got.stdout) == _without_ages(want)
+    con = sqlite3.connect(home / "coord.db")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    heads = dict(con.execute("SELECT worker, board_head FROM workers"))
+    assert all(heads.values()) and set(heads) == {"w-1", "w-2", "w-3"}
+    assert con.execute("SELECT count(*) FROM meta WHERE key = 'board_columns'").fetchone()[0] == 0
+    con.close()
+    assert cli("verify").exit_code == 0
+
+
+def _without_ages(text: str) -> list[list[str]]:
+    """The board's rows without AGE and HEARTBEAT (the two runs are moments apart)."""
+    return [line.split()[:3] + line.split()[5:] for line in text.splitlines()]

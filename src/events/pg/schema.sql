@@ -63,7 +63,16 @@ CREATE TABLE coord.workers (
     -- how many dependencies are not; 0 (highest) … 4
     ready    boolean NOT NULL DEFAULT false,
     priority integer NOT NULL DEFAULT 2,
-    waiting  integer NOT NULL DEFAULT 0
+    waiting  integer NOT NULL DEFAULT 0,
+    -- the text board's columns (coord.events.records.BoardRow; no index holds them, so a
+    -- heartbeat's update stays a HOT update)
+    board_head     text,
+    board_note     text,
+    board_since    bigint,
+    board_beat     bigint,
+    board_live     bigint,
+    board_interval double precision,
+    board_clone    text
 ) WITH (fillfactor = 80);
 CREATE INDEX workers_state ON coord.workers (state, created, worker);
 CREATE INDEX workers_holder ON coord.workers (holder) WHERE holder IS NOT NULL;
