@@ -62,9 +62,9 @@ def fold_from_zero(
     its own short read transaction (no write lock held), or all of them in `reader`'s one
     snapshot (verify compares them with the stored views of the same moment). Returns
     (views, events folded); after_page(envs, total) is called after each page with its
-    events' envelopes. Given a `found` list, the notices the events
-    give are added to it; given `edge_pos` ([(ts, id)]), its one item becomes the latest
-    edge event's place (a spawn whose bytes mention "after" counts)."""
+    events' envelopes. Given a `found` list, the notices the events give are added to it;
+    given `edge_pos` ([(ts, id)]), its one item becomes the latest edge event's place (a
+    spawn whose bytes mention "after" counts, as board.edge_pos_of says)."""
     with no_gc():
         return _fold(store, upto, reader, after_page, found, edge_pos)
 
