@@ -143,31 +143,24 @@ def import_vs_executemany(path: Path, n: int) -> tuple[dict, Path]:
 def read_decode(store) -> int:
     """What a rebuild must at least do: the same keyset-paginated SELECT of the worker
     events and a msgspec decode of each envelope, folding nothing."""
-    from coord.events.envelope import decode
+    from rebuild_bench import LIFECYCLE
+    from rebuild_bench import read_decode as rd
 
-    upto, last, total = store.reader.max_seq(), ("", ""), 0
-    while True:
-        with store.read():  # the raw baseline reads the connection itself
-            rows = store.conn.execute(
-                "SELECT ts, id, body FROM events WHERE seq <= ? AND (ts, id) > (?, ?) "
-                "AND worker IS NOT NULL ORDER BY ts, id LIMIT ?",
-                (upto, *last, 20000),
-            ).fetchall()
-        if not rows:
-            return total
-        for _, _, body in rows:
-            decode(body)
-        total += len(rows)
-        last = (rows[-1][0], rows[-1][1])
+    return rd(store, LIFECYCLE, True)
 
 
 def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
     """The worker-view rebuild (board.rebuild: read, decode, fold, swap the table in)
-    against read_decode on the same store; best of `repeat`, alternating."""
-    from coord.app.context import Coord
-    from coord.projections import board
+    against read_decode on the same store, and the search index's rebuild against reading
+    and decoding the rows it indexes (bench/rebuild_bench.py); best of `repeat`,
+    alternating."""
+    from rebuild_bench import INDEXED
+    from rebuild_bench import read_decode as rd
 
-    best_r = best_d = float("inf")
+    from coord.app.context import Coord
+    from coord.projections import board, search
+
+    best_r = best_d = best_s = best_sd = float("inf")
     with Coord(home) as c:
         for _ in range(repeat):
             t = time.perf_counter()
@@ -176,6 +169,12 @@ def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
             t = time.perf_counter()
             read = read_decode(c.store)
             best_d = min(best_d, time.perf_counter() - t)
+            t = time.perf_counter()
+            search.rebuild(c.store)
+            best_s = min(best_s, time.perf_counter() - t)
+            t = time.perf_counter()
+            indexed = rd(c.store, INDEXED, False)
+            best_sd = min(best_sd, time.perf_counter() - t)
         assert folded == read, (folded, read)
         total = c.store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
     t = time.perf_counter()  # the whole command: views and the search index, one process
@@ -186,6 +185,10 @@ def rebuild_vs_read(home: Path, repeat: int = 1) -> dict:
         "rebuild_per_s": folded / best_r,
         "read_per_s": read / best_d,
         "ratio": best_d / best_r,
+        "search_rows": indexed,
+        "search_per_s": indexed / best_s,
+        "search_read_per_s": indexed / best_sd,
+        "search_ratio": best_sd / best_s,
         "all_events": total,
         "cli_rebuild_s": full_s,
         "cli_rebuild_per_s": total / full_s,

@@ -139,9 +139,9 @@ def check_projections(c, report: Report) -> None:
 
     orphans = 0  # lifecycle events of workers without a stored view
 
-    def count(rows, _total):
+    def count(envs, _total):
         nonlocal orphans
-        orphans += sum(1 for row in rows if row.worker not in stored)
+        orphans += sum(1 for env in envs if env.to not in stored)
 
     with c.store.read() as r:  # one snapshot: the stored views and the events they come from
         stored = board.stored_views(r)

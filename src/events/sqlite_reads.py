@@ -12,6 +12,7 @@ from .records import HEARTBEAT, BoardRow, EventQuery, Notice, Row, SearchHit, Ty
 from .shapes import BROADCAST
 from .sqlite_board import BOARD_COLS, BoardReads
 from .sqlite_graph import GraphReads
+from .sqlite_rebuild import SqliteRebuildReads
 from .store import Reader
 
 EVENT_COLS = 'seq, id, ts, "from", "to", type, worker, body, origin, audit, stored'
@@ -104,9 +105,11 @@ def event_query_sql(q: EventQuery, what: str = EVENT_COLS) -> tuple[str, list]:
     return sql, args
 
 
-class SqliteReader(GraphReads, BoardReads, Reader):
+class SqliteReader(GraphReads, BoardReads, SqliteRebuildReads, Reader):
     """Reads over one connection: inside BEGIN … COMMIT (Store.read), inside a write
     transaction (SqliteTx), or each statement on its own (Store.reader)."""
+
+    query_sql = staticmethod(event_query_sql)
 
     def __init__(self, conn, translate):
         self.conn = conn

@@ -25,6 +25,7 @@ from .sqlite_files import check_home_files, coord_error
 from .sqlite_graph import GraphWrites
 from .sqlite_notices import SqliteNoticeWrites
 from .sqlite_reads import EVENT_COLS, VIEW_COLS, SqliteReader
+from .sqlite_rebuild import SqliteRebuildWrites
 from .store import Store, WriteTx
 
 # Must equal the number of migrations in sqlite_schema.py (a test checks it). Kept here so
@@ -45,8 +46,11 @@ class _NotBeats(Exception):
     """A `beats` transaction appended something else (SqliteStore.transact)."""
 
 
-class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
+class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteRebuildWrites, SqliteReader, WriteTx):
     """An open write transaction (inside BEGIN IMMEDIATE)."""
+
+    view_cols, put_view_sql = f"{VIEW_COLS}, {BOARD_COLS}", PUT_VIEW  # (SqliteRebuildWrites)
+    view_args = staticmethod(_put_view_args)
 
     def __init__(self, store):  # a SqliteStore
         SqliteReader.__init__(self, store.conn, store.translate)
@@ -106,11 +110,6 @@ class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteReader, WriteTx):
     def delete_view(self, worker) -> None:
         self._x("DELETE FROM workers WHERE worker = ?", (worker,))
         self._x("DELETE FROM deps WHERE worker = ?", (worker,))
-
-    def replace_views(self, rows) -> None:
-        self._x("DELETE FROM workers")
-        self._x("DELETE FROM deps")  # set_deps refills it
-        self.conn.executemany(PUT_VIEW, [_put_view_args(r) for r in rows])
 
     def set_position(self, name, seq) -> None:
         # An UPDATE of the one column writes one page; a REPLACE also rewrote the primary

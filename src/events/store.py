@@ -47,6 +47,11 @@ class Reader(GraphReader, NoticeReads, ABC):
     def events(self, q: EventQuery) -> list[Row]:
         """The events `q` selects, in its order."""
 
+    def event_bodies(self, q: EventQuery) -> list[tuple]:
+        """(seq, id, ts, body, stored) of the events `q` selects, in its order: what a
+        rebuild reads (a store may read just these columns)."""
+        return [(r.seq, r.id, r.ts, r.body, r.stored) for r in self.events(q)]
+
     @abstractmethod
     def count(self, q: EventQuery) -> int:
         """How many events `q` selects (its limit and order ignored)."""

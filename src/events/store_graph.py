@@ -35,6 +35,12 @@ class GraphWriter(ABC):
         """The workers `worker` waits for, replacing what the dependency index held
         (`delete_view` and `replace_views` empty it for the views they remove)."""
 
+    def add_deps(self, deps: dict) -> None:
+        """set_deps of each worker → after list, into an index replace_views just emptied
+        (a rebuild): one write where the store can."""
+        for worker, after in deps.items():
+            self.set_deps(worker, after)
+
     @abstractmethod
     def set_graph_columns(self, worker: str, ready: bool, waiting: int) -> None:
         """A view's readiness columns only (a dependency changed state, not the view)."""

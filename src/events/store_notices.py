@@ -20,6 +20,11 @@ class NoticeReads(ABC):
     def notices_of(self, worker: str) -> list[Notice]:
         """Every notice a worker's events gave (acknowledged or not), by seq."""
 
+    def notices_by_worker(self, workers) -> dict[str, list[Notice]]:
+        """notices_of each of these workers (one with none may be absent); a store may
+        read them all at once (a rebuild)."""
+        return {w: self.notices_of(w) for w in workers}
+
 
 class NoticeWrites(ABC):
     @abstractmethod

@@ -11,13 +11,13 @@ from ..events.failpoints import failpoint
 from ..events.records import HEARTBEAT, EventQuery, ViewRow
 from . import notices
 from .boardtext import BOARD_FLAG, board_columns, fill_board_columns
-from .graph import MemGraph, columns_in_memory, cycle_of, is_ready, split
+from .fromzero import fold_from_zero
+from .graph import columns_in_memory, cycle_of, is_ready, split
 from .workers import GRAPH_EVENTS, Worker, fold
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(Worker)
 PROJECTION = "workers"
-PAGE = 20000  # events per short read transaction when folding from zero
 
 
 def decode_view(blob: bytes) -> Worker:
@@ -264,10 +264,8 @@ def refold_everything(tx) -> None:
     """Every view folded from zero inside the transaction; the rows that differ (the view
     or its readiness), the dependency index and the notices are replaced."""
     pos, found = [("", "")], []
-    views, _ = fold_from_zero(
-        tx.store, reader=tx, after_page=lambda rows, _n: pos.append(edge_pos_of(rows, pos[-1])), found=found
-    )
-    tx.set_meta({GRAPH_POS: " ".join(pos[-1])})
+    views, _ = fold_from_zero(tx.store, reader=tx, found=found, edge_pos=pos)
+    tx.set_meta({GRAPH_POS: " ".join(pos[0])})
     cols = columns_in_memory(views)
     stored = {r.worker: r for r in tx.views(board=True)}
     for w, v in views.items():
@@ -282,43 +280,6 @@ def refold_everything(tx) -> None:
     _sync_notices(tx, views, found)
 
 
-def fold_from_zero(
-    store, upto: int | None = None, reader=None, after_page=None, found: list | None = None
-) -> tuple[dict, int]:
-    """Every view folded from zero in (ts, id) order, in pages of PAGE events: each page
-    its own short read transaction (no write lock held), or all of them in `reader`'s one
-    snapshot (verify compares them with the stored views of the same moment). Returns
-    (views, events folded); after_page(rows, total) is called after each page. Given a
-    `found` list, the notices the events give are added to it."""
-    views: dict[str, Worker] = {}
-    graph = MemGraph(views)
-    blobs = store.blobs
-    total = 0
-    last = ("", "")
-    while True:  # (ts, id) keyset pagination
-        q = EventQuery(lifecycle=True, upto_seq=upto, after_key=last, by="ts", limit=PAGE)
-        if reader is not None:
-            rows = reader.events(q)
-        else:
-            with store.read() as r:
-                rows = r.events(q)
-        if not rows:
-            return views, total
-        for row in rows:
-            env = readable(decode(row.body), blobs)
-            if found is not None:
-                n = notices.notice_of(views.get(env.to), env)
-                if n is not None:
-                    found.append(notices.make(row.seq, env.to, n))
-            v = fold(views.get(env.to), env, row.id, row.stored, graph)
-            if v is not None:
-                views[env.to] = v
-        total += len(rows)
-        last = (rows[-1].ts, rows[-1].id)
-        if after_page is not None:
-            after_page(rows, total)
-
-
 def rebuild(store, progress=None) -> int:
     """Fold every event from zero and swap the views in. The long read runs outside any
     write lock; the final write transaction only re-folds workers touched since the read
@@ -326,24 +287,21 @@ def rebuild(store, progress=None) -> int:
 
     pos = [("", "")]
 
-    def after_page(rows, total):
-        pos.append(edge_pos_of(rows, pos[-1]))
+    def after_page(_rows, total):
         failpoint("rebuild-mid-read")
         if progress:
             progress(total)
 
     upto, found = store.reader.max_seq(), []
-    views, total = fold_from_zero(store, upto, after_page=after_page, found=found)
+    views, total = fold_from_zero(store, upto, after_page=after_page, found=found, edge_pos=pos)
     failpoint("rebuild-before-swap")
     cols = columns_in_memory(views)
     rows = [view_row(v, *cols[w]) for w, v in views.items()]
 
     def swap(tx):  # readers see the old views or the new, never a mix
         tx.replace_views(rows)
-        for v in views.values():
-            if v.after:
-                tx.set_deps(v.worker, v.after)
-        tx.set_meta({GRAPH_POS: " ".join(max(pos[-1], _graph_pos(tx)))})
+        tx.add_deps({w: v.after for w, v in views.items() if v.after})
+        tx.set_meta({GRAPH_POS: " ".join(max(pos[0], _graph_pos(tx)))})
         # The notices become what the fold derived (acknowledgements of those that stay
         # are kept); workers with events after `upto` are re-folded below, notices too.
         _sync_notices(tx, views, found)
@@ -388,10 +346,20 @@ def fresh_graph_columns(views: dict) -> dict[str, tuple]:
 
 
 def _sync_notices(tx, views, found) -> None:
-    """The notices of these workers become those derived (`found`: from a fold from zero)."""
+    """The notices of these workers become those derived (`found`: from a fold from zero),
+    as notices.sync of each would make them, in one read and two writes."""
     start, by_worker = notices.start_seq(tx), {}
     for n in found:
         if n.seq > start:
             by_worker.setdefault(n.worker, []).append(n)
-    for w in views:
-        notices.sync(tx, w, by_worker.get(w, []))
+    stored, gone, derived = tx.notices_by_worker(views), [], []
+    for w in set(stored) | (set(by_worker) & set(views)):  # the others have none, nor had
+        mine = by_worker.get(w, [])
+        keep = {(n.agent, n.seq) for n in mine}
+        had = {(n.agent, n.seq) for n in stored.get(w, ())}
+        gone += [k for k in had if k not in keep and k[1] > start]
+        derived += [n for n in mine if (n.agent, n.seq) not in had]  # a kept one stays as it is
+    if gone:
+        tx.drop_notices(gone)
+    if derived:
+        tx.put_notices(derived)

@@ -90,18 +90,23 @@ PAGE = 5000
 
 def rebuild(store) -> int:
     """Every acknowledgement again from the inbox.acked events, in one write transaction
-    (readers see the old set or the new). Returns how many events were read."""
+    (readers see the old set or the new). Returns how many events were read. Each agent's
+    ids are recorded at once: the same acknowledgements, and the same watermarks (each is
+    where the last acknowledgement touching its address left it, and acknowledgements
+    only add)."""
 
     def redo(tx):
         tx.reset_acks()
-        n, after = 0, 0
+        n, after, by_agent = 0, 0, {}
         while rows := tx.events(EventQuery(types=type_filter([ACKED]), after_seq=after, limit=PAGE)):
             after = rows[-1].seq
             for r in rows:
                 ids = acked_ids(r.env, store.blobs)
                 if ids:
-                    tx.record_acks(r.from_, ids)
+                    by_agent.setdefault(r.from_, {}).update(dict.fromkeys(ids))
             n += len(rows)
+        for agent, ids in by_agent.items():
+            tx.record_acks(agent, list(ids))
         return n
 
     return store.transact(redo)

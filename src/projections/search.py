@@ -15,6 +15,7 @@ import msgspec
 from ..events.blobs import BlobStore, is_ref
 from ..events.records import EventQuery
 from ..events.shapes import too_deep
+from .fromzero import no_gc
 
 SKIP_TYPES = frozenset({"worker.heartbeat", "watchdog.heartbeat"})  # beats hold no text worth finding
 NOT_INDEXED = "inbox."  # acknowledgements: bookkeeping that travels, not text to find
@@ -56,6 +57,10 @@ def _blob_text(ref: dict, out, blobs: BlobStore, as_payload: bool):
 
 
 def text_of(payload: dict, blobs: BlobStore) -> str:
+    if "$blob" not in payload:  # the usual payload, text members only: what _walk gives
+        values = list(payload.values())
+        if all(type(v) is str for v in values):
+            return "\n".join(values)
     out: list[str] = []
     _walk(payload, out, blobs, top=True)
     return "\n".join(out)
@@ -72,23 +77,32 @@ def project(tx, ev) -> None:
     tx.index_text(*row_for(ev.seq, ev.env.type, ev.env.payload, tx.store.blobs))
 
 
+class _Indexed(msgspec.Struct):
+    type: str  # what the index needs of a stored envelope (the rest is skipped)
+    payload: dict
+
+
+_indexed = msgspec.json.Decoder(_Indexed)
+
+
 def _rows(reader, after: int, upto: int | None, limit: int, blobs: BlobStore):
     """(rows to index, the last seq read: None when nothing was left)."""
     q = EventQuery(after_seq=after, upto_seq=upto, heartbeats=False, limit=limit)
-    got = reader.events(q)
-    rows = [
-        row_for(r.seq, r.type, msgspec.json.decode(r.body)["payload"], blobs)
-        for r in got
-        if r.type not in SKIP_TYPES and not r.type.startswith(NOT_INDEXED)
-    ]
-    return rows, (got[-1].seq if got else None)
+    got = reader.event_bodies(q)  # (seq, id, ts, body, stored)
+    rows = []
+    for r in got:
+        e = _indexed.decode(r[3])
+        if e.type not in SKIP_TYPES and not e.type.startswith(NOT_INDEXED):
+            rows.append((r[0], e.type, text_of(e.payload, blobs)))
+    return rows, (got[-1][0] if got else None)
 
 
-def rebuild(store, batch: int = 5000, progress=None) -> int:
+def rebuild(store, batch: int = 20000, progress=None) -> int:
     """Index every event into a fresh index, then swap it in. Each batch is read in a
     short read transaction and written in a short write transaction, so agents keep
     appending meanwhile; the swap catches up with what they appended. One rebuild at a time
-    (the rebuild lock): two would share the fresh index."""
+    (the rebuild lock): two would share the fresh index. The fresh index is written
+    without waiting for the disk (it is nothing until the swap, which does)."""
     with store.rebuild_lock():
         return _rebuild(store, batch, progress)
 
@@ -99,12 +113,12 @@ def _rebuild(store, batch, progress) -> int:
     upto = store.reader.max_seq()
     last, total = 0, 0
     while True:
-        with store.read() as r:
+        with store.read() as r, no_gc():
             rows, read_upto = _rows(r, last, upto, batch, blobs)
         if read_upto is None:
             break
         if rows:
-            store.transact(lambda tx, rows=rows: tx.search_shadow_add(rows))
+            store.transact(lambda tx, rows=rows: tx.search_shadow_add(rows), durable=False)
         last = read_upto
         total += len(rows)
         if progress:
@@ -135,7 +149,7 @@ def ensure_current(store) -> None:
     if store.reader.meta([REBUILD_FLAG]):
         with store.rebuild_lock():
             if store.reader.meta([REBUILD_FLAG]):  # another process may have done it meanwhile
-                _rebuild(store, 5000, None)
+                _rebuild(store, 20000, None)
 
 
 def snippet(text: str, etype: str, query_text: str) -> str:

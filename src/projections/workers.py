@@ -126,7 +126,8 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
     rule = TRANSITIONS.get(env.type)
     if rule is None:
         return ("state", f"unknown lifecycle event {env.type}")
-    stale = stale_stamp(view, env.payload)
+    p = env.payload
+    stale = stale_stamp(view, p) if "attempt_of" in p else None  # (unstamped: not stale)
     if stale is not None:
         return ("attempt", stale)
     state = view.state if view is not None else None
@@ -136,10 +137,9 @@ def check(view: Worker | None, env: Envelope) -> tuple[str, str] | None:
         if env.type == "worker.spawned":
             return ("state", f"worker {env.to} already exists ({state})")
         return ("state", f"{env.to} is {state}")
-    p = env.payload
-    forced = p.get("force") or p.get("reap")
     if env.type == "worker.started" and view.assignee and env.from_ != view.assignee:
         return ("actor", f"{env.to} is assigned to {view.assignee}, not {env.from_}")
+    forced = env.type in HOLDER_ONLY and (p.get("force") or p.get("reap"))
     if env.type in HOLDER_ONLY and view.holder and env.from_ != view.holder and not forced:
         return ("actor", f"{env.to} is held by {view.holder}, not {env.from_} (use --force)")
     if env.type in NOT_HOLDER:
@@ -226,16 +226,16 @@ def is_repeat(view: Worker | None, env: Envelope) -> bool:
 
 
 def _local_time(env: Envelope, stored: int | None) -> int | None:
-    """When an event was stored before its ts (it is dated ahead of this clock), the µs it
-    was stored; else None (its ts stands)."""
+    """The µs an event was stored when that is before its ts (dated ahead of this clock)."""
     if stored is None:
         return None
     return stored if stored < ts_to_us(env.ts) else None
 
 
-def _conflict(view: Worker, env: Envelope, eid: str, reason: str) -> Worker:
+def _conflict(v: Worker, env: Envelope, eid: str, reason: str) -> Worker:
     c = {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": reason}
-    return msgspec.structs.replace(view, conflicts=[*view.conflicts, c], pos_ts=env.ts, pos_id=eid)
+    v.conflicts, v.pos_ts, v.pos_id = [*v.conflicts, c], env.ts, eid
+    return v
 
 
 def _cycle(graph, worker: str, after: str, eid: str) -> str | None:
@@ -247,109 +247,74 @@ def _cycle(graph, worker: str, after: str, eid: str) -> str | None:
     return None if cyc is None else f"would close a cycle: {cycle_text(cyc)}"
 
 
-def _fold_graph(view: Worker, env: Envelope, eid: str, graph) -> Worker:
+def _fold_graph(v: Worker, env: Envelope, eid: str, graph) -> Worker:
     """dep_added, dep_removed, prioritized: the graph fields only; no transition (so the
     last transition stays what idempotent repeats compare against)."""
     p = env.payload
     if env.type == "worker.prioritized":
-        return msgspec.structs.replace(
-            view, priority=p.get("priority", view.priority), pos_ts=env.ts, pos_id=eid
-        )
-    a = p.get("after")
-    after = list(view.after)
-    if env.type == "worker.dep_added" and isinstance(a, str) and a not in after:
-        why = _cycle(graph, view.worker, a, eid)
-        if why is not None:
-            return _conflict(view, env, eid, why)
-        after.append(a)
-    elif env.type == "worker.dep_removed" and a in after:
-        after.remove(a)
-    return msgspec.structs.replace(view, after=after, pos_ts=env.ts, pos_id=eid)
+        v.priority = p.get("priority", v.priority)
+    else:
+        a = p.get("after")
+        after = list(v.after)
+        if env.type == "worker.dep_added" and isinstance(a, str) and a not in after:
+            why = _cycle(graph, v.worker, a, eid)
+            if why is not None:
+                return _conflict(v, env, eid, why)
+            after.append(a)
+        elif env.type == "worker.dep_removed" and a in after:
+            after.remove(a)
+        v.after = after
+    v.pos_ts, v.pos_id = env.ts, eid
+    return v
 
 
 def fold(
-    view: Worker | None, env: Envelope, eid: str, stored: int | None = None, graph=None
+    view: Worker | None, env: Envelope, eid: str, stored: int | None = None, graph=None, mutate: bool = False
 ) -> Worker | None:
-    """Apply one event. Illegal events are kept as conflicts, never applied. `stored` is
-    the local time the store recorded it (µs), for liveness; None where there is none.
-    `graph` answers whether an edge closes a cycle at this event's place (MemGraph over
-    the views folded so far, or the projector's view of the store); None checks none."""
-    if env.type not in TRANSITIONS:
+    """Apply one event. Illegal events are kept as conflicts, never applied. `stored`: the
+    local time the store recorded it (µs), for liveness, or None. `graph` says whether an
+    edge closes a cycle at this event's place (MemGraph, or the projector's TxGraph); None
+    checks none. `mutate` (a fold from zero owning its views) changes the view in place
+    and leaves last_args and the local times raw until fromzero.settle makes them so."""
+    rule = TRANSITIONS.get(env.type)
+    if rule is None:
         return view
     bad = check(view, env)
+    if view is None:  # a conflict has nothing to hang on (`verify` reports orphans)
+        return _spawned(env, eid, stored, graph, mutate) if bad is None else None
+    v = view if mutate else view.__copy__()
     if bad is not None:
-        if view is None:
-            return None  # nothing to hang the conflict on; `verify` reports orphans
         if env.type == "worker.heartbeat":
             # Heartbeats change no state and may stay out of the audit file, so a clone
             # may never see them: a misplaced one is skipped, not listed as a conflict
             # (conflicts must be the same on every clone). Its position still counts, so
             # an earlier import re-folds it into place.
-            return msgspec.structs.replace(view, pos_ts=env.ts, pos_id=eid)
-        return _conflict(view, env, eid, bad[1])
+            v.pos_ts, v.pos_id = env.ts, eid
+            return v
+        return _conflict(v, env, eid, bad[1])
     if env.type in GRAPH_EVENTS:
-        return _fold_graph(view, env, eid, graph)
+        return _fold_graph(v, env, eid, graph)
     p = env.payload
     if env.type == "worker.heartbeat":
-        return msgspec.structs.replace(
-            view,
-            last_heartbeat=env.ts,
-            supervised=env.ts if stamp_of(p) else view.supervised,
-            heartbeats=view.heartbeats + 1,
-            hb_interval=p.get("interval", view.hb_interval),
-            hb_note=p.get("note", view.hb_note),
-            idle_s=p.get("idle_s", view.idle_s),
-            beat_local=_local_time(env, stored),
-            pos_ts=env.ts,
-            pos_id=eid,
-        )
-    new_state = TRANSITIONS[env.type][1]
-    common = dict(
-        state=new_state,
-        updated=env.ts,
-        state_since=env.ts,
-        last_event=eid,
-        last_type=env.type,
-        last_from=env.from_,
-        last_args=args_of(p),
-        since_local=_local_time(env, stored),
-        pos_ts=env.ts,
-        pos_id=eid,
-    )
-    if view is None:
-        prefix, branch = branch_of(env.to, p)
-        after, cycles = [], []
-        for a in p.get("after") or ():
-            if a in after:
-                continue
-            why = _cycle(graph, env.to, a, eid)
-            if why is None:
-                after.append(a)
-            else:  # only by import: locally an edge to an unknown worker is refused
-                cycles.append(
-                    {"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": why}
-                )
-        return Worker(
-            worker=env.to,
-            created=env.ts,
-            task=p.get("task", ""),
-            assignee=p.get("assignee"),
-            branch=branch,
-            prefix=prefix,
-            base=p.get("base"),
-            worktree=p.get("worktree"),
-            spawner=env.from_,
-            transitions=1,
-            after=after,
-            priority=p.get("priority", DEFAULT_PRIORITY),
-            conflicts=cycles,
-            **common,
-        )
-    v = msgspec.structs.replace(view, transitions=view.transitions + 1, **common)
+        v.last_heartbeat = env.ts
+        if stamp_of(p):
+            v.supervised = env.ts
+        v.heartbeats += 1
+        v.hb_interval = p.get("interval", v.hb_interval)
+        v.hb_note = p.get("note", v.hb_note)
+        v.idle_s = p.get("idle_s", v.idle_s)
+        v.beat_local = stored if mutate else _local_time(env, stored)
+        v.pos_ts, v.pos_id = env.ts, eid
+        return v
     t = env.type
+    v.transitions += 1
+    v.state, v.updated, v.state_since = rule[1], env.ts, env.ts
+    v.last_event, v.last_type, v.last_from, v.last_args = eid, t, env.from_, p if mutate else args_of(p)
+    v.since_local = stored if mutate else _local_time(env, stored)
+    v.pos_ts, v.pos_id = env.ts, eid
     if t == "worker.started":
-        v.holder, v.holder_clone, v.starts = env.from_, p.get("clone"), view.starts + 1
-        v.attempt, v.attempt_of = attempt_of_start(view, eid)
+        v.attempt, v.attempt_of = attempt_of_start(v, eid)
+        v.holder, v.holder_clone, v.starts = env.from_, p.get("clone"), v.starts + 1
         v.summary = v.reason = None
         # Liveness belongs to the attempt: a new holder starts with no heartbeat of its own.
         v.hb_interval = v.hb_note = v.idle_s = v.last_heartbeat = v.supervised = v.beat_local = None
@@ -378,6 +343,30 @@ def fold(
         v.reason = p.get("reason")
         if t == "worker.canceled" and p.get("worktree_removed"):
             v.worktree = None
+    return v
+
+
+def _spawned(env: Envelope, eid: str, stored: int | None, graph, mutate: bool) -> Worker:
+    p = env.payload  # a legal worker.spawned: the view it creates
+    prefix, branch = branch_of(env.to, p)
+    after, cycles = [], []
+    for a in p.get("after") or ():
+        if a in after:
+            continue
+        why = _cycle(graph, env.to, a, eid)
+        if why is None:
+            after.append(a)
+        else:  # only by import: locally an edge to an unknown worker is refused
+            cycles.append({"event": eid, "type": env.type, "from": env.from_, "ts": env.ts, "reason": why})
+    # Few keywords, then attributes: a Struct built from 23 keywords costs three times more.
+    v = Worker(worker=env.to, state=ASSIGNED, created=env.ts, updated=env.ts, state_since=env.ts)
+    v.task, v.assignee, v.branch, v.prefix = p.get("task", ""), p.get("assignee"), branch, prefix
+    v.base, v.worktree, v.spawner = p.get("base"), p.get("worktree"), env.from_
+    v.last_event, v.last_type, v.last_from = eid, env.type, env.from_
+    v.last_args = p if mutate else args_of(p)
+    v.transitions, v.since_local = 1, stored if mutate else _local_time(env, stored)
+    v.after, v.priority, v.conflicts = after, p.get("priority", DEFAULT_PRIORITY), cycles
+    v.pos_ts, v.pos_id = env.ts, eid
     return v
 
 

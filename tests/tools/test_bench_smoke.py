@@ -36,6 +36,7 @@ def test_the_bench_runs_and_writes_its_section(tmp_path):
         "competing writer processes",
         "`start --next` race",
         "Rebuild of the worker views",
+        "Rebuild of the search index",
         "`coord rebuild` process",
         "`coord status` process",
         "`coord status --all` process",
