@@ -16,12 +16,7 @@ from pathlib import Path
 
 AGENTS = 50
 START_US = 1_700_000_000_000_000
-WORDS = (
-    "parser tokenizer flaky test retry backoff merge rebase conflict review approve "
-    "build deploy cache index query latency timeout socket thread lock queue worker agent "
-    "schema migration branch commit patch diff lint format coverage fixture mock stub "
-    "crash signal memory leak profile benchmark regression bisect release tag"
-).split()
+from messages_bench import WORDS  # noqa: E402  (the same vocabulary as the messages bench)
 
 
 def _text(rnd: random.Random, lo: int = 5, hi: int = 30) -> str:
