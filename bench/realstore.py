@@ -14,9 +14,10 @@ import heapq
 import random
 from pathlib import Path
 
+from messages_bench import WORDS  # the same vocabulary as the messages bench
+
 AGENTS = 50
 START_US = 1_700_000_000_000_000
-from messages_bench import WORDS  # noqa: E402  (the same vocabulary as the messages bench)
 
 
 def _text(rnd: random.Random, lo: int = 5, hi: int = 30) -> str:
