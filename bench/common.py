@@ -38,6 +38,18 @@ def fresh_home(prefix="coord-bench-") -> Path:
     return d / ".coord"
 
 
+def durable_beats(home: Path) -> Path:
+    """Make the home's heartbeats as durable as everything else (heartbeat_synchronous
+    FULL), for rows that compare coord with a baseline at `synchronous = FULL`."""
+    from coord.events.settings_write import SettingsWriter
+
+    try:
+        SettingsWriter(home).set("heartbeat_synchronous", "FULL")
+    except Exception:  # a revision before the setting (bench/ab.py): heartbeats were FULL
+        pass
+    return home
+
+
 def pct(values, p):
     v = sorted(values)
     if not v:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import COORD, bench_env, fresh_home, machine, median, pct, precompile  # noqa: E402
+from common import COORD, bench_env, durable_beats, fresh_home, machine, median, pct, precompile  # noqa: E402
 
 # The floors do what `coord heartbeat` does to the database (one row, same pragmas, one
 # BEGIN IMMEDIATE transaction) and nothing else.
@@ -41,7 +41,7 @@ def startup(runs: int) -> dict:
     libs.write_text(FLOOR.format(imports="import click, msgspec, blake3"))
     stdlib = tmp / "stdlib.py"
     stdlib.write_text(FLOOR.format(imports=""))
-    home = fresh_home()
+    home = durable_beats(fresh_home())  # the floors commit at FULL: so does this heartbeat
     floor_home = fresh_home()
     env = bench_env(COORD_HOME=str(home), COORD_AGENT="bench")
     subprocess.run([COORD, "spawn", "w-1"], env=env, check=True, capture_output=True)
@@ -80,7 +80,7 @@ def _coord_appender(n_hint: int):
     from coord.app import lifecycle
     from coord.app.context import Coord
 
-    c = Coord(fresh_home(), actor="bench")
+    c = Coord(durable_beats(fresh_home()), actor="bench")  # FULL, as the raw insert
     lifecycle.act(c, "spawn", "w-1")
     lifecycle.act(c, "start", "w-1")
 

@@ -195,14 +195,15 @@ def rows(res: dict, cfg: dict, peer_missing: str | None) -> list[tuple]:
         ),
         (
             "cli_libs",
-            "CLI append: `coord heartbeat` process, against the library floor",
+            "CLI append: `coord heartbeat` process (heartbeat_synchronous FULL), against the library floor",
             f"{heart:.1f} ms",
             f"click+msgspec+blake3 floor: {ms['floor: click+msgspec+blake3 + insert']:.1f} ms",
             f"{s['ratio_vs_libs_floor']:.2f}× (target ≤ 1.15)",
         ),
         (
             "inproc",
-            f"In-process append: `lifecycle.act(c, 'heartbeat')`, one transaction each ({cfg['appends']:,})",
+            f"In-process append: `lifecycle.act(c, 'heartbeat')`, one transaction each ({cfg['appends']:,}; "
+            "heartbeat_synchronous FULL, as the floor)",
             f"{_n(i['api_appends_per_s'])}/s",
             f"raw sqlite3 single-row insert, same pragmas: {_n(i['raw_appends_per_s'])}/s",
             f"{i['ratio'] * 100:.0f}% (target ≥ 80%)",
@@ -219,7 +220,7 @@ def rows(res: dict, cfg: dict, peer_missing: str | None) -> list[tuple]:
             ),
             (
                 "coord_vs_peer",
-                "In-process append: coord against the peer (same workload, same run)",
+                "In-process append: coord against the peer (same workload, same run, both FULL)",
                 f"{_n(i['api_appends_per_s'])}/s",
                 f"eventsourcing: {_n(i['peer_appends_per_s'])}/s",
                 f"{i['api_vs_peer'] * 100:.0f}%",

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_env, fresh_home, pct  # noqa: E402
+from common import bench_env, durable_beats, fresh_home, pct  # noqa: E402
 
 KV_SCHEMA = "CREATE TABLE kv(id TEXT UNIQUE, body BLOB)"
 
@@ -42,14 +42,10 @@ def _coord(count_pages, beats: str = "NORMAL"):
     `beats`: the heartbeat_synchronous setting (NORMAL, the default, or FULL)."""
     from coord.app import lifecycle
     from coord.app.context import Coord
-    from coord.events.settings_write import SettingsWriter
 
     home = fresh_home()
-    if beats != "NORMAL":
-        try:
-            SettingsWriter(home).set("heartbeat_synchronous", beats)
-        except Exception:  # a revision before the setting (bench/ab.py): heartbeats were FULL
-            pass
+    if beats == "FULL":
+        durable_beats(home)
     c = Coord(home, actor="bench")
     lifecycle.act(c, "spawn", "w-1")
     lifecycle.act(c, "start", "w-1")
