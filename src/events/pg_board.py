@@ -4,20 +4,10 @@ columns stored beside each view (coord.events.records.BoardRow). Mixed into PgRe
 PgTx; `_all` and `_w` are theirs. Also the upgrade of a log made at schema 2 (which had
 no such columns)."""
 
-from msgspec.structs import astuple
+from .records import BOARD_COLUMNS, board_values
 
-from .records import BoardRow
-
-BOARD_COLS = "board_head, board_note, board_since, board_beat, board_live, board_interval, board_clone"
-NO_BOARD = (None,) * 7
-
-
-def board_values(board: BoardRow | None) -> tuple:
-    return astuple(board) if board is not None else NO_BOARD
-
-
-def board_row(t) -> BoardRow | None:
-    return BoardRow(*t) if t[0] is not None else None
+BOARD_COLS = ", ".join(BOARD_COLUMNS)
+SET_BOARD = ", ".join(f"{c} = %s" for c in BOARD_COLUMNS)  # put_board, PgTx.put_view_blob
 
 
 def _age(x: str) -> str:
@@ -65,11 +55,7 @@ class PgBoardReads:
 
 class PgBoardWrites:
     def put_board(self, worker, board) -> None:
-        self._w(
-            "UPDATE coord.workers SET board_head = %s, board_note = %s, board_since = %s, board_beat = %s, "
-            "board_live = %s, board_interval = %s, board_clone = %s WHERE worker = %s",
-            (*board_values(board), worker),
-        )
+        self._w(f"UPDATE coord.workers SET {SET_BOARD} WHERE worker = %s", (*board_values(board), worker))
 
 
 # A log made at schema 2: the board's columns, filled from the views by the first process

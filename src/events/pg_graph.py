@@ -7,8 +7,7 @@ ready queue is one partial index, workers_ready (priority, created, worker) WHER
 as on SQLite (coord.events.sqlite_graph).
 """
 
-from .pg_board import board_row
-from .records import ViewRow
+from .records import ViewRow, board_row
 
 VIEW_COLS = "worker, state, holder, assignee, created, updated, branch, base, worktree, view, ready, priority, waiting"
 

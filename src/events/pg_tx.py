@@ -5,12 +5,12 @@ server in one pipelined round trip with COMMIT (or before a read, which must see
 
 from msgspec.structs import astuple
 
-from .pg_board import BOARD_COLS, PgBoardWrites, board_values
+from .pg_board import BOARD_COLS, SET_BOARD, PgBoardWrites
 from .pg_graph import VIEW_COLS, PgGraphWrites
 from .pg_inbox import PgInboxWrites
 from .pg_reads import EVENT_COLS, PgReader
 from .pg_schema import LOCK_CLASS
-from .records import AUDIT_WRITTEN, StoredEvent, ViewRow, worker_of
+from .records import AUDIT_WRITTEN, StoredEvent, ViewRow, board_values, worker_of
 from .store import WriteTx
 
 
@@ -99,8 +99,7 @@ class PgTx(PgGraphWrites, PgBoardWrites, PgInboxWrites, PgReader, WriteTx):
             self._w("UPDATE coord.workers SET view = %s WHERE worker = %s", (view, worker))
         else:
             self._w(
-                "UPDATE coord.workers SET view = %s, board_head = %s, board_note = %s, board_since = %s, "
-                "board_beat = %s, board_live = %s, board_interval = %s, board_clone = %s WHERE worker = %s",
+                f"UPDATE coord.workers SET view = %s, {SET_BOARD} WHERE worker = %s",
                 (view, *board_values(board), worker),
             )
 

@@ -162,6 +162,19 @@ class BoardRow(msgspec.Struct, frozen=True, gc=False):
     clone: str | None = None  # the holder's clone (REMOTE when it is not this one)
 
 
+# The board's columns as both stores name them (board_<field of BoardRow>), their values
+# for a view that has none, and the row read back.
+BOARD_COLUMNS = tuple("board_" + f for f in BoardRow.__struct_fields__)
+
+
+def board_values(board: BoardRow | None) -> tuple:
+    return msgspec.structs.astuple(board) if board is not None else (None,) * len(BOARD_COLUMNS)
+
+
+def board_row(t) -> BoardRow | None:
+    return BoardRow(*t) if t[0] is not None else None
+
+
 class ViewRow(msgspec.Struct, frozen=True, gc=False):
     """A worker's view as stored: opaque bytes (the projector's encoding) plus the columns
     the application filters and orders on."""

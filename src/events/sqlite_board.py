@@ -5,7 +5,9 @@ columns with no view decoded. Mixed into SqliteReader; `_all` is its."""
 
 import json
 
-BOARD_COLS = "board_head, board_note, board_since, board_beat, board_live, board_interval, board_clone"
+from .records import BOARD_COLUMNS
+
+BOARD_COLS = ", ".join(BOARD_COLUMNS)
 
 
 def _age(x: str) -> str:

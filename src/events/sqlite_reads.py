@@ -8,7 +8,7 @@ the dirty list; views by (state, created), holder, branch and base.
 import sqlite3
 
 from .errors import UsageError
-from .records import HEARTBEAT, BoardRow, EventQuery, Notice, Row, SearchHit, TypeFilter, ViewRow, is_glob
+from .records import HEARTBEAT, EventQuery, Notice, Row, SearchHit, TypeFilter, ViewRow, board_row, is_glob
 from .shapes import BROADCAST
 from .sqlite_board import BOARD_COLS, BoardReads
 from .sqlite_graph import GraphReads
@@ -383,7 +383,7 @@ class SqliteReader(GraphReads, BoardReads, SqliteRebuildReads, Reader):
 def _view_row(t) -> ViewRow:
     if len(t) == 13:
         return ViewRow(*t[:10], bool(t[10]), t[11], t[12])
-    return ViewRow(*t[:10], bool(t[10]), t[11], t[12], BoardRow(*t[13:]) if t[13] is not None else None)
+    return ViewRow(*t[:10], bool(t[10]), t[11], t[12], board_row(t[13:]))
 
 
 def pending_sql(agent: str, address: str, after: int) -> tuple[str, list]:

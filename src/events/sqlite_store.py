@@ -19,7 +19,7 @@ from msgspec.structs import astuple
 from .errors import CoordError, UsageError
 from .failpoints import failpoint
 from .files import FairLock, exclusive_flock, open_in_home
-from .records import EventQuery, StoredEvent, ViewRow, worker_of
+from .records import BOARD_COLUMNS, EventQuery, StoredEvent, ViewRow, board_values, worker_of
 from .sqlite_board import BOARD_COLS
 from .sqlite_files import check_home_files, coord_error
 from .sqlite_graph import GraphWrites
@@ -34,12 +34,11 @@ SCHEMA_VERSION = 12
 WAIT_POLL = 0.01  # s between looks at PRAGMA data_version while waiting for new events
 SEARCH_COLUMNS = "type, text, tokenize = 'unicode61 remove_diacritics 2'"
 PUT_VIEW = f"INSERT OR REPLACE INTO workers({VIEW_COLS}, {BOARD_COLS}) VALUES ({','.join('?' * 20)})"
-PUT_BOARD = "board_head = ?, board_note = ?, board_since = ?, board_beat = ?, board_live = ?, board_interval = ?, board_clone = ?"
-NO_BOARD = (None,) * 7
+PUT_BOARD = ", ".join(f"{c} = ?" for c in BOARD_COLUMNS)
 
 
 def _put_view_args(row: ViewRow) -> tuple:
-    return astuple(row)[:13] + (astuple(row.board) if row.board is not None else NO_BOARD)
+    return astuple(row)[:13] + board_values(row.board)
 
 
 class _NotBeats(Exception):
@@ -100,12 +99,12 @@ class SqliteTx(GraphWrites, SqliteNoticeWrites, SqliteRebuildWrites, SqliteReade
             self._x("UPDATE workers SET view = ? WHERE worker = ?", (view, worker))
         else:
             self._x(
-                f"UPDATE workers SET view = ?, {PUT_BOARD} WHERE worker = ?", (view, *astuple(board), worker)
+                f"UPDATE workers SET view = ?, {PUT_BOARD} WHERE worker = ?",
+                (view, *board_values(board), worker),
             )
 
     def put_board(self, worker, board) -> None:
-        values = astuple(board) if board is not None else NO_BOARD
-        self._x(f"UPDATE workers SET {PUT_BOARD} WHERE worker = ?", (*values, worker))
+        self._x(f"UPDATE workers SET {PUT_BOARD} WHERE worker = ?", (*board_values(board), worker))
 
     def delete_view(self, worker) -> None:
         self._x("DELETE FROM workers WHERE worker = ?", (worker,))
